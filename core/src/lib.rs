@@ -1,0 +1,17 @@
+//! The Esper-Lite subsystems.
+//!
+//! Everything in this crate is production code: the same functions run inside the
+//! deterministic simulation (`esper-sim`) and in the real profile (tokio, real
+//! sockets, real files). The crate therefore never names a driver. It reaches the
+//! outside world only through small seams:
+//!
+//! * [`net::Connector`] for TCP — tokio sockets for real, turmoil sockets in the sim;
+//! * tokio time for every clock — virtual under the sim, wall-clock for real;
+//! * an injected seeded RNG (`rand::Rng`) — never a thread or OS RNG.
+//!
+//! Architecture invariant: `esper-core` never depends on turmoil, proptest or insta,
+//! and never reads `std::time`, a thread RNG or a randomly-seeded hasher
+//! (`clippy.toml` enforces the last three).
+
+pub mod net;
+pub mod weatherlight;

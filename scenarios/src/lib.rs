@@ -1,0 +1,9 @@
+//! Esper's scenarios, and the logic the `esper` CLI calls.
+//!
+//! A scenario wires `esper-core` subsystems onto the hosts of an `esper-sim` world,
+//! draws its faults from the seed and checks what must hold at the end. The
+//! [`registry`] is the one list the CLI, the tests and the benches share.
+
+pub mod heartbeat;
+pub mod registry;
+pub mod seeds;

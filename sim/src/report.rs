@@ -1,0 +1,79 @@
+//! What a run leaves behind.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::fault::FaultSchedule;
+use crate::scenario::replay_command;
+use crate::trace::format_sim_time;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every host finished cleanly and the scenario's own checks held.
+    Passed,
+    /// A host returned an error, panicked, or the run outlived its sim-time budget.
+    Failed { error: String },
+}
+
+/// The result of one run: enough to compare it with another run and to replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Scenario name, as `esper scenarios` lists it.
+    pub scenario: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// The faults the run was subjected to.
+    pub schedule: FaultSchedule,
+    /// SHA-256 of the canonical trace, hex.
+    pub hash: String,
+    /// Events in the trace.
+    pub events: u64,
+    /// Sim time when the run ended.
+    pub sim_elapsed: Duration,
+    /// Passed or failed, with why.
+    pub outcome: Outcome,
+    /// Every trace line, when the run kept them (`TraceMode::Full`).
+    pub lines: Vec<String>,
+    /// The last trace lines, for failure reports.
+    pub tail: Vec<String>,
+}
+
+impl RunReport {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+
+    /// The command that reruns exactly this run.
+    pub fn replay_command(&self) -> String {
+        replay_command(&self.scenario, self.seed)
+    }
+}
+
+/// One line for a pass; seed, schedule, error, trace tail and the replay command
+/// for a failure — in that order, so the seed is the first thing a reader sees.
+impl fmt::Display for RunReport {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "seed={} scenario={} hash={} events={} sim_time={}s",
+            self.seed,
+            self.scenario,
+            self.hash,
+            self.events,
+            format_sim_time(self.sim_elapsed)
+        )?;
+        let Outcome::Failed { error } = &self.outcome else {
+            return Ok(());
+        };
+        writeln!(formatter, " FAILED")?;
+        writeln!(formatter, "  schedule: {}", self.schedule)?;
+        writeln!(formatter, "  error: {error}")?;
+        writeln!(formatter, "  last {} trace events:", self.tail.len())?;
+        for line in &self.tail {
+            writeln!(formatter, "    {line}")?;
+        }
+        write!(formatter, "  replay: {}", self.replay_command())
+    }
+}

@@ -1,0 +1,43 @@
+//! The contract between a scenario and the world.
+
+use crate::fault::FaultSchedule;
+use crate::report::RunReport;
+use crate::rng::RngTree;
+use crate::trace::TraceMode;
+use crate::world::{World, WorldConfig};
+
+/// A scenario: which hosts run which `esper-core` code, under which faults, and
+/// what must hold at the end (checked by its client host, which fails the run by
+/// returning an error).
+pub trait SimScenario: Sync + std::fmt::Debug {
+    /// Name used on the command line.
+    fn name(&self) -> &'static str;
+
+    /// One line for `esper scenarios`.
+    fn summary(&self) -> &'static str;
+
+    /// The world's physics; the defaults unless the scenario needs otherwise.
+    fn world_config(&self) -> WorldConfig {
+        WorldConfig::default()
+    }
+
+    /// The faults for this seed, drawn from the `faults` branch of the RNG tree so
+    /// they never shift when the code under test draws more or fewer numbers.
+    fn schedule(&self, rng: &RngTree) -> FaultSchedule;
+
+    /// Registers the hosts and clients.
+    fn populate(&self, world: &mut World);
+}
+
+/// Runs `scenario` once for `seed`.
+pub fn run_scenario(scenario: &dyn SimScenario, seed: u64, mode: TraceMode) -> RunReport {
+    let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
+    let mut world = World::with_config(seed, schedule, &scenario.world_config());
+    scenario.populate(&mut world);
+    world.run(scenario.name(), mode)
+}
+
+/// The one command that reruns `scenario` at `seed`, from a checkout of the same commit.
+pub fn replay_command(scenario: &str, seed: u64) -> String {
+    format!("cargo run --release -- run --scenario {scenario} --seed {seed}")
+}

@@ -1,0 +1,106 @@
+//! Folds canonical lines into the run's hash.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{TAIL_LINES, TraceMode};
+
+/// The recorder behind a [`super::TraceLayer`]. The world also tells it the sim time
+/// for events raised outside any host (fault injection), since turmoil only knows
+/// the time inside a host.
+#[derive(Debug)]
+pub struct TraceRecorder {
+    mode: TraceMode,
+    hasher: Sha256,
+    events: u64,
+    lines: Vec<String>,
+    tail: VecDeque<String>,
+    world_time: Duration,
+}
+
+/// What a finished recording hands back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSummary {
+    /// Lower-case hex SHA-256 over every line.
+    pub hash: String,
+    /// Number of lines folded in.
+    pub events: u64,
+    /// Every line, in [`TraceMode::Full`]; empty otherwise.
+    pub lines: Vec<String>,
+    /// The last lines, for failure reports.
+    pub tail: Vec<String>,
+}
+
+impl TraceRecorder {
+    /// An empty recording.
+    pub fn new(mode: TraceMode) -> Self {
+        Self {
+            mode,
+            hasher: Sha256::new(),
+            events: 0,
+            lines: Vec::new(),
+            tail: VecDeque::with_capacity(TAIL_LINES),
+            world_time: Duration::ZERO,
+        }
+    }
+
+    /// Sim time to stamp on events raised outside a host.
+    pub fn set_world_time(&mut self, now: Duration) {
+        debug_assert!(now >= self.world_time, "sim time went backwards");
+        self.world_time = now;
+    }
+
+    /// The time last set with [`Self::set_world_time`].
+    pub fn world_time(&self) -> Duration {
+        self.world_time
+    }
+
+    /// Folds one line into the hash and keeps it as the mode says.
+    pub fn record(&mut self, line: String) {
+        self.hasher.update(line.as_bytes());
+        self.hasher.update(b"\n");
+        self.events += 1;
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        if self.mode == TraceMode::Full {
+            self.lines.push(line.clone());
+        }
+        self.tail.push_back(line);
+    }
+
+    /// Ends the recording.
+    pub fn finish(self) -> TraceSummary {
+        let digest = self.hasher.finalize();
+        let hash = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        TraceSummary { hash, events: self.events, lines: self.lines, tail: self.tail.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_depends_on_every_line_and_tail_is_bounded() {
+        let record = |lines: &[&str]| {
+            let mut recorder = TraceRecorder::new(TraceMode::Hash);
+            for line in lines {
+                recorder.record((*line).to_owned());
+            }
+            recorder.finish()
+        };
+        let many: Vec<String> = (0..100).map(|index| format!("line {index}")).collect();
+        let many_refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let summary = record(&many_refs);
+        assert_eq!(summary.events, 100);
+        assert_eq!(summary.tail.len(), TAIL_LINES);
+        assert_eq!(summary.tail.last().map(String::as_str), Some("line 99"));
+        assert!(summary.lines.is_empty());
+        assert_ne!(record(&["a", "b"]).hash, record(&["b", "a"]).hash);
+        // The separator is part of the hash: "ab" is not "a" then "b".
+        assert_ne!(record(&["ab"]).hash, record(&["a", "b"]).hash);
+    }
+}

@@ -1,0 +1,206 @@
+//! The world: one seeded turmoil simulation plus Esper's fault executor and trace.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rand::RngCore;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::fault::{Fault, FaultSchedule};
+use crate::report::{Outcome, RunReport};
+use crate::rng::RngTree;
+use crate::trace::{TraceLayer, TraceMode, TraceRecorder};
+
+/// Fixed start of sim time (2025-01-01T00:00:00Z): turmoil would otherwise take the
+/// wall clock, and anything that prints a timestamp would differ between runs.
+const EPOCH_SECS: u64 = 1_735_689_600;
+
+/// The physics of a world. Defaults suit the control-loop scenarios.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorldConfig {
+    /// Sim time advanced per step.
+    pub tick: Duration,
+    /// Sim-time budget; a run still going past it fails.
+    pub duration: Duration,
+    /// Lower bound of one-way message latency.
+    pub min_latency: Duration,
+    /// Upper bound of one-way message latency.
+    pub max_latency: Duration,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(1),
+            duration: Duration::from_secs(120),
+            min_latency: Duration::from_millis(1),
+            max_latency: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A seeded simulation: hosts, faults and the trace. See the crate docs.
+pub struct World {
+    seed: u64,
+    rng: RngTree,
+    schedule: FaultSchedule,
+    sim: turmoil::Sim<'static>,
+    hosts: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("World")
+            .field("seed", &self.seed)
+            .field("schedule", &self.schedule)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// A world with default physics.
+    pub fn new(seed: u64, schedule: FaultSchedule) -> Self {
+        Self::with_config(seed, schedule, &WorldConfig::default())
+    }
+
+    /// A world with the given physics. turmoil's own randomness (latencies, the
+    /// order hosts run in each step) is seeded from the `world/turmoil` stream.
+    pub fn with_config(seed: u64, schedule: FaultSchedule, config: &WorldConfig) -> Self {
+        let rng = RngTree::new(seed);
+        let turmoil_seed = rng.child("world").stream("turmoil").next_u64();
+        let sim = turmoil::Builder::new()
+            .rng_seed(turmoil_seed)
+            .enable_random_order()
+            .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+            .tick_duration(config.tick)
+            .simulation_duration(config.duration)
+            .min_message_latency(config.min_latency)
+            .max_message_latency(config.max_latency)
+            .build();
+        Self { seed, rng, schedule, sim, hosts: BTreeSet::new() }
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The faults this world will apply.
+    pub fn schedule(&self) -> &FaultSchedule {
+        &self.schedule
+    }
+
+    /// The root of the run's RNG tree; components take named streams from it.
+    pub fn rng(&self) -> &RngTree {
+        &self.rng
+    }
+
+    /// Registers a long-running host (a server). `software` is called again when
+    /// the host restarts, so it must build a fresh future each time.
+    pub fn host<F, Fut>(&mut self, name: &str, software: F)
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = turmoil::Result> + 'static,
+    {
+        self.register(name);
+        self.sim.host(name, software);
+    }
+
+    /// Registers a client host; the run ends when every client has finished.
+    pub fn client<Fut>(&mut self, name: &str, software: Fut)
+    where
+        Fut: Future<Output = turmoil::Result> + 'static,
+    {
+        self.register(name);
+        self.sim.client(name, software);
+    }
+
+    fn register(&mut self, name: &str) {
+        let fresh = self.hosts.insert(name.to_owned());
+        assert!(fresh, "host {name} registered twice");
+    }
+
+    /// Runs to completion: applies faults as their time comes, records the trace,
+    /// and turns host errors and panics into a failed [`Outcome`].
+    pub fn run(mut self, scenario: &str, mode: TraceMode) -> RunReport {
+        let recorder = Arc::new(Mutex::new(TraceRecorder::new(mode)));
+        let result = match self.unknown_host() {
+            Some(host) => Err(format!("fault schedule names host {host:?}, which this world does not have")),
+            None => {
+                let subscriber = tracing_subscriber::registry().with(TraceLayer::new(Arc::clone(&recorder)));
+                tracing::subscriber::with_default(subscriber, || self.drive(&recorder))
+            }
+        };
+        let finished = std::mem::replace(&mut *lock(&recorder), TraceRecorder::new(mode));
+        let summary = finished.finish();
+        RunReport {
+            scenario: scenario.to_owned(),
+            seed: self.seed,
+            schedule: self.schedule,
+            hash: summary.hash,
+            events: summary.events,
+            sim_elapsed: self.sim.elapsed(),
+            outcome: result.map_or_else(|error| Outcome::Failed { error }, |()| Outcome::Passed),
+            lines: summary.lines,
+            tail: summary.tail,
+        }
+    }
+
+    fn unknown_host(&self) -> Option<String> {
+        self.schedule
+            .faults()
+            .iter()
+            .flat_map(|scheduled| scheduled.fault.hosts())
+            .find(|host| !self.hosts.contains(*host))
+            .map(str::to_owned)
+    }
+
+    /// The step loop. Faults due at or before the current sim time are applied
+    /// before the step, so a fault at `t` is in force for everything at `t`.
+    fn drive(&mut self, recorder: &Mutex<TraceRecorder>) -> Result<(), String> {
+        let faults = self.schedule.faults().to_vec();
+        let mut next_fault = 0;
+        loop {
+            let now = self.sim.elapsed();
+            lock(recorder).set_world_time(now);
+            while let Some(scheduled) = faults.get(next_fault).filter(|f| u128::from(f.at_ms) <= now.as_millis()) {
+                self.apply(&scheduled.fault);
+                next_fault += 1;
+            }
+            match catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
+                Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(panic) => return Err(format!("a host panicked: {}", panic_message(panic.as_ref()))),
+            }
+        }
+    }
+
+    fn apply(&mut self, fault: &Fault) {
+        let [a, b] = fault.hosts();
+        tracing::info!(target: "esper_sim::fault", kind = fault.kind(), a, b, "fault injected");
+        match fault {
+            Fault::Partition { a, b } => self.sim.partition(a.as_str(), b.as_str()),
+            Fault::Repair { a, b } => self.sim.repair(a.as_str(), b.as_str()),
+        }
+    }
+}
+
+/// A poisoned recorder only means a host panicked mid-event; the trace up to
+/// there is still the best evidence we have, so keep using it.
+fn lock(recorder: &Mutex<TraceRecorder>) -> std::sync::MutexGuard<'_, TraceRecorder> {
+    recorder.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".to_owned())
+}

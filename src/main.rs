@@ -1,0 +1,148 @@
+//! `esper`: the command line of the Esper deterministic simulation framework.
+//!
+//! Thin by design: it parses arguments, calls `esper-scenarios`/`esper-sim`, and
+//! prints. Exit codes: 0 success, 1 a run failed or diverged, 2 bad usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use esper_scenarios::registry;
+use esper_scenarios::seeds::SeedRange;
+use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario};
+
+/// Deterministic simulation and testing for the Esper-Lite training control loop.
+///
+/// Every run is named by (seed, commit): the same seed on the same commit gives the
+/// same trace hash, byte for byte. Every failure prints its seed and the one
+/// command that replays it.
+#[derive(Debug, Parser)]
+#[command(name = "esper", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the scenarios that `run` and `check-determinism` accept.
+    Scenarios,
+    /// Run one scenario at one seed in the simulated world and print its trace hash.
+    Run {
+        /// Scenario name (see `esper scenarios`).
+        #[arg(long, value_parser = scenario_name)]
+        scenario: &'static dyn SimScenario,
+        /// The run's seed; every random choice descends from it.
+        #[arg(long)]
+        seed: u64,
+        /// Also write every canonical trace line to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
+    /// Run each seed twice in fresh worlds and compare the traces event by event.
+    CheckDeterminism {
+        /// Scenario name (see `esper scenarios`).
+        #[arg(long, value_parser = scenario_name)]
+        scenario: &'static dyn SimScenario,
+        /// Seeds to check: `A..B` (B excluded), `A..=B`, or a single `N`.
+        #[arg(long, default_value = "0..100")]
+        seeds: SeedRange,
+    },
+    /// The main job. Until the RC1 harness lands (issue 10) this runs every
+    /// simulation scenario that exists at one seed, checks each for determinism,
+    /// and says so.
+    Harness {
+        /// `all`, or one scenario name.
+        #[arg(default_value = "all")]
+        target: String,
+        /// Seed for every scenario.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+/// clap value parser: a registered scenario, or a usage error listing the names.
+fn scenario_name(name: &str) -> Result<&'static dyn SimScenario, registry::UnknownScenario> {
+    registry::find(name)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` means a run failed (already reported), `Err` means
+/// the command itself could not be carried out.
+fn execute(command: Command) -> anyhow::Result<bool> {
+    match command {
+        Command::Scenarios => {
+            for scenario in registry::all() {
+                println!("{:<12} {}", scenario.name(), scenario.summary());
+            }
+            Ok(true)
+        }
+        Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
+        Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
+        Command::Harness { target, seed } => harness(&target, seed),
+    }
+}
+
+fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> anyhow::Result<bool> {
+    let mode = if trace.is_some() { TraceMode::Full } else { TraceMode::Hash };
+    let report = run_scenario(scenario, seed, mode);
+    if let Some(path) = trace {
+        let mut text = report.lines.join("\n");
+        text.push('\n');
+        std::fs::write(&path, text).with_context(|| format!("writing trace to {}", path.display()))?;
+    }
+    println!("{report}");
+    Ok(report.passed())
+}
+
+fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
+    let total = seeds.len();
+    let step = (total / 10).max(1);
+    for (done, seed) in seeds.seeds().enumerate() {
+        let report = match check_determinism(scenario, seed) {
+            Ok(report) => report,
+            Err(divergence) => {
+                eprintln!("{divergence}");
+                return false;
+            }
+        };
+        if !report.passed() {
+            eprintln!("{report}");
+            return false;
+        }
+        let done = done as u64 + 1;
+        if done % step == 0 || done == total {
+            eprintln!("checked {done}/{total} seeds of {}", scenario.name());
+        }
+    }
+    println!("deterministic: scenario={} seeds={seeds} (each run twice, traces identical)", scenario.name());
+    true
+}
+
+fn harness(target: &str, seed: u64) -> anyhow::Result<bool> {
+    let scenarios: Vec<&dyn SimScenario> =
+        if target == "all" { registry::all().to_vec() } else { vec![registry::find(target)?] };
+    eprintln!(
+        "note: the RC1 harness (steady-train, rollback, tamiyo-timeout, kasmina-prefetch) lands with issue 10; \
+         running the {} simulation scenario(s) that exist, each checked for determinism",
+        scenarios.len()
+    );
+    let mut all_passed = true;
+    for scenario in scenarios {
+        let passed = check(scenario, &SeedRange::single(seed));
+        all_passed &= passed;
+    }
+    Ok(all_passed)
+}
