@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rand::RngCore;
-use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fault::{Fault, FaultSchedule};
 use crate::report::{Outcome, RunReport};
 use crate::rng::RngTree;
-use crate::trace::{TraceLayer, TraceMode, TraceRecorder};
+use crate::trace::{TraceMode, TraceRecorder, TraceSubscriber};
 
 /// Fixed start of sim time (2025-01-01T00:00:00Z): turmoil would otherwise take the
 /// wall clock, and anything that prints a timestamp would differ between runs.
@@ -132,7 +131,7 @@ impl World {
         let result = match self.unknown_host() {
             Some(host) => Err(format!("fault schedule names host {host:?}, which this world does not have")),
             None => {
-                let subscriber = tracing_subscriber::registry().with(TraceLayer::new(Arc::clone(&recorder)));
+                let subscriber = TraceSubscriber::new(Arc::clone(&recorder));
                 tracing::subscriber::with_default(subscriber, || self.drive(&recorder))
             }
         };

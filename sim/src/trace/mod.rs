@@ -2,18 +2,18 @@
 //!
 //! A canonical line is `<sim time> <host> <LEVEL> <target>: <field>=<value> …`, with
 //! fields in the order the event declares them and values printed the same way on
-//! every platform. The [`TraceLayer`] builds the lines, the [`TraceRecorder`] hashes
+//! every platform. The [`TraceSubscriber`] builds the lines, the [`TraceRecorder`] hashes
 //! them (SHA-256 over each line plus `\n`) and keeps as much text as the
 //! [`TraceMode`] asks for. turmoil's own internal events are left out: they describe
 //! the simulator, not the system under test, and would only slow the hash down.
 
 mod canonical;
-mod layer;
 mod recorder;
+mod subscriber;
 
 pub use canonical::format_sim_time;
-pub use layer::TraceLayer;
 pub use recorder::{TraceRecorder, TraceSummary};
+pub use subscriber::TraceSubscriber;
 
 /// How much of the trace a run keeps besides its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{TAIL_LINES, TraceMode};
 
-/// The recorder behind a [`super::TraceLayer`]. The world also tells it the sim time
+/// The recorder behind a [`super::TraceSubscriber`]. The world also tells it the sim time
 /// for events raised outside any host (fault injection), since turmoil only knows
 /// the time inside a host.
 #[derive(Debug)]
