@@ -14,4 +14,5 @@
 //! (`clippy.toml` enforces the last three).
 
 pub mod net;
+pub mod tolaria;
 pub mod weatherlight;
