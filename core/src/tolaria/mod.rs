@@ -7,3 +7,4 @@
 //! in the sim and libtorch on CPU or CUDA for real.
 
 pub mod device;
+pub mod rollback;
