@@ -7,4 +7,5 @@
 //! in the sim and libtorch on CPU or CUDA for real.
 
 pub mod device;
+pub mod ports;
 pub mod rollback;
