@@ -14,6 +14,7 @@
 //! (`clippy.toml` enforces the last three).
 
 pub mod breaker;
+pub mod clock;
 pub mod leyline;
 pub mod net;
 pub mod tolaria;
