@@ -15,6 +15,7 @@
 
 pub mod breaker;
 pub mod clock;
+pub mod kasmina;
 pub mod leyline;
 pub mod net;
 pub mod tolaria;

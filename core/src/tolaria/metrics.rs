@@ -43,23 +43,6 @@ pub struct EpochFigures {
     pub latency_objective_ms: f64,
 }
 
-/// Longest attribute value kept in an event, so any single event fits a packet.
-const ATTRIBUTE_MAX_CHARS: usize = 48;
-
-/// An event named as Esper-Lite's (`tolaria.tamiyo_timeout`, …), in `description`.
-/// Attribute values are cut to 48 characters: an event must always fit a packet.
-pub fn event(name: &str, level: TelemetryLevel, attributes: &[(&str, String)]) -> TelemetryEvent {
-    TelemetryEvent {
-        description: name.to_owned(),
-        level: level.into(),
-        attributes: attributes
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.chars().take(ATTRIBUTE_MAX_CHARS).collect()))
-            .collect(),
-        ..TelemetryEvent::default()
-    }
-}
-
 /// The end-of-epoch telemetry. The first packet carries the KPIs (at high priority)
 /// and counters that moved (at low priority, the first to go if the budget is tight);
 /// the epoch's events follow in as many further packets as the 280-byte budget needs.

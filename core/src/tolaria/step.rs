@@ -5,10 +5,11 @@ use tokio::time::{Instant, timeout};
 
 use super::checkpoint::CheckpointStore;
 use super::device::{Batch, StepOutcome};
-use super::metrics::event;
 use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::trainer::{StepTally, Trainer};
-use crate::leyline::{AdaptationCommand, CommandType, EmergencySignal, SystemStatePacket, TelemetryLevel, Timestamp};
+use crate::leyline::{
+    AdaptationCommand, CommandType, EmergencySignal, SystemStatePacket, TelemetryEvent, TelemetryLevel, Timestamp,
+};
 
 /// How long an emergency broadcast may take, as the original.
 const BROADCAST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -36,7 +37,7 @@ where
         if !outcome.loss.is_finite() || outcome.loss > self.config.divergence_loss {
             tally.note_failure(format!("step {}: loss diverged to {}", self.global_step, outcome.loss));
             let attributes = [("loss", outcome.loss.to_string()), ("step", self.global_step.to_string())];
-            self.events.push(event("tolaria.divergence", TelemetryLevel::Warning, &attributes));
+            self.events.push(TelemetryEvent::named("tolaria.divergence", TelemetryLevel::Warning, &attributes));
             self.rollback_to(self.global_step - 1).await;
             return;
         }
@@ -95,7 +96,7 @@ where
             }
             Ok(Err(error)) => {
                 self.counters.hook_errors_total += 1;
-                self.events.push(event(
+                self.events.push(TelemetryEvent::named(
                     "tolaria.tamiyo_error",
                     TelemetryLevel::Warning,
                     &[("error", error.to_string())],
@@ -105,7 +106,7 @@ where
             Err(_) => {
                 self.counters.timeout_tamiyo_total += 1;
                 tracing::warn!(step = self.global_step, "tolaria.tamiyo_timeout");
-                self.events.push(event("tolaria.tamiyo_timeout", TelemetryLevel::Warning, &[]));
+                self.events.push(TelemetryEvent::named("tolaria.tamiyo_timeout", TelemetryLevel::Warning, &[]));
                 self.conservative = true;
                 self.conservative_command()
             }
@@ -117,7 +118,7 @@ where
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 self.counters.hook_errors_total += 1;
-                self.events.push(event(
+                self.events.push(TelemetryEvent::named(
                     "tolaria.kasmina_error",
                     TelemetryLevel::Warning,
                     &[("error", error.to_string())],
@@ -126,7 +127,7 @@ where
             Err(_) => {
                 self.counters.timeout_kasmina_total += 1;
                 tracing::warn!(step = self.global_step, "tolaria.kasmina_timeout");
-                self.events.push(event("tolaria.kasmina_timeout", TelemetryLevel::Warning, &[]));
+                self.events.push(TelemetryEvent::named("tolaria.kasmina_timeout", TelemetryLevel::Warning, &[]));
                 self.conservative = true;
             }
         }

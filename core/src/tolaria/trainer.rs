@@ -17,7 +17,7 @@ use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::rollback::FastCache;
 use crate::breaker::CircuitBreaker;
 use crate::clock::UnixClock;
-use crate::leyline::{TelemetryEvent, TelemetryPacket};
+use crate::leyline::{TelemetryEvent, TelemetryLevel, TelemetryPacket};
 
 /// Tolaria's collaborators, reached only through their ports.
 #[derive(Debug)]
@@ -226,7 +226,7 @@ where
         };
         if let Err(reason) = saved {
             tracing::warn!(epoch = self.epoch, %reason, "tolaria.checkpoint_failed");
-            let event = super::metrics::event("tolaria.checkpoint_failed", crate::leyline::TelemetryLevel::Error, &[]);
+            let event = TelemetryEvent::named("tolaria.checkpoint_failed", TelemetryLevel::Error, &[]);
             self.events.push(event);
         }
     }

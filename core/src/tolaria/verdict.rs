@@ -4,10 +4,10 @@
 use tokio::time::Instant;
 
 use super::checkpoint::CheckpointStore;
-use super::metrics::{EpochFigures, epoch_packets, event};
+use super::metrics::{EpochFigures, epoch_packets};
 use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::trainer::{EpochClose, EpochFailure, EpochReport, StepTally, TolariaError, Trainer};
-use crate::leyline::{EmergencyLevel, TelemetryLevel};
+use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
 
 impl<T, K, M, E, C> Trainer<T, K, M, E, C>
 where
@@ -87,7 +87,7 @@ where
         if let Some(detail) = &tally.first_failure {
             attributes.push(("detail", detail.clone()));
         }
-        self.events.push(event("tolaria.epoch_failed", TelemetryLevel::Warning, &attributes));
+        self.events.push(TelemetryEvent::named("tolaria.epoch_failed", TelemetryLevel::Warning, &attributes));
         if !self.config.emergency_enabled {
             return;
         }
@@ -113,10 +113,10 @@ where
             return;
         };
         let attributes = [("level", level.as_str_name().to_owned()), ("reason", reason.to_owned())];
-        self.events.push(event("tolaria.emergency.escalated", TelemetryLevel::Error, &attributes));
+        self.events.push(TelemetryEvent::named("tolaria.emergency.escalated", TelemetryLevel::Error, &attributes));
         if level == EmergencyLevel::Halt {
             tracing::error!(reason, "tolaria.emergency.halt");
-            self.events.push(event(
+            self.events.push(TelemetryEvent::named(
                 "tolaria.emergency.halt",
                 TelemetryLevel::Critical,
                 &[("reason", reason.to_owned())],
@@ -132,7 +132,7 @@ where
             packet_id: format!("tolaria-e{}", self.epoch),
             source_subsystem: "tolaria".to_owned(),
             level: TelemetryLevel::Warning.into(),
-            events: vec![event("tolaria.telemetry_refused", TelemetryLevel::Warning, &[])],
+            events: vec![TelemetryEvent::named("tolaria.telemetry_refused", TelemetryLevel::Warning, &[])],
             ..Default::default()
         }
     }

@@ -7,9 +7,8 @@
 
 use tokio::time::{Instant, timeout};
 
-use crate::leyline::{EmergencyLevel, TelemetryLevel};
+use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
 use crate::tolaria::checkpoint::CheckpointStore;
-use crate::tolaria::metrics::event;
 use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use crate::tolaria::trainer::Trainer;
 
@@ -73,12 +72,20 @@ where
             RollbackOutcome::Failed { reason } => {
                 self.counters.rollback_failures_total += 1;
                 let attributes = [("reason", reason.clone()), ("latency_ms", latency)];
-                self.events.push(event("tolaria.rollback.restore_failed", TelemetryLevel::Error, &attributes));
+                self.events.push(TelemetryEvent::named(
+                    "tolaria.rollback.restore_failed",
+                    TelemetryLevel::Error,
+                    &attributes,
+                ));
             }
             RollbackOutcome::DeadlineExceeded => {
                 self.counters.rollback_deadline_exceeded_total += 1;
                 let attributes = [("reason", "deadline_exceeded".to_owned()), ("latency_ms", latency)];
-                self.events.push(event("tolaria.rollback.restore_failed", TelemetryLevel::Critical, &attributes));
+                self.events.push(TelemetryEvent::named(
+                    "tolaria.rollback.restore_failed",
+                    TelemetryLevel::Critical,
+                    &attributes,
+                ));
                 if self.config.l4_on_rollback_deadline {
                     self.escalate(EmergencyLevel::Halt, "rollback_deadline").await;
                 }
