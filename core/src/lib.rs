@@ -16,5 +16,6 @@
 pub mod breaker;
 pub mod leyline;
 pub mod net;
+pub mod tamiyo;
 pub mod tolaria;
 pub mod weatherlight;
