@@ -18,5 +18,6 @@ pub mod clock;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
+pub mod tamiyo;
 pub mod tolaria;
 pub mod weatherlight;
