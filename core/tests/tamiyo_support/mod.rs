@@ -37,6 +37,18 @@ pub fn service_with(config: TamiyoConfig, catalog: BlueprintCatalog) -> TestServ
     TamiyoService::new(config, catalog, MemoryFieldReportSink::default(), || NOW_MS, ChaCha8Rng::seed_from_u64(7))
 }
 
+/// A default service drawing ids and nonces from `seed`.
+pub fn service_seeded(seed: u64) -> TestService {
+    let catalog = BlueprintCatalog::karn_sample();
+    TamiyoService::new(
+        TamiyoConfig::default(),
+        catalog,
+        MemoryFieldReportSink::default(),
+        || NOW_MS,
+        ChaCha8Rng::seed_from_u64(seed),
+    )
+}
+
 /// A default service over Karn's sample catalog.
 pub fn service() -> TestService {
     service_with(TamiyoConfig::default(), BlueprintCatalog::karn_sample())
