@@ -165,6 +165,9 @@ async fn bad_frames_are_refused_counted_and_closed() {
     let counters = stats.snapshot();
     assert_eq!((counters.requests_refused, counters.framing_errors, counters.requests_answered), (3, 1, 2));
     assert_eq!(counters.bad_frames(), 4);
+    let verify = counters.verify;
+    assert_eq!((verify.rejected_malformed, verify.rejected_bad_mac, verify.rejected_replayed), (1, 1, 1));
+    assert_eq!(verify.accepted, 2, "the two good frames");
     assert_eq!(served.counters().evaluations, 2, "refused frames never reach the service");
 }
 
