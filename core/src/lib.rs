@@ -21,6 +21,7 @@ pub mod kasmina;
 pub mod leyline;
 pub mod net;
 pub mod storage;
+pub mod tamiyo;
 pub mod tolaria;
 pub mod wal;
 pub mod weatherlight;

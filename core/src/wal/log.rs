@@ -36,25 +36,7 @@ impl<S: Storage> Wal<S> {
         let io = || PersistenceError::storage(path);
         storage.create_dir_all(&parent_dir(path)).await.map_err(io())?;
         let mut file = storage.open(path, OpenMode::Create).await.map_err(io())?;
-        let file_len = file.len().await.map_err(io())?;
-        if file_len > config.max_log_bytes {
-            return Err(PersistenceError::LogTooLarge {
-                path: path.to_path_buf(),
-                len: file_len,
-                limit: config.max_log_bytes,
-            });
-        }
-        let bytes = file.read(0, usize::try_from(file_len).unwrap_or(usize::MAX)).await.map_err(io())?;
-        let (frames, valid_len, damage) = match scan(&bytes, config.max_record_bytes) {
-            Scan::Log { frames, valid_len, damage } => (frames, valid_len, damage),
-            Scan::OtherVersion(found) => {
-                return Err(PersistenceError::UnsupportedVersion {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-        };
+        let (bytes, frames, valid_len, damage) = load(&mut file, path, &config).await?;
         if let Some(damage) = damage {
             if config.strict {
                 return Err(PersistenceError::from_damage(path.to_path_buf(), damage));
@@ -168,6 +150,41 @@ impl<S: Storage> Wal<S> {
         }
         debug_assert_eq!(buffer.len(), batch_bytes);
         Ok(buffer)
+    }
+}
+
+/// Reads and scans the open log: its bytes, frames, valid length and damage. Refuses
+/// an oversized log and another format version; leaves the file untouched.
+async fn load<F: StorageFile>(file: &mut F, path: &Path, config: &WalConfig) -> Result<Loaded, PersistenceError> {
+    let io = || PersistenceError::storage(path);
+    let file_len = file.len().await.map_err(io())?;
+    if file_len > config.max_log_bytes {
+        return Err(PersistenceError::LogTooLarge {
+            path: path.to_path_buf(),
+            len: file_len,
+            limit: config.max_log_bytes,
+        });
+    }
+    let bytes = file.read(0, usize::try_from(file_len).unwrap_or(usize::MAX)).await.map_err(io())?;
+    match scan(&bytes, config.max_record_bytes) {
+        Scan::Log { frames, valid_len, damage } => Ok((bytes, frames, valid_len, damage)),
+        Scan::OtherVersion(found) => {
+            Err(PersistenceError::UnsupportedVersion { path: path.to_path_buf(), found, supported: FORMAT_VERSION })
+        }
+    }
+}
+
+/// What [`load`] returns: bytes, payload ranges, valid length, damage.
+type Loaded = (Vec<u8>, Vec<std::ops::Range<usize>>, u64, Option<Damage>);
+
+/// Reads the log at `path` without changing it (for backups and inspection): strict
+/// mode refuses damage; non-strict returns the valid prefix with the damage reported.
+pub async fn inspect<S: Storage>(storage: &S, path: &Path, config: &WalConfig) -> Result<Recovery, PersistenceError> {
+    let mut file = storage.open(path, OpenMode::Existing).await.map_err(PersistenceError::storage(path))?;
+    let (bytes, frames, _, damage) = load(&mut file, path, config).await?;
+    match damage {
+        Some(damage) if config.strict => Err(PersistenceError::from_damage(path.to_path_buf(), damage)),
+        _ => Ok(Recovery::new(bytes, frames, damage)),
     }
 }
 

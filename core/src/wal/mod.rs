@@ -24,6 +24,6 @@ pub mod scan;
 
 pub use config::{DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_RECORD_BYTES, WalConfig};
 pub use error::PersistenceError;
-pub use log::Wal;
+pub use log::{Wal, inspect};
 pub use recovery::Recovery;
 pub use scan::{Damage, DamageReason};

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::frame::FRAME_HEADER_LEN;
 use super::scan::Damage;
 
 /// The records a log held when it was opened, and the damage cut away (non-strict
@@ -23,6 +24,11 @@ impl Recovery {
     /// The recovered record payloads, oldest first.
     pub fn records(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.frames.iter().map(|frame| &self.bytes[frame.clone()])
+    }
+
+    /// The recovered records with the file offset of each one's frame.
+    pub fn records_with_offsets(&self) -> impl ExactSizeIterator<Item = (u64, &[u8])> + '_ {
+        self.frames.iter().map(|frame| ((frame.start - FRAME_HEADER_LEN) as u64, &self.bytes[frame.clone()]))
     }
 
     /// How many records were recovered.
