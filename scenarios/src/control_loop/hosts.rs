@@ -6,13 +6,14 @@ use std::time::Duration;
 use esper_core::clock::UnixClock;
 use esper_core::leyline::{EmergencySignal, SigningKey, TelemetryPacket};
 use esper_core::net::Connector;
+use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
 use esper_core::tamiyo::{
-    BlueprintCatalog, MemoryFieldReportSink, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService,
-    serve_tamiyo,
+    BlueprintCatalog, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService, serve_tamiyo,
 };
 use esper_core::tolaria::TrainingLoopConfig;
 use esper_core::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
-use esper_sim::{RngTree, TurmoilConnector, World};
+use esper_core::wal::inspect;
+use esper_sim::{RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -32,20 +33,36 @@ pub fn rpc_config() -> Result<RpcConfig, String> {
     SigningKey::new(SIM_SECRET.to_vec()).map(RpcConfig::new).map_err(|e| e.to_string())
 }
 
-/// Registers the `tamiyo` host: the real service over signed RPC, restartable.
-pub fn tamiyo_host(world: &mut World) {
+/// Where Tamiyo keeps its field-report WAL on its disk.
+pub const FIELD_REPORT_DIR: &str = "var/tamiyo";
+
+/// Registers the `tamiyo` host: the real service over signed RPC, writing a field
+/// report per command to its WAL on the host's simulated disk (returned, so a
+/// scenario's checks can read what became durable).
+pub fn tamiyo_host(world: &mut World) -> SimDisk {
     let rng = world.rng().child("tamiyo");
+    let disk = world.disk(TAMIYO, SimDiskConfig::default());
+    let storage = disk.clone();
     world.host(TAMIYO, move || {
-        let ids = rng.stream("command_ids");
+        let (ids, storage) = (rng.stream("command_ids"), storage.clone());
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
-            let sink = MemoryFieldReportSink::default();
+            let reports = FieldReportConfig::new(FIELD_REPORT_DIR);
+            let sink = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
             let catalog = BlueprintCatalog::karn_sample();
             let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
             Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
         }
     });
+    disk
+}
+
+/// Field reports durable in Tamiyo's WAL, read without disturbing the live store.
+pub async fn durable_field_reports(disk: &SimDisk) -> Result<usize, String> {
+    let config = FieldReportConfig::new(FIELD_REPORT_DIR);
+    let recovery = inspect(disk, &config.log_path(), &config.wal).await.map_err(|e| e.to_string())?;
+    Ok(recovery.len())
 }
 
 /// Tolaria's client of the `tamiyo` host.

@@ -24,7 +24,10 @@ use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCh
 use esper_sim::{
     Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World, WorldConfig,
 };
-use hosts::{Outbox, SIM_EPOCH_MS, TAMIYO, TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+use hosts::{
+    Outbox, SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, sim_clock, tamiyo_client, tamiyo_host,
+    training_config,
+};
 use prost::Message;
 use rand::Rng;
 
@@ -85,12 +88,13 @@ impl SimScenario for ControlLoopScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        tamiyo_host(world);
+        let tamiyo_disk = tamiyo_host(world);
         let device = self.device;
         let rng = world.rng().child("tolaria");
         let repair_ms = repair_time(world.schedule());
         let disk = world.disk(TOLARIA, SimDiskConfig::default());
-        world.client(TOLARIA, async move { train(device, rng, repair_ms, disk).await.map_err(Into::into) });
+        world
+            .client(TOLARIA, async move { train(device, rng, repair_ms, disk, tamiyo_disk).await.map_err(Into::into) });
     }
 }
 
@@ -99,7 +103,13 @@ fn repair_time(schedule: &FaultSchedule) -> u64 {
     schedule.faults().iter().find(|f| f.fault.kind() == "repair").map_or(0, |f| f.at_ms)
 }
 
-async fn train(device: DeviceKind, rng: RngTree, repair_ms: u64, disk: SimDisk) -> Result<(), String> {
+async fn train(
+    device: DeviceKind,
+    rng: RngTree,
+    repair_ms: u64,
+    disk: SimDisk,
+    tamiyo_disk: SimDisk,
+) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
@@ -124,7 +134,13 @@ async fn train(device: DeviceKind, rng: RngTree, repair_ms: u64, disk: SimDisk) 
         reports.push(trainer.run_epoch().await.map_err(|e| e.to_string())?);
         evaluations.push(trainer.counters().tamiyo_evaluations_total);
     }
-    check(&reports, &evaluations, &trainer.collaborators().telemetry.telemetry, trainer.counters())
+    check(&reports, &evaluations, &trainer.collaborators().telemetry.telemetry, trainer.counters())?;
+    let durable = durable_field_reports(&tamiyo_disk).await?;
+    let answered = trainer.counters().tamiyo_evaluations_total;
+    if (durable as u64) < answered {
+        return Err(format!("Tamiyo answered {answered} times but only {durable} field reports are durable"));
+    }
+    Ok(())
 }
 
 /// Safety first (budget, the cut was felt), then progress (loss), then liveness.
