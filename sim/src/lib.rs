@@ -12,6 +12,7 @@
 mod determinism;
 mod fault;
 mod net;
+pub mod redis;
 mod report;
 mod rng;
 mod scenario;
