@@ -97,44 +97,41 @@ impl Stream {
     /// Trims to at most `max_len` entries (exactly, or by whole nodes when
     /// `approx`), removing at most `limit` entries; returns how many went.
     pub fn trim_maxlen(&mut self, max_len: usize, approx: bool, limit: usize) -> usize {
-        self.trim(approx, limit, |stream, _| stream.len() > max_len, |stream, live| stream.len() - live >= max_len)
+        let done = |stream: &Self| stream.len() <= max_len;
+        let removable = |stream: &Self, node: &[StreamId]| stream.len() - node.len() >= max_len;
+        self.trim(approx, limit, done, removable, |stream, _| stream.len() > max_len)
     }
 
     /// Removes entries below `min_id` (exactly, or by whole nodes when `approx`).
     pub fn trim_minid(&mut self, min_id: StreamId, approx: bool, limit: usize) -> usize {
-        self.trim(approx, limit, |_, id| id < min_id, |stream, live| stream.node_below(live, min_id))
+        let removable = |_: &Self, node: &[StreamId]| node.last().is_some_and(|last| *last < min_id);
+        self.trim(approx, limit, |_| false, removable, |_, id| id < min_id)
     }
 
-    fn node_below(&self, _live: usize, min_id: StreamId) -> bool {
-        let mut starts = self.node_starts.keys();
-        starts.next();
-        starts.next().is_some_and(|next| *next <= min_id)
-    }
-
+    /// Redis's `streamTrim`: whole nodes go first while the strategy allows; with
+    /// `approx` that is all, otherwise single entries follow.
     fn trim(
         &mut self,
         approx: bool,
         limit: usize,
-        exact_keep_going: impl Fn(&Self, StreamId) -> bool,
-        node_removable: impl Fn(&Self, usize) -> bool,
+        done: impl Fn(&Self) -> bool,
+        node_removable: impl Fn(&Self, &[StreamId]) -> bool,
+        entry_removable: impl Fn(&Self, StreamId) -> bool,
     ) -> usize {
         let mut removed = 0;
-        if approx {
-            while let Some((start, end)) = self.first_node() {
-                let live = self.entries.range(start..end).count();
-                if !node_removable(self, live) || removed + live > limit {
-                    break;
-                }
-                let ids: Vec<StreamId> = self.entries.range(start..end).map(|(id, _)| *id).collect();
-                ids.into_iter().for_each(|id| {
-                    self.entries.remove(&id);
-                });
-                self.node_starts.remove(&start);
-                removed += live;
+        while let Some((start, node)) = self.first_node() {
+            if done(self) || removed + node.len() > limit || !node_removable(self, &node) {
+                break;
             }
-        } else {
+            node.iter().for_each(|id| {
+                self.entries.remove(id);
+            });
+            self.node_starts.remove(&start);
+            removed += node.len();
+        }
+        if !approx {
             while let Some(id) = self.entries.keys().next().copied() {
-                if !exact_keep_going(self, id) || removed >= limit {
+                if !entry_removable(self, id) || removed >= limit {
                     break;
                 }
                 self.entries.remove(&id);
@@ -145,13 +142,15 @@ impl Stream {
         removed
     }
 
-    /// The first node as `[start, next start)`; `None` when only the tail node is
-    /// left, which Redis never removes by approximate trimming.
-    fn first_node(&self) -> Option<(StreamId, StreamId)> {
+    /// The first node: its start and its live ids.
+    fn first_node(&self) -> Option<(StreamId, Vec<StreamId>)> {
         let mut starts = self.node_starts.keys();
         let start = *starts.next()?;
-        let end = *starts.next()?;
-        Some((start, end))
+        let ids = match starts.next() {
+            Some(end) => self.entries.range(start..*end).map(|(id, _)| *id).collect(),
+            None => self.entries.range(start..).map(|(id, _)| *id).collect(),
+        };
+        Some((start, ids))
     }
 
     fn drop_empty_nodes(&mut self) {

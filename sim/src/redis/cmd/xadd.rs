@@ -48,11 +48,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
 
 fn parse(args: &[Vec<u8>]) -> Result<(TrimArgs, IdSpec), Reply> {
     let trim = xtrim::parse(args, true)?;
-    let fields = args.len().saturating_sub(trim.id_at + 1);
-    if trim.id_at >= args.len() || fields < 2 || fields % 2 == 1 {
-        return Err(err("ERR wrong number of arguments for 'xadd' command"));
-    }
-    let text = &args[trim.id_at];
+    let text = args.get(trim.id_at).ok_or_else(|| err("ERR wrong number of arguments for 'xadd' command"))?;
     let spec = match text.as_slice() {
         b"*" => IdSpec::Auto,
         _ => match text.strip_suffix(b"-*") {
@@ -60,6 +56,10 @@ fn parse(args: &[Vec<u8>]) -> Result<(TrimArgs, IdSpec), Reply> {
             None => IdSpec::Exact(crate::redis::id::parse_id(text, 0)?),
         },
     };
+    let fields = args.len() - trim.id_at - 1;
+    if fields < 2 || fields % 2 == 1 {
+        return Err(err("ERR wrong number of arguments for 'xadd' command"));
+    }
     Ok((trim, spec))
 }
 

@@ -15,7 +15,6 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
 
 fn autoclaim(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Result<Reply, Reply> {
     let now = ctx.now_ms;
-    stream_with_group(ctx, args)?;
     let min_idle = parse_i64(&args[4]).map_err(|_| err("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?.max(0);
     let start = parse_range_bound(&args[5], true)?;
     let (mut count, just_id) = parse_options(&args[6..])?;
