@@ -17,7 +17,7 @@ mod support;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use esper_sim::redis::{PlantedBug, ServerConfig};
+use esper_sim::redis::ServerConfig;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use support::{RawClient, RealRedis, spawn_simulated};
@@ -115,7 +115,14 @@ fn groups() -> impl Strategy<Value = Cmd> {
 
 fn reads() -> impl Strategy<Value = Cmd> {
     let count = prop::option::of(0_i64..3);
-    let group_read = (group(), consumer(), count.clone(), any::<bool>(), any_key(), prop_oneof![3 => Just(">".to_owned()), 1 => id(), 1 => Just("0".to_owned())])
+    let group_read = (
+        group(),
+        consumer(),
+        count.clone(),
+        any::<bool>(),
+        any_key(),
+        prop_oneof![3 => Just(">".to_owned()), 1 => id(), 1 => Just("0".to_owned())],
+    )
         .prop_map(|(g, c, count, noack, k, id)| {
             let mut cmd = words(&["XREADGROUP", "GROUP", &g, &c]);
             if let Some(count) = count {
@@ -127,14 +134,15 @@ fn reads() -> impl Strategy<Value = Cmd> {
             cmd.extend(["STREAMS".to_owned(), k, id]);
             cmd
         });
-    let plain_read = (count, any_key(), prop_oneof![Just("$".to_owned()), Just("0".to_owned()), id()]).prop_map(|(count, k, id)| {
-        let mut cmd = words(&["XREAD"]);
-        if let Some(count) = count {
-            cmd.extend(["COUNT".to_owned(), count.to_string()]);
-        }
-        cmd.extend(["STREAMS".to_owned(), k, id]);
-        cmd
-    });
+    let plain_read =
+        (count, any_key(), prop_oneof![Just("$".to_owned()), Just("0".to_owned()), id()]).prop_map(|(count, k, id)| {
+            let mut cmd = words(&["XREAD"]);
+            if let Some(count) = count {
+                cmd.extend(["COUNT".to_owned(), count.to_string()]);
+            }
+            cmd.extend(["STREAMS".to_owned(), k, id]);
+            cmd
+        });
     prop_oneof![3 => group_read, 1 => plain_read]
 }
 
@@ -147,24 +155,28 @@ fn pel() -> impl Strategy<Value = Cmd> {
         }),
         (any_key(), group()).prop_map(|(k, g)| words(&["XPENDING", &k, &g])),
         (any_key(), group()).prop_map(|(k, g)| words(&["XPENDING", &k, &g, "IDLE", "100000000", "-", "+", "10"])),
-        (any_key(), group(), consumer(), prop::collection::vec(id(), 1..3), any::<bool>()).prop_map(|(k, g, c, ids, just)| {
-            let mut cmd = words(&["XCLAIM", &k, &g, &c, "0"]);
-            cmd.extend(ids);
-            if just {
-                cmd.push("JUSTID".to_owned());
+        (any_key(), group(), consumer(), prop::collection::vec(id(), 1..3), any::<bool>()).prop_map(
+            |(k, g, c, ids, just)| {
+                let mut cmd = words(&["XCLAIM", &k, &g, &c, "0"]);
+                cmd.extend(ids);
+                if just {
+                    cmd.push("JUSTID".to_owned());
+                }
+                cmd
             }
-            cmd
-        }),
-        (any_key(), group(), consumer(), bound(), prop::option::of(1_i64..3), any::<bool>()).prop_map(|(k, g, c, start, count, just)| {
-            let mut cmd = words(&["XAUTOCLAIM", &k, &g, &c, "0", &start]);
-            if let Some(count) = count {
-                cmd.extend(["COUNT".to_owned(), count.to_string()]);
+        ),
+        (any_key(), group(), consumer(), bound(), prop::option::of(1_i64..3), any::<bool>()).prop_map(
+            |(k, g, c, start, count, just)| {
+                let mut cmd = words(&["XAUTOCLAIM", &k, &g, &c, "0", &start]);
+                if let Some(count) = count {
+                    cmd.extend(["COUNT".to_owned(), count.to_string()]);
+                }
+                if just {
+                    cmd.push("JUSTID".to_owned());
+                }
+                cmd
             }
-            if just {
-                cmd.push("JUSTID".to_owned());
-            }
-            cmd
-        }),
+        ),
     ]
 }
 
@@ -172,8 +184,15 @@ fn misc() -> impl Strategy<Value = Cmd> {
     prop_oneof![
         any_key().prop_map(|k| words(&["XLEN", &k])),
         (any_key(), id()).prop_map(|(k, id)| words(&["XDEL", &k, &id])),
-        (any_key(), prop_oneof![Just("MAXLEN"), Just("MINID")], prop_oneof![Just("="), Just("~")], 0_u64..4)
-            .prop_map(|(k, kind, op, n)| words(&["XTRIM", &k, kind, op, &if kind == "MINID" { format!("{n}-0") } else { n.to_string() }])),
+        (any_key(), prop_oneof![Just("MAXLEN"), Just("MINID")], prop_oneof![Just("="), Just("~")], 0_u64..4).prop_map(
+            |(k, kind, op, n)| words(&[
+                "XTRIM",
+                &k,
+                kind,
+                op,
+                &if kind == "MINID" { format!("{n}-0") } else { n.to_string() }
+            ])
+        ),
         key().prop_map(|k| words(&["DEL", &k])),
         (key(), key()).prop_map(|(a, b)| words(&["EXISTS", &a, &b])),
         any_key().prop_map(|k| words(&["TYPE", &k])),
@@ -222,23 +241,62 @@ fn normalise(reply: &[u8], seen: &mut BTreeMap<String, usize>) -> String {
     out.join("\r\n")
 }
 
+/// `HELLO`'s reply with the connection id (which differs between servers) masked.
+fn mask_client_id(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+    if let Some(at) = lines.iter().position(|line| line == "id") {
+        if let Some(value) = lines.get_mut(at + 1) {
+            *value = ":<id>".to_owned();
+        }
+    }
+    lines.join("\r\n")
+}
+
+/// The planted mismatch of the shrinking demonstration: a harness-side bug switch
+/// that corrupts the simulated server's XLEN replies on their way to the
+/// comparison (any non-zero count gains one), so the server itself stays correct.
+fn planted_xlen_off_by_one(command: &Cmd, reply: Vec<u8>) -> Vec<u8> {
+    let text = String::from_utf8_lossy(&reply);
+    let count = text.strip_prefix(':').and_then(|rest| rest.trim_end().parse::<u64>().ok());
+    match count {
+        Some(count) if command[0] == "XLEN" && count > 0 => format!(":{}\r\n", count + 1).into_bytes(),
+        _ => reply,
+    }
+}
+
+/// What the harness does to the simulated server's replies before comparing.
+type Tamper = fn(&Cmd, Vec<u8>) -> Vec<u8>;
+
 /// Both servers and a connection to each.
 struct Pair {
     real: RawClient,
     simulated: RawClient,
+    tamper: Option<Tamper>,
 }
 
 impl Pair {
-    /// Runs `sequence` on both; the first differing reply is the error.
-    fn replay(&mut self, sequence: &[Cmd]) -> Result<(), TestCaseError> {
+    fn new(real_port: u16, simulated_port: u16, tamper: Option<Tamper>) -> Self {
+        Self { real: RawClient::connect(real_port), simulated: RawClient::connect(simulated_port), tamper }
+    }
+
+    /// Runs `case` on both; the first differing reply is the error.
+    fn replay(&mut self, case: &Case) -> Result<(), TestCaseError> {
         let flush = words(&["FLUSHALL"]);
         prop_assert_eq!(self.real.call(&flush), b"+OK\r\n".to_vec());
         prop_assert_eq!(self.simulated.call(&flush), b"+OK\r\n".to_vec());
+        let hello = words(&["HELLO", &case.resp.to_string()]);
+        let (real, simulated) = (self.real.call(&hello), self.simulated.call(&hello));
+        prop_assert_eq!(mask_client_id(&simulated), mask_client_id(&real), "HELLO {}", case.resp);
         let (mut real_ids, mut simulated_ids) = (BTreeMap::new(), BTreeMap::new());
-        for (step, command) in sequence.iter().enumerate() {
+        for (step, command) in case.commands.iter().enumerate() {
             let real = normalise(&self.real.call(command), &mut real_ids);
-            let simulated = normalise(&self.simulated.call(command), &mut simulated_ids);
-            prop_assert_eq!(&simulated, &real, "step {} {:?} of {:?}", step, command, sequence);
+            let mut reply = self.simulated.call(command);
+            if let Some(tamper) = self.tamper {
+                reply = tamper(command, reply);
+            }
+            let simulated = normalise(&reply, &mut simulated_ids);
+            prop_assert_eq!(&simulated, &real, "step {} {:?} of {:?}", step, command, case);
         }
         Ok(())
     }
@@ -249,40 +307,48 @@ fn runner(cases: u32) -> TestRunner {
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
-fn sequences() -> impl Strategy<Value = Vec<Cmd>> {
-    prop::collection::vec(command(), 1..16)
+/// One generated case: the protocol version (RESP2 or RESP3) and the commands.
+#[derive(Debug, Clone)]
+struct Case {
+    resp: u8,
+    commands: Vec<Cmd>,
+}
+
+fn cases() -> impl Strategy<Value = Case> {
+    (prop_oneof![3 => Just(2_u8), 1 => Just(3_u8)], prop::collection::vec(command(), 1..16))
+        .prop_map(|(resp, commands)| Case { resp, commands })
 }
 
 #[test]
 fn two_thousand_generated_sequences_match_real_redis_byte_for_byte() {
     let Some(redis) = RealRedis::start("redis_differential") else { return };
-    let pair = RefCell::new(Pair {
-        real: RawClient::connect(redis.port),
-        simulated: RawClient::connect(spawn_simulated(ServerConfig::default())),
+    let pair = RefCell::new(Pair::new(redis.port, spawn_simulated(ServerConfig::default()), None));
+    let (commands, resp3) = (Cell::new(0_usize), Cell::new(0_usize));
+    let result = runner(2_000).run(&cases(), |case| {
+        commands.set(commands.get() + case.commands.len());
+        resp3.set(resp3.get() + usize::from(case.resp == 3));
+        pair.borrow_mut().replay(&case)
     });
-    let commands = Cell::new(0_usize);
-    let result = runner(2_000).run(&sequences(), |sequence| {
-        commands.set(commands.get() + sequence.len());
-        pair.borrow_mut().replay(&sequence)
-    });
-    let commands = commands.get();
+    let (commands, resp3) = (commands.get(), resp3.get());
     if let Err(error) = result {
         panic!("the simulated server differs from redis-server: {error}");
     }
-    eprintln!("2000 sequences, {commands} commands (including shrinking), 0 mismatches");
+    eprintln!("2000 sequences ({resp3} over RESP3), {commands} commands, 0 mismatches");
     assert!(commands >= 2_000, "every sequence has at least one command");
+    assert!(resp3 > 0 && resp3 < 2_000, "both protocols were exercised: {resp3} of 2000 over RESP3");
 }
 
 #[test]
 fn a_planted_mismatch_is_caught_and_shrinks_to_at_most_three_commands() {
     let Some(redis) = RealRedis::start("redis_differential") else { return };
-    let planted = spawn_simulated(ServerConfig::with_planted_bug(PlantedBug::XlenOffByOne));
-    let pair = RefCell::new(Pair { real: RawClient::connect(redis.port), simulated: RawClient::connect(planted) });
-    let result = runner(2_000).run(&sequences(), |sequence| pair.borrow_mut().replay(&sequence));
+    let simulated = spawn_simulated(ServerConfig::default());
+    let pair = RefCell::new(Pair::new(redis.port, simulated, Some(planted_xlen_off_by_one)));
+    let result = runner(2_000).run(&cases(), |case| pair.borrow_mut().replay(&case));
     let Err(TestError::Fail(reason, minimal)) = result else {
-        panic!("the planted XLEN bug went unnoticed: {result:?}");
+        panic!("the planted XLEN mismatch went unnoticed: {result:?}");
     };
-    eprintln!("planted bug shrank to {} command(s): {minimal:?} ({reason})", minimal.len());
-    assert!(minimal.len() <= 3, "shrinking left {} commands: {minimal:?}", minimal.len());
-    assert!(minimal.iter().any(|command| command[0] == "XLEN"), "the minimal case must exercise XLEN: {minimal:?}");
+    let commands = &minimal.commands;
+    eprintln!("planted mismatch shrank to {} command(s): {commands:?} ({reason})", commands.len());
+    assert!(commands.len() <= 3, "shrinking left {} commands: {commands:?}", commands.len());
+    assert!(commands.iter().any(|command| command[0] == "XLEN"), "the minimal case must exercise XLEN: {commands:?}");
 }

@@ -11,8 +11,7 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
 pub fn serve_blocking(port: u16) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut config = ServerConfig::default();
-    config.epoch_ms = wall_clock_ms();
+    let config = ServerConfig { epoch_ms: wall_clock_ms(), ..ServerConfig::default() };
     runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
 }
 

@@ -25,7 +25,8 @@ impl RealRedis {
     /// not installed. Under `CI=true` a missing binary is a test failure.
     pub fn start(test: &str) -> Option<Self> {
         if Command::new("redis-server").arg("--version").output().is_err() {
-            let message = format!("{test}: redis-server is not installed (Debian package redis-server; ci/setup installs it)");
+            let message =
+                format!("{test}: redis-server is not installed (Debian package redis-server; ci/setup installs it)");
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
             eprintln!("SKIPPED {message}");
             return None;
@@ -95,6 +96,7 @@ pub fn spawn_simulated(config: ServerConfig) -> u16 {
 pub struct RawClient {
     stream: TcpStream,
     buffer: Vec<u8>,
+    resp3: bool,
 }
 
 impl RawClient {
@@ -103,11 +105,24 @@ impl RawClient {
         let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Self { stream, buffer: Vec::new() }
+        Self { stream, buffer: Vec::new(), resp3: false }
     }
 
-    /// Sends one command and returns its reply's raw bytes.
+    /// Sends one command and returns its reply's raw bytes. `HELLO 3` / `HELLO 2`
+    /// switch how its own reply and later ones are framed, unless it fails.
     pub fn call(&mut self, args: &[String]) -> Vec<u8> {
+        let before = self.resp3;
+        if args.first().is_some_and(|name| name.eq_ignore_ascii_case("HELLO")) {
+            self.resp3 = args.get(1).map_or(before, |version| version == "3");
+        }
+        let reply = self.exchange(args);
+        if reply.starts_with(b"-") {
+            self.resp3 = before;
+        }
+        reply
+    }
+
+    fn exchange(&mut self, args: &[String]) -> Vec<u8> {
         use std::io::{Read, Write};
         let mut request = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
@@ -115,13 +130,23 @@ impl RawClient {
         }
         self.stream.write_all(&request).expect("send");
         loop {
-            if let Some((_, used)) = redis_protocol::resp2::decode::decode(&self.buffer).expect("server sent valid RESP2") {
+            if let Some(used) = self.complete_reply() {
                 return self.buffer.drain(..used).collect();
             }
             let mut chunk = [0_u8; 16 * 1024];
             let read = self.stream.read(&mut chunk).expect("reply within 5 s");
             assert!(read > 0, "server closed the connection while a reply was due");
             self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// The length of the complete reply at the front of the buffer, if any.
+    fn complete_reply(&self) -> Option<usize> {
+        if self.resp3 {
+            let decoded = redis_protocol::resp3::decode::complete::decode(&self.buffer).expect("valid RESP3");
+            decoded.map(|(_, used)| used)
+        } else {
+            redis_protocol::resp2::decode::decode(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
         }
     }
 }

@@ -31,4 +31,4 @@ mod stream;
 pub use id::StreamId;
 pub use reply::Reply;
 pub use request::Limits;
-pub use server::{DEFAULT_EPOCH_MS, DurableStore, FaultHandle, PlantedBug, RedisServer, ServerConfig};
+pub use server::{DEFAULT_EPOCH_MS, DurableStore, FaultHandle, RedisServer, ServerConfig};

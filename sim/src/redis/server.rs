@@ -19,15 +19,6 @@ use super::request::{self, Limits};
 /// epoch, so auto-generated stream ids are the same in every run of a seed.
 pub const DEFAULT_EPOCH_MS: u64 = 1_735_689_600_000;
 
-/// A deliberately wrong behaviour, switched on only through
-/// [`ServerConfig::with_planted_bug`], so the differential test can prove that it
-/// catches and shrinks a mismatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlantedBug {
-    /// XLEN reports one entry too many for a non-empty stream.
-    XlenOffByOne,
-}
-
 /// Server settings and bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -39,7 +30,6 @@ pub struct ServerConfig {
     pub epoch_ms: u64,
     /// How often writes reach the durable store (`appendfsync everysec`).
     pub fsync_interval: Duration,
-    planted: Option<PlantedBug>,
 }
 
 impl Default for ServerConfig {
@@ -49,15 +39,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             epoch_ms: DEFAULT_EPOCH_MS,
             fsync_interval: Duration::from_secs(1),
-            planted: None,
         }
-    }
-}
-
-impl ServerConfig {
-    /// The default config with a planted bug: test use only.
-    pub fn with_planted_bug(bug: PlantedBug) -> Self {
-        Self { planted: Some(bug), ..Self::default() }
     }
 }
 
@@ -340,7 +322,7 @@ fn run_once(shared: &Shared, session: &mut Session, args: &[Vec<u8>]) -> Exec {
     let now_ms = RedisServer::now_ms(shared);
     let mut keyspace = lock(&shared.keyspace);
     let before = keyspace.version();
-    let mut ctx = Ctx { keyspace: &mut keyspace, now_ms, session, planted: shared.config.planted };
+    let mut ctx = Ctx { keyspace: &mut keyspace, now_ms, session };
     let exec = dispatch(&mut ctx, args);
     if keyspace.version() != before {
         shared.written.notify_waiters();

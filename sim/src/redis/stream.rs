@@ -89,11 +89,6 @@ impl Stream {
         self.entries.len()
     }
 
-    /// Whether there are no live entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Trims to at most `max_len` entries (exactly, or by whole nodes when
     /// `approx`), removing at most `limit` entries; returns how many went.
     pub fn trim_maxlen(&mut self, max_len: usize, approx: bool, limit: usize) -> usize {

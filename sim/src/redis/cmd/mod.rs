@@ -38,7 +38,6 @@ mod xtrim;
 use super::id::StreamId;
 use super::keyspace::Keyspace;
 use super::reply::{Reply, err};
-use super::server::PlantedBug;
 
 /// Per-connection state commands may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,8 +59,6 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// The connection.
     pub session: &'a mut Session,
-    /// A deliberately wrong behaviour, for the differential test's shrinking demo.
-    pub planted: Option<PlantedBug>,
 }
 
 /// A command's result.

@@ -7,9 +7,6 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     match ctx.keyspace.stream(&args[1], ctx.now_ms) {
         Err(reply) => reply.into(),
         Ok(None) => count(0).into(),
-        Ok(Some(stream)) => {
-            let planted = ctx.planted.is_some_and(|bug| bug == crate::redis::PlantedBug::XlenOffByOne);
-            count(stream.len() + usize::from(planted && !stream.is_empty())).into()
-        }
+        Ok(Some(stream)) => count(stream.len()).into(),
     }
 }
