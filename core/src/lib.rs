@@ -13,5 +13,8 @@
 //! and never reads `std::time`, a thread RNG or a randomly-seeded hasher
 //! (`clippy.toml` enforces the last three).
 
+pub mod breaker;
+pub mod leyline;
 pub mod net;
+pub mod tolaria;
 pub mod weatherlight;

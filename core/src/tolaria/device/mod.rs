@@ -1,0 +1,89 @@
+//! The device seam: where the maths of training runs.
+//!
+//! Tolaria is written against [`Device`] only. [`Synthetic`] is a small real model
+//! in pure Rust — bit-exact, fast, no native dependencies — and is the default.
+//! With the `tch` cargo feature, `TchDevice` runs the same model in libtorch on the
+//! CPU or a CUDA device. Both start from the same seeded initial weights and train on
+//! the same seeded [`Dataset`], so their results can be compared directly, and both
+//! snapshot to the same [`ModelState`] bytes, so a checkpoint taken on one restores
+//! on the other.
+
+#[cfg(feature = "tch")]
+mod cuda;
+mod dataset;
+mod kind;
+mod model_state;
+mod synthetic;
+#[cfg(feature = "tch")]
+mod tch_device;
+
+pub use dataset::{Batch, Dataset};
+pub use kind::DeviceKind;
+pub use model_state::{ModelSpec, ModelState};
+pub use synthetic::Synthetic;
+#[cfg(feature = "tch")]
+pub use tch_device::TchDevice;
+
+/// What one optimizer step reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// Mean cross-entropy over the batch, before the update.
+    pub loss: f32,
+    /// L2 norm of the gradient over every parameter, before the update.
+    pub gradient_norm: f32,
+}
+
+/// What an evaluation pass reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f32,
+    /// Fraction of samples whose arg-max class is the target.
+    pub accuracy: f32,
+}
+
+/// Why the device could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// A batch whose shape does not match the model.
+    #[error("batch has {inputs} input values and {targets} targets; the model takes {features} features per sample")]
+    BatchShape { inputs: usize, targets: usize, features: usize },
+    /// A target class outside the model's classes.
+    #[error("target class {target} is out of range for a model with {classes} classes")]
+    TargetOutOfRange { target: u32, classes: usize },
+    /// Snapshot bytes that are not a model state for this model.
+    #[error("model snapshot rejected: {reason}")]
+    BadSnapshot { reason: String },
+    /// A device name that is not `synthetic`, `cpu`, `cuda` or `cuda:N`.
+    #[error("unknown device {0:?}: expected synthetic, cpu, cuda or cuda:N")]
+    UnknownDevice(String),
+    /// A libtorch device asked of a build without the `tch` feature.
+    #[error("device {0} needs libtorch: rebuild with `--features tch` (see ci/setup-libtorch)")]
+    NeedsTch(String),
+    /// CUDA asked for but not usable here.
+    #[error("CUDA device {device} is not available: {reason}")]
+    CudaUnavailable { device: String, reason: String },
+    /// libtorch raised an error.
+    #[error("libtorch: {0}")]
+    Torch(String),
+}
+
+/// Where the maths runs. Every implementation trains the same linear classifier
+/// (softmax cross-entropy, SGD with momentum as PyTorch defines it) so that results
+/// on different devices are comparable.
+pub trait Device: Send {
+    /// `synthetic`, `cpu` or `cuda:N`.
+    fn label(&self) -> String;
+
+    /// One SGD step on `batch`; returns the loss and gradient norm before the update.
+    fn train_step(&mut self, batch: &Batch) -> Result<StepOutcome, DeviceError>;
+
+    /// Loss and accuracy on `batch`, without changing the model.
+    fn evaluate(&mut self, batch: &Batch) -> Result<Evaluation, DeviceError>;
+
+    /// Model and optimizer state, as [`ModelState`] bytes.
+    fn snapshot(&self) -> Result<Vec<u8>, DeviceError>;
+
+    /// Replaces model and optimizer state with a snapshot of the same model.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), DeviceError>;
+}

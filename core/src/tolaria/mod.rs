@@ -1,0 +1,11 @@
+//! Tolaria, the trainer at the centre of the control loop.
+//!
+//! Each optimizer step Tolaria trains on a batch, builds a `SystemStatePacket` for
+//! Tamiyo, applies the command it gets back through Kasmina, and at the end of each
+//! epoch emits telemetry and decides whether the epoch failed. The maths itself runs
+//! on a [`device::Device`], so the same trainer drives the pure-Rust synthetic model
+//! in the sim and libtorch on CPU or CUDA for real.
+
+pub mod device;
+pub mod ports;
+pub mod rollback;

@@ -1,0 +1,52 @@
+//! What Tolaria needs from the rest of the control loop, as traits.
+//!
+//! The trainer is written against these ports only. Tamiyo may answer in-process or
+//! over the (simulated) network, Kasmina may be the real seed manager or a stand-in,
+//! and emergency signals may go to the Oona emergency stream or into a test's log —
+//! the loop cannot tell, which is what lets one trainer run in every profile.
+//!
+//! The futures are not `Send`: the sim drives everything on one thread, and the real
+//! profile runs the trainer on a current-thread runtime for the same reason.
+#![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
+
+use crate::leyline::{AdaptationCommand, EmergencySignal, SeedState, SystemStatePacket, TelemetryPacket};
+
+/// Why a collaborator did not deliver. Timeouts are not errors here: Tolaria imposes
+/// them itself around each call.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("{service} is unavailable: {reason}")]
+    Unavailable { service: &'static str, reason: String },
+    #[error("{service} refused the request: {reason}")]
+    Refused { service: &'static str, reason: String },
+}
+
+/// Tamiyo, the policy: a decision per optimizer step.
+pub trait TamiyoPort {
+    /// Decides on `packet`. Tolaria bounds this with `TAMIYO_STEP_TIMEOUT_MS`.
+    async fn evaluate_step(&mut self, packet: &SystemStatePacket) -> Result<AdaptationCommand, PortError>;
+}
+
+/// Kasmina, the seed manager: applies commands and reports seed state.
+pub trait KasminaPort {
+    /// Applies `command`. Tolaria bounds this with the same step timeout.
+    async fn apply_command(&mut self, command: &AdaptationCommand) -> Result<(), PortError>;
+
+    /// The seeds as they stand, for the next `SystemStatePacket`.
+    fn seed_states(&self) -> Vec<SeedState>;
+
+    /// Called once per optimizer step after the command, to advance blending.
+    fn finalize_step(&mut self, global_step: u64);
+}
+
+/// Where Tolaria's per-epoch telemetry goes (Oona's telemetry stream, or a log).
+pub trait TelemetryPort {
+    /// Publishes one packet, already within the 280-byte budget.
+    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError>;
+}
+
+/// Where emergency signals go (Oona's emergency stream).
+pub trait EmergencyPort {
+    /// Broadcasts `signal`; Tolaria bounds this with a 2 s timeout, as the original.
+    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError>;
+}

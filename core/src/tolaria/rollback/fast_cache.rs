@@ -1,0 +1,85 @@
+//! The fast rollback tier: recent model snapshots kept in memory.
+//!
+//! Restoring from here is a memcpy, so a rollback that hits the cache finishes well
+//! inside its deadline; a miss falls back to the checkpoint on storage. The cache is
+//! bounded in bytes (Esper-Lite's `TOLARIA_ROLLBACK_FAST_CAP_MB`, 32 MiB by default)
+//! and evicts the oldest step first.
+
+use std::collections::BTreeMap;
+
+/// Default capacity: 32 MiB.
+pub const FAST_CACHE_DEFAULT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Snapshots by global step; see the module docs.
+#[derive(Debug, Clone)]
+pub struct FastCache {
+    capacity_bytes: usize,
+    size_bytes: usize,
+    snapshots: BTreeMap<u64, Vec<u8>>,
+    evictions_total: u64,
+}
+
+impl FastCache {
+    /// An empty cache holding at most `capacity_bytes` of snapshots.
+    pub fn new(capacity_bytes: usize) -> Self {
+        Self { capacity_bytes, size_bytes: 0, snapshots: BTreeMap::new(), evictions_total: 0 }
+    }
+
+    /// Keeps `snapshot` as the state at `step`, replacing any earlier one at that
+    /// step and evicting the oldest steps to stay within capacity. A snapshot larger
+    /// than the whole cache is not kept; returns whether it was.
+    pub fn insert(&mut self, step: u64, snapshot: Vec<u8>) -> bool {
+        if snapshot.len() > self.capacity_bytes {
+            return false;
+        }
+        if let Some(previous) = self.snapshots.remove(&step) {
+            self.size_bytes -= previous.len();
+        }
+        self.size_bytes += snapshot.len();
+        self.snapshots.insert(step, snapshot);
+        while self.size_bytes > self.capacity_bytes {
+            let Some((_, evicted)) = self.snapshots.pop_first() else { break };
+            self.size_bytes -= evicted.len();
+            self.evictions_total += 1;
+        }
+        debug_assert!(self.size_bytes <= self.capacity_bytes);
+        true
+    }
+
+    /// The newest snapshot taken at or before `step`.
+    pub fn nearest_at_or_before(&self, step: u64) -> Option<(u64, &[u8])> {
+        self.snapshots.range(..=step).next_back().map(|(&at, bytes)| (at, bytes.as_slice()))
+    }
+
+    /// Bytes held (Esper-Lite's `tolaria.rollback.fast_size_bytes`).
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
+    }
+
+    /// Snapshots evicted to make room.
+    pub fn evictions_total(&self) -> u64 {
+        self.evictions_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_nearest_earlier_step_and_evicts_oldest_within_capacity() {
+        let mut cache = FastCache::new(30);
+        for step in [10, 20, 30] {
+            assert!(cache.insert(step, vec![step as u8; 10]));
+        }
+        assert_eq!(cache.nearest_at_or_before(25).map(|(at, _)| at), Some(20));
+        assert_eq!(cache.nearest_at_or_before(9), None);
+        assert!(cache.insert(40, vec![4; 10]));
+        assert_eq!(cache.nearest_at_or_before(15), None, "step 10 was the oldest and went first");
+        assert_eq!((cache.size_bytes(), cache.evictions_total()), (30, 1));
+        assert!(cache.insert(40, vec![5; 5]), "re-inserting a step replaces it");
+        assert_eq!(cache.size_bytes(), 25);
+        assert!(!cache.insert(50, vec![0; 31]), "larger than the whole cache");
+        assert_eq!(cache.nearest_at_or_before(u64::MAX).map(|(at, bytes)| (at, bytes.len())), Some((40, 5)));
+    }
+}
