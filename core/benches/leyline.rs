@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use esper_core::leyline::signing;
 use esper_core::leyline::{
-    AdaptationCommand, BusEnvelope, CommandPayload, CommandSeedOperation, CommandType, EmergencyLevel,
-    EmergencySignal, FieldReport, FieldReportOutcome, MessagePriority, MetricPoint, SeedLifecycleStage, SeedOperation,
-    SeedState, SigningKey, SystemStatePacket, TelemetryBuilder, TelemetryLevel, TelemetryPacket, Timestamp, Verifier,
+    AdaptationCommand, BusEnvelope, CommandPayload, CommandSeedOperation, CommandType, EmergencyLevel, EmergencySignal,
+    FieldReport, FieldReportOutcome, MessagePriority, MetricPoint, SeedLifecycleStage, SeedOperation, SeedState,
+    SigningKey, SystemStatePacket, TelemetryBuilder, TelemetryLevel, TelemetryPacket, Timestamp, Verifier,
     VerifyPolicy,
 };
 use hmac::{Hmac, Mac};

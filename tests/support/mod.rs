@@ -91,6 +91,19 @@ pub fn spawn_simulated(config: ServerConfig) -> u16 {
     port
 }
 
+/// Connects to 127.0.0.1:`port`, sends `input`, half-closes, and returns every
+/// byte the server sends until it closes the connection (at most 5 s).
+pub fn send_raw(port: u16, input: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    stream.write_all(input).expect("send");
+    stream.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut output = Vec::new();
+    stream.read_to_end(&mut output).expect("the server closes the connection within 5 s");
+    output
+}
+
 /// A blocking RESP client that returns raw reply bytes, for byte-exact comparison.
 #[derive(Debug)]
 pub struct RawClient {
@@ -143,10 +156,10 @@ impl RawClient {
     /// The length of the complete reply at the front of the buffer, if any.
     fn complete_reply(&self) -> Option<usize> {
         if self.resp3 {
-            let decoded = redis_protocol::resp3::decode::complete::decode(&self.buffer).expect("valid RESP3");
+            let decoded = redis_protocol::resp3::decode::complete::decode_range(&self.buffer).expect("valid RESP3");
             decoded.map(|(_, used)| used)
         } else {
-            redis_protocol::resp2::decode::decode(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
+            redis_protocol::resp2::decode::decode_range(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
         }
     }
 }

@@ -15,8 +15,12 @@
 //! keyspace once per `fsync_interval`; a crashed and restarted host loads it, so
 //! writes since the last fsync are lost, exactly the window real Redis has.
 //!
+//! Requests are read as Redis 7.0 reads them, malformed input included (see
+//! [`request`]); a second differential test holds protocol errors and connection
+//! closes to a real `redis-server` as well.
+//!
 //! Known differences from Redis, none reachable by Oona: one database (`SELECT n`
-//! for n > 0 is refused); inline commands do not support quoting; approximate
+//! for n > 0 is refused); approximate
 //! trimming models radix-tree nodes as runs of 100 appended entries (Redis also
 //! closes a node at 4 KiB); `XINFO GROUPS` reports `entries-read` and `lag` as nil.
 

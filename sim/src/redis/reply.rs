@@ -9,8 +9,9 @@
 pub enum Reply {
     /// `+text`
     Simple(String),
-    /// `-text` (the text starts with the error code: `ERR`, `WRONGTYPE`…)
-    Error(String),
+    /// `-text` (the text starts with the error code: `ERR`, `WRONGTYPE`…). Bytes,
+    /// not text: Redis echoes client bytes (command names, keys) as they came.
+    Error(Vec<u8>),
     /// `:n`
     Int(i64),
     /// `$n bytes`
@@ -27,7 +28,48 @@ pub enum Reply {
 
 /// An error reply.
 pub fn err(text: &str) -> Reply {
-    Reply::Error(text.to_owned())
+    Reply::Error(text.as_bytes().to_vec())
+}
+
+/// An error text assembled the way Redis's `printf`-style formatting does it:
+/// client-supplied bytes are copied as they came, cut at their first NUL byte
+/// (`%s` reads a C string) and, for `%.*s`, at a length.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorText(Vec<u8>);
+
+impl ErrorText {
+    /// Starts with fixed text.
+    pub fn new(text: &str) -> Self {
+        Self(text.as_bytes().to_vec())
+    }
+
+    /// Appends fixed text.
+    pub fn text(mut self, text: &str) -> Self {
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// Appends a client argument as `%s` does.
+    pub fn arg(self, bytes: &[u8]) -> Self {
+        self.arg_max(bytes, usize::MAX)
+    }
+
+    /// Appends at most `max` bytes of a client argument, as `%.*s` does.
+    pub fn arg_max(mut self, bytes: &[u8], max: usize) -> Self {
+        let c_string = bytes.split(|byte| *byte == 0).next().unwrap_or_default();
+        self.0.extend_from_slice(c_string.get(..max.min(c_string.len())).unwrap_or_default());
+        self
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The error reply.
+    pub fn reply(self) -> Reply {
+        Reply::Error(self.0)
+    }
 }
 
 /// `+OK`
@@ -90,8 +132,8 @@ fn line(out: &mut Vec<u8>, marker: u8, body: &[u8]) {
 
 /// Redis replaces CR and LF in error texts with spaces so an error that quotes
 /// client input cannot break the protocol.
-fn sanitize(text: &str) -> Vec<u8> {
-    text.bytes().map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }).collect()
+fn sanitize(text: &[u8]) -> Vec<u8> {
+    text.iter().copied().map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }).collect()
 }
 
 #[cfg(test)]
@@ -112,5 +154,7 @@ mod tests {
         assert_eq!(encoded(&Reply::NilArray, 2), "*-1\r\n");
         assert_eq!(encoded(&Reply::Nil, 3), "_\r\n");
         assert_eq!(encoded(&err("ERR a\r\nb"), 2), "-ERR a  b\r\n");
+        let quoted = ErrorText::new("ERR '").arg(b"k\0ey").text("' '").arg_max(b"abc", 2).text("'").reply();
+        assert_eq!(encoded(&quoted, 2), "-ERR 'k' 'ab'\r\n");
     }
 }

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::cmd::{Ctx, Exec, Session, dispatch};
 use super::keyspace::Keyspace;
-use super::reply::{Reply, err};
-use super::request::{self, Limits};
+use super::reply::Reply;
+use super::request::{Limits, ProtocolError, RequestReader};
 
 /// Fixed server clock origin (2025-01-01T00:00:00Z in ms), matching the world's
 /// epoch, so auto-generated stream ids are the same in every run of a seed.
@@ -210,24 +210,19 @@ async fn serve_connection<S: esper_core::net::Stream>(shared: Arc<Shared>, mut s
     let id = shared.next_client.fetch_add(1, Ordering::SeqCst);
     let mut session = Session { resp: 2, name: Vec::new(), id };
     let generation = shared.faults.0.reset_generation.load(Ordering::SeqCst);
-    let limits = shared.config.limits;
-    let mut buf = Vec::with_capacity(4096);
+    let mut reader = RequestReader::new(shared.config.limits);
     let mut chunk = vec![0_u8; 16 * 1024];
     loop {
         let mut out = Vec::new();
         loop {
-            match request::parse(&buf, &limits) {
-                Ok(Some((args, used))) => {
-                    buf.drain(..used);
-                    if !args.is_empty() {
-                        execute(&shared, &mut session, args, &mut out, &mut stream).await?;
+            match reader.next_request() {
+                Ok(Some(args)) => {
+                    if execute(&shared, &mut session, args, &mut out, &mut stream).await? == Flow::Close {
+                        return Ok(());
                     }
                 }
-                Ok(None) if buf.len() > limits.max_buffered() => {
-                    return protocol_error(&mut stream, &mut out, "request exceeds the server's bounds").await;
-                }
                 Ok(None) => break,
-                Err(detail) => return protocol_error(&mut stream, &mut out, &detail).await,
+                Err(error) => return protocol_error(&mut stream, &mut out, &error).await,
             }
         }
         flush(&shared, &mut stream, &mut out).await?;
@@ -238,8 +233,17 @@ async fn serve_connection<S: esper_core::net::Stream>(shared: Arc<Shared>, mut s
         if read == 0 {
             return Ok(());
         }
-        buf.extend_from_slice(chunk.get(..read).unwrap_or_default());
+        if let Err(error) = reader.feed(chunk.get(..read).unwrap_or_default()) {
+            return protocol_error(&mut stream, &mut out, &error).await;
+        }
     }
+}
+
+/// Whether the connection goes on after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
 }
 
 async fn reset_signal(shared: &Shared, generation: u64) {
@@ -252,12 +256,17 @@ async fn reset_signal(shared: &Shared, generation: u64) {
     }
 }
 
+/// Sends the replies so far and Redis's protocol error (if it sends one), then
+/// closes: like Redis's `CLIENT_CLOSE_AFTER_REPLY`.
 async fn protocol_error<S: esper_core::net::Stream>(
     stream: &mut S,
     out: &mut Vec<u8>,
-    detail: &str,
+    error: &ProtocolError,
 ) -> std::io::Result<()> {
-    err(&format!("ERR Protocol error: {detail}")).encode(2, out);
+    tracing::debug!(?error, "protocol error; closing the connection");
+    if let Some(reply) = error.reply() {
+        reply.encode(2, out);
+    }
     stream.write_all(out).await?;
     stream.shutdown().await
 }
@@ -282,11 +291,11 @@ async fn execute<S: esper_core::net::Stream>(
     mut args: Vec<Vec<u8>>,
     out: &mut Vec<u8>,
     stream: &mut S,
-) -> std::io::Result<()> {
+) -> std::io::Result<Flow> {
     let injected = lock(&shared.faults.0.settings).error.clone();
     if let Some(text) = injected {
-        Reply::Error(text).encode(session.resp, out);
-        return Ok(());
+        Reply::Error(text.into_bytes()).encode(session.resp, out);
+        return Ok(Flow::Continue);
     }
     let mut deadline = None;
     loop {
@@ -294,8 +303,9 @@ async fn execute<S: esper_core::net::Stream>(
         match run_once(shared, session, &args) {
             Exec::Reply(reply) => {
                 reply.encode(session.resp, out);
-                return Ok(());
+                return Ok(Flow::Continue);
             }
+            Exec::Close => return Ok(Flow::Close),
             Exec::Block { timeout_ms, retry } => {
                 flush(shared, stream, out).await?;
                 let until = *deadline.get_or_insert_with(|| {
@@ -311,7 +321,7 @@ async fn execute<S: esper_core::net::Stream>(
                 };
                 if timed_out {
                     Reply::NilArray.encode(session.resp, out);
-                    return Ok(());
+                    return Ok(Flow::Continue);
                 }
             }
         }

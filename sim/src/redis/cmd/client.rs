@@ -1,7 +1,7 @@
 //! `CLIENT SETINFO | SETNAME | GETNAME | ID`: what client libraries send on connect.
 
 use super::{Ctx, Exec, Spec, dispatch_sub, is, sub};
-use crate::redis::reply::{Reply, err, ok};
+use crate::redis::reply::{ErrorText, Reply, err, ok};
 
 static SUBCOMMANDS: &[Spec] =
     &[sub("setinfo", 4, setinfo), sub("setname", 3, setname), sub("getname", 2, getname), sub("id", 2, id)];
@@ -14,7 +14,7 @@ fn setinfo(_ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     if is(&args[2], "LIB-NAME") || is(&args[2], "LIB-VER") {
         ok().into()
     } else {
-        Reply::Error(format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&args[2]))).into()
+        ErrorText::new("ERR Unrecognized option '").arg(&args[2]).text("'").reply().into()
     }
 }
 

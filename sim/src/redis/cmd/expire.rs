@@ -1,7 +1,7 @@
 //! `EXPIRE key seconds [NX|XX|GT|LT]`
 
 use super::{Ctx, Exec, is, parse_i64, syntax_error};
-use crate::redis::reply::{Reply, err};
+use crate::redis::reply::{ErrorText, Reply, err};
 
 pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     let seconds = match parse_i64(&args[2]) {
@@ -11,7 +11,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     let condition = match args.get(3..).unwrap_or_default() {
         [] => None,
         [word] if ["NX", "XX", "GT", "LT"].iter().any(|known| is(word, known)) => Some(word.to_ascii_uppercase()),
-        [_] => return Reply::Error(format!("ERR Unsupported option {}", String::from_utf8_lossy(&args[3]))).into(),
+        [_] => return ErrorText::new("ERR Unsupported option ").arg(&args[3]).reply().into(),
         _ => return syntax_error().into(),
     };
     let Some(delta_ms) = seconds.checked_mul(1000) else {

@@ -1,7 +1,7 @@
 //! `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches RESP2/RESP3.
 
 use super::{Ctx, Exec, auth, is, parse_i64, syntax_error};
-use crate::redis::reply::{Reply, bulk, err};
+use crate::redis::reply::{ErrorText, Reply, bulk, err};
 
 /// The version this server reports; the differential test pins Redis 7.0.
 pub const VERSION: &str = "7.0.15";
@@ -27,8 +27,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
             let Some(value) = rest.next() else { return syntax_error().into() };
             name = Some(value.clone());
         } else {
-            return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(option)))
-                .into();
+            return ErrorText::new("ERR Syntax error in HELLO option '").arg(option).text("'").reply().into();
         }
     }
     ctx.session.resp = resp;

@@ -37,7 +37,7 @@ mod xtrim;
 
 use super::id::StreamId;
 use super::keyspace::Keyspace;
-use super::reply::{Reply, err};
+use super::reply::{ErrorText, Reply, err};
 
 /// Per-connection state commands may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub enum Exec {
     /// Nothing to read yet: wait for a write or `timeout_ms` (0 = forever), then
     /// run `retry` (the same command with `$` resolved) again.
     Block { timeout_ms: u64, retry: Vec<Vec<u8>> },
+    /// Drop the connection without answering, discarding replies not yet sent:
+    /// Redis's answer to `POST` and `Host:` (an HTTP request aimed at Redis).
+    Close,
 }
 
 impl From<Reply> for Exec {
@@ -127,6 +130,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
         return err("ERR empty command").into();
     };
     let lower = name.to_ascii_lowercase();
+    if lower == b"post" || lower == b"host:" {
+        tracing::warn!("possible security attack: an HTTP request reached the simulated Redis; connection dropped");
+        return Exec::Close;
+    }
     match COMMANDS.iter().find(|spec| spec.name.as_bytes() == lower) {
         Some(spec) if !arity_ok(spec.arity, args.len()) => wrong_arity(spec.name).into(),
         Some(spec) => (spec.handler)(ctx, args),
@@ -140,12 +147,11 @@ pub(super) fn dispatch_sub(ctx: &mut Ctx<'_>, args: &[Vec<u8>], container: &str,
     match table.iter().find(|spec| spec.name.as_bytes() == sub) {
         Some(spec) if !arity_ok(spec.arity, args.len()) => wrong_arity(&format!("{container}|{}", spec.name)).into(),
         Some(spec) => (spec.handler)(ctx, args),
-        None => Reply::Error(format!(
-            "ERR unknown subcommand '{}'. Try {} HELP.",
-            clip(args.get(1).map_or(&[][..], Vec::as_slice), 128),
-            container.to_ascii_uppercase()
-        ))
-        .into(),
+        None => ErrorText::new("ERR unknown subcommand '")
+            .arg_max(args.get(1).map_or(&[][..], Vec::as_slice), 128)
+            .text(&format!("'. Try {} HELP.", container.to_ascii_uppercase()))
+            .reply()
+            .into(),
     }
 }
 
@@ -160,25 +166,26 @@ fn arity_ok(arity: i32, given: usize) -> bool {
 }
 
 fn wrong_arity(full_name: &str) -> Reply {
-    Reply::Error(format!("ERR wrong number of arguments for '{full_name}' command"))
+    Reply::Error(format!("ERR wrong number of arguments for '{full_name}' command").into_bytes())
 }
 
+/// Redis quotes the arguments while fewer than 128 bytes of quotes are built,
+/// each cut to the room left.
 fn unknown_command(args: &[Vec<u8>]) -> Reply {
-    let mut quoted = String::new();
+    let name = args.first().map_or(&[][..], Vec::as_slice);
+    let mut quoted = ErrorText::default();
     for arg in args.iter().skip(1) {
         if quoted.len() >= 128 {
             break;
         }
         let room = 128 - quoted.len();
-        quoted.push_str(&format!("'{}' ", clip(arg, room)));
+        quoted = quoted.text("'").arg_max(arg, room).text("' ");
     }
-    let name = args.first().map_or(&[][..], Vec::as_slice);
-    Reply::Error(format!("ERR unknown command '{}', with args beginning with: {quoted}", clip(name, 128)))
-}
-
-/// At most `max` bytes of `bytes`, as text (`%.*s`).
-fn clip(bytes: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+    let mut text = ErrorText::new("ERR unknown command '").arg_max(name, 128).text("', with args beginning with: ");
+    if let Reply::Error(bytes) = quoted.reply() {
+        text = text.arg(&bytes);
+    }
+    text.reply()
 }
 
 /// `ERR syntax error`
@@ -213,11 +220,7 @@ pub(super) fn is(arg: &[u8], word: &str) -> bool {
 
 /// The `NOGROUP` error XPENDING, XCLAIM and XAUTOCLAIM give.
 pub(super) fn no_group(key: &[u8], group: &[u8]) -> Reply {
-    Reply::Error(format!(
-        "NOGROUP No such key '{}' or consumer group '{}'",
-        String::from_utf8_lossy(key),
-        String::from_utf8_lossy(group)
-    ))
+    ErrorText::new("NOGROUP No such key '").arg(key).text("' or consumer group '").arg(group).text("'").reply()
 }
 
 /// `[id, [field, value, …]]`, or `[id, nil]` for an entry that is gone.

@@ -3,7 +3,7 @@
 
 use super::{Ctx, Exec, entry_reply, is, parse_i64, syntax_error};
 use crate::redis::id::{StreamId, parse_id};
-use crate::redis::reply::{Reply, err};
+use crate::redis::reply::{ErrorText, Reply, err};
 use crate::redis::stream::{Group, Stream};
 
 /// A parsed XREAD / XREADGROUP.
@@ -76,9 +76,12 @@ fn parse(args: &[Vec<u8>], grouped: bool) -> Result<Request<'_>, Reply> {
     let listed = args.len() - streams_at;
     if listed % 2 != 0 {
         let (name, symbol) = if grouped { ("xreadgroup", '>') } else { ("xread", '$') };
-        return Err(Reply::Error(format!(
-            "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{symbol}' must be specified."
-        )));
+        return Err(Reply::Error(
+            format!(
+                "ERR Unbalanced '{name}' list of streams: for each stream key an ID or '{symbol}' must be specified."
+            )
+            .into_bytes(),
+        ));
     }
     if grouped && request.group.is_none() {
         return Err(err("ERR Missing GROUP option for XREADGROUP"));
@@ -96,11 +99,12 @@ fn resolve(ctx: &mut Ctx<'_>, request: &Request<'_>) -> Result<Vec<Cursor>, Repl
         if let Some((group, _)) = request.group
             && stream.as_ref().is_none_or(|stream| !stream.groups.contains_key(group))
         {
-            return Err(Reply::Error(format!(
-                "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-                String::from_utf8_lossy(key),
-                String::from_utf8_lossy(group)
-            )));
+            return Err(ErrorText::new("NOGROUP No such key '")
+                .arg(key)
+                .text("' or consumer group '")
+                .arg(group)
+                .text("' in XREADGROUP with GROUP option")
+                .reply());
         }
         let cursor = match id.as_slice() {
             b"$" if request.group.is_some() => return Err(err(DOLLAR_IN_GROUP)),

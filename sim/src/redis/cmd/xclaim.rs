@@ -3,7 +3,7 @@
 use super::claim_common::{Claim, stream_with_group, transfer};
 use super::{Ctx, Exec, is, parse_i64};
 use crate::redis::id::{StreamId, parse_id};
-use crate::redis::reply::{Reply, err};
+use crate::redis::reply::{ErrorText, Reply, err};
 use crate::redis::stream::Pending;
 
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ fn parse_options(rest: &[Vec<u8>]) -> Result<Options, Reply> {
         let has_more = iter.peek().is_some();
         let number = |value: Option<&Vec<u8>>, what: &str| {
             parse_i64(value.map_or(&[][..], Vec::as_slice))
-                .map_err(|_| Reply::Error(format!("ERR Invalid {what} option argument for XCLAIM")))
+                .map_err(|_| Reply::Error(format!("ERR Invalid {what} option argument for XCLAIM").into_bytes()))
         };
         if is(opt, "FORCE") {
             options.force = true;
@@ -91,7 +91,7 @@ fn parse_options(rest: &[Vec<u8>]) -> Result<Options, Reply> {
         } else if is(opt, "LASTID") && has_more {
             options.last_id = Some(parse_id(iter.next().map_or(&[][..], Vec::as_slice), 0)?);
         } else {
-            return Err(Reply::Error(format!("ERR Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt))));
+            return Err(ErrorText::new("ERR Unrecognized XCLAIM option '").arg(opt).text("'").reply());
         }
     }
     Ok(options)

@@ -2,7 +2,7 @@
 
 use super::{Ctx, Exec, Spec, dispatch_sub, is, parse_i64, sub};
 use crate::redis::id::{StreamId, parse_id};
-use crate::redis::reply::{Reply, count, err, ok};
+use crate::redis::reply::{ErrorText, Reply, count, err, ok};
 use crate::redis::stream::{Group, Stream};
 
 static SUBCOMMANDS: &[Spec] = &[
@@ -32,10 +32,10 @@ fn options(args: &[Vec<u8>], create: bool) -> Result<bool, Reply> {
             parse_i64(&args[i + 1])?;
             i += 2;
         } else {
-            return Err(Reply::Error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-                String::from_utf8_lossy(&args[1])
-            )));
+            return Err(ErrorText::new("ERR unknown subcommand or wrong number of arguments for '")
+                .arg(&args[1])
+                .text("'. Try XGROUP HELP.")
+                .reply());
         }
     }
     Ok(mkstream)
@@ -49,11 +49,12 @@ fn existing<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<&'a mut Stream, Repl
 /// The group, or `NOGROUP … for key name …`.
 fn group_of<'a>(stream: &'a mut Stream, key: &[u8], group: &[u8]) -> Result<&'a mut Group, Reply> {
     stream.groups.get_mut(group).ok_or_else(|| {
-        Reply::Error(format!(
-            "NOGROUP No such consumer group '{}' for key name '{}'",
-            String::from_utf8_lossy(group),
-            String::from_utf8_lossy(key)
-        ))
+        ErrorText::new("NOGROUP No such consumer group '")
+            .arg(group)
+            .text("' for key name '")
+            .arg(key)
+            .text("'")
+            .reply()
     })
 }
 
