@@ -58,5 +58,8 @@ fn report(label: &str, times: &[f64], loss: f32) {
     sorted.sort_by(f64::total_cmp);
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
     let p95 = sorted[((sorted.len() - 1) as f64 * 0.95) as usize];
-    println!("epoch_ms {label:<10} mean {mean:.4} p50 {:.4} p95 {p95:.4} final_loss {loss:.6}", sorted[sorted.len() / 2]);
+    println!(
+        "epoch_ms {label:<10} mean {mean:.4} p50 {:.4} p95 {p95:.4} final_loss {loss:.6}",
+        sorted[sorted.len() / 2]
+    );
 }

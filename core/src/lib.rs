@@ -18,6 +18,7 @@ pub mod clock;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
+pub mod oona;
 pub mod tamiyo;
 pub mod tolaria;
 pub mod weatherlight;
