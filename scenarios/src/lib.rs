@@ -6,5 +6,6 @@
 
 pub mod embedded_redis;
 pub mod heartbeat;
+pub mod oona_checks;
 pub mod registry;
 pub mod seeds;

@@ -76,6 +76,11 @@ pub fn wait_until_listening(port: u16) {
 /// Serves the simulated server over real tokio TCP on a free loopback port, from
 /// a background thread that lives as long as the test process; returns the port.
 pub fn spawn_simulated(config: ServerConfig) -> u16 {
+    spawn_simulated_server(RedisServer::new(config))
+}
+
+/// Serves `server` as [`spawn_simulated`] does.
+pub fn spawn_simulated_server(server: RedisServer) -> u16 {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
@@ -83,7 +88,7 @@ pub fn spawn_simulated(config: ServerConfig) -> u16 {
             let listener = TokioConnector.bind(0).await.expect("bind the simulated server");
             let port = listener.local_addr().expect("local address").port();
             sender.send(port).expect("report the port");
-            let _stopped = RedisServer::new(config).serve_on(listener).await;
+            let _stopped = server.serve_on(listener).await;
         });
     });
     let port = receiver.recv().expect("simulated server started");

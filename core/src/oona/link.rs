@@ -20,6 +20,9 @@ use super::backoff::Backoff;
 use super::error::OonaError;
 use crate::net::Connector;
 
+/// Commands safe to send twice.
+const READ_ONLY: &[&str] = &["XLEN", "XRANGE", "XPENDING", "XGROUP CREATE"];
+
 /// Where a command is aimed, for errors and traces.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Target<'a> {
@@ -85,8 +88,26 @@ impl<C: Connector> Link<C> {
     }
 
     /// Runs `cmd`, allowing `extra` beyond the command timeout (a blocking read's
-    /// block time). A Redis error reply leaves the connection up.
+    /// block time). A Redis error reply leaves the connection up. A read-only
+    /// command that finds the connection broken (Redis restarted, a reset) is
+    /// sent once more on a new one; writes are not, since they may have landed.
     pub async fn query(
+        &mut self,
+        cmd: &Cmd,
+        target: Target<'_>,
+        extra: Duration,
+        rng: &mut impl RngCore,
+    ) -> Result<Value, OonaError> {
+        let retry = READ_ONLY.contains(&target.command);
+        match self.query_once(cmd, target, extra, rng).await {
+            Err(OonaError::Redis { source, .. }) if retry && source.code().is_none() => {
+                self.query_once(cmd, target, extra, rng).await
+            }
+            result => result,
+        }
+    }
+
+    async fn query_once(
         &mut self,
         cmd: &Cmd,
         target: Target<'_>,

@@ -226,9 +226,12 @@ async fn serve_connection<S: esper_core::net::Stream>(shared: Arc<Shared>, mut s
             }
         }
         flush(&shared, &mut stream, &mut out).await?;
+        // A reset wins over pending input, so a reset requested before a command
+        // was sent always closes the connection first.
         let read = tokio::select! {
-            read = stream.read(&mut chunk) => read?,
+            biased;
             () = reset_signal(&shared, generation) => return Ok(()),
+            read = stream.read(&mut chunk) => read?,
         };
         if read == 0 {
             return Ok(());
