@@ -8,11 +8,15 @@
 //! 1. a non-finite training loss opens the breaker (nothing else is trustworthy);
 //! 2. an active seed with an exploding gradient or a risk score at the limit opens the
 //!    breaker for that seed, once; when the seed recovers (or leaves), it is closed;
+//!    one unhealthy seed at a time is tracked, the first in packet order;
 //! 3. right after an adaptation, a cooldown holds further ones (pause);
 //! 4. a loss that keeps rising cuts the learning rate (`lr_delta`);
 //! 5. a loss that stopped moving for `plateau_window` steps, with no seed active,
 //!    germinates the next blueprint with a small blending `alpha`;
 //! 6. otherwise pause (reason `policy`): training is fine, leave it alone.
+//!
+//! [`Policy::decide`] proposes; [`Policy::issued`] records what actually went out, so
+//! a proposal the risk engine vetoed starts no cooldown and moves no breaker.
 //!
 //! The loss is the per-step training loss smoothed by an exponential moving average,
 //! so the minibatch noise of a small batch does not read as a trend. Everything is
@@ -192,17 +196,29 @@ impl Policy {
         }
     }
 
-    /// Decides on `packet` and remembers it for the next decision.
+    /// Decides on `packet`, folding its loss into the history.
     pub fn decide(&mut self, packet: &SystemStatePacket) -> PolicyDecision {
         let (loss, loss_delta) = self.observe_loss(packet.training_loss);
         let action = self.choose(packet, loss);
-        if matches!(action, PolicyAction::Germinate { .. } | PolicyAction::AdjustLearningRate { .. }) {
-            self.last_adaptation_step = Some(packet.global_step);
-        }
-        if matches!(action, PolicyAction::Germinate { .. }) {
-            self.germinations += 1;
-        }
         PolicyDecision { action, loss, loss_delta, plateau_steps: self.plateau_steps(), risk: policy_risk(packet) }
+    }
+
+    /// Records that `action`, decided at `global_step`, went out as proposed. Only
+    /// issued actions start a cooldown, advance the blueprint rotation or move a
+    /// breaker: a proposal the risk engine vetoed changed nothing in training.
+    pub fn issued(&mut self, action: &PolicyAction, global_step: u64) {
+        match action {
+            PolicyAction::Germinate { .. } => {
+                self.last_adaptation_step = Some(global_step);
+                self.germinations += 1;
+            }
+            PolicyAction::AdjustLearningRate { .. } => self.last_adaptation_step = Some(global_step),
+            PolicyAction::Breaker { seed_id, desired: CircuitBreakerState::Open, .. } if !seed_id.is_empty() => {
+                self.breaker_open_for = Some(seed_id.clone());
+            }
+            PolicyAction::Breaker { desired: CircuitBreakerState::Closed, .. } => self.breaker_open_for = None,
+            PolicyAction::Breaker { .. } | PolicyAction::Pause => {}
+        }
     }
 
     /// The configuration in force.
@@ -210,7 +226,7 @@ impl Policy {
         &self.config
     }
 
-    fn choose(&mut self, packet: &SystemStatePacket, loss: f32) -> PolicyAction {
+    fn choose(&self, packet: &SystemStatePacket, loss: f32) -> PolicyAction {
         if !loss.is_finite() {
             return breaker(String::new(), CircuitBreakerState::Open, "loss_non_finite");
         }
@@ -218,11 +234,10 @@ impl Policy {
             if self.breaker_open_for.as_deref() == Some(seed.seed_id.as_str()) {
                 return PolicyAction::Pause;
             }
-            self.breaker_open_for = Some(seed.seed_id.clone());
             return breaker(seed.seed_id.clone(), CircuitBreakerState::Open, rationale);
         }
-        if let Some(seed_id) = self.breaker_open_for.take() {
-            return breaker(seed_id, CircuitBreakerState::Closed, "seed_recovered");
+        if let Some(seed_id) = &self.breaker_open_for {
+            return breaker(seed_id.clone(), CircuitBreakerState::Closed, "seed_recovered");
         }
         let cooling = self.last_adaptation_step.is_some_and(|at| packet.global_step < at + self.config.cooldown_steps);
         if cooling {

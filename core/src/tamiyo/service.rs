@@ -116,6 +116,9 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
         let inputs = RiskInputs { packet, decision: &decision, blueprint: blueprint.as_ref(), over_step_budget };
         let mut verdict = self.risk.assess(&inputs);
         let command = self.issue(&decision, verdict.pause_reason, packet.global_step);
+        if verdict.pause_reason.is_none() {
+            self.policy.issued(&decision.action, packet.global_step);
+        }
         self.counters.evaluations += 1;
         self.counters.timeouts_inference += u64::from(over_step_budget);
         self.counters.pauses += u64::from(command.command_type == i32::from(CommandType::Pause));

@@ -24,7 +24,8 @@ use rand::RngCore;
 
 use crate::leyline::signing::sign;
 use crate::leyline::{
-    AdaptationCommand, BusEnvelope, Contract, DecodeError, MessagePriority, SigningKey, VerifyError, VerifyPolicy,
+    AdaptationCommand, BusEnvelope, Contract, DecodeError, MessagePriority, SigningKey, VerifyCounters, VerifyError,
+    VerifyPolicy,
 };
 use crate::net::framed::{DEFAULT_MAX_FRAME_BYTES, FramedError};
 
@@ -94,6 +95,8 @@ pub struct RpcCounters {
     pub framing_errors: u64,
     /// Frames delimited but refused (verification or decoding).
     pub requests_refused: u64,
+    /// The request verifier's own counts: which check refused how many.
+    pub verify: VerifyCounters,
 }
 
 impl RpcCounters {

@@ -101,10 +101,10 @@ where
     M: BlueprintMetadataSource,
     S: FieldReportSink,
 {
-    let request = verifier
-        .verify(frame, service.now_ms())
-        .map_err(RpcError::from)
-        .and_then(|envelope| Ok(envelope.open::<SystemStatePacket>()?));
+    let verified = verifier.verify(frame, service.now_ms());
+    let verify_counters = verifier.counters();
+    stats.update(|c| c.verify = verify_counters);
+    let request = verified.map_err(RpcError::from).and_then(|envelope| Ok(envelope.open::<SystemStatePacket>()?));
     match request {
         Ok(packet) => {
             let command = service.evaluate(&packet).await;
