@@ -49,6 +49,12 @@ enum Command {
         #[arg(long, default_value = "0..100")]
         seeds: SeedRange,
     },
+    /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
+    Redis {
+        /// TCP port to listen on, on every local address.
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+    },
     /// The main job. Until the RC1 harness lands (issue 10) this runs every
     /// simulation scenario that exists at one seed, checks each for determinism,
     /// and says so.
@@ -92,6 +98,12 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Harness { target, seed } => harness(&target, seed),
+        Command::Redis { port } => {
+            eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
+            esper_scenarios::embedded_redis::serve_blocking(port)
+                .with_context(|| format!("serving Redis on port {port}"))?;
+            Ok(true)
+        }
     }
 }
 
