@@ -14,6 +14,8 @@
 //! (`clippy.toml` enforces the last three).
 
 pub mod breaker;
+pub mod clock;
+pub mod kasmina;
 pub mod leyline;
 pub mod net;
 pub mod tamiyo;

@@ -105,7 +105,7 @@ async fn service_pauses_on_urza_timeout_with_critical_event_and_neutral_report()
     let telemetry = service.drain_telemetry();
     let critical: Vec<_> = telemetry.iter().filter(|p| p.priority() == MessagePriority::Critical).collect();
     assert_eq!(critical.len(), 3, "one CRITICAL packet per timeout");
-    let event = critical[0].events.iter().find(|e| e.event_id == "timeout_urza").expect("timeout_urza");
+    let event = critical[0].events.iter().find(|e| e.description == "timeout_urza").expect("timeout_urza");
     assert_eq!(event.level, i32::from(TelemetryLevel::Critical));
     assert_eq!(event.attributes.get("timeout_ms").map(String::as_str), Some("25"));
     let reports = service.sink().reports();

@@ -123,7 +123,7 @@ fn assess(
 }
 
 fn ids(events: &[TelemetryEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.event_id.as_str()).collect()
+    events.iter().map(|e| e.description.as_str()).collect()
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn over_budget_enters_conservative_mode_which_recovers_after_three_good_evaluati
         events.extend(
             step_events
                 .into_iter()
-                .map(|e| e.event_id)
+                .map(|e| e.description)
                 .filter(|id| id.starts_with("conservative") || id.starts_with("timeout")),
         );
     }

@@ -74,7 +74,7 @@ async fn quarantined_blueprint_becomes_a_pause_with_a_regression_report() {
     assert!(vetoed.payload.is_none() && vetoed.target_seed_id.is_empty(), "a pause carries no seed operation");
     assert_eq!(service.sink().reports()[8].outcome, i32::from(FieldReportOutcome::Regression));
     let telemetry = service.drain_telemetry();
-    let events: Vec<_> = telemetry.iter().flat_map(|p| &p.events).map(|e| e.event_id.as_str()).collect();
+    let events: Vec<_> = telemetry.iter().flat_map(|p| &p.events).map(|e| e.description.as_str()).collect();
     assert_eq!(events, ["bp_quarantine", "pause_triggered"]);
     assert_eq!(metric(&telemetry, "tamiyo.blueprint.risk")[8], f64::from(0.95_f32));
 }
@@ -124,7 +124,7 @@ async fn a_failing_sink_is_counted_and_reported_but_the_command_still_goes_out()
     }
     let counters = service.counters();
     assert_eq!((counters.field_reports_written, counters.field_report_failures), (2, 1));
-    let events: Vec<_> = service.drain_telemetry().into_iter().flat_map(|p| p.events).map(|e| e.event_id).collect();
+    let events: Vec<_> = service.drain_telemetry().into_iter().flat_map(|p| p.events).map(|e| e.description).collect();
     assert_eq!(events, ["field_report_failed"]);
 }
 

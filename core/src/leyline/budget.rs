@@ -7,8 +7,6 @@
 //! and [`TelemetryBuilder`] assembles packets that fit by dropping the
 //! lowest-priority metrics first and saying so in an event.
 
-use std::collections::BTreeMap;
-
 use prost::Message;
 
 use super::{MessagePriority, MetricPoint, TelemetryEvent, TelemetryLevel, TelemetryPacket};
@@ -16,7 +14,8 @@ use super::{MessagePriority, MetricPoint, TelemetryEvent, TelemetryLevel, Teleme
 /// Largest encoded `TelemetryPacket` a producer may emit.
 pub const TELEMETRY_BYTE_LIMIT: usize = 280;
 
-/// Event id of the note [`TelemetryBuilder`] adds when it had to drop metrics.
+/// Name (the event's `description`, as every Leyline event) of the note
+/// [`TelemetryBuilder`] adds when it had to drop metrics.
 pub const METRICS_DROPPED_EVENT: &str = "telemetry.metrics_dropped";
 
 /// An encoded telemetry packet over [`TELEMETRY_BYTE_LIMIT`].
@@ -125,10 +124,14 @@ fn assemble(header: &TelemetryPacket, kept: &[(MessagePriority, MetricPoint)], d
     packet.metrics = kept.iter().map(|(_, m)| m.clone()).collect();
     if dropped.count > 0 {
         packet.events.push(TelemetryEvent {
-            event_id: METRICS_DROPPED_EVENT.to_owned(),
-            description: format!("dropped {} metric(s), priority <= {:?}", dropped.count, dropped.highest),
+            description: METRICS_DROPPED_EVENT.to_owned(),
             level: TelemetryLevel::Warning.into(),
-            attributes: BTreeMap::new(),
+            attributes: [
+                ("count".to_owned(), dropped.count.to_string()),
+                ("priority".to_owned(), format!("<={:?}", dropped.highest)),
+            ]
+            .into(),
+            ..TelemetryEvent::default()
         });
     }
     packet
@@ -187,15 +190,14 @@ mod tests {
         }
         let packet = builder.build().expect("fits after dropping");
         assert!(packet.encoded_len() <= TELEMETRY_BYTE_LIMIT);
-        // The high-priority metrics survive; the dropped ones are named in the event.
+        // The high-priority metrics survive; every low one goes before any normal one.
         assert!(packet.metric("tolaria.training.loss").is_some());
         assert!(packet.metric("tolaria.training.latency_ms").is_some());
-        let event = packet.events.iter().find(|e| e.event_id == METRICS_DROPPED_EVENT).expect("drop event");
-        assert!(event.description.starts_with("dropped "), "{}", event.description);
-        assert!(packet.metric("tolaria.debug.m3").is_none(), "the latest low-priority metric goes first");
-        let kept: Vec<&str> = packet.metrics.iter().map(|m| m.name.as_str()).collect();
-        let first_low = kept.iter().position(|n| n.starts_with("tolaria.debug") || *n == "tolaria.train.graph_enabled");
-        assert!(first_low.is_none_or(|i| i >= 5), "higher priorities are kept before any low one: {kept:?}");
+        let lows = ["tolaria.train.graph_enabled", "tolaria.debug.m0", "tolaria.debug.m3"];
+        assert!(lows.iter().all(|name| packet.metric(name).is_none()), "{:?}", packet.metrics);
+        let event = packet.events.iter().find(|e| e.description == METRICS_DROPPED_EVENT).expect("drop event");
+        let dropped: usize = event.attributes["count"].parse().expect("a count");
+        assert_eq!(dropped, 10 - packet.metrics.len(), "the event counts exactly what is missing");
         assert_eq!(packet.priority(), MessagePriority::High, "a WARNING event raises the priority");
     }
 

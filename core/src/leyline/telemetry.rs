@@ -38,6 +38,26 @@ pub struct TelemetryEvent {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Longest attribute value kept by [`TelemetryEvent::named`], so that any single
+/// event fits a 280-byte packet.
+pub const EVENT_ATTRIBUTE_MAX_CHARS: usize = 48;
+
+impl TelemetryEvent {
+    /// An event named as Esper-Lite's (`tolaria.tamiyo_timeout`, `seed_stage`, …): the
+    /// name goes in `description`, attribute values are cut to 48 characters.
+    pub fn named(name: &str, level: TelemetryLevel, attributes: &[(&str, String)]) -> Self {
+        Self {
+            description: name.to_owned(),
+            level: level.into(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.chars().take(EVENT_ATTRIBUTE_MAX_CHARS).collect()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The sender's own health. The original kept the packet's bus priority in
 /// `indicators["priority"]`; [`TelemetryPacket::priority`] derives it instead.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]

@@ -6,6 +6,18 @@
 //! on a [`device::Device`], so the same trainer drives the pure-Rust synthetic model
 //! in the sim and libtorch on CPU or CUDA for real.
 
+pub mod checkpoint;
+pub mod config;
 pub mod device;
+pub mod emergency;
+pub mod metrics;
 pub mod ports;
 pub mod rollback;
+mod step;
+mod trainer;
+mod verdict;
+
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+pub use config::{ConfigError, TrainingLoopConfig};
+pub use rollback::RollbackOutcome;
+pub use trainer::{Collaborators, EpochFailure, EpochReport, TolariaError, Trainer};

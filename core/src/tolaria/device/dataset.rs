@@ -59,6 +59,15 @@ impl Dataset {
         Self { features, inputs, targets }
     }
 
+    /// A dataset from samples read elsewhere (row-major `inputs`, one target per
+    /// sample); refuses inputs that are not a whole number of samples.
+    pub fn from_samples(features: usize, inputs: Vec<f32>, targets: Vec<u32>) -> Result<Self, DeviceError> {
+        if features == 0 || inputs.len() != targets.len() * features {
+            return Err(DeviceError::BatchShape { inputs: inputs.len(), targets: targets.len(), features });
+        }
+        Ok(Self { features, inputs, targets })
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.targets.len()

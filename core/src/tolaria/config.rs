@@ -1,0 +1,137 @@
+//! Tolaria's knobs, with Esper-Lite's defaults and environment overrides.
+
+use std::time::Duration;
+
+use crate::breaker::BreakerConfig;
+
+/// Everything the training loop needs to know besides its collaborators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingLoopConfig {
+    /// Identifies the run in packets, commands and signals.
+    pub run_id: String,
+    /// Samples per optimizer step (RC1: 4).
+    pub batch_size: usize,
+    /// An epoch longer than this fails with `epoch_budget` (250 ms).
+    pub epoch_budget: Duration,
+    /// A step whose Tamiyo + Kasmina hooks take longer fails the epoch with `hook_budget` (50 ms).
+    pub hook_budget: Duration,
+    /// How long Tolaria waits for Tamiyo's decision, and for Kasmina's apply
+    /// (`TAMIYO_STEP_TIMEOUT_MS`; the original waited 2 s).
+    pub step_timeout: Duration,
+    /// How long a rollback may take before it counts as `deadline_exceeded`
+    /// (`TOLARIA_ROLLBACK_DEADLINE_MS`, 250 ms).
+    pub rollback_deadline: Duration,
+    /// Byte cap of the fast rollback tier (`TOLARIA_ROLLBACK_FAST_CAP_MB`, 32 MiB).
+    pub rollback_fast_cap_bytes: usize,
+    /// A finite training loss above this is treated as divergence and rolled back.
+    pub divergence_loss: f32,
+    /// Failed epochs climb the emergency ladder (L2, L3 when the breaker is open)
+    /// (`TOLARIA_EMERGENCY_ENABLED`, false as the original).
+    pub emergency_enabled: bool,
+    /// Consecutive failed epochs that escalate to an L4 halt (`TOLARIA_EMERGENCY_L4_FAILED_EPOCHS`, 3).
+    pub l4_failed_epochs: u32,
+    /// A rollback past its deadline halts training (`TOLARIA_EMERGENCY_L4_ON_ROLLBACK_DEADLINE`, true).
+    pub l4_on_rollback_deadline: bool,
+    /// The epoch breaker (3 failures, 1 success, 30 s).
+    pub breaker: BreakerConfig,
+    /// Virtual time charged per optimizer step in the sim (the deterministic cost
+    /// model); zero in the real profile, where the device's own time is measured.
+    pub step_cost: Duration,
+    /// Objective for `slo.tolaria_latency_*` (the runbooks' 18 ms).
+    pub latency_objective_ms: f64,
+}
+
+impl Default for TrainingLoopConfig {
+    fn default() -> Self {
+        Self {
+            run_id: "run-0".to_owned(),
+            batch_size: 4,
+            epoch_budget: Duration::from_millis(250),
+            hook_budget: Duration::from_millis(50),
+            step_timeout: Duration::from_millis(2_000),
+            rollback_deadline: Duration::from_millis(250),
+            rollback_fast_cap_bytes: 32 << 20,
+            divergence_loss: 1.0e4,
+            emergency_enabled: false,
+            l4_failed_epochs: 3,
+            l4_on_rollback_deadline: true,
+            breaker: BreakerConfig::default(),
+            step_cost: Duration::ZERO,
+            latency_objective_ms: 18.0,
+        }
+    }
+}
+
+/// An environment variable that is set but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?} is not valid: expected {expected}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl TrainingLoopConfig {
+    /// The defaults with Esper-Lite's environment overrides applied, read through
+    /// `lookup` (pass `|name| std::env::var(name).ok()` for the process environment).
+    pub fn with_env(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let millis = |name: &'static str| parse::<u64>(name, lookup(name), "milliseconds as an integer");
+        if let Some(ms) = millis("TAMIYO_STEP_TIMEOUT_MS")? {
+            self.step_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = millis("TOLARIA_ROLLBACK_DEADLINE_MS")? {
+            self.rollback_deadline = Duration::from_millis(ms);
+        }
+        let name = "TOLARIA_ROLLBACK_FAST_CAP_MB";
+        if let Some(mb) = parse::<usize>(name, lookup(name), "mebibytes as an integer")? {
+            self.rollback_fast_cap_bytes = mb.saturating_mul(1 << 20);
+        }
+        let name = "TOLARIA_EMERGENCY_L4_FAILED_EPOCHS";
+        if let Some(epochs) = parse::<u32>(name, lookup(name), "a count of epochs")? {
+            self.l4_failed_epochs = epochs;
+        }
+        let flag =
+            |name: &'static str| parse::<bool>(name, lookup(name).map(|v| v.to_ascii_lowercase()), "true or false");
+        if let Some(enabled) = flag("TOLARIA_EMERGENCY_ENABLED")? {
+            self.emergency_enabled = enabled;
+        }
+        if let Some(halt) = flag("TOLARIA_EMERGENCY_L4_ON_ROLLBACK_DEADLINE")? {
+            self.l4_on_rollback_deadline = halt;
+        }
+        Ok(self)
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    name: &'static str,
+    value: Option<String>,
+    expected: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(text) => text.trim().parse().map(Some).map_err(|_| ConfigError { name, value: text, expected }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_apply_and_bad_values_are_named() {
+        let env = |name: &str| match name {
+            "TAMIYO_STEP_TIMEOUT_MS" => Some("500".to_owned()),
+            "TOLARIA_EMERGENCY_L4_ON_ROLLBACK_DEADLINE" => Some("FALSE".to_owned()),
+            _ => None,
+        };
+        let config = TrainingLoopConfig::default().with_env(env).expect("valid");
+        assert_eq!(config.step_timeout, Duration::from_millis(500));
+        assert!(!config.l4_on_rollback_deadline);
+        let bad = |name: &str| (name == "TOLARIA_ROLLBACK_DEADLINE_MS").then(|| "soon".to_owned());
+        let err = TrainingLoopConfig::default().with_env(bad).expect_err("not a number");
+        assert_eq!(
+            err.to_string(),
+            "TOLARIA_ROLLBACK_DEADLINE_MS=\"soon\" is not valid: expected milliseconds as an integer"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Tolaria's counters and the per-epoch telemetry packet built from them.
+
+use crate::leyline::{
+    MessagePriority, MetricPoint, TelemetryBuilder, TelemetryEvent, TelemetryLevel, TelemetryPacket, TelemetryTooLarge,
+    Timestamp, encode_within_budget,
+};
+
+/// Monotonic counters over the life of a trainer, named as Esper-Lite's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TolariaCounters {
+    /// `tolaria.timeout.tamiyo_total`
+    pub timeout_tamiyo_total: u64,
+    /// `tolaria.timeout.kasmina_total`
+    pub timeout_kasmina_total: u64,
+    /// Tamiyo calls that answered in time.
+    pub tamiyo_evaluations_total: u64,
+    /// Tamiyo or Kasmina calls that failed outright (not by timeout).
+    pub hook_errors_total: u64,
+    /// `tolaria.epochs.failed`
+    pub epochs_failed_total: u64,
+    /// `tolaria.rollback.fast_hits_total`
+    pub rollback_fast_hits_total: u64,
+    /// `tolaria.rollback.fast_misses_total`
+    pub rollback_fast_misses_total: u64,
+    /// `tolaria.rollback.deadline_exceeded_total`
+    pub rollback_deadline_exceeded_total: u64,
+    /// `tolaria.rollback.failures_total`
+    pub rollback_failures_total: u64,
+    /// `tolaria.emergency.broadcasts_total`
+    pub emergency_broadcasts_total: u64,
+    /// `tolaria.emergency.halts_total`
+    pub emergency_halts_total: u64,
+}
+
+/// What one epoch measured, for the telemetry packet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochFigures {
+    pub epoch: u32,
+    pub loss: f32,
+    pub latency_ms: f64,
+    pub seeds_active: usize,
+    pub conservative: bool,
+    pub latency_objective_ms: f64,
+}
+
+/// The end-of-epoch telemetry. The first packet carries the KPIs (at high priority)
+/// and counters that moved (at low priority, the first to go if the budget is tight);
+/// the epoch's events follow in as many further packets as the 280-byte budget needs.
+/// Esper-Lite sent one packet with both; at 280 bytes they do not fit together.
+pub fn epoch_packets(
+    figures: &EpochFigures,
+    counters: &TolariaCounters,
+    events: Vec<TelemetryEvent>,
+    now_ms: u64,
+) -> Result<Vec<TelemetryPacket>, TelemetryTooLarge> {
+    let header = |suffix: String, level: TelemetryLevel| TelemetryPacket {
+        packet_id: format!("tolaria-e{}{suffix}", figures.epoch),
+        timestamp: Some(Timestamp::from_millis(now_ms)),
+        source_subsystem: "tolaria".to_owned(),
+        level: level.into(),
+        ..TelemetryPacket::default()
+    };
+    let mut packets = vec![kpi_packet(header(String::new(), TelemetryLevel::Info), figures, counters)?];
+    let mut pending: Option<TelemetryPacket> = None;
+    for event in events {
+        if let Some(packet) = pending.as_mut() {
+            packet.events.push(event.clone());
+            if encode_within_budget(packet).is_ok() {
+                packet.level = packet.level.max(event.level);
+                continue;
+            }
+            packet.events.pop();
+            packets.extend(pending.take());
+        }
+        let level = TelemetryLevel::try_from(event.level).unwrap_or(TelemetryLevel::Info);
+        let mut packet = header(format!("-ev{}", packets.len()), level);
+        packet.events.push(event);
+        encode_within_budget(&packet)?;
+        pending = Some(packet);
+    }
+    packets.extend(pending);
+    Ok(packets)
+}
+
+fn kpi_packet(
+    header: TelemetryPacket,
+    figures: &EpochFigures,
+    counters: &TolariaCounters,
+) -> Result<TelemetryPacket, TelemetryTooLarge> {
+    let metric = |name: &str, value: f64, unit: &str| MetricPoint::new(name, value, unit);
+    let mut builder = TelemetryBuilder::new(header)
+        .metric(MessagePriority::Critical, metric("tolaria.training.loss", f64::from(figures.loss), ""))
+        .metric(MessagePriority::Critical, metric("tolaria.training.latency_ms", figures.latency_ms, "ms"))
+        .metric(MessagePriority::Normal, metric("tolaria.seeds.active", figures.seeds_active as f64, ""))
+        .metric(MessagePriority::Normal, metric("tolaria.train.graph_enabled", 0.0, ""))
+        .metric(MessagePriority::High, metric("slo.tolaria_latency_actual", figures.latency_ms, "ms"))
+        .metric(MessagePriority::High, metric("slo.tolaria_latency_objective", figures.latency_objective_ms, "ms"));
+    if figures.conservative {
+        builder = builder.metric(MessagePriority::Normal, metric("tolaria.mode.conservative", 1.0, ""));
+    }
+    for (name, value) in moved_counters(counters) {
+        builder = builder.metric(MessagePriority::Low, metric(name, value as f64, ""));
+    }
+    builder.build()
+}
+fn moved_counters(c: &TolariaCounters) -> impl Iterator<Item = (&'static str, u64)> {
+    [
+        ("tolaria.timeout.tamiyo_total", c.timeout_tamiyo_total),
+        ("tolaria.timeout.kasmina_total", c.timeout_kasmina_total),
+        ("tolaria.rollback.deadline_exceeded_total", c.rollback_deadline_exceeded_total),
+        ("tolaria.rollback.failures_total", c.rollback_failures_total),
+        ("tolaria.epochs.failed", c.epochs_failed_total),
+    ]
+    .into_iter()
+    .filter(|&(_, value)| value > 0)
+}

@@ -1,0 +1,95 @@
+//! Rollback under a deadline: the fast in-memory tier first, then the checkpoint.
+//!
+//! A fast hit is a memcpy. A miss goes to the checkpoint store under
+//! `rollback_deadline`; running past it counts `deadline_exceeded`, emits
+//! `tolaria.rollback.restore_failed`, and (with `l4_on_rollback_deadline`) halts
+//! training at emergency level L4 with a signal on the emergency port.
+
+use tokio::time::{Instant, timeout};
+
+use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
+use crate::tolaria::checkpoint::CheckpointStore;
+use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use crate::tolaria::trainer::Trainer;
+
+/// How a rollback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackOutcome {
+    /// Restored from the fast tier, to the state after `step`.
+    FastHit { step: u64 },
+    /// Restored from the checkpoint taken after `epoch` (`step` steps).
+    Checkpoint { epoch: u32, step: u64 },
+    /// The checkpoint did not arrive before the deadline.
+    DeadlineExceeded,
+    /// Nothing to restore from, or the restore itself failed.
+    Failed { reason: String },
+}
+
+impl<T, K, M, E, C> Trainer<T, K, M, E, C>
+where
+    T: TamiyoPort,
+    K: KasminaPort,
+    M: TelemetryPort,
+    E: EmergencyPort,
+    C: CheckpointStore,
+{
+    /// Puts the model back to its state after `step` (or the nearest earlier state held).
+    pub async fn rollback_to(&mut self, step: u64) -> RollbackOutcome {
+        let started = Instant::now();
+        let outcome = match self.fast_cache.nearest_at_or_before(step) {
+            Some((at, snapshot)) => match self.device.restore(snapshot) {
+                Ok(()) => RollbackOutcome::FastHit { step: at },
+                Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
+            },
+            None => {
+                self.counters.rollback_fast_misses_total += 1;
+                self.restore_checkpoint().await
+            }
+        };
+        self.last_restore_latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        self.account(&outcome).await;
+        outcome
+    }
+
+    async fn restore_checkpoint(&mut self) -> RollbackOutcome {
+        match timeout(self.config.rollback_deadline, self.checkpoints.load_latest()).await {
+            Err(_) => RollbackOutcome::DeadlineExceeded,
+            Ok(Err(error)) => RollbackOutcome::Failed { reason: error.to_string() },
+            Ok(Ok(None)) => RollbackOutcome::Failed { reason: "no checkpoint".to_owned() },
+            Ok(Ok(Some(checkpoint))) => match self.device.restore(&checkpoint.model) {
+                Ok(()) => RollbackOutcome::Checkpoint { epoch: checkpoint.epoch, step: checkpoint.global_step },
+                Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
+            },
+        }
+    }
+
+    async fn account(&mut self, outcome: &RollbackOutcome) {
+        let latency = format!("{:.3}", self.last_restore_latency_ms);
+        tracing::info!(outcome = ?outcome, latency_ms = self.last_restore_latency_ms, "tolaria.rollback");
+        match outcome {
+            RollbackOutcome::FastHit { .. } => self.counters.rollback_fast_hits_total += 1,
+            RollbackOutcome::Checkpoint { .. } => {}
+            RollbackOutcome::Failed { reason } => {
+                self.counters.rollback_failures_total += 1;
+                let attributes = [("reason", reason.clone()), ("latency_ms", latency)];
+                self.events.push(TelemetryEvent::named(
+                    "tolaria.rollback.restore_failed",
+                    TelemetryLevel::Error,
+                    &attributes,
+                ));
+            }
+            RollbackOutcome::DeadlineExceeded => {
+                self.counters.rollback_deadline_exceeded_total += 1;
+                let attributes = [("reason", "deadline_exceeded".to_owned()), ("latency_ms", latency)];
+                self.events.push(TelemetryEvent::named(
+                    "tolaria.rollback.restore_failed",
+                    TelemetryLevel::Critical,
+                    &attributes,
+                ));
+                if self.config.l4_on_rollback_deadline {
+                    self.escalate(EmergencyLevel::Halt, "rollback_deadline").await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The training loop: epochs of optimizer steps on a [`Device`], with Tamiyo
+//! consulted and Kasmina applied at every step, as Esper-Lite's Tolaria.
+//!
+//! This file holds the trainer's state and the epoch; the per-step hooks live in
+//! `step.rs`, the end-of-epoch verdict in `verdict.rs` and rollback in
+//! `rollback/restore.rs`.
+
+use tokio::time::Instant;
+
+use super::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use super::config::TrainingLoopConfig;
+use super::device::Dataset;
+use super::device::{Device, DeviceError};
+use super::emergency::EmergencyController;
+use super::metrics::TolariaCounters;
+use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::rollback::FastCache;
+use crate::breaker::CircuitBreaker;
+use crate::clock::UnixClock;
+use crate::leyline::{TelemetryEvent, TelemetryLevel, TelemetryPacket};
+
+/// Tolaria's collaborators, reached only through their ports.
+#[derive(Debug)]
+pub struct Collaborators<T, K, M, E> {
+    pub tamiyo: T,
+    pub kasmina: K,
+    pub telemetry: M,
+    pub emergency: E,
+}
+
+/// Why an epoch failed, in Esper-Lite's priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochFailure {
+    /// The epoch breaker was open.
+    BreakerOpen,
+    /// The epoch took longer than `epoch_budget`.
+    EpochBudget,
+    /// A step failed on the device or diverged.
+    StepFailure,
+    /// A step's Tamiyo + Kasmina hooks took longer than `hook_budget`.
+    HookBudget,
+}
+
+impl EpochFailure {
+    /// The reason string of the original (`breaker_open`, `epoch_budget`, …).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::BreakerOpen => "breaker_open",
+            Self::EpochBudget => "epoch_budget",
+            Self::StepFailure => "step_failure",
+            Self::HookBudget => "hook_budget",
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Evaluation loss and accuracy over the whole dataset after the epoch.
+    pub loss: f32,
+    pub accuracy: f32,
+    /// Epoch duration (`tolaria.training.latency_ms`): virtual in the sim.
+    pub latency_ms: f64,
+    /// Optimizer steps taken.
+    pub steps: u64,
+    pub failure: Option<EpochFailure>,
+    /// Whether the trainer ended the epoch in conservative mode.
+    pub conservative: bool,
+    /// Whether the emergency ladder reached L4: training stops.
+    pub halted: bool,
+    /// The packets published to the telemetry port: KPIs first, then events.
+    pub telemetry: Vec<TelemetryPacket>,
+}
+
+/// Errors that stop the loop. Everything else is counted, evented and survived.
+#[derive(Debug, thiserror::Error)]
+pub enum TolariaError {
+    #[error("training is halted (emergency level L4) since epoch {epoch}")]
+    Halted { epoch: u32 },
+    #[error("the dataset is empty; nothing to train on")]
+    EmptyDataset,
+    #[error("device failed: {0}")]
+    Device(#[from] DeviceError),
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// The trainer. See the module docs.
+pub struct Trainer<T, K, M, E, C> {
+    pub(super) config: TrainingLoopConfig,
+    pub(super) device: Box<dyn Device>,
+    pub(super) dataset: Dataset,
+    pub(super) peers: Collaborators<T, K, M, E>,
+    pub(super) checkpoints: C,
+    pub(super) clock: UnixClock,
+    pub(super) breaker: CircuitBreaker,
+    pub(super) emergency: EmergencyController,
+    pub(super) fast_cache: FastCache,
+    pub(super) counters: TolariaCounters,
+    /// Events raised since the last telemetry packet.
+    pub(super) events: Vec<TelemetryEvent>,
+    /// Epochs completed.
+    pub(super) epoch: u32,
+    /// Optimizer steps completed (monotonic; a rollback restores parameters, not time).
+    pub(super) global_step: u64,
+    pub(super) conservative: bool,
+    pub(super) failed_streak: u32,
+    /// Last evaluation, reported in each step's `SystemStatePacket`.
+    pub(super) last_eval: (f32, f32),
+    /// Last step's hook latencies (`hook_latency_ms`, `tamiyo_latency_ms`).
+    pub(super) last_hook_ms: (f64, f64),
+    pub(super) last_restore_latency_ms: f64,
+}
+
+impl<T, K, M, E, C> Trainer<T, K, M, E, C>
+where
+    T: TamiyoPort,
+    K: KasminaPort,
+    M: TelemetryPort,
+    E: EmergencyPort,
+    C: CheckpointStore,
+{
+    /// A trainer at epoch 0. Call [`Trainer::resume`] first to continue from a checkpoint.
+    pub fn new(
+        config: TrainingLoopConfig,
+        device: Box<dyn Device>,
+        dataset: Dataset,
+        peers: Collaborators<T, K, M, E>,
+        checkpoints: C,
+        clock: UnixClock,
+    ) -> Result<Self, TolariaError> {
+        if dataset.is_empty() {
+            return Err(TolariaError::EmptyDataset);
+        }
+        let mut fast_cache = FastCache::new(config.rollback_fast_cap_bytes);
+        fast_cache.insert(0, device.snapshot()?);
+        Ok(Self {
+            breaker: CircuitBreaker::new(config.breaker),
+            emergency: EmergencyController::new(config.run_id.clone()),
+            config,
+            device,
+            dataset,
+            peers,
+            checkpoints,
+            clock,
+            fast_cache,
+            counters: TolariaCounters::default(),
+            events: Vec::new(),
+            epoch: 0,
+            global_step: 0,
+            conservative: false,
+            failed_streak: 0,
+            last_eval: (f32::NAN, 0.0),
+            last_hook_ms: (0.0, 0.0),
+            last_restore_latency_ms: 0.0,
+        })
+    }
+
+    /// Continues from the latest checkpoint, if there is one; returns it.
+    pub async fn resume(&mut self) -> Result<Option<(u32, u64)>, TolariaError> {
+        let Some(checkpoint) = self.checkpoints.load_latest().await? else {
+            return Ok(None);
+        };
+        self.device.restore(&checkpoint.model)?;
+        self.epoch = checkpoint.epoch;
+        self.global_step = checkpoint.global_step;
+        self.fast_cache.insert(checkpoint.global_step, checkpoint.model);
+        tracing::info!(epoch = self.epoch, global_step = self.global_step, "tolaria.resumed");
+        Ok(Some((self.epoch, self.global_step)))
+    }
+
+    /// Runs epochs until `epochs` have completed in total (counting resumed ones) or
+    /// the emergency ladder halts training.
+    pub async fn run(&mut self, epochs: u32) -> Result<Vec<EpochReport>, TolariaError> {
+        let mut reports = Vec::new();
+        while self.epoch < epochs {
+            let report = self.run_epoch().await?;
+            let halted = report.halted;
+            reports.push(report);
+            if halted {
+                break;
+            }
+        }
+        Ok(reports)
+    }
+
+    /// One epoch: every batch, then the verdict, checkpoint and telemetry.
+    pub async fn run_epoch(&mut self) -> Result<EpochReport, TolariaError> {
+        if self.emergency.halted() {
+            return Err(TolariaError::Halted { epoch: self.epoch });
+        }
+        let started = Instant::now();
+        let mut tally = StepTally::default();
+        let batches: Vec<_> = self.dataset.batches(self.config.batch_size).collect();
+        for batch in &batches {
+            self.step(batch, &mut tally).await;
+            if self.emergency.halted() {
+                break;
+            }
+        }
+        self.epoch += 1;
+        let evaluation = self.device.evaluate(&self.dataset.whole());
+        let (loss, accuracy) = match evaluation {
+            Ok(e) => (e.loss, e.accuracy),
+            Err(error) => {
+                tally.note_failure(format!("evaluation: {error}"));
+                (f32::NAN, 0.0)
+            }
+        };
+        self.last_eval = (loss, accuracy);
+        let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        self.close_epoch(EpochClose { loss, accuracy, latency_ms, tally }).await
+    }
+
+    /// Saves the end-of-epoch checkpoint; a failure is an event, not a stop.
+    pub(super) async fn checkpoint(&mut self) {
+        let saved = match self.device.snapshot() {
+            Ok(model) => {
+                let checkpoint = Checkpoint { epoch: self.epoch, global_step: self.global_step, model };
+                self.checkpoints.save(&checkpoint).await.map_err(|e| e.to_string())
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(reason) = saved {
+            tracing::warn!(epoch = self.epoch, %reason, "tolaria.checkpoint_failed");
+            let event = TelemetryEvent::named("tolaria.checkpoint_failed", TelemetryLevel::Error, &[]);
+            self.events.push(event);
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> TolariaCounters {
+        self.counters
+    }
+
+    /// The model's current snapshot (what a rollback would compare against).
+    pub fn snapshot(&self) -> Result<Vec<u8>, DeviceError> {
+        self.device.snapshot()
+    }
+
+    /// Optimizer steps completed.
+    pub fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    /// Epochs completed.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether Tamiyo is currently skipped.
+    pub fn conservative(&self) -> bool {
+        self.conservative
+    }
+
+    /// The collaborators, e.g. to read a recording port after a run.
+    pub fn collaborators(&self) -> &Collaborators<T, K, M, E> {
+        &self.peers
+    }
+
+    /// The duration of the last rollback (`tolaria.rollback.restore_latency_ms`).
+    pub fn last_restore_latency_ms(&self) -> f64 {
+        self.last_restore_latency_ms
+    }
+}
+
+impl<T, K, M, E, C> std::fmt::Debug for Trainer<T, K, M, E, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("run_id", &self.config.run_id)
+            .field("device", &self.device.label())
+            .field("epoch", &self.epoch)
+            .field("global_step", &self.global_step)
+            .field("conservative", &self.conservative)
+            .field("emergency", &self.emergency.level())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the steps of one epoch left for its verdict.
+#[derive(Debug, Clone, Default)]
+pub(super) struct StepTally {
+    pub steps: u64,
+    pub first_failure: Option<String>,
+    pub hook_max_ms: f64,
+}
+
+impl StepTally {
+    pub(super) fn note_failure(&mut self, reason: String) {
+        self.first_failure.get_or_insert(reason);
+    }
+}
+
+/// The measured end of an epoch, handed to the verdict.
+#[derive(Debug, Clone)]
+pub(super) struct EpochClose {
+    pub loss: f32,
+    pub accuracy: f32,
+    pub latency_ms: f64,
+    pub tally: StepTally,
+}
