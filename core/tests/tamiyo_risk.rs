@@ -36,7 +36,7 @@ fn germinate() -> PolicyDecision {
         action: PolicyAction::Germinate { seed_id: "seed-a".into(), blueprint_id: "BP043".into(), alpha: 0.1 },
         loss: 1.0,
         loss_delta: 0.0,
-        plateau_steps: 8,
+        window_change: Some(0.0),
         risk: 0.0,
     }
 }
