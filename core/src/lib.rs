@@ -7,7 +7,9 @@
 //!
 //! * [`net::Connector`] for TCP — tokio sockets for real, turmoil sockets in the sim;
 //! * tokio time for every clock — virtual under the sim, wall-clock for real;
-//! * an injected seeded RNG (`rand::Rng`) — never a thread or OS RNG.
+//! * an injected seeded RNG (`rand::Rng`) — never a thread or OS RNG;
+//! * [`storage::Storage`] for files — the local file system for real, the simulated
+//!   disk (crashes, torn writes, injected faults) in the sim.
 //!
 //! Architecture invariant: `esper-core` never depends on turmoil, proptest or insta,
 //! and never reads `std::time`, a thread RNG or a randomly-seeded hasher
@@ -18,6 +20,8 @@ pub mod clock;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
+pub mod storage;
 pub mod tamiyo;
 pub mod tolaria;
+pub mod wal;
 pub mod weatherlight;

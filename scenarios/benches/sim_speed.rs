@@ -111,6 +111,7 @@ fn bare_turmoil_run(seed: u64) -> Duration {
             match &scheduled.fault {
                 Fault::Partition { a, b } => sim.partition(a.as_str(), b.as_str()),
                 Fault::Repair { a, b } => sim.repair(a.as_str(), b.as_str()),
+                other => panic!("the heartbeat schedule holds only partitions and repairs, not {other}"),
             }
         }
         if sim.step().expect("bare turmoil run") {

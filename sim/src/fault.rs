@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::disk::DiskOp;
+
 /// One fault. Host names are the world's host names (`tolaria`, `redis`…).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -17,14 +19,45 @@ pub enum Fault {
     Partition { a: String, b: String },
     /// Restore a link cut by [`Fault::Partition`].
     Repair { a: String, b: String },
+    /// Power loss on `host`: its software stops and its disk drops (or tears) every
+    /// unsynced write. It stays down until [`Fault::Restart`].
+    Crash { host: String },
+    /// Start the software of a crashed `host` again, on what survived of its disk.
+    Restart { host: String },
+    /// The next `count` operations of class `op` on `host`'s disk fail with EIO.
+    DiskError { host: String, op: DiskOp, count: u32 },
+    /// `host`'s disk refuses appends (ENOSPC) once its files would exceed `capacity_bytes`.
+    DiskFull { host: String, capacity_bytes: u64 },
+    /// Flip bit `bit` of the byte at `offset` of `path` on `host`'s disk (at-rest corruption).
+    DiskBitFlip { host: String, path: String, offset: u64, bit: u8 },
+    /// Cut `path` on `host`'s disk to `offset` bytes (a lost tail).
+    DiskTruncate { host: String, path: String, offset: u64 },
 }
 
 impl Fault {
     /// The host names this fault refers to, so the world can reject a schedule that
     /// names a host it does not have before the run starts.
-    pub fn hosts(&self) -> [&str; 2] {
+    pub fn hosts(&self) -> Vec<&str> {
         match self {
-            Self::Partition { a, b } | Self::Repair { a, b } => [a, b],
+            Self::Partition { a, b } | Self::Repair { a, b } => vec![a, b],
+            Self::Crash { host }
+            | Self::Restart { host }
+            | Self::DiskError { host, .. }
+            | Self::DiskFull { host, .. }
+            | Self::DiskBitFlip { host, .. }
+            | Self::DiskTruncate { host, .. } => vec![host],
+        }
+    }
+
+    /// The host whose disk this fault acts on, if it acts on one (a crash does).
+    pub fn disk_host(&self) -> Option<&str> {
+        match self {
+            Self::Partition { .. } | Self::Repair { .. } | Self::Restart { .. } => None,
+            Self::Crash { host }
+            | Self::DiskError { host, .. }
+            | Self::DiskFull { host, .. }
+            | Self::DiskBitFlip { host, .. }
+            | Self::DiskTruncate { host, .. } => Some(host),
         }
     }
 
@@ -33,6 +66,12 @@ impl Fault {
         match self {
             Self::Partition { .. } => "partition",
             Self::Repair { .. } => "repair",
+            Self::Crash { .. } => "crash",
+            Self::Restart { .. } => "restart",
+            Self::DiskError { .. } => "disk_error",
+            Self::DiskFull { .. } => "disk_full",
+            Self::DiskBitFlip { .. } => "disk_bit_flip",
+            Self::DiskTruncate { .. } => "disk_truncate",
         }
     }
 }
@@ -42,6 +81,16 @@ impl fmt::Display for Fault {
         match self {
             Self::Partition { a, b } => write!(formatter, "partition {a} <-> {b}"),
             Self::Repair { a, b } => write!(formatter, "repair {a} <-> {b}"),
+            Self::Crash { host } => write!(formatter, "crash {host}"),
+            Self::Restart { host } => write!(formatter, "restart {host}"),
+            Self::DiskError { host, op, count } => write!(formatter, "EIO on the next {count} {} on {host}", op.name()),
+            Self::DiskFull { host, capacity_bytes } => {
+                write!(formatter, "disk of {host} full at {capacity_bytes} bytes")
+            }
+            Self::DiskBitFlip { host, path, offset, bit } => {
+                write!(formatter, "flip bit {bit} at {host}:{path}@{offset}")
+            }
+            Self::DiskTruncate { host, path, offset } => write!(formatter, "truncate {host}:{path} to {offset} bytes"),
         }
     }
 }
@@ -130,6 +179,23 @@ mod tests {
         let json = schedule.to_json();
         assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
         assert_eq!(schedule.to_string(), "t=5ms repair tolaria <-> tamiyo; t=9ms partition tolaria <-> tamiyo");
+    }
+
+    #[test]
+    fn disk_faults_round_trip_through_json() {
+        let host = || "tamiyo".to_owned();
+        let faults = vec![
+            Fault::Crash { host: host() },
+            Fault::Restart { host: host() },
+            Fault::DiskError { host: host(), op: DiskOp::Fsync, count: 2 },
+            Fault::DiskFull { host: host(), capacity_bytes: 4096 },
+            Fault::DiskBitFlip { host: host(), path: "var/wal.log".into(), offset: 17, bit: 3 },
+            Fault::DiskTruncate { host: host(), path: "var/wal.log".into(), offset: 100 },
+        ];
+        let schedule = FaultSchedule::new(faults.into_iter().map(|fault| ScheduledFault { at_ms: 1, fault }).collect());
+        let json = schedule.to_json();
+        assert!(json.contains(r#""kind":"disk_error","host":"tamiyo","op":"fsync","count":2"#), "{json}");
+        assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! a thread RNG or a randomly-seeded hasher; `clippy.toml` enforces it.
 
 mod determinism;
+pub mod disk;
 mod fault;
 mod net;
 mod report;
@@ -19,6 +20,7 @@ pub mod trace;
 mod world;
 
 pub use determinism::{Divergence, check_determinism};
+pub use disk::{DiskOp, SimDisk, SimDiskConfig};
 pub use fault::{Fault, FaultSchedule, FaultScheduleError, ScheduledFault};
 pub use net::{TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};

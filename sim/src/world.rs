@@ -1,6 +1,6 @@
 //! The world: one seeded turmoil simulation plus Esper's fault executor and trace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::RngCore;
 
+use crate::disk::{SimDisk, SimDiskConfig};
 use crate::fault::{Fault, FaultSchedule};
 use crate::report::{Outcome, RunReport};
 use crate::rng::RngTree;
@@ -48,6 +49,7 @@ pub struct World {
     schedule: FaultSchedule,
     sim: turmoil::Sim<'static>,
     hosts: BTreeSet<String>,
+    disks: BTreeMap<String, SimDisk>,
 }
 
 impl std::fmt::Debug for World {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for World {
             .field("seed", &self.seed)
             .field("schedule", &self.schedule)
             .field("hosts", &self.hosts)
+            .field("disks", &self.disks.keys())
             .finish_non_exhaustive()
     }
 }
@@ -81,7 +84,7 @@ impl World {
             .min_message_latency(config.min_latency)
             .max_message_latency(config.max_latency)
             .build();
-        Self { seed, rng, schedule, sim, hosts: BTreeSet::new() }
+        Self { seed, rng, schedule, sim, hosts: BTreeSet::new(), disks: BTreeMap::new() }
     }
 
     /// The run's seed.
@@ -119,6 +122,17 @@ impl World {
         self.sim.client(name, software);
     }
 
+    /// Gives `host` a simulated disk (the first call creates it, later calls return
+    /// the same disk). Its crash choices come from the `disk/<host>` stream. The
+    /// disk outlives the host's software: a restarted host sees what survived.
+    pub fn disk(&mut self, host: &str, config: SimDiskConfig) -> SimDisk {
+        let rng = &self.rng;
+        self.disks
+            .entry(host.to_owned())
+            .or_insert_with(|| SimDisk::new(config, rng.child("disk").stream(host)))
+            .clone()
+    }
+
     fn register(&mut self, name: &str) {
         let fresh = self.hosts.insert(name.to_owned());
         assert!(fresh, "host {name} registered twice");
@@ -128,8 +142,8 @@ impl World {
     /// and turns host errors and panics into a failed [`Outcome`].
     pub fn run(mut self, scenario: &str, mode: TraceMode) -> RunReport {
         let recorder = Arc::new(Mutex::new(TraceRecorder::new(mode)));
-        let result = match self.unknown_host() {
-            Some(host) => Err(format!("fault schedule names host {host:?}, which this world does not have")),
+        let result = match self.invalid_schedule() {
+            Some(error) => Err(error),
             None => {
                 let subscriber = TraceSubscriber::new(Arc::clone(&recorder));
                 tracing::subscriber::with_default(subscriber, || self.drive(&recorder))
@@ -150,13 +164,15 @@ impl World {
         }
     }
 
-    fn unknown_host(&self) -> Option<String> {
-        self.schedule
-            .faults()
-            .iter()
-            .flat_map(|scheduled| scheduled.fault.hosts())
-            .find(|host| !self.hosts.contains(*host))
-            .map(str::to_owned)
+    /// Why the schedule cannot run in this world: it names a host the world lacks,
+    /// or the disk of a host that has none.
+    fn invalid_schedule(&self) -> Option<String> {
+        let faults = self.schedule.faults().iter().map(|scheduled| &scheduled.fault);
+        if let Some(host) = faults.clone().flat_map(Fault::hosts).find(|host| !self.hosts.contains(*host)) {
+            return Some(format!("fault schedule names host {host:?}, which this world does not have"));
+        }
+        let diskless = faults.filter_map(Fault::disk_host).find(|host| !self.disks.contains_key(*host));
+        diskless.map(|host| format!("fault schedule names the disk of host {host:?}, which has no disk"))
     }
 
     /// The step loop. Faults due at or before the current sim time are applied
@@ -181,11 +197,39 @@ impl World {
     }
 
     fn apply(&mut self, fault: &Fault) {
-        let [a, b] = fault.hosts();
-        tracing::info!(target: "esper_sim::fault", kind = fault.kind(), a, b, "fault injected");
+        match fault {
+            Fault::Partition { a, b } | Fault::Repair { a, b } => {
+                tracing::info!(target: "esper_sim::fault", kind = fault.kind(), a, b, "fault injected");
+            }
+            _ => tracing::info!(target: "esper_sim::fault", kind = fault.kind(), detail = %fault, "fault injected"),
+        }
         match fault {
             Fault::Partition { a, b } => self.sim.partition(a.as_str(), b.as_str()),
             Fault::Repair { a, b } => self.sim.repair(a.as_str(), b.as_str()),
+            Fault::Crash { host } => {
+                self.sim.crash(host.as_str());
+                self.disks.get(host).map(SimDisk::crash);
+            }
+            Fault::Restart { host } => self.sim.bounce(host.as_str()),
+            _ => self.apply_disk_fault(fault),
+        }
+    }
+
+    /// Arms or applies a fault on a host's disk (checked to exist before the run).
+    fn apply_disk_fault(&self, fault: &Fault) {
+        let Some(disk) = fault.disk_host().and_then(|host| self.disks.get(host)) else { return };
+        match fault {
+            Fault::DiskError { op, count, .. } => disk.fail_next(*op, *count),
+            Fault::DiskFull { capacity_bytes, .. } => disk.set_capacity(Some(*capacity_bytes)),
+            Fault::DiskBitFlip { path, offset, bit, .. } => {
+                let applied = disk.flip_bit(std::path::Path::new(path), *offset, *bit);
+                tracing::info!(target: "esper_sim::disk", path, offset, bit, applied, "bit flip");
+            }
+            Fault::DiskTruncate { path, offset, .. } => {
+                let applied = disk.truncate_at(std::path::Path::new(path), *offset);
+                tracing::info!(target: "esper_sim::disk", path, offset, applied, "truncation");
+            }
+            _ => {}
         }
     }
 }

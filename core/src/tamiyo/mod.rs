@@ -6,8 +6,10 @@
 //! engine may veto it into a PAUSE, and [`service`] turns the outcome into an
 //! `AdaptationCommand`, a `FieldReport` and telemetry. [`rpc`] serves the same service
 //! over TCP with signed Leyline frames. Tolaria only ever sees the `TamiyoPort` trait.
+//! [`field_reports`] keeps the reports in a WAL with sidecars, retention and backup.
 
 pub mod config;
+pub mod field_reports;
 pub mod metadata;
 pub mod outcome;
 pub mod policy;

@@ -1,0 +1,110 @@
+//! `RealStorage`: the local file system.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::{OpenMode, Storage, StorageError, StorageFile, StorageOp};
+
+/// Files on the local file system. Paths are used as given (relative paths resolve
+/// against the process's working directory).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RealStorage;
+
+/// An open file on the local file system.
+#[derive(Debug)]
+pub struct RealFile {
+    path: PathBuf,
+    file: File,
+}
+
+fn io_error(op: StorageOp, path: &Path, len: u64) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |error| StorageError::from_io(&error, op, path, len)
+}
+
+impl Storage for RealStorage {
+    type File = RealFile;
+
+    async fn open(&self, path: &Path, mode: OpenMode) -> Result<RealFile, StorageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(mode == OpenMode::Create)
+            .open(path)
+            .map_err(io_error(StorageOp::Open, path, 0))?;
+        Ok(RealFile { path: path.to_path_buf(), file })
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        std::fs::rename(from, to).map_err(io_error(StorageOp::Rename, from, 0))
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), StorageError> {
+        std::fs::remove_file(path).map_err(io_error(StorageOp::Remove, path, 0))
+    }
+
+    async fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(StorageError::from_io(&error, StorageOp::List, dir, 0)),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error(StorageOp::List, dir, 0))?;
+            let is_file = entry.file_type().map_err(io_error(StorageOp::List, dir, 0))?.is_file();
+            if is_file {
+                paths.push(entry.path());
+            }
+        }
+        paths.sort();
+        Ok(paths)
+    }
+
+    async fn create_dir_all(&self, dir: &Path) -> Result<(), StorageError> {
+        std::fs::create_dir_all(dir).map_err(io_error(StorageOp::CreateDir, dir, 0))
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        // Opening a directory read-only and fsyncing it is how POSIX makes entry
+        // changes (create, rename, unlink) durable.
+        let handle = File::open(dir).map_err(io_error(StorageOp::SyncDir, dir, 0))?;
+        handle.sync_all().map_err(io_error(StorageOp::SyncDir, dir, 0))
+    }
+}
+
+impl StorageFile for RealFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.file.write_all(bytes).map_err(io_error(StorageOp::Append, &self.path, bytes.len() as u64))
+    }
+
+    async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let file_len = self.len().await?;
+        let end = offset.checked_add(len as u64).filter(|end| *end <= file_len);
+        if end.is_none() {
+            return Err(StorageError::OutOfRange { path: self.path.clone(), offset, len: len as u64, file_len });
+        }
+        let mut buffer = vec![0; len];
+        self.file.seek(SeekFrom::Start(offset)).map_err(io_error(StorageOp::Read, &self.path, 0))?;
+        self.file.read_exact(&mut buffer).map_err(io_error(StorageOp::Read, &self.path, 0))?;
+        Ok(buffer)
+    }
+
+    async fn len(&mut self) -> Result<u64, StorageError> {
+        Ok(self.file.metadata().map_err(io_error(StorageOp::Len, &self.path, 0))?.len())
+    }
+
+    async fn truncate(&mut self, len: u64) -> Result<(), StorageError> {
+        let file_len = self.len().await?;
+        assert!(len <= file_len, "truncate {} to {len} bytes: longer than the file ({file_len})", self.path.display());
+        self.file.set_len(len).map_err(io_error(StorageOp::Truncate, &self.path, 0))
+    }
+
+    async fn sync(&mut self) -> Result<(), StorageError> {
+        self.file.sync_all().map_err(io_error(StorageOp::Sync, &self.path, 0))
+    }
+}

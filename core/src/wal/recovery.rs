@@ -1,0 +1,43 @@
+//! `Recovery`: what opening a log found.
+
+use std::ops::Range;
+
+use super::frame::FRAME_HEADER_LEN;
+use super::scan::Damage;
+
+/// The records a log held when it was opened, and the damage cut away (non-strict
+/// mode) past them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    bytes: Vec<u8>,
+    frames: Vec<Range<usize>>,
+    /// Damage found past the valid prefix; in non-strict mode it has been truncated away.
+    pub damage: Option<Damage>,
+}
+
+impl Recovery {
+    pub(super) fn new(bytes: Vec<u8>, frames: Vec<Range<usize>>, damage: Option<Damage>) -> Self {
+        debug_assert!(frames.iter().all(|frame| frame.end <= bytes.len()));
+        Self { bytes, frames, damage }
+    }
+
+    /// The recovered record payloads, oldest first.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.frames.iter().map(|frame| &self.bytes[frame.clone()])
+    }
+
+    /// The recovered records with the file offset of each one's frame.
+    pub fn records_with_offsets(&self) -> impl ExactSizeIterator<Item = (u64, &[u8])> + '_ {
+        self.frames.iter().map(|frame| ((frame.start - FRAME_HEADER_LEN) as u64, &self.bytes[frame.clone()]))
+    }
+
+    /// How many records were recovered.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Whether no record was recovered.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}

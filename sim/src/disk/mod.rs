@@ -1,0 +1,201 @@
+//! `SimDisk`: the simulated disk behind `esper-core`'s storage seam.
+//!
+//! An in-memory file system with the failure modes of a real one. Writes are pending
+//! until fsync and renames until the directory is fsynced; [`SimDisk::crash`] throws
+//! away what was pending and may tear the last partially written block
+//! ([`crash::crash_image`]). The world arms faults from the fault schedule: EIO on
+//! reads, writes or fsyncs, ENOSPC at a capacity, a bit flip at an offset, a
+//! truncation at an offset. fsync costs virtual time, so a crash can land between a
+//! write and its fsync. Every random choice comes from the disk's own seeded stream.
+
+mod crash;
+mod file;
+mod state;
+
+pub use crash::{Tear, crash_image};
+pub use file::SimFile;
+pub use state::{CrashEffect, DiskOp};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use esper_core::storage::{OpenMode, Storage, StorageError, StorageOp};
+use rand_chacha::ChaCha8Rng;
+
+use state::DiskState;
+
+/// A simulated disk's physics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimDiskConfig {
+    /// Unit in which unsynced writes reach the platter; a crash tears at most one.
+    pub block_size: u64,
+    /// Virtual time one fsync (of a file or a directory) takes.
+    pub fsync_latency: Duration,
+    /// ENOSPC once the files' bytes would exceed this; `None` for unbounded.
+    pub capacity_bytes: Option<u64>,
+}
+
+impl Default for SimDiskConfig {
+    fn default() -> Self {
+        Self { block_size: 4096, fsync_latency: Duration::from_millis(2), capacity_bytes: None }
+    }
+}
+
+/// A simulated disk. Cheap to clone; clones share the same disk, which outlives the
+/// host software that uses it (a crashed host's restart sees what survived).
+#[derive(Debug, Clone)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+    fsync_latency: Duration,
+}
+
+/// The directory holding `path`, as the disk's namespace understands it.
+fn parent_of(path: &Path) -> PathBuf {
+    esper_core::storage::parent_dir(path)
+}
+
+impl SimDisk {
+    /// A blank disk whose crash choices come from `rng` (take it from the run's
+    /// `RngTree`, e.g. `rng.child("disk").stream(host)`).
+    pub fn new(config: SimDiskConfig, rng: ChaCha8Rng) -> Self {
+        let state = DiskState::new(config.block_size, config.capacity_bytes, rng);
+        Self { state: Arc::new(Mutex::new(state)), fsync_latency: config.fsync_latency }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Power loss. Returns what happened to each surviving file.
+    pub fn crash(&self) -> Vec<CrashEffect> {
+        let effects = self.lock().crash();
+        for effect in &effects {
+            tracing::info!(
+                target: "esper_sim::disk",
+                path = %effect.path.display(),
+                pending_bytes = effect.pending_bytes,
+                len_after = effect.len_after,
+                tear = effect.tear,
+                "crash"
+            );
+        }
+        effects
+    }
+
+    /// The next `count` operations of class `op` fail with EIO.
+    pub fn fail_next(&self, op: DiskOp, count: u32) {
+        *self.lock().armed_errors.entry(op).or_insert(0) += count;
+    }
+
+    /// Sets (or lifts, with `None`) the capacity past which appends fail with ENOSPC.
+    pub fn set_capacity(&self, capacity_bytes: Option<u64>) {
+        self.lock().capacity_bytes = capacity_bytes;
+    }
+
+    /// Flips bit `bit` (0–7) of the byte at `offset` of `path`, durably (at-rest
+    /// corruption). Returns whether the byte existed.
+    pub fn flip_bit(&self, path: &Path, offset: u64, bit: u8) -> bool {
+        let mask = 1_u8 << (bit % 8);
+        let mut state = self.lock();
+        let Some(file) = state.named(path) else { return false };
+        let Ok(index) = usize::try_from(offset) else { return false };
+        let mut flipped = false;
+        for bytes in [&mut file.current, &mut file.durable] {
+            if let Some(byte) = bytes.get_mut(index) {
+                *byte ^= mask;
+                flipped = true;
+            }
+        }
+        flipped
+    }
+
+    /// Cuts `path` to `offset` bytes, durably (a lost tail). Returns whether it shrank.
+    pub fn truncate_at(&self, path: &Path, offset: u64) -> bool {
+        let mut state = self.lock();
+        let Some(file) = state.named(path) else { return false };
+        let Ok(len) = usize::try_from(offset) else { return false };
+        let shrank = file.current.len() > len;
+        file.current.truncate(len);
+        file.durable.truncate(len);
+        shrank
+    }
+
+    /// fsyncs (of files and directories) completed so far.
+    pub fn fsync_count(&self) -> u64 {
+        self.lock().fsyncs
+    }
+
+    /// What a reader of `path` sees now, unsynced writes included.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        self.lock().named(path).map(|file| file.current.clone())
+    }
+
+    async fn fsync_delay(&self) {
+        if !self.fsync_latency.is_zero() {
+            tokio::time::sleep(self.fsync_latency).await;
+        }
+    }
+}
+
+impl Storage for SimDisk {
+    type File = SimFile;
+
+    async fn open(&self, path: &Path, mode: OpenMode) -> Result<SimFile, StorageError> {
+        let mut state = self.lock();
+        let id = match (state.names.get(path).copied(), mode) {
+            (Some(id), _) => id,
+            (None, OpenMode::Create) => state.create(path),
+            (None, OpenMode::Existing) => {
+                return Err(StorageError::NotFound { path: path.to_path_buf(), op: StorageOp::Open });
+            }
+        };
+        state.acquire(id);
+        Ok(SimFile::new(self.clone(), path.to_path_buf(), id, state.generation))
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        let id = state
+            .names
+            .remove(from)
+            .ok_or_else(|| StorageError::NotFound { path: from.to_path_buf(), op: StorageOp::Rename })?;
+        if let Some(replaced) = state.names.insert(to.to_path_buf(), id) {
+            state.collect(replaced);
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        let id = state
+            .names
+            .remove(path)
+            .ok_or_else(|| StorageError::NotFound { path: path.to_path_buf(), op: StorageOp::Remove })?;
+        state.collect(id);
+        Ok(())
+    }
+
+    async fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+        let state = self.lock();
+        Ok(state.names.keys().filter(|path| parent_of(path) == dir).cloned().collect())
+    }
+
+    async fn create_dir_all(&self, _dir: &Path) -> Result<(), StorageError> {
+        // Directories are implicit in the sim's flat namespace.
+        Ok(())
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        self.lock().injected_error(StorageOp::SyncDir, dir)?;
+        let generation = self.lock().generation;
+        self.fsync_delay().await;
+        let mut state = self.lock();
+        if state.generation != generation {
+            return Err(StorageError::Stale { path: dir.to_path_buf(), op: StorageOp::SyncDir });
+        }
+        state.sync_dir(dir);
+        Ok(())
+    }
+}
