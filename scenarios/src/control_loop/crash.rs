@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
+use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer};
-use esper_sim::{Fault, FaultSchedule, RngTree, ScheduledFault, SimDiskConfig, SimScenario, World, WorldConfig};
+use esper_sim::{
+    Fault, FaultSchedule, Incarnations, RngTree, ScheduledFault, SimDiskConfig, SimScenario, World, WorldConfig,
+};
 use rand::Rng;
 
 use super::hosts::{Outbox, TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
@@ -33,8 +36,8 @@ pub struct TolariaCrashScenario;
 struct Journal {
     /// Per start of the host: the checkpoint it resumed from, if any.
     resumed: Vec<Option<(u32, u64)>>,
-    /// The final parameters and epoch, once training finished.
-    finished: Option<(Vec<u8>, u32)>,
+    /// The final parameters and epoch, and the last life's counters, once finished.
+    finished: Option<(Vec<u8>, u32, TolariaCounters)>,
     /// The first error a Tolaria incarnation hit.
     error: Option<String>,
 }
@@ -67,12 +70,13 @@ impl SimScenario for TolariaCrashScenario {
         tamiyo_host(world);
         let disk = world.disk(TOLARIA, SimDiskConfig::default());
         let rng = world.rng().child("tolaria");
+        let lives = Incarnations::new(rng.child("lives"));
         let journal = Rc::new(RefCell::new(Journal::default()));
         let log = Rc::clone(&journal);
         world.host(TOLARIA, move || {
-            let (disk, rng, log) = (disk.clone(), rng.clone(), Rc::clone(&log));
+            let (disk, rng, life, log) = (disk.clone(), rng.clone(), lives.next(), Rc::clone(&log));
             async move {
-                if let Err(error) = incarnation(disk, &rng, &log).await {
+                if let Err(error) = incarnation(disk, &rng, &life, &log).await {
                     log.borrow_mut().error.get_or_insert(error);
                 }
                 std::future::pending::<()>().await;
@@ -84,14 +88,20 @@ impl SimScenario for TolariaCrashScenario {
     }
 }
 
-/// One life of the Tolaria host: resume, train to the end, report.
-async fn incarnation(disk: esper_sim::SimDisk, rng: &RngTree, log: &RefCell<Journal>) -> Result<(), String> {
+/// One life of the Tolaria host: resume, train to the end, report. The data and the
+/// initial model come from `rng` (the same in every life); nonces from `life`.
+async fn incarnation(
+    disk: esper_sim::SimDisk,
+    rng: &RngTree,
+    life: &RngTree,
+    log: &RefCell<Journal>,
+) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, rng)?,
+        tamiyo: tamiyo_client(clock, life)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),
@@ -103,7 +113,7 @@ async fn incarnation(disk: esper_sim::SimDisk, rng: &RngTree, log: &RefCell<Jour
     log.borrow_mut().resumed.push(resumed);
     trainer.run(EPOCHS).await.map_err(|e| e.to_string())?;
     let snapshot = trainer.snapshot().map_err(|e| e.to_string())?;
-    log.borrow_mut().finished = Some((snapshot, trainer.epoch()));
+    log.borrow_mut().finished = Some((snapshot, trainer.epoch(), trainer.counters()));
     Ok(())
 }
 
@@ -115,7 +125,7 @@ async fn observe(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), String
         if let Some(error) = &journal.error {
             return Err(format!("tolaria failed: {error}"));
         }
-        let Some((snapshot, epoch)) = &journal.finished else { continue };
+        let Some((snapshot, epoch, counters)) = &journal.finished else { continue };
         let [first, second] = journal.resumed.as_slice() else {
             return Err(format!("expected one crash and one restart, saw {} starts", journal.resumed.len()));
         };
@@ -125,6 +135,11 @@ async fn observe(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), String
         match second {
             Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
             other => return Err(format!("the restart did not resume from an epoch checkpoint: {other:?}")),
+        }
+        // No link is cut here: every call of the restarted Tolaria must be answered
+        // (a replayed nonce from its previous life would be refused).
+        if counters.tamiyo_evaluations_total == 0 || counters.hook_errors_total + counters.timeout_tamiyo_total > 0 {
+            return Err(format!("Tamiyo did not answer the restarted Tolaria cleanly: {counters:?}"));
         }
         if *epoch != EPOCHS {
             return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));

@@ -13,7 +13,7 @@ use esper_core::tamiyo::{
 use esper_core::tolaria::TrainingLoopConfig;
 use esper_core::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
 use esper_core::wal::inspect;
-use esper_sim::{RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
+use esper_sim::{Incarnations, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -40,11 +40,11 @@ pub const FIELD_REPORT_DIR: &str = "var/tamiyo";
 /// report per command to its WAL on the host's simulated disk (returned, so a
 /// scenario's checks can read what became durable).
 pub fn tamiyo_host(world: &mut World) -> SimDisk {
-    let rng = world.rng().child("tamiyo");
+    let lives = Incarnations::new(world.rng().child("tamiyo"));
     let disk = world.disk(TAMIYO, SimDiskConfig::default());
     let storage = disk.clone();
     world.host(TAMIYO, move || {
-        let (ids, storage) = (rng.stream("command_ids"), storage.clone());
+        let (ids, storage) = (lives.next().stream("command_ids"), storage.clone());
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
@@ -65,7 +65,7 @@ pub async fn durable_field_reports(disk: &SimDisk) -> Result<usize, String> {
     Ok(recovery.len())
 }
 
-/// Tolaria's client of the `tamiyo` host.
+/// Tolaria's client of the `tamiyo` host; nonces come from `rng` (one life's tree).
 pub fn tamiyo_client(clock: UnixClock, rng: &RngTree) -> Result<TamiyoClient<TurmoilConnector>, String> {
     let nonces = rng.stream("rpc_nonces");
     Ok(TamiyoClient::new(TurmoilConnector, TAMIYO, TAMIYO_PORT, rpc_config()?, move || clock.now_ms(), nonces))
