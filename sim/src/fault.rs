@@ -32,6 +32,16 @@ pub enum Fault {
     DiskBitFlip { host: String, path: String, offset: u64, bit: u8 },
     /// Cut `path` on `host`'s disk to `offset` bytes (a lost tail).
     DiskTruncate { host: String, path: String, offset: u64 },
+    /// The simulated Redis on `host` sends every reply `delay_ms` late.
+    RedisSlow { host: String, delay_ms: u64 },
+    /// The simulated Redis on `host` refuses memory-growing commands with `-OOM`.
+    RedisOom { host: String },
+    /// The simulated Redis on `host` refuses commands with `-LOADING`.
+    RedisLoading { host: String },
+    /// The simulated Redis on `host` stops its slow replies and error replies.
+    RedisClear { host: String },
+    /// The simulated Redis on `host` closes every client connection.
+    RedisReset { host: String },
 }
 
 impl Fault {
@@ -46,18 +56,35 @@ impl Fault {
             | Self::DiskFull { host, .. }
             | Self::DiskBitFlip { host, .. }
             | Self::DiskTruncate { host, .. } => vec![host],
+            Self::RedisSlow { host, .. }
+            | Self::RedisOom { host }
+            | Self::RedisLoading { host }
+            | Self::RedisClear { host }
+            | Self::RedisReset { host } => vec![host],
         }
     }
 
-    /// The host whose disk this fault acts on, if it acts on one (a crash does).
+    /// The host whose simulated Redis this fault acts on, if it acts on one.
+    pub fn redis_host(&self) -> Option<&str> {
+        match self {
+            Self::RedisSlow { host, .. }
+            | Self::RedisOom { host }
+            | Self::RedisLoading { host }
+            | Self::RedisClear { host }
+            | Self::RedisReset { host } => Some(host),
+            _ => None,
+        }
+    }
+
+    /// The host whose disk this fault acts on, if it must have one. A crash acts
+    /// on the disk of a host that has one, and is as valid for one that has none.
     pub fn disk_host(&self) -> Option<&str> {
         match self {
-            Self::Partition { .. } | Self::Repair { .. } | Self::Restart { .. } => None,
-            Self::Crash { host }
-            | Self::DiskError { host, .. }
+            Self::DiskError { host, .. }
             | Self::DiskFull { host, .. }
             | Self::DiskBitFlip { host, .. }
             | Self::DiskTruncate { host, .. } => Some(host),
+            _ => None,
         }
     }
 
@@ -72,6 +99,11 @@ impl Fault {
             Self::DiskFull { .. } => "disk_full",
             Self::DiskBitFlip { .. } => "disk_bit_flip",
             Self::DiskTruncate { .. } => "disk_truncate",
+            Self::RedisSlow { .. } => "redis_slow",
+            Self::RedisOom { .. } => "redis_oom",
+            Self::RedisLoading { .. } => "redis_loading",
+            Self::RedisClear { .. } => "redis_clear",
+            Self::RedisReset { .. } => "redis_reset",
         }
     }
 }
@@ -91,6 +123,11 @@ impl fmt::Display for Fault {
                 write!(formatter, "flip bit {bit} at {host}:{path}@{offset}")
             }
             Self::DiskTruncate { host, path, offset } => write!(formatter, "truncate {host}:{path} to {offset} bytes"),
+            Self::RedisSlow { host, delay_ms } => write!(formatter, "redis on {host} replies {delay_ms} ms late"),
+            Self::RedisOom { host } => write!(formatter, "redis on {host} answers -OOM"),
+            Self::RedisLoading { host } => write!(formatter, "redis on {host} answers -LOADING"),
+            Self::RedisClear { host } => write!(formatter, "redis on {host} healthy again"),
+            Self::RedisReset { host } => write!(formatter, "redis on {host} resets its connections"),
         }
     }
 }
@@ -195,6 +232,23 @@ mod tests {
         let schedule = FaultSchedule::new(faults.into_iter().map(|fault| ScheduledFault { at_ms: 1, fault }).collect());
         let json = schedule.to_json();
         assert!(json.contains(r#""kind":"disk_error","host":"tamiyo","op":"fsync","count":2"#), "{json}");
+        assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
+    }
+
+    #[test]
+    fn redis_faults_round_trip_through_json_and_name_their_host() {
+        let host = || "redis".to_owned();
+        let faults = vec![
+            Fault::RedisSlow { host: host(), delay_ms: 250 },
+            Fault::RedisOom { host: host() },
+            Fault::RedisLoading { host: host() },
+            Fault::RedisClear { host: host() },
+            Fault::RedisReset { host: host() },
+        ];
+        assert!(faults.iter().all(|fault| fault.redis_host() == Some("redis") && fault.disk_host().is_none()));
+        let schedule = FaultSchedule::new(faults.into_iter().map(|fault| ScheduledFault { at_ms: 3, fault }).collect());
+        let json = schedule.to_json();
+        assert!(json.contains(r#""kind":"redis_slow","host":"redis","delay_ms":250"#), "{json}");
         assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
     }
 

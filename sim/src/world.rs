@@ -10,6 +10,8 @@ use rand::RngCore;
 
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::fault::{Fault, FaultSchedule};
+use crate::net::TurmoilConnector;
+use crate::redis::{DurableStore, FaultHandle, RedisServer, ServerConfig};
 use crate::report::{Outcome, RunReport};
 use crate::rng::RngTree;
 use crate::trace::{TraceMode, TraceRecorder, TraceSubscriber};
@@ -50,6 +52,7 @@ pub struct World {
     sim: turmoil::Sim<'static>,
     hosts: BTreeSet<String>,
     disks: BTreeMap<String, SimDisk>,
+    redis: BTreeMap<String, FaultHandle>,
 }
 
 impl std::fmt::Debug for World {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for World {
             .field("schedule", &self.schedule)
             .field("hosts", &self.hosts)
             .field("disks", &self.disks.keys())
+            .field("redis", &self.redis.keys())
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +88,7 @@ impl World {
             .min_message_latency(config.min_latency)
             .max_message_latency(config.max_latency)
             .build();
-        Self { seed, rng, schedule, sim, hosts: BTreeSet::new(), disks: BTreeMap::new() }
+        Self { seed, rng, schedule, sim, hosts: BTreeSet::new(), disks: BTreeMap::new(), redis: BTreeMap::new() }
     }
 
     /// The run's seed.
@@ -133,6 +137,33 @@ impl World {
             .clone()
     }
 
+    /// Runs the simulated Redis on host `name`, serving `port`, with `config`
+    /// (its clock origin and `run_id` are set at each start). Writes reach a
+    /// durable store every `config.fsync_interval`, which outlives the host: a
+    /// [`Fault::Crash`] loses what was written since, and [`Fault::Restart`]
+    /// starts a server on what was stored, with a new `run_id` drawn from the
+    /// `redis/<name>` stream. The `Redis*` faults act through the returned handle.
+    pub fn redis(&mut self, name: &str, port: u16, config: ServerConfig) -> FaultHandle {
+        let (store, faults) = (DurableStore::default(), FaultHandle::default());
+        let run_ids = Arc::new(Mutex::new(self.rng.child("redis").stream(name)));
+        let handle = faults.clone();
+        self.host(name, move || {
+            let (store, faults, config, run_ids) =
+                (store.clone(), faults.clone(), config.clone(), Arc::clone(&run_ids));
+            async move {
+                let epoch_ms = turmoil::since_epoch()
+                    .map_or(config.epoch_ms, |since| u64::try_from(since.as_millis()).unwrap_or(config.epoch_ms));
+                let run_id = next_run_id(&run_ids);
+                tracing::info!(target: "esper_sim::redis", %run_id, epoch_ms, "simulated Redis starting");
+                let config = ServerConfig { epoch_ms, run_id, ..config };
+                RedisServer::recover(config, store, faults).serve(TurmoilConnector, port).await?;
+                Ok(())
+            }
+        });
+        self.redis.insert(name.to_owned(), handle.clone());
+        handle
+    }
+
     fn register(&mut self, name: &str) {
         let fresh = self.hosts.insert(name.to_owned());
         assert!(fresh, "host {name} registered twice");
@@ -171,8 +202,12 @@ impl World {
         if let Some(host) = faults.clone().flat_map(Fault::hosts).find(|host| !self.hosts.contains(*host)) {
             return Some(format!("fault schedule names host {host:?}, which this world does not have"));
         }
-        let diskless = faults.filter_map(Fault::disk_host).find(|host| !self.disks.contains_key(*host));
-        diskless.map(|host| format!("fault schedule names the disk of host {host:?}, which has no disk"))
+        let diskless = faults.clone().filter_map(Fault::disk_host).find(|host| !self.disks.contains_key(*host));
+        if let Some(host) = diskless {
+            return Some(format!("fault schedule names the disk of host {host:?}, which has no disk"));
+        }
+        let no_redis = faults.filter_map(Fault::redis_host).find(|host| !self.redis.contains_key(*host));
+        no_redis.map(|host| format!("fault schedule names the Redis of host {host:?}, which runs none"))
     }
 
     /// The step loop. Faults due at or before the current sim time are applied
@@ -211,7 +246,21 @@ impl World {
                 self.disks.get(host).map(SimDisk::crash);
             }
             Fault::Restart { host } => self.sim.bounce(host.as_str()),
+            _ if fault.redis_host().is_some() => self.apply_redis_fault(fault),
             _ => self.apply_disk_fault(fault),
+        }
+    }
+
+    /// Switches a fault on (or off) in a host's simulated Redis.
+    fn apply_redis_fault(&self, fault: &Fault) {
+        let Some(handle) = fault.redis_host().and_then(|host| self.redis.get(host)) else { return };
+        match fault {
+            Fault::RedisSlow { delay_ms, .. } => handle.set_reply_delay(Duration::from_millis(*delay_ms)),
+            Fault::RedisOom { .. } => handle.reply_oom(),
+            Fault::RedisLoading { .. } => handle.reply_loading(),
+            Fault::RedisClear { .. } => handle.clear(),
+            Fault::RedisReset { .. } => handle.reset_connections(),
+            _ => {}
         }
     }
 
@@ -232,6 +281,13 @@ impl World {
             _ => {}
         }
     }
+}
+
+/// 40 hex digits from the Redis host's stream.
+fn next_run_id(rng: &Mutex<rand_chacha::ChaCha8Rng>) -> String {
+    let mut bytes = [0_u8; 20];
+    rng.lock().unwrap_or_else(PoisonError::into_inner).fill_bytes(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A poisoned recorder only means a host panicked mid-event; the trace up to

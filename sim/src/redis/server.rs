@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub epoch_ms: u64,
     /// How often writes reach the durable store (`appendfsync everysec`).
     pub fsync_interval: Duration,
+    /// `INFO server`'s `run_id`: 40 hex digits, new at every start.
+    pub run_id: String,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             epoch_ms: DEFAULT_EPOCH_MS,
             fsync_interval: Duration::from_secs(1),
+            run_id: "0".repeat(40),
         }
     }
 }
@@ -72,7 +75,32 @@ struct FaultState {
 #[derive(Debug, Default, Clone)]
 struct FaultSettings {
     reply_delay: Duration,
-    error: Option<String>,
+    error: Option<InjectedError>,
+}
+
+/// An error reply Redis gives under a condition the simulation imposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InjectedError {
+    /// `maxmemory` reached: commands that may grow memory are refused.
+    Oom,
+    /// The dataset is still loading: all but a few connection commands are refused.
+    Loading,
+}
+
+/// Commands Redis flags `denyoom` (refused past `maxmemory`), of those served here.
+const DENY_OOM: &[&str] = &["xadd", "xgroup", "set", "expire"];
+/// Commands Redis flags `loading` (allowed while the dataset loads), of those served here.
+const OK_LOADING: &[&str] = &["info", "hello", "auth", "client", "select"];
+
+impl InjectedError {
+    /// The error for command `name` (lower case), if this condition refuses it.
+    fn refusal(self, name: &str) -> Option<&'static str> {
+        match self {
+            Self::Oom if DENY_OOM.contains(&name) => Some("OOM command not allowed when used memory > 'maxmemory'."),
+            Self::Loading if !OK_LOADING.contains(&name) => Some("LOADING Redis is loading the dataset in memory"),
+            Self::Oom | Self::Loading => None,
+        }
+    }
 }
 
 impl FaultHandle {
@@ -81,19 +109,21 @@ impl FaultHandle {
         lock(&self.0.settings).reply_delay = delay;
     }
 
-    /// Answers every command with `-OOM …` until cleared.
+    /// Refuses memory-growing commands (XADD, XGROUP, SET…) with `-OOM …`, as
+    /// Redis past `maxmemory` does, until cleared.
     pub fn reply_oom(&self) {
-        lock(&self.0.settings).error = Some("OOM command not allowed when used memory > 'maxmemory'.".to_owned());
+        lock(&self.0.settings).error = Some(InjectedError::Oom);
     }
 
-    /// Answers every command with `-LOADING …` until cleared.
+    /// Refuses everything but connection commands with `-LOADING …`, as Redis
+    /// loading its dataset does, until cleared.
     pub fn reply_loading(&self) {
-        lock(&self.0.settings).error = Some("LOADING Redis is loading the dataset in memory".to_owned());
+        lock(&self.0.settings).error = Some(InjectedError::Loading);
     }
 
-    /// Stops injecting error replies.
-    pub fn clear_errors(&self) {
-        lock(&self.0.settings).error = None;
+    /// Stops injecting error replies and delays.
+    pub fn clear(&self) {
+        *lock(&self.0.settings) = FaultSettings::default();
     }
 
     /// Closes every open connection.
@@ -295,9 +325,10 @@ async fn execute<S: esper_core::net::Stream>(
     out: &mut Vec<u8>,
     stream: &mut S,
 ) -> std::io::Result<Flow> {
-    let injected = lock(&shared.faults.0.settings).error.clone();
-    if let Some(text) = injected {
-        Reply::Error(text.into_bytes()).encode(session.resp, out);
+    let injected = lock(&shared.faults.0.settings).error;
+    let name = args.first().map(|name| String::from_utf8_lossy(name).to_ascii_lowercase()).unwrap_or_default();
+    if let Some(text) = injected.and_then(|error| error.refusal(&name)) {
+        Reply::Error(text.as_bytes().to_vec()).encode(session.resp, out);
         return Ok(Flow::Continue);
     }
     let mut deadline = None;
@@ -335,7 +366,7 @@ fn run_once(shared: &Shared, session: &mut Session, args: &[Vec<u8>]) -> Exec {
     let now_ms = RedisServer::now_ms(shared);
     let mut keyspace = lock(&shared.keyspace);
     let before = keyspace.version();
-    let mut ctx = Ctx { keyspace: &mut keyspace, now_ms, session };
+    let mut ctx = Ctx { keyspace: &mut keyspace, now_ms, session, run_id: &shared.config.run_id };
     let exec = dispatch(&mut ctx, args);
     if keyspace.version() != before {
         shared.written.notify_waiters();

@@ -59,6 +59,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// The connection.
     pub session: &'a mut Session,
+    /// This server start's `run_id`.
+    pub run_id: &'a str,
 }
 
 /// A command's result.
