@@ -173,7 +173,7 @@ fn a_crash_during_a_sidecar_write_leaves_the_old_or_the_new_index() {
     let mut outcomes = std::collections::BTreeSet::new();
     for seed in 0..50 {
         let disk = SimDisk::new(
-            SimDiskConfig { fsync_latency: Duration::from_millis(2), block_size: 16, capacity_bytes: None },
+            SimDiskConfig { fsync_latency: Duration::from_millis(2), block_size: 16, ..SimDiskConfig::default() },
             RngTree::new(seed).stream("disk"),
         );
         let old = RetryEntry { retry_count: 1, ..RetryEntry::default() };

@@ -95,7 +95,8 @@ fn run_seed(seed: u64) -> Vec<CrashEffect> {
     let mut plan = tree.stream("plan");
     let block_size = [16, 64, 512, 4096][plan.random_range(0..4)];
     let fsync_latency = Duration::from_micros(plan.random_range(50..3_000));
-    let disk = SimDisk::new(SimDiskConfig { block_size, fsync_latency, capacity_bytes: None }, tree.stream("disk"));
+    let disk =
+        SimDisk::new(SimDiskConfig { block_size, fsync_latency, ..SimDiskConfig::default() }, tree.stream("disk"));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut torn = Vec::new();
     for cycle in 0..CYCLES {

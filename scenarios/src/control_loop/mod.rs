@@ -11,8 +11,10 @@
 
 mod crash;
 mod hosts;
+mod rollback;
 
 pub use crash::TolariaCrashScenario;
+pub use rollback::RollbackDeadlineScenario;
 
 use std::time::Duration;
 

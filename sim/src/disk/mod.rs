@@ -34,11 +34,18 @@ pub struct SimDiskConfig {
     pub fsync_latency: Duration,
     /// ENOSPC once the files' bytes would exceed this; `None` for unbounded.
     pub capacity_bytes: Option<u64>,
+    /// Virtual time one read takes (a slow or remote disk; zero by default).
+    pub read_latency: Duration,
 }
 
 impl Default for SimDiskConfig {
     fn default() -> Self {
-        Self { block_size: 4096, fsync_latency: Duration::from_millis(2), capacity_bytes: None }
+        Self {
+            block_size: 4096,
+            fsync_latency: Duration::from_millis(2),
+            capacity_bytes: None,
+            read_latency: Duration::ZERO,
+        }
     }
 }
 
@@ -48,6 +55,7 @@ impl Default for SimDiskConfig {
 pub struct SimDisk {
     state: Arc<Mutex<DiskState>>,
     fsync_latency: Duration,
+    read_latency: Duration,
 }
 
 /// The directory holding `path`, as the disk's namespace understands it.
@@ -60,7 +68,11 @@ impl SimDisk {
     /// `RngTree`, e.g. `rng.child("disk").stream(host)`).
     pub fn new(config: SimDiskConfig, rng: ChaCha8Rng) -> Self {
         let state = DiskState::new(config.block_size, config.capacity_bytes, rng);
-        Self { state: Arc::new(Mutex::new(state)), fsync_latency: config.fsync_latency }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            fsync_latency: config.fsync_latency,
+            read_latency: config.read_latency,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, DiskState> {
@@ -135,6 +147,12 @@ impl SimDisk {
     async fn fsync_delay(&self) {
         if !self.fsync_latency.is_zero() {
             tokio::time::sleep(self.fsync_latency).await;
+        }
+    }
+
+    pub(super) async fn read_delay(&self) {
+        if !self.read_latency.is_zero() {
+            tokio::time::sleep(self.read_latency).await;
         }
     }
 }
