@@ -7,3 +7,5 @@
 pub mod heartbeat;
 pub mod registry;
 pub mod seeds;
+pub mod tamiyo_wal;
+pub mod wal_soak;

@@ -3,12 +3,14 @@
 use esper_sim::SimScenario;
 
 use crate::heartbeat::HeartbeatScenario;
+use crate::wal_soak::sim::WalSoakScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
+static WAL_SOAK: WalSoakScenario = WalSoakScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them.
-pub fn all() -> [&'static dyn SimScenario; 1] {
-    [&HEARTBEAT]
+pub fn all() -> [&'static dyn SimScenario; 2] {
+    [&HEARTBEAT, &WAL_SOAK]
 }
 
 /// The scenario called `name`.
