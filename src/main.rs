@@ -245,7 +245,7 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
 
 fn harness(target: &str, seed: u64) -> anyhow::Result<bool> {
     let scenarios: Vec<&dyn SimScenario> =
-        if target == "all" { registry::all().to_vec() } else { vec![registry::find(target)?] };
+        if target == "all" { registry::all() } else { vec![registry::find(target)?] };
     eprintln!(
         "note: the RC1 harness (steady-train, rollback, tamiyo-timeout, kasmina-prefetch) lands with issue 10; \
          running the {} simulation scenario(s) that exist, each checked for determinism",

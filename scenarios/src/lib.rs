@@ -4,6 +4,7 @@
 //! draws its faults from the seed and checks what must hold at the end. The
 //! [`registry`] is the one list the CLI, the tests and the benches share.
 
+pub mod control_loop;
 pub mod heartbeat;
 pub mod registry;
 pub mod seeds;

@@ -3,8 +3,10 @@
 //! Subsystems that talk over the network (Oona's Redis client, Nissa's HTTP server,
 //! Weatherlight's heartbeats) are generic over a [`Connector`]. The real profile passes
 //! [`TokioConnector`]; the sim passes turmoil's sockets through the same trait, so the
-//! code under test cannot tell the two apart.
+//! code under test cannot tell the two apart. [`framed`] puts length-prefixed frames
+//! around messages on any such stream.
 
+pub mod framed;
 mod tokio_connector;
 
 pub use tokio_connector::TokioConnector;

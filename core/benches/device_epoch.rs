@@ -1,0 +1,65 @@
+//! Steady-train epoch latency on each device: the RC1 workload (Linear 4→2, SGD 0.01,
+//! 64 samples, batch 4: 16 optimizer steps and one evaluation per epoch).
+//!
+//! `ci/bench --torch` runs this and, in the same go, PyTorch eager on the same data
+//! and initial parameters (`ci/torch_eager_epoch.py`, fed by `--dump FILE`), then
+//! prints the ratio. The final losses are printed too: the two must agree.
+//!
+//! `cargo bench -p esper-core --features tch --bench device_epoch -- [--epochs N] [--dump FILE]`
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
+
+use std::time::Instant;
+
+use esper_core::tolaria::device::{Dataset, Device, DeviceKind, ModelSpec, ModelState};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let epochs: usize = value("--epochs").and_then(|v| v.parse().ok()).unwrap_or(300);
+    let spec = ModelSpec::rc1();
+    let data = Dataset::generate(64, spec.features, spec.classes, &mut ChaCha8Rng::seed_from_u64(42));
+    if let Some(path) = value("--dump") {
+        let initial = ModelState::initial(&spec, &mut ChaCha8Rng::seed_from_u64(7));
+        let whole = data.whole();
+        let json = serde_json::json!({
+            "features": spec.features, "classes": spec.classes, "learning_rate": spec.learning_rate,
+            "batch_size": 4, "inputs": whole.inputs, "targets": whole.targets,
+            "weight": initial.weight, "bias": initial.bias,
+        });
+        std::fs::write(&path, json.to_string()).expect("writable dump path");
+    }
+    for kind in [DeviceKind::Synthetic, DeviceKind::Cpu] {
+        let mut device = kind.build(spec, &mut ChaCha8Rng::seed_from_u64(7)).expect("device builds");
+        let (times, loss) = run(device.as_mut(), &data, epochs);
+        report(&kind.to_string(), &times, loss);
+    }
+}
+
+fn run(device: &mut dyn Device, data: &Dataset, epochs: usize) -> (Vec<f64>, f32) {
+    let whole = data.whole();
+    let mut times = Vec::with_capacity(epochs);
+    let mut loss = f32::NAN;
+    for _ in 0..epochs {
+        let started = Instant::now();
+        for batch in data.batches(4) {
+            device.train_step(&batch).expect("train step");
+        }
+        loss = device.evaluate(&whole).expect("evaluate").loss;
+        times.push(started.elapsed().as_secs_f64() * 1_000.0);
+    }
+    (times, loss)
+}
+
+fn report(label: &str, times: &[f64], loss: f32) {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    let p95 = sorted[((sorted.len() - 1) as f64 * 0.95) as usize];
+    println!(
+        "epoch_ms {label:<10} mean {mean:.4} p50 {:.4} p95 {p95:.4} final_loss {loss:.6}",
+        sorted[sorted.len() / 2]
+    );
+}
