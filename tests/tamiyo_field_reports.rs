@@ -69,6 +69,24 @@ fn reports_survive_reopen_and_a_missing_issue_time_reads_as_now() {
 }
 
 #[test]
+fn the_store_is_the_tamiyo_services_sink() {
+    use esper_core::clock::UnixClock;
+    use esper_core::tamiyo::field_reports::WalFieldReportSink;
+    use esper_core::tamiyo::sink::FieldReportSink;
+    block_on(async {
+        let disk = disk();
+        let store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
+        let mut sink = WalFieldReportSink::new(store, UnixClock::anchored_at(T0_MS));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        sink.record(report(7, 0)).await.expect("recorded");
+        drop(sink);
+        let store = FieldReportStore::open(disk, config(true), T0_MS).await.expect("reopen");
+        assert_eq!(ids(&store), ["fr-7"]);
+        assert_eq!(store.reports()[0].issued_at, Some(Timestamp::from_millis(T0_MS + 1_500)), "stamped by the clock");
+    });
+}
+
+#[test]
 fn compaction_drops_reports_past_the_retention_window() {
     block_on(async {
         let disk = disk();
