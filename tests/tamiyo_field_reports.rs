@@ -162,6 +162,30 @@ fn strict_validation_refuses_a_torn_log_and_non_strict_keeps_the_prefix() {
     });
 }
 
+/// A record with a valid checksum that is not a `FieldReport` (a bug or a foreign
+/// writer, not a torn write): strict names it; non-strict skips it, counts it, and
+/// rewrites the log without it.
+#[test]
+fn an_undecodable_record_is_refused_strictly_and_dropped_otherwise() {
+    block_on(async {
+        let disk = disk();
+        let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
+        store.append(report(1, T0_MS), T0_MS).await.expect("append");
+        drop(store);
+        let (mut wal, _) =
+            esper_core::wal::Wal::open(&disk, &config(true).log_path(), config(true).wal).await.expect("wal");
+        wal.append(&[0xff, 0xff]).await.expect("foreign record");
+        drop(wal);
+        let error = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect_err("strict");
+        assert!(matches!(error, TamiyoPersistenceError::Decode { index: 1, .. }), "{error}");
+        assert!(error.to_string().contains("field_reports.log"), "{error}");
+        let store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("non-strict");
+        assert_eq!((ids(&store), store.metrics().wal_undecodable_records), (vec!["fr-1".to_owned()], 1));
+        drop(store);
+        FieldReportStore::open(disk, config(true), T0_MS).await.expect("rewritten clean");
+    });
+}
+
 #[test]
 fn backup_and_restore_round_trip_on_real_files() {
     block_on(async {
