@@ -74,6 +74,12 @@ enum Command {
         #[command(subcommand)]
         action: TamiyoWalAction,
     },
+    /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
+    Redis {
+        /// TCP port to listen on, on every local address.
+        #[arg(long, default_value_t = 6379)]
+        port: u16,
+    },
     /// The main job. Until the RC1 harness lands (issue 10) this runs every
     /// simulation scenario that exists at one seed, checks each for determinism,
     /// and says so.
@@ -143,6 +149,12 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
         Command::TamiyoWal { action } => tamiyo_wal(action),
+        Command::Redis { port } => {
+            eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
+            esper_scenarios::embedded_redis::serve_blocking(port)
+                .with_context(|| format!("serving Redis on port {port}"))?;
+            Ok(true)
+        }
     }
 }
 

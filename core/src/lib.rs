@@ -20,6 +20,7 @@ pub mod clock;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
+pub mod oona;
 pub mod storage;
 pub mod tamiyo;
 pub mod tolaria;

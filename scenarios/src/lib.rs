@@ -5,7 +5,9 @@
 //! [`registry`] is the one list the CLI, the tests and the benches share.
 
 pub mod control_loop;
+pub mod embedded_redis;
 pub mod heartbeat;
+pub mod oona_checks;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;

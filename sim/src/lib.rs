@@ -13,6 +13,7 @@ mod determinism;
 pub mod disk;
 mod fault;
 mod net;
+pub mod redis;
 mod report;
 mod rng;
 mod scenario;

@@ -1,0 +1,22 @@
+//! `esper redis --port P`: the simulated Redis server over real TCP.
+//!
+//! This is the embedded Redis of the real profile. It is the same code the sim
+//! runs as its `redis` host; only the connector (tokio instead of turmoil) and the
+//! clock origin (the wall clock, so auto-generated stream ids look like Redis's)
+//! differ.
+
+use esper_core::net::TokioConnector;
+use esper_sim::redis::{RedisServer, ServerConfig};
+
+/// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
+pub fn serve_blocking(port: u16) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let config = ServerConfig { epoch_ms: wall_clock_ms(), ..ServerConfig::default() };
+    runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
+}
+
+fn wall_clock_ms() -> u64 {
+    #[allow(clippy::disallowed_methods, reason = "the real profile's Redis stamps ids with wall time, as Redis does")]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
+}

@@ -1,0 +1,322 @@
+//! Oona's integration checks, written once and run twice: against the simulated
+//! Redis inside a turmoil world (the `oona-bus` scenario) and against a real
+//! `redis-server` over tokio TCP (`tests/oona_bus.rs`).
+//!
+//! Each check flushes Redis, drives an [`OonaClient`] and inspects the streams
+//! through a second, plain connection, so it asserts on what Redis holds, not on
+//! what the client believes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use esper_core::clock::UnixClock;
+use esper_core::leyline::{BusEnvelope, BusMessageType, MessagePriority, SigningKey, VerifyPolicy};
+use esper_core::net::Connector;
+use esper_core::oona::{ClientParts, Delivery, OonaClient, PublishOutcome, StreamConfig, StreamKind};
+use esper_sim::redis::FaultHandle;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
+
+/// Unix time the checks' clocks start at (frames only need one consistent clock).
+const CLOCK_ORIGIN_MS: u64 = 1_735_689_600_000;
+/// Bound on consume rounds a check waits through.
+const MAX_ROUNDS: u32 = 200;
+
+/// How a check closes every client connection.
+#[derive(Debug, Clone)]
+pub enum Resetter {
+    /// `CLIENT KILL TYPE normal SKIPME yes` (real Redis).
+    ClientKill,
+    /// The simulated server's fault handle.
+    Handle(FaultHandle),
+}
+
+/// Where Redis is and how to reach it.
+#[derive(Debug, Clone)]
+pub struct BusFixture<C: Connector> {
+    /// TCP through the seam.
+    pub connector: C,
+    /// Redis host name.
+    pub host: String,
+    /// Redis port.
+    pub port: u16,
+    /// How to reset connections.
+    pub resetter: Resetter,
+    /// Seeds the clients' RNGs.
+    pub seed: u64,
+}
+
+/// A failed check: which, and why.
+pub type CheckResult = Result<(), String>;
+
+/// The checks by name, in the order [`run_all`] runs them.
+pub const CHECKS: [&str; 6] =
+    ["roundtrip", "backpressure", "emergency_bucket", "retry_then_dead_letter", "invalid_envelope", "reconnect"];
+
+/// Runs every check; the first failure names its check.
+pub async fn run_all<C: Connector>(fixture: &BusFixture<C>) -> CheckResult {
+    for name in CHECKS {
+        run(fixture, name).await.map_err(|error| format!("oona check {name}: {error}"))?;
+        tracing::info!(check = name, "oona check passed");
+    }
+    Ok(())
+}
+
+/// Runs the check called `name`.
+pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResult {
+    let mut admin = fixture.admin().await?;
+    command(&mut admin, &redis::cmd("FLUSHALL")).await?;
+    match name {
+        "roundtrip" => roundtrip(fixture, &mut admin).await,
+        "backpressure" => backpressure(fixture, &mut admin).await,
+        "emergency_bucket" => emergency_bucket(fixture).await,
+        "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
+        "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
+        "reconnect" => reconnect(fixture, &mut admin).await,
+        other => Err(format!("no check called {other:?}; checks: {}", CHECKS.join(", "))),
+    }
+}
+
+impl<C: Connector> BusFixture<C> {
+    /// An Oona client with `config`.
+    pub fn client(&self, config: StreamConfig) -> Result<OonaClient<C, ChaCha8Rng>, String> {
+        let key = SigningKey::new(b"esper-oona-checks".to_vec()).map_err(|error| error.to_string())?;
+        let parts = ClientParts {
+            key,
+            verify: VerifyPolicy { freshness_window_ms: 600_000, ..VerifyPolicy::default() },
+            clock: UnixClock::anchored_at(CLOCK_ORIGIN_MS),
+            rng: ChaCha8Rng::seed_from_u64(self.seed),
+        };
+        Ok(OonaClient::new(self.connector.clone(), &self.host, self.port, config, parts))
+    }
+
+    /// A plain connection for inspecting and seeding streams.
+    pub async fn admin(&self) -> Result<MultiplexedConnection, String> {
+        let stream = self.connector.connect(&self.host, self.port).await.map_err(|error| error.to_string())?;
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+        let (conn, driver) = MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
+            .await
+            .map_err(|error| error.to_string())?;
+        tokio::spawn(driver);
+        Ok(conn)
+    }
+}
+
+/// A config with short waits, so checks run quickly in real time too.
+fn quick_config() -> StreamConfig {
+    StreamConfig { block: Duration::from_millis(20), read_count: 16, ..StreamConfig::default() }
+}
+
+/// An envelope carrying sequence number `seq`.
+pub fn envelope(seq: u64, message_type: BusMessageType, priority: MessagePriority) -> BusEnvelope {
+    BusEnvelope {
+        message_type: message_type.into(),
+        payload: seq.to_be_bytes().to_vec(),
+        attributes: BTreeMap::from([("seq".to_owned(), seq.to_string())]),
+        priority: priority.into(),
+    }
+}
+
+/// The `seq` attribute of a delivered envelope.
+pub fn seq_of(delivery: &Delivery<'_>) -> Option<u64> {
+    delivery.envelope.attributes.get("seq").and_then(|seq| seq.parse().ok())
+}
+
+async fn command(conn: &mut MultiplexedConnection, cmd: &redis::Cmd) -> Result<Value, String> {
+    cmd.query_async(conn).await.map_err(|error| format!("admin command failed: {error}"))
+}
+
+async fn int(conn: &mut MultiplexedConnection, cmd: &redis::Cmd) -> Result<i64, String> {
+    match command(conn, cmd).await? {
+        Value::Int(value) => Ok(value),
+        other => Err(format!("expected an integer, got {other:?}")),
+    }
+}
+
+/// Entries pending in `group` on `stream`.
+async fn pending(conn: &mut MultiplexedConnection, stream: &str, group: &str) -> Result<i64, String> {
+    match command(conn, redis::cmd("XPENDING").arg(stream).arg(group)).await? {
+        Value::Array(summary) => match summary.first() {
+            Some(Value::Int(count)) => Ok(*count),
+            other => Err(format!("unexpected XPENDING summary head {other:?}")),
+        },
+        other => Err(format!("unexpected XPENDING reply {other:?}")),
+    }
+}
+
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, found: T, wanted: T) -> CheckResult {
+    if found == wanted { Ok(()) } else { Err(format!("{what}: found {found:?}, wanted {wanted:?}")) }
+}
+
+async fn roundtrip<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
+    let mut client = fixture.client(quick_config())?;
+    let normal = client.config().normal_stream.clone();
+    client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
+    client
+        .ensure_consumer_group(&normal)
+        .await
+        .map_err(|error| format!("group creation is not idempotent: {error}"))?;
+    for seq in 0..20 {
+        let outcome = client.publish(&envelope(seq, BusMessageType::SystemState, MessagePriority::Normal)).await;
+        let outcome = outcome.map_err(|error| error.to_string())?;
+        let published =
+            matches!(outcome, PublishOutcome::Published { stream: StreamKind::Normal, rerouted: false, .. });
+        expect("publish outcome is a plain normal publish", published, true)?;
+    }
+    let mut seen = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        if seen.len() >= 20 {
+            break;
+        }
+        let round = client.consume(&normal, |delivery| {
+            seen.push(seq_of(delivery));
+            Ok::<(), String>(())
+        });
+        round.await.map_err(|error| error.to_string())?;
+    }
+    expect("delivered in publish order", seen, (0..20).map(Some).collect())?;
+    let metrics = client.metrics_snapshot();
+    expect("publish_total, consumed, acked", (metrics.publish_total, metrics.consumed, metrics.acked), (20, 20, 20))?;
+    expect("pending after acks", pending(admin, &normal, "oona").await?, 0)
+}
+
+/// Adds `count` placeholder entries to `stream` (backpressure only counts them).
+async fn fill(admin: &mut MultiplexedConnection, stream: &str, count: u64) -> CheckResult {
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(500);
+        let mut pipe = redis::pipe();
+        for _ in 0..batch {
+            pipe.cmd("XADD").arg(stream).arg("*").arg("filler").arg("1").ignore();
+        }
+        pipe.query_async::<()>(admin).await.map_err(|error| format!("filling {stream}: {error}"))?;
+        left -= batch;
+    }
+    Ok(())
+}
+
+async fn backpressure<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
+    let mut client = fixture.client(quick_config())?;
+    let normal = client.config().normal_stream.clone();
+    let plain = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);
+    fill(admin, &normal, 3_999).await?;
+    let below = client.publish(&plain(0)).await.map_err(|error| error.to_string())?;
+    expect("depth 3999 publishes to normal", matches!(below, PublishOutcome::Published { rerouted: false, .. }), true)?;
+    let at = client.publish(&plain(1)).await.map_err(|error| error.to_string())?;
+    let rerouted = PublishOutcome::Published { stream: StreamKind::Emergency, id: String::new(), rerouted: true };
+    expect("depth 4000 reroutes", same_route(&at, &rerouted), true)?;
+    fill(admin, &normal, 3_999).await?;
+    let still = client.publish(&plain(2)).await.map_err(|error| error.to_string())?;
+    expect("depth 7999 reroutes, not drops", same_route(&still, &rerouted), true)?;
+    fill(admin, &normal, 1).await?;
+    let dropped = client.publish(&plain(3)).await.map_err(|error| error.to_string())?;
+    expect("depth 8000 drops a normal message", dropped, PublishOutcome::Dropped { depth: 8_000 })?;
+    let critical = envelope(4, BusMessageType::SystemState, MessagePriority::Critical);
+    let kept = client.publish(&critical).await.map_err(|error| error.to_string())?;
+    let emergency = PublishOutcome::Published { stream: StreamKind::Emergency, id: String::new(), rerouted: false };
+    expect("a critical message is never dropped", same_route(&kept, &emergency), true)?;
+    let metrics = client.metrics_snapshot();
+    let counters = (metrics.publish_rerouted, metrics.publish_dropped, metrics.queue_depth_max, metrics.publish_total);
+    expect("rerouted, dropped, depth max, total", counters, (2, 1, 8_000, 4))?;
+    expect("normal depth", int(admin, redis::cmd("XLEN").arg(&normal)).await?, 8_000)
+}
+
+/// Same stream and reroute flag (ids differ run to run).
+fn same_route(found: &PublishOutcome, wanted: &PublishOutcome) -> bool {
+    match (found, wanted) {
+        (
+            PublishOutcome::Published { stream, rerouted, .. },
+            PublishOutcome::Published { stream: wanted_stream, rerouted: wanted_rerouted, .. },
+        ) => stream == wanted_stream && rerouted == wanted_rerouted,
+        _ => false,
+    }
+}
+
+async fn emergency_bucket<C: Connector>(fixture: &BusFixture<C>) -> CheckResult {
+    let config = StreamConfig { emergency_burst: 3, emergency_max_per_min: 1, ..quick_config() };
+    let mut client = fixture.client(config)?;
+    let mut outcomes = Vec::new();
+    for seq in 0..4 {
+        let high = envelope(seq, BusMessageType::Telemetry, MessagePriority::High);
+        outcomes.push(client.publish(&high).await.map_err(|error| error.to_string())?);
+    }
+    let limited: Vec<bool> = outcomes.iter().map(|outcome| *outcome == PublishOutcome::RateLimited).collect();
+    expect("the fourth high-priority publish is rate limited", limited, vec![false, false, false, true])?;
+    let critical = envelope(4, BusMessageType::Telemetry, MessagePriority::Critical);
+    let kept = client.publish(&critical).await.map_err(|error| error.to_string())?;
+    expect("critical bypasses the bucket", matches!(kept, PublishOutcome::Published { .. }), true)?;
+    let metrics = client.metrics_snapshot();
+    expect("emergency published, rate dropped", (metrics.emergency_published, metrics.emergency_rate_dropped), (4, 1))
+}
+
+async fn retry_then_dead_letter<C: Connector>(
+    fixture: &BusFixture<C>,
+    admin: &mut MultiplexedConnection,
+) -> CheckResult {
+    let config = StreamConfig { retry_idle: Duration::ZERO, retry_max_attempts: 3, ..quick_config() };
+    let mut client = fixture.client(config)?;
+    let normal = client.config().normal_stream.clone();
+    client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
+    client
+        .publish(&envelope(7, BusMessageType::SystemState, MessagePriority::Normal))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut deliveries = Vec::new();
+    for _ in 0..4 {
+        let round = client.consume(&normal, |delivery| {
+            deliveries.push(delivery.deliveries);
+            Err("handler refuses")
+        });
+        round.await.map_err(|error| error.to_string())?;
+    }
+    expect("delivery counts seen by the handler", deliveries, vec![1, 2, 3])?;
+    let metrics = client.metrics_snapshot();
+    let counters = (metrics.handler_failed, metrics.retries_exhausted, metrics.dead_letter_total, metrics.claimed);
+    expect("failed, exhausted, dead-lettered, claimed", counters, (3, 1, 1, 3))?;
+    expect("pending after dead-lettering", pending(admin, &normal, "oona").await?, 0)?;
+    let dead = command(admin, redis::cmd("XRANGE").arg("oona.deadletter").arg("-").arg("+")).await?;
+    let text = format!("{dead:?}");
+    expect("dead letter names the reason", text.contains("handler failed 3 deliveries"), true)
+}
+
+async fn invalid_envelope<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
+    let mut client = fixture.client(quick_config())?;
+    let normal = client.config().normal_stream.clone();
+    client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
+    command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg("frame").arg("not a frame")).await?;
+    command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg("other").arg("field")).await?;
+    let mut handled = 0;
+    for _ in 0..MAX_ROUNDS {
+        if client.metrics_snapshot().dead_letter_total >= 2 {
+            break;
+        }
+        let round = client.consume(&normal, |_| {
+            handled += 1;
+            Ok::<(), String>(())
+        });
+        round.await.map_err(|error| error.to_string())?;
+    }
+    expect("handler never sees an invalid entry", handled, 0)?;
+    let metrics = client.metrics_snapshot();
+    expect("invalid, dead-lettered", (metrics.invalid_envelopes, metrics.dead_letter_total), (2, 2))?;
+    expect("pending", pending(admin, &normal, "oona").await?, 0)?;
+    expect("dead-letter depth", int(admin, redis::cmd("XLEN").arg("oona.deadletter")).await?, 2)
+}
+
+async fn reconnect<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
+    let mut client = fixture.client(quick_config())?;
+    let plain = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);
+    client.publish(&plain(0)).await.map_err(|error| error.to_string())?;
+    match &fixture.resetter {
+        Resetter::ClientKill => {
+            let kill = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").arg("SKIPME").arg("yes").clone();
+            command(admin, &kill).await?;
+        }
+        Resetter::Handle(handle) => handle.reset_connections(),
+    }
+    let after = client.publish(&plain(1)).await.map_err(|error| format!("publish after a reset: {error}"))?;
+    expect("publish after a reset", matches!(after, PublishOutcome::Published { .. }), true)?;
+    expect("reconnects", client.metrics_snapshot().reconnects, 1)
+}

@@ -1,0 +1,110 @@
+//! `XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]`, and the trimming
+//! options parser XADD shares.
+
+use super::{Ctx, Exec, is, parse_i64, syntax_error};
+use crate::redis::id::{StreamId, parse_range_bound};
+use crate::redis::reply::{Reply, count, err};
+use crate::redis::stream::{NODE_ENTRIES, Stream};
+
+/// A trimming strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strategy {
+    MaxLen(usize),
+    MinId(StreamId),
+}
+
+/// Parsed `MAXLEN`/`MINID`/`LIMIT` options (and, for XADD, where the id is).
+#[derive(Debug, Default)]
+pub(super) struct TrimArgs {
+    pub strategy: Option<Strategy>,
+    pub approx: bool,
+    pub limit: Option<usize>,
+    pub no_mkstream: bool,
+    /// XADD only: index of the id argument.
+    pub id_at: usize,
+}
+
+impl TrimArgs {
+    /// Applies the trim; returns how many entries went.
+    pub fn apply(&self, stream: &mut Stream) -> usize {
+        let default_limit = if self.approx { (100 * NODE_ENTRIES) as usize } else { usize::MAX };
+        let limit = match self.limit {
+            Some(0) | None => default_limit,
+            Some(limit) => limit,
+        };
+        match self.strategy {
+            None => 0,
+            Some(Strategy::MaxLen(max)) => stream.trim_maxlen(max, self.approx, limit),
+            Some(Strategy::MinId(min)) => stream.trim_minid(min, self.approx, limit),
+        }
+    }
+}
+
+/// Parses options from `args[2..]` the way Redis's `streamParseAddOrTrimArgsOrReply` does.
+pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
+    let mut parsed = TrimArgs::default();
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let opt = &args[i];
+        if xadd && opt.as_slice() == b"*" {
+            break;
+        } else if (is(opt, "MAXLEN") || is(opt, "MINID")) && more >= 1 {
+            let maxlen = is(opt, "MAXLEN");
+            if matches!(args[i + 1].as_slice(), b"~" | b"=") {
+                parsed.approx = args[i + 1].as_slice() == b"~";
+                i += 1;
+            }
+            i += 1;
+            let threshold = args.get(i).ok_or_else(syntax_error)?;
+            parsed.strategy = Some(threshold_of(threshold, maxlen)?);
+        } else if is(opt, "LIMIT") && more >= 1 {
+            i += 1;
+            let limit = parse_i64(&args[i])?;
+            parsed.limit = Some(usize::try_from(limit).map_err(|_| err("ERR The LIMIT argument must be >= 0."))?);
+        } else if xadd && is(opt, "NOMKSTREAM") {
+            parsed.no_mkstream = true;
+        } else if xadd {
+            break;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    parsed.id_at = i;
+    if parsed.limit.is_some() && parsed.strategy.is_none() {
+        return Err(err("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if parsed.limit.is_some() && !parsed.approx {
+        return Err(err("ERR syntax error, LIMIT cannot be used without the special ~ option"));
+    }
+    Ok(parsed)
+}
+
+fn threshold_of(text: &[u8], maxlen: bool) -> Result<Strategy, Reply> {
+    if maxlen {
+        let value = parse_i64(text)?;
+        let value = usize::try_from(value).map_err(|_| err("ERR The MAXLEN argument must be >= 0."))?;
+        Ok(Strategy::MaxLen(value))
+    } else {
+        Ok(Strategy::MinId(parse_range_bound(text, true)?))
+    }
+}
+
+pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
+    let stream = match ctx.keyspace.stream(&args[1], ctx.now_ms) {
+        Err(reply) => return reply.into(),
+        Ok(None) => return Reply::Int(0).into(),
+        Ok(Some(stream)) => stream,
+    };
+    let parsed = match parse(args, false) {
+        Ok(parsed) if parsed.strategy.is_some() => parsed,
+        Ok(_) => return syntax_error().into(),
+        Err(reply) => return reply.into(),
+    };
+    let removed = parsed.apply(stream);
+    if removed > 0 {
+        ctx.keyspace.touch();
+    }
+    count(removed).into()
+}

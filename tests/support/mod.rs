@@ -1,0 +1,170 @@
+//! Shared by the integration tests that need a real `redis-server` or the
+//! simulated one on loopback.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use esper_core::net::{Connector, TokioConnector};
+use esper_sim::redis::{RedisServer, ServerConfig};
+
+/// A real `redis-server` on a free loopback port with its own temp dir, stopped
+/// (and the dir removed) on drop.
+#[derive(Debug)]
+pub struct RealRedis {
+    child: Child,
+    dir: PathBuf,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl RealRedis {
+    /// Starts one, or returns `None` (after printing why) when `redis-server` is
+    /// not installed. Under `CI=true` a missing binary is a test failure.
+    pub fn start(test: &str) -> Option<Self> {
+        if Command::new("redis-server").arg("--version").output().is_err() {
+            let message =
+                format!("{test}: redis-server is not installed (Debian package redis-server; ci/setup installs it)");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+            eprintln!("SKIPPED {message}");
+            return None;
+        }
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("esper-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir for redis-server");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Self { child, dir, port };
+        wait_until_listening(port);
+        Some(server)
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _killed = self.child.kill();
+        let _reaped = self.child.wait();
+        let _removed = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a probe socket");
+    probe.local_addr().expect("probe address").port()
+}
+
+/// Waits (at most 10 s) until something accepts connections on `port`.
+pub fn wait_until_listening(port: u16) {
+    for _ in 0..1000 {
+        if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 10 s");
+}
+
+/// Serves the simulated server over real tokio TCP on a free loopback port, from
+/// a background thread that lives as long as the test process; returns the port.
+pub fn spawn_simulated(config: ServerConfig) -> u16 {
+    spawn_simulated_server(RedisServer::new(config))
+}
+
+/// Serves `server` as [`spawn_simulated`] does.
+pub fn spawn_simulated_server(server: RedisServer) -> u16 {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        runtime.block_on(async move {
+            let listener = TokioConnector.bind(0).await.expect("bind the simulated server");
+            let port = listener.local_addr().expect("local address").port();
+            sender.send(port).expect("report the port");
+            let _stopped = server.serve_on(listener).await;
+        });
+    });
+    let port = receiver.recv().expect("simulated server started");
+    wait_until_listening(port);
+    port
+}
+
+/// Connects to 127.0.0.1:`port`, sends `input`, half-closes, and returns every
+/// byte the server sends until it closes the connection (at most 5 s).
+pub fn send_raw(port: u16, input: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    stream.write_all(input).expect("send");
+    stream.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let mut output = Vec::new();
+    stream.read_to_end(&mut output).expect("the server closes the connection within 5 s");
+    output
+}
+
+/// A blocking RESP client that returns raw reply bytes, for byte-exact comparison.
+#[derive(Debug)]
+pub struct RawClient {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    resp3: bool,
+}
+
+impl RawClient {
+    /// Connects to 127.0.0.1:`port`.
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self { stream, buffer: Vec::new(), resp3: false }
+    }
+
+    /// Sends one command and returns its reply's raw bytes. `HELLO 3` / `HELLO 2`
+    /// switch how its own reply and later ones are framed, unless it fails.
+    pub fn call(&mut self, args: &[String]) -> Vec<u8> {
+        let before = self.resp3;
+        if args.first().is_some_and(|name| name.eq_ignore_ascii_case("HELLO")) {
+            self.resp3 = args.get(1).map_or(before, |version| version == "3");
+        }
+        let reply = self.exchange(args);
+        if reply.starts_with(b"-") {
+            self.resp3 = before;
+        }
+        reply
+    }
+
+    fn exchange(&mut self, args: &[String]) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        self.stream.write_all(&request).expect("send");
+        loop {
+            if let Some(used) = self.complete_reply() {
+                return self.buffer.drain(..used).collect();
+            }
+            let mut chunk = [0_u8; 16 * 1024];
+            let read = self.stream.read(&mut chunk).expect("reply within 5 s");
+            assert!(read > 0, "server closed the connection while a reply was due");
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// The length of the complete reply at the front of the buffer, if any.
+    fn complete_reply(&self) -> Option<usize> {
+        if self.resp3 {
+            let decoded = redis_protocol::resp3::decode::complete::decode_range(&self.buffer).expect("valid RESP3");
+            decoded.map(|(_, used)| used)
+        } else {
+            redis_protocol::resp2::decode::decode_range(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
+        }
+    }
+}
