@@ -10,3 +10,5 @@ pub mod heartbeat;
 pub mod oona_checks;
 pub mod registry;
 pub mod seeds;
+pub mod tamiyo_wal;
+pub mod wal_soak;

@@ -4,8 +4,10 @@ use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
+use crate::wal_soak::sim::WalSoakScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
+static WAL_SOAK: WalSoakScenario = WalSoakScenario;
 static CONTROL_LOOP: ControlLoopScenario = ControlLoopScenario::synthetic();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
@@ -14,7 +16,8 @@ static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
 pub fn all() -> Vec<&'static dyn SimScenario> {
-    let mut all: Vec<&'static dyn SimScenario> = vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE];
+    let mut all: Vec<&'static dyn SimScenario> =
+        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);
     }

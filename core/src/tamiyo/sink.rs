@@ -64,15 +64,3 @@ impl FieldReportSink for MemoryFieldReportSink {
         Ok(())
     }
 }
-
-/// The WAL is a sink: each report is appended (and fsynced) before Tamiyo answers.
-/// The report's own `issued_at` is "now" for retention, as the store's `append` reads it.
-impl<S: crate::storage::Storage> FieldReportSink for super::field_reports::FieldReportStore<S> {
-    async fn record(&mut self, report: FieldReport) -> Result<(), FieldReportSinkError> {
-        let report_id = report.report_id.clone();
-        let now_ms = report.issued_at.map_or(0, |issued| issued.as_millis());
-        self.append(report, now_ms)
-            .await
-            .map_err(|error| FieldReportSinkError::Persist { report_id, source: Box::new(error) })
-    }
-}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use esper_core::clock::UnixClock;
 use esper_core::leyline::{EmergencySignal, SigningKey, TelemetryPacket};
 use esper_core::net::Connector;
-use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
+use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
     BlueprintCatalog, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService, serve_tamiyo,
 };
@@ -49,7 +49,8 @@ pub fn tamiyo_host(world: &mut World) -> SimDisk {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
             let reports = FieldReportConfig::new(FIELD_REPORT_DIR);
-            let sink = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
+            let store = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
+            let sink = WalFieldReportSink::new(store, clock);
             let catalog = BlueprintCatalog::karn_sample();
             let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
             Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())

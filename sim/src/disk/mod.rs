@@ -217,3 +217,63 @@ impl Storage for SimDisk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use esper_core::storage::StorageFile;
+
+    use super::*;
+    use crate::RngTree;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    fn disk() -> SimDisk {
+        SimDisk::new(SimDiskConfig::default(), RngTree::new(9).stream("disk"))
+    }
+
+    #[test]
+    fn handles_go_stale_at_a_crash() {
+        block_on(async {
+            let disk = disk();
+            let mut file = disk.open(Path::new("a"), OpenMode::Create).await.expect("create");
+            disk.crash();
+            let error = file.append(b"x").await.expect_err("stale");
+            assert!(matches!(error, StorageError::Stale { op: StorageOp::Append, .. }), "{error}");
+        });
+    }
+
+    #[test]
+    fn an_unlinked_file_lives_while_a_handle_holds_it_and_is_freed_after() {
+        block_on(async {
+            let disk = disk();
+            let mut file = disk.open(Path::new("d/a"), OpenMode::Create).await.expect("create");
+            file.append(b"held").await.expect("write");
+            disk.remove(Path::new("d/a")).await.expect("unlink");
+            assert_eq!(file.read(0, 4).await.expect("still readable"), b"held");
+            assert!(disk.list(Path::new("d")).await.expect("list").is_empty());
+            drop(file);
+            assert!(disk.lock().files.is_empty(), "the last handle frees the bytes");
+        });
+    }
+
+    #[test]
+    fn capacity_counts_every_file() {
+        block_on(async {
+            let disk = disk();
+            disk.set_capacity(Some(10));
+            let mut first = disk.open(Path::new("a"), OpenMode::Create).await.expect("create");
+            let mut second = disk.open(Path::new("b"), OpenMode::Create).await.expect("create");
+            first.append(&[0; 6]).await.expect("fits");
+            let error = second.append(&[0; 5]).await.expect_err("11 > 10");
+            assert!(matches!(error, StorageError::NoSpace { len: 5, .. }), "{error}");
+            second.append(&[0; 4]).await.expect("exactly full");
+        });
+    }
+}
