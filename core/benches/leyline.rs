@@ -11,10 +11,10 @@ use std::time::Instant;
 use esper_core::leyline::signing;
 use esper_core::leyline::{
     AdaptationCommand, BusEnvelope, CommandPayload, CommandSeedOperation, CommandType, EmergencyLevel, EmergencySignal,
-    FieldReport, FieldReportOutcome, MessagePriority, MetricPoint, SeedLifecycleStage, SeedOperation, SeedState,
-    SigningKey, SystemStatePacket, TelemetryBuilder, TelemetryLevel, TelemetryPacket, Timestamp, Verifier,
-    VerifyPolicy,
+    FieldReport, FieldReportOutcome, MessagePriority, SeedLifecycleStage, SeedOperation, SeedState, SigningKey,
+    SystemStatePacket, TelemetryPacket, Timestamp, Verifier, VerifyPolicy,
 };
+use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
 use hmac::{Hmac, Mac};
 use prost::Message;
 use rand::SeedableRng;
@@ -88,23 +88,18 @@ fn key() -> SigningKey {
     SigningKey::new(b"bench-secret".to_vec()).expect("non-empty")
 }
 
+/// Tolaria's own end-of-epoch KPI packet, from the producer the trainer uses.
 fn tolaria_telemetry() -> TelemetryPacket {
-    let header = TelemetryPacket {
-        packet_id: "tolaria-e3".into(),
-        timestamp: Some(Timestamp::from_millis(NOW_MS)),
-        source_subsystem: "tolaria".into(),
-        level: TelemetryLevel::Info.into(),
-        ..TelemetryPacket::default()
+    let figures = EpochFigures {
+        epoch: 3,
+        loss: 0.6875,
+        latency_ms: 4.35,
+        seeds_active: 1,
+        conservative: false,
+        latency_objective_ms: 18.0,
     };
-    TelemetryBuilder::new(header)
-        .metric(MessagePriority::High, MetricPoint::new("tolaria.training.loss", 0.6875, ""))
-        .metric(MessagePriority::High, MetricPoint::new("tolaria.training.latency_ms", 4.35, "ms"))
-        .metric(MessagePriority::Normal, MetricPoint::new("tolaria.seeds.active", 1.0, ""))
-        .metric(MessagePriority::Low, MetricPoint::new("tolaria.train.graph_enabled", 0.0, ""))
-        .metric(MessagePriority::Normal, MetricPoint::new("slo.tolaria_latency_actual", 4.35, "ms"))
-        .metric(MessagePriority::Normal, MetricPoint::new("slo.tolaria_latency_objective", 18.0, "ms"))
-        .build()
-        .expect("fits the budget")
+    let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), NOW_MS).expect("fits the budget");
+    packets.into_iter().next().expect("the KPI packet comes first")
 }
 
 fn system_state() -> SystemStatePacket {

@@ -8,37 +8,22 @@ use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::kasmina::{KasminaConfig, SeedManager};
-use esper_core::leyline::{EmergencySignal, FieldReportOutcome, SeedLifecycleStage, TelemetryPacket};
+use esper_core::leyline::{FieldReportOutcome, SeedLifecycleStage};
 use esper_core::tamiyo::{BlueprintCatalog, MemoryFieldReportSink, TamiyoConfig, TamiyoService};
 use esper_core::tolaria::device::{Dataset, ModelSpec, Synthetic};
-use esper_core::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
+use esper_core::tolaria::ports::Outbox;
 use esper_core::tolaria::{Checkpoint, CheckpointError, CheckpointStore, Collaborators, Trainer, TrainingLoopConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tamiyo_support::NOW_MS;
 
+/// Counts checkpoints; this test does not restore.
 #[derive(Debug, Default)]
-struct Sinks {
-    telemetry: Vec<TelemetryPacket>,
-    signals: Vec<EmergencySignal>,
+struct CountedCheckpoints {
     checkpoints: u32,
 }
 
-impl TelemetryPort for Sinks {
-    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
-        self.telemetry.push(packet.clone());
-        Ok(())
-    }
-}
-
-impl EmergencyPort for Sinks {
-    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError> {
-        self.signals.push(signal.clone());
-        Ok(())
-    }
-}
-
-impl CheckpointStore for Sinks {
+impl CheckpointStore for CountedCheckpoints {
     async fn save(&mut self, _: &Checkpoint) -> Result<(), CheckpointError> {
         self.checkpoints += 1;
         Ok(())
@@ -49,7 +34,8 @@ impl CheckpointStore for Sinks {
     }
 }
 
-type Loop = Trainer<TamiyoService<BlueprintCatalog, MemoryFieldReportSink>, SeedManager, Sinks, Sinks, Sinks>;
+type Loop =
+    Trainer<TamiyoService<BlueprintCatalog, MemoryFieldReportSink>, SeedManager, Outbox, Outbox, CountedCheckpoints>;
 
 fn control_loop() -> Loop {
     let clock = UnixClock::anchored_at(NOW_MS);
@@ -63,8 +49,8 @@ fn control_loop() -> Loop {
     let peers = Collaborators {
         tamiyo,
         kasmina: SeedManager::new(KasminaConfig::default()),
-        telemetry: Sinks::default(),
-        emergency: Sinks::default(),
+        telemetry: Outbox::default(),
+        emergency: Outbox::default(),
     };
     let config = TrainingLoopConfig {
         run_id: "run-loop".into(),
@@ -74,7 +60,7 @@ fn control_loop() -> Loop {
     };
     let device = Box::new(Synthetic::new(ModelSpec::rc1(), &mut ChaCha8Rng::seed_from_u64(7)));
     let data = Dataset::generate(64, 4, 2, &mut ChaCha8Rng::seed_from_u64(42));
-    Trainer::new(config, device, data, peers, Sinks::default(), clock).expect("valid trainer")
+    Trainer::new(config, device, data, peers, CountedCheckpoints::default(), clock).expect("valid trainer")
 }
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {

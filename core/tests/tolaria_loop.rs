@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::leyline::{
-    AdaptationCommand, CommandType, EmergencyLevel, EmergencySignal, SeedState, SystemStatePacket,
-    TELEMETRY_BYTE_LIMIT, TelemetryPacket,
+    AdaptationCommand, CommandType, EmergencyLevel, SeedState, SystemStatePacket, TELEMETRY_BYTE_LIMIT, TelemetryPacket,
 };
 use esper_core::tolaria::device::{Dataset, ModelSpec, Synthetic};
-use esper_core::tolaria::ports::{EmergencyPort, KasminaPort, PortError, TamiyoPort, TelemetryPort};
+use esper_core::tolaria::ports::{KasminaPort, Outbox, PortError, TamiyoPort};
 use esper_core::tolaria::{
     Checkpoint, CheckpointError, CheckpointStore, Collaborators, EpochFailure, RollbackOutcome, Trainer,
     TrainingLoopConfig,
@@ -68,26 +67,6 @@ impl KasminaPort for RecordingKasmina {
     }
 }
 
-#[derive(Debug, Default)]
-struct Recorder {
-    telemetry: Vec<TelemetryPacket>,
-    signals: Vec<EmergencySignal>,
-}
-
-impl TelemetryPort for Recorder {
-    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
-        self.telemetry.push(packet.clone());
-        Ok(())
-    }
-}
-
-impl EmergencyPort for Recorder {
-    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError> {
-        self.signals.push(signal.clone());
-        Ok(())
-    }
-}
-
 /// Checkpoints in memory that outlive a trainer (shared), with an optional read delay.
 #[derive(Debug, Clone, Default)]
 struct SharedCheckpoints {
@@ -108,7 +87,7 @@ impl CheckpointStore for SharedCheckpoints {
     }
 }
 
-type TestTrainer = Trainer<StallingTamiyo, RecordingKasmina, Recorder, Recorder, SharedCheckpoints>;
+type TestTrainer = Trainer<StallingTamiyo, RecordingKasmina, Outbox, Outbox, SharedCheckpoints>;
 
 fn config() -> TrainingLoopConfig {
     TrainingLoopConfig {
@@ -128,8 +107,8 @@ fn trainer(config: TrainingLoopConfig, data: Dataset, tamiyo: StallingTamiyo, st
     let peers = Collaborators {
         tamiyo,
         kasmina: RecordingKasmina::default(),
-        telemetry: Recorder::default(),
-        emergency: Recorder::default(),
+        telemetry: Outbox::default(),
+        emergency: Outbox::default(),
     };
     Trainer::new(config, device, data, peers, store, UnixClock::anchored_at(1_767_225_600_000)).expect("valid trainer")
 }

@@ -50,3 +50,26 @@ pub trait EmergencyPort {
     /// Broadcasts `signal`; Tolaria bounds this with a 2 s timeout, as the original.
     async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError>;
 }
+
+/// Telemetry and emergency signals kept in memory, in order: the ports for a run with
+/// no bus (in-process drills, and scenarios whose checks read what was sent). Bounded
+/// by the run's length only, so it is meant for finite runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outbox {
+    pub telemetry: Vec<TelemetryPacket>,
+    pub signals: Vec<EmergencySignal>,
+}
+
+impl TelemetryPort for Outbox {
+    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
+        self.telemetry.push(packet.clone());
+        Ok(())
+    }
+}
+
+impl EmergencyPort for Outbox {
+    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError> {
+        self.signals.push(signal.clone());
+        Ok(())
+    }
+}

@@ -22,7 +22,9 @@ use esper_sim::{
 };
 use rand::Rng;
 
-use super::hosts::{Outbox, TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+use esper_core::tolaria::ports::Outbox;
+
+use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 const OBSERVER: &str = "weatherlight";
 const EPOCHS: u32 = 6;

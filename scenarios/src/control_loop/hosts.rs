@@ -1,17 +1,16 @@
 //! The pieces every control-loop scenario shares: the Tamiyo host, Tolaria's RPC
-//! client and training config, and an outbox standing in for Oona's streams.
+//! client and training config.
 
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
-use esper_core::leyline::{EmergencySignal, SigningKey, TelemetryPacket};
+use esper_core::leyline::SigningKey;
 use esper_core::net::Connector;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
     BlueprintCatalog, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService, serve_tamiyo,
 };
 use esper_core::tolaria::TrainingLoopConfig;
-use esper_core::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
 use esper_core::wal::inspect;
 use esper_sim::{Incarnations, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
 
@@ -80,26 +79,5 @@ pub fn training_config(run_id: &str) -> TrainingLoopConfig {
         step_timeout: Duration::from_millis(500),
         step_cost: Duration::from_millis(5),
         ..TrainingLoopConfig::default()
-    }
-}
-
-/// Telemetry and emergency signals, kept for the end-of-run checks.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    pub telemetry: Vec<TelemetryPacket>,
-    pub signals: Vec<EmergencySignal>,
-}
-
-impl TelemetryPort for Outbox {
-    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
-        self.telemetry.push(packet.clone());
-        Ok(())
-    }
-}
-
-impl EmergencyPort for Outbox {
-    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError> {
-        self.signals.push(signal.clone());
-        Ok(())
     }
 }

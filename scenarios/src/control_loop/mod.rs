@@ -22,13 +22,13 @@ use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{TELEMETRY_BYTE_LIMIT, TelemetryPacket};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
+use esper_core::tolaria::ports::Outbox;
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};
 use esper_sim::{
     Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World, WorldConfig,
 };
 use hosts::{
-    Outbox, SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, sim_clock, tamiyo_client, tamiyo_host,
-    training_config,
+    SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, sim_clock, tamiyo_client, tamiyo_host, training_config,
 };
 use prost::Message;
 use rand::Rng;
