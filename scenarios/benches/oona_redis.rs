@@ -123,7 +123,8 @@ fn oona_publish_rate(port: u16, messages: u64) -> (f64, usize) {
         };
         let mut client = OonaClient::new(TokioConnector, "127.0.0.1", port, StreamConfig::default(), parts);
         let sample = envelope(0, BusMessageType::Telemetry, MessagePriority::Normal);
-        let frame_len = sign(&SigningKey::new(b"x".to_vec()).expect("key"), &sample, 0, &mut ChaCha8Rng::seed_from_u64(0)).len();
+        let frame_len =
+            sign(&SigningKey::new(b"x".to_vec()).expect("key"), &sample, 0, &mut ChaCha8Rng::seed_from_u64(0)).len();
         let started = Instant::now();
         for seq in 0..messages {
             let outcome = client.publish(&envelope(seq, BusMessageType::Telemetry, MessagePriority::Normal)).await;
