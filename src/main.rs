@@ -10,6 +10,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
+use esper_scenarios::tamiyo_wal;
+use esper_scenarios::wal_soak::{SoakConfig, SoakError};
 use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario};
 
 /// Deterministic simulation and testing for the Esper-Lite training control loop.
@@ -49,6 +51,29 @@ enum Command {
         #[arg(long, default_value = "0..100")]
         seeds: SeedRange,
     },
+    /// Soak Tamiyo's field-report WAL on real files: append reports, inject a torn
+    /// record every N and restart. Strict validation fails on the first injection
+    /// (exit 1, with the typed error); non-strict passes and reports what it cut.
+    WalSoak {
+        /// Reports to append.
+        #[arg(long, default_value_t = 50)]
+        iterations: u64,
+        /// Inject a torn record and restart after every this many reports.
+        #[arg(long, default_value_t = 10)]
+        truncate_every: u64,
+        /// Strict WAL validation (`TAMIYO_WAL_STRICT_VALIDATION=1`).
+        #[arg(long)]
+        strict: bool,
+        /// Work directory (must not hold a store yet); default a fresh temporary one,
+        /// removed after a successful run.
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<PathBuf>,
+    },
+    /// Back up or restore Tamiyo's field-report store (log and sidecars).
+    TamiyoWal {
+        #[command(subcommand)]
+        action: TamiyoWalAction,
+    },
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
     Redis {
         /// TCP port to listen on, on every local address.
@@ -65,6 +90,28 @@ enum Command {
         /// Seed for every scenario.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TamiyoWalAction {
+    /// Copy the store to DIR (the log checked, and written out clean).
+    Backup {
+        /// Destination directory.
+        #[arg(long, value_name = "DIR")]
+        dest: PathBuf,
+        /// The store directory.
+        #[arg(long, value_name = "DIR", default_value = "var/tamiyo")]
+        dir: PathBuf,
+    },
+    /// Replace the store with the backup in DIR.
+    Restore {
+        /// Backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The store directory.
+        #[arg(long, value_name = "DIR", default_value = "var/tamiyo")]
+        dir: PathBuf,
     },
 }
 
@@ -98,6 +145,10 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Harness { target, seed } => harness(&target, seed),
+        Command::WalSoak { iterations, truncate_every, strict, workdir } => {
+            wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
+        }
+        Command::TamiyoWal { action } => tamiyo_wal(action),
         Command::Redis { port } => {
             eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
             esper_scenarios::embedded_redis::serve_blocking(port)
@@ -105,6 +156,67 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool> {
+    let temporary = workdir.is_none();
+    let workdir =
+        workdir.unwrap_or_else(|| std::env::temp_dir().join(format!("esper-wal-soak-{}", std::process::id())));
+    let mode = if config.strict { "strict" } else { "non-strict" };
+    match tamiyo_wal::soak(&workdir, config, unix_ms_now()) {
+        Ok(report) => {
+            println!("wal-soak passed ({mode}, {}): {report}", workdir.display());
+            if temporary {
+                std::fs::remove_dir_all(&workdir).with_context(|| format!("removing {}", workdir.display()))?;
+            }
+            Ok(true)
+        }
+        Err(SoakError::Usage(message)) => anyhow::bail!(message),
+        Err(error) => {
+            eprintln!("wal-soak failed ({mode}, {}): {error}", workdir.display());
+            if let SoakError::Persistence { report, .. } = &error {
+                eprintln!("before the failure: {report}");
+            }
+            Ok(false)
+        }
+    }
+}
+
+fn tamiyo_wal(action: TamiyoWalAction) -> anyhow::Result<bool> {
+    let (verb, dir, other) = match &action {
+        TamiyoWalAction::Backup { dest, dir } => ("backup", dir, dest),
+        TamiyoWalAction::Restore { from, dir } => ("restore", dir, from),
+    };
+    let config = tamiyo_wal::config_from_env(dir)?;
+    let result = match &action {
+        TamiyoWalAction::Backup { .. } => tamiyo_wal::backup_store(&config, other),
+        TamiyoWalAction::Restore { .. } => tamiyo_wal::restore_store(&config, other),
+    };
+    match result {
+        Ok(report) => {
+            let files: Vec<String> = report.written.iter().map(|path| path.display().to_string()).collect();
+            println!("tamiyo-wal {verb}: {} records; wrote {}", report.records, files.join(", "));
+            if let Some(damage) = report.damage {
+                println!(
+                    "left out {} damaged bytes at offset {} ({})",
+                    damage.dropped_bytes, damage.offset, damage.reason
+                );
+            }
+            Ok(true)
+        }
+        Err(error) => {
+            eprintln!("tamiyo-wal {verb} failed: {error}");
+            Ok(false)
+        }
+    }
+}
+
+/// Unix milliseconds from the wall clock: the real soak stamps its reports with real
+/// time, as Tamiyo would.
+fn unix_ms_now() -> u64 {
+    #[allow(clippy::disallowed_methods, reason = "the real-profile soak runs on wall-clock time")]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> anyhow::Result<bool> {

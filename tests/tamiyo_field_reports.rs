@@ -69,6 +69,24 @@ fn reports_survive_reopen_and_a_missing_issue_time_reads_as_now() {
 }
 
 #[test]
+fn the_store_is_the_tamiyo_services_sink() {
+    use esper_core::clock::UnixClock;
+    use esper_core::tamiyo::field_reports::WalFieldReportSink;
+    use esper_core::tamiyo::sink::FieldReportSink;
+    block_on(async {
+        let disk = disk();
+        let store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
+        let mut sink = WalFieldReportSink::new(store, UnixClock::anchored_at(T0_MS));
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        sink.record(report(7, 0)).await.expect("recorded");
+        drop(sink);
+        let store = FieldReportStore::open(disk, config(true), T0_MS).await.expect("reopen");
+        assert_eq!(ids(&store), ["fr-7"]);
+        assert_eq!(store.reports()[0].issued_at, Some(Timestamp::from_millis(T0_MS + 1_500)), "stamped by the clock");
+    });
+}
+
+#[test]
 fn compaction_drops_reports_past_the_retention_window() {
     block_on(async {
         let disk = disk();
@@ -144,6 +162,30 @@ fn strict_validation_refuses_a_torn_log_and_non_strict_keeps_the_prefix() {
     });
 }
 
+/// A record with a valid checksum that is not a `FieldReport` (a bug or a foreign
+/// writer, not a torn write): strict names it; non-strict skips it, counts it, and
+/// rewrites the log without it.
+#[test]
+fn an_undecodable_record_is_refused_strictly_and_dropped_otherwise() {
+    block_on(async {
+        let disk = disk();
+        let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
+        store.append(report(1, T0_MS), T0_MS).await.expect("append");
+        drop(store);
+        let (mut wal, _) =
+            esper_core::wal::Wal::open(&disk, &config(true).log_path(), config(true).wal).await.expect("wal");
+        wal.append(&[0xff, 0xff]).await.expect("foreign record");
+        drop(wal);
+        let error = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect_err("strict");
+        assert!(matches!(error, TamiyoPersistenceError::Decode { index: 1, .. }), "{error}");
+        assert!(error.to_string().contains("field_reports.log"), "{error}");
+        let store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("non-strict");
+        assert_eq!((ids(&store), store.metrics().wal_undecodable_records), (vec!["fr-1".to_owned()], 1));
+        drop(store);
+        FieldReportStore::open(disk, config(true), T0_MS).await.expect("rewritten clean");
+    });
+}
+
 #[test]
 fn backup_and_restore_round_trip_on_real_files() {
     block_on(async {
@@ -173,7 +215,7 @@ fn a_crash_during_a_sidecar_write_leaves_the_old_or_the_new_index() {
     let mut outcomes = std::collections::BTreeSet::new();
     for seed in 0..50 {
         let disk = SimDisk::new(
-            SimDiskConfig { fsync_latency: Duration::from_millis(2), block_size: 16, capacity_bytes: None },
+            SimDiskConfig { fsync_latency: Duration::from_millis(2), block_size: 16, ..SimDiskConfig::default() },
             RngTree::new(seed).stream("disk"),
         );
         let old = RetryEntry { retry_count: 1, ..RetryEntry::default() };

@@ -10,6 +10,7 @@ use esper_core::breaker::{BreakerConfig, BreakerState};
 use esper_core::leyline::{FieldReportOutcome, MessagePriority, TelemetryLevel};
 use esper_core::tamiyo::metadata::{MetadataClient, MetadataError};
 use esper_core::tamiyo::{BlueprintCatalog, TamiyoConfig, TamiyoTimeoutError};
+use tamiyo_support::PLATEAU;
 use tokio::time::Instant;
 
 fn client(catalog: &BlueprintCatalog) -> MetadataClient<BlueprintCatalog> {
@@ -92,23 +93,23 @@ async fn service_pauses_on_urza_timeout_with_critical_event_and_neutral_report()
     let mut service = tamiyo_support::service_with(config, catalog.clone());
     catalog.delay().set(Duration::from_millis(40));
     let mut reasons = Vec::new();
-    for packet in tamiyo_support::flat(0..13) {
+    for packet in tamiyo_support::flat(0..36) {
         let command = service.evaluate(&packet).await;
         reasons.push(command.annotations.get("risk_reason").cloned().unwrap_or_default());
     }
-    // With a one-step cooldown every step from the plateau (8) on proposes a germination.
-    assert_eq!(reasons[..8], ["policy"; 8]);
-    assert_eq!(reasons[8..], ["timeout_urza"; 5]);
+    // Every step from the plateau on proposes a germination (a vetoed one starts no cooldown).
+    assert_eq!(reasons[..PLATEAU], ["policy"; PLATEAU]);
+    assert_eq!(reasons[PLATEAU..], ["timeout_urza"; 5]);
     assert_eq!(service.metadata_counters().timeouts, 3);
     assert_eq!(service.metadata_counters().breaker_rejections, 2);
     assert_eq!(service.metadata_breaker_state(), BreakerState::Open);
     let telemetry = service.drain_telemetry();
     let critical: Vec<_> = telemetry.iter().filter(|p| p.priority() == MessagePriority::Critical).collect();
     assert_eq!(critical.len(), 3, "one CRITICAL packet per timeout");
-    let event = critical[0].events.iter().find(|e| e.event_id == "timeout_urza").expect("timeout_urza");
+    let event = critical[0].events.iter().find(|e| e.description == "timeout_urza").expect("timeout_urza");
     assert_eq!(event.level, i32::from(TelemetryLevel::Critical));
     assert_eq!(event.attributes.get("timeout_ms").map(String::as_str), Some("25"));
     let reports = service.sink().reports();
-    assert_eq!(reports.len(), 13, "one report per command");
-    assert!(reports[8..].iter().all(|r| r.outcome == i32::from(FieldReportOutcome::Neutral)));
+    assert_eq!(reports.len(), 36, "one report per command");
+    assert!(reports[PLATEAU..].iter().all(|r| r.outcome == i32::from(FieldReportOutcome::Neutral)));
 }

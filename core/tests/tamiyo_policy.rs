@@ -38,27 +38,36 @@ fn steadily_falling_loss_is_left_alone() {
 }
 
 #[test]
-fn plateau_germinates_at_the_window_then_cools_down_then_rotates_blueprints() {
+fn plateau_germinates_after_two_windows_then_cools_down_then_rotates_blueprints() {
     let config = PolicyConfig::default();
     let dormant =
         [seed("seed-b", SeedLifecycleStage::Dormant, 0.0, 0.0), seed("seed-a", SeedLifecycleStage::Dormant, 0.0, 0.0)];
-    let packets: Vec<_> = (0..40).map(|step| with_seeds(packet(step, 0.7), &dormant)).collect();
+    let packets: Vec<_> = (0..70).map(|step| with_seeds(packet(step, 0.7), &dormant)).collect();
     let got = adaptations(&actions(&packets));
-    // Step 0 has no predecessor; steps 1..=8 give the 8 flat deltas of the window.
-    let first = config.plateau_window;
+    let first = 2 * config.trend_window - 1;
     let second = first + config.cooldown_steps as usize;
-    let expected = [
-        (first, PolicyAction::Germinate { seed_id: "seed-a".into(), blueprint_id: "BP001".into(), alpha: 0.1 }),
-        (
-            second,
-            PolicyAction::Germinate {
-                seed_id: "seed-a".into(),
-                blueprint_id: "BP002".into(),
-                alpha: (0.1 + 0.01 * (second - config.plateau_window) as f32).min(config.alpha_max),
-            },
-        ),
-    ];
-    assert_eq!(got[..2], expected[..]);
+    let germinate = |blueprint: &str| PolicyAction::Germinate {
+        seed_id: "seed-a".into(),
+        blueprint_id: blueprint.into(),
+        alpha: config.alpha_max,
+    };
+    assert_eq!(got, [(first, germinate("BP001")), (second, germinate("BP002"))], "a flat loss is a perfect plateau");
+}
+
+#[test]
+fn alpha_grows_with_flatness_and_a_healthy_decline_is_no_plateau() {
+    // Each window's mean is `ratio` times the one before.
+    let decide_at_second_window = |ratio: f32| {
+        let mut policy = Policy::new(PolicyConfig::default());
+        let packets: Vec<_> = (0..32).map(|step| packet(step, ratio.powi(step as i32 / 16))).collect();
+        packets.iter().map(|p| policy.decide(p)).last().expect("32 decisions")
+    };
+    let half_flat = decide_at_second_window(0.995);
+    let PolicyAction::Germinate { alpha, .. } = half_flat.action else { panic!("{half_flat:?}") };
+    assert!((alpha - 0.3).abs() < 1e-3, "half the 1 % threshold gives alpha half way: {alpha}");
+    assert_eq!(decide_at_second_window(0.98).action, PolicyAction::Pause, "2 % better per window: leave it alone");
+    let change = decide_at_second_window(0.98).window_change.expect("two windows seen");
+    assert!((change + 0.02).abs() < 1e-6, "{change}");
 }
 
 #[test]
@@ -70,13 +79,13 @@ fn plateau_with_an_active_seed_waits_for_it() {
 
 #[test]
 fn rising_loss_cuts_the_learning_rate_once_per_cooldown() {
-    let packets: Vec<_> = (0..20).map(|step| packet(step, 1.0 + 0.1 * step as f32)).collect();
+    let packets: Vec<_> = (0..70).map(|step| packet(step, 1.0 + 0.01 * step as f32)).collect();
     let got = adaptations(&actions(&packets));
     let lr_delta = PolicyConfig::default().lr_delta;
-    // Deltas start at step 1; the third rising delta (step 3) decides, then 16 steps of cooldown.
+    // The first trend reading (step 31) shows the rise; the next comes after the 32-step cooldown.
     assert_eq!(
         got,
-        vec![(3, PolicyAction::AdjustLearningRate { lr_delta }), (19, PolicyAction::AdjustLearningRate { lr_delta })]
+        [(31, PolicyAction::AdjustLearningRate { lr_delta }), (63, PolicyAction::AdjustLearningRate { lr_delta })]
     );
 }
 
@@ -127,7 +136,7 @@ fn loss_delta_is_the_change_of_the_moving_average_and_risk_the_worst_seed() {
     let seeds =
         [seed("a", SeedLifecycleStage::Dormant, 0.0, 0.3), seed("b", SeedLifecycleStage::Training, 1.0, f32::NAN)];
     let second = policy.decide(&with_seeds(packet(1, 2.0), &seeds));
-    assert_eq!(second.loss, 1.0 + 0.3 * (2.0 - 1.0));
+    assert_eq!(second.loss, 1.0 + PolicyConfig::default().loss_smoothing * (2.0 - 1.0));
     assert_eq!(second.loss_delta, second.loss - 1.0);
     assert_eq!(second.risk, 1.0, "a non-finite risk score counts as the worst");
 }
@@ -135,14 +144,14 @@ fn loss_delta_is_the_change_of_the_moving_average_and_risk_the_worst_seed() {
 #[test]
 fn germination_becomes_a_seed_command_with_blueprint_alpha_and_policy_version() {
     let mut policy = Policy::new(PolicyConfig::default());
-    let decision = tamiyo_support::flat(0..9).iter().map(|p| policy.decide(p)).last().expect("nine decisions");
+    let decision = tamiyo_support::flat(0..32).iter().map(|p| policy.decide(p)).last().expect("32 decisions");
     assert_eq!(decision.blueprint_id(), Some("BP001"));
     let command = decision.command();
     assert_eq!(command.command_type, i32::from(CommandType::Seed));
     let Some(CommandPayload::SeedOperation(operation)) = &command.payload else { panic!("seed payload: {command:?}") };
     assert_eq!(operation.operation, i32::from(SeedOperation::Germinate));
     assert_eq!(operation.blueprint_id, "BP001");
-    assert_eq!(operation.parameters.get("alpha"), Some(&0.1));
+    assert_eq!(operation.parameters.get("alpha"), Some(&PolicyConfig::default().alpha_max));
     assert_eq!(command.annotations.get("policy_version").map(String::as_str), Some(POLICY_VERSION));
     assert!(!command.annotations.contains_key("risk_reason"), "only pauses carry a reason");
 }
@@ -161,10 +170,11 @@ fn same_history_same_decisions() {
 fn a_vetoed_proposal_starts_no_cooldown_and_keeps_its_blueprint() {
     let mut policy = Policy::new(PolicyConfig::default());
     let mut proposals = Vec::new();
-    for packet in tamiyo_support::flat(0..12) {
+    for packet in tamiyo_support::flat(0..40) {
         // Nothing is issued: the risk engine vetoed every proposal.
         proposals.push(policy.decide(&packet).blueprint_id().map(str::to_owned));
     }
-    let expected: Vec<Option<String>> = (0..12).map(|step| (step >= 8).then(|| "BP001".to_owned())).collect();
+    let expected: Vec<Option<String>> =
+        (0..40).map(|step| (step >= tamiyo_support::PLATEAU).then(|| "BP001".to_owned())).collect();
     assert_eq!(proposals, expected, "proposed again every step, same blueprint");
 }

@@ -36,7 +36,7 @@ fn germinate() -> PolicyDecision {
         action: PolicyAction::Germinate { seed_id: "seed-a".into(), blueprint_id: "BP043".into(), alpha: 0.1 },
         loss: 1.0,
         loss_delta: 0.0,
-        plateau_steps: 8,
+        window_change: Some(0.0),
         risk: 0.0,
     }
 }
@@ -123,7 +123,7 @@ fn assess(
 }
 
 fn ids(events: &[TelemetryEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.event_id.as_str()).collect()
+    events.iter().map(|e| e.description.as_str()).collect()
 }
 
 #[test]
@@ -199,7 +199,7 @@ fn over_budget_enters_conservative_mode_which_recovers_after_three_good_evaluati
         events.extend(
             step_events
                 .into_iter()
-                .map(|e| e.event_id)
+                .map(|e| e.description)
                 .filter(|id| id.starts_with("conservative") || id.starts_with("timeout")),
         );
     }

@@ -86,7 +86,7 @@ async fn signed_round_trip_over_loopback_matches_the_in_process_service() {
     let (listener, port) = bind(0).await;
     let (mut served, stats) = (service(), RpcStats::default());
     let mut client = client(port, key());
-    let packets = flat(0..12);
+    let packets = flat(0..40);
     let remote = with_server(listener, &mut served, &stats, async {
         let mut commands = Vec::new();
         for packet in &packets {
@@ -100,10 +100,10 @@ async fn signed_round_trip_over_loopback_matches_the_in_process_service() {
         assert_eq!(decision(remote), decision(&local.evaluate(packet).await), "step {}", packet.global_step);
         assert_eq!(remote.issued_by, "tamiyo");
     }
-    assert_eq!(served.sink().reports().len(), 12, "the served service wrote a report per command");
+    assert_eq!(served.sink().reports().len(), 40, "the served service wrote a report per command");
     let counters = stats.snapshot();
-    assert_eq!((counters.connections_accepted, counters.requests_answered, counters.bad_frames()), (1, 12, 0));
-    assert_eq!((client.counters().connects, client.verify_counters().accepted), (1, 12));
+    assert_eq!((counters.connections_accepted, counters.requests_answered, counters.bad_frames()), (1, 40, 0));
+    assert_eq!((client.counters().connects, client.verify_counters().accepted), (1, 40));
 }
 
 /// Sends `payload` as one frame on a fresh raw connection; returns the answer frame
@@ -206,7 +206,7 @@ async fn client_reconnects_after_the_server_restarts() {
 #[tokio::test]
 async fn an_abandoned_call_drops_its_connection_so_late_answers_cannot_leak() {
     let catalog = BlueprintCatalog::karn_sample();
-    let policy = PolicyConfig { plateau_window: 1, ..PolicyConfig::default() };
+    let policy = PolicyConfig { trend_window: 1, ..PolicyConfig::default() };
     let config = TamiyoConfig {
         step_timeout: Duration::from_secs(5),
         metadata_timeout: Duration::from_secs(2),

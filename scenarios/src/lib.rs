@@ -12,3 +12,5 @@ pub mod oona_checks;
 pub mod oona_ledger;
 pub mod registry;
 pub mod seeds;
+pub mod tamiyo_wal;
+pub mod wal_soak;

@@ -25,7 +25,7 @@ pub use disk::{DiskOp, SimDisk, SimDiskConfig};
 pub use fault::{Fault, FaultSchedule, FaultScheduleError, ScheduledFault};
 pub use net::{TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};
-pub use rng::RngTree;
+pub use rng::{Incarnations, RngTree};
 pub use scenario::{SimScenario, replay_command, run_scenario};
 pub use trace::TraceMode;
 pub use world::{World, WorldConfig};

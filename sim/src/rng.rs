@@ -53,6 +53,32 @@ impl RngTree {
     }
 }
 
+/// Fresh randomness for each life of a restartable host.
+///
+/// A restarted host must not replay the draws of its previous life: nonces would
+/// repeat (and be refused as replays) and ids would collide. Each call to
+/// [`Incarnations::next`] hands out the subtree `incarnation-<n>`, so lives differ
+/// from each other yet every life is the same for the same seed.
+#[derive(Debug)]
+pub struct Incarnations {
+    tree: RngTree,
+    started: std::cell::Cell<u64>,
+}
+
+impl Incarnations {
+    /// Lives drawn under `tree`.
+    pub fn new(tree: RngTree) -> Self {
+        Self { tree, started: std::cell::Cell::new(0) }
+    }
+
+    /// The next life's subtree.
+    pub fn next(&self) -> RngTree {
+        let life = self.started.get();
+        self.started.set(life + 1);
+        self.tree.child(&format!("incarnation-{life}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rand::RngCore;

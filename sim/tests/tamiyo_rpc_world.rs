@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use esper_core::clock::UnixClock;
 use esper_core::leyline::{SigningKey, SystemStatePacket};
 use esper_core::tamiyo::{
     BlueprintCatalog, MemoryFieldReportSink, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService,
@@ -14,7 +15,7 @@ use esper_core::tolaria::ports::TamiyoPort;
 use esper_sim::{Fault, FaultSchedule, ScheduledFault, TraceMode, World};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{sleep, timeout};
 
 const PORT: u16 = 7300;
 const STEPS: u64 = 60;
@@ -28,9 +29,8 @@ fn rpc_config() -> RpcConfig {
 }
 
 /// Unix milliseconds advancing with (virtual) tokio time from the world's epoch.
-fn clock() -> impl Fn() -> u64 + Send + 'static {
-    let origin = Instant::now();
-    move || 1_735_689_600_000 + u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+fn clock() -> UnixClock {
+    UnixClock::anchored_at(1_735_689_600_000)
 }
 
 fn packet(step: u64) -> SystemStatePacket {

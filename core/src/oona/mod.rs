@@ -29,6 +29,7 @@ mod error;
 mod link;
 mod metrics;
 mod outbox;
+mod ports;
 mod publish;
 
 pub use backoff::Backoff;

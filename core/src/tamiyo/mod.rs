@@ -18,6 +18,7 @@ pub mod rpc;
 pub mod service;
 pub mod sink;
 pub mod telemetry;
+pub mod trend;
 
 pub use config::{TamiyoConfig, TamiyoConfigError};
 pub use metadata::{BlueprintCatalog, BlueprintMetadata, BlueprintMetadataSource, MetadataError, TamiyoTimeoutError};

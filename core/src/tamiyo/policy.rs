@@ -10,25 +10,29 @@
 //!    breaker for that seed, once; when the seed recovers (or leaves), it is closed;
 //!    one unhealthy seed at a time is tracked, the first in packet order;
 //! 3. right after an adaptation, a cooldown holds further ones (pause);
-//! 4. a loss that keeps rising cuts the learning rate (`lr_delta`);
-//! 5. a loss that stopped moving for `plateau_window` steps, with no seed active,
-//!    germinates the next blueprint with a small blending `alpha`;
+//! 4. a loss whose windowed mean rose by more than `rising_relative` cuts the
+//!    learning rate (`lr_delta`);
+//! 5. a loss whose windowed mean improved by less than `plateau_relative` — a
+//!    plateau — with no seed in flight germinates the next blueprint, with a blending
+//!    `alpha` that grows the flatter the plateau is;
 //! 6. otherwise pause (reason `policy`): training is fine, leave it alone.
 //!
 //! [`Policy::decide`] proposes; [`Policy::issued`] records what actually went out, so
 //! a proposal the risk engine vetoed starts no cooldown and moves no breaker.
 //!
-//! The loss is the per-step training loss smoothed by an exponential moving average,
-//! so the minibatch noise of a small batch does not read as a trend. Everything is
-//! plain `f32` arithmetic on the packet history: the same packets give the same
-//! decisions, bit for bit.
+//! The trend comes from [`LossTrend`]: windowed means of the training loss, so the
+//! minibatch noise of a small batch does not read as a trend. Everything is plain
+//! `f32` arithmetic on the packet history: the same packets give the same decisions,
+//! bit for bit.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use crate::leyline::{
     AdaptationCommand, CircuitBreakerState, CommandCircuitBreaker, CommandOptimizerAdjustment, CommandPayload,
     CommandSeedOperation, CommandType, SeedLifecycleStage, SeedOperation, SeedState, SystemStatePacket,
 };
+
+use super::trend::{LossTrend, TrendReading};
 
 /// Names this decision rule in commands and field reports (`policy_version`).
 pub const POLICY_VERSION: &str = "tamiyo-rules-v1";
@@ -39,18 +43,16 @@ pub const OPTIMIZER_ID: &str = "sgd";
 /// Thresholds of the decision rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyConfig {
-    /// Loss deltas remembered; at least the larger of the two windows below.
-    pub history_len: usize,
-    /// Weight of the newest loss in the moving average (0 < w ≤ 1).
+    /// Weight of the newest loss in the moving average behind `loss_delta` (0 < w ≤ 1).
+    /// At 0.2 the RC1 minibatch noise (±0.3) stays under the risk engine's 0.075
+    /// warning, while a jump of 0.75 in one step still reads as a 0.15 spike.
     pub loss_smoothing: f32,
-    /// Steps with |Δloss| below `plateau_epsilon` that make a plateau.
-    pub plateau_window: usize,
-    /// Largest |Δloss| that still counts as "not moving".
-    pub plateau_epsilon: f32,
-    /// Consecutive steps with Δloss above `rising_epsilon` that make a rising trend.
-    pub rising_window: usize,
-    /// Smallest Δloss that counts as rising.
-    pub rising_epsilon: f32,
+    /// Steps per trend window (16: one RC1 epoch of 64 samples in batches of 4).
+    pub trend_window: usize,
+    /// A windowed mean improving by less than this fraction is a plateau (1 %).
+    pub plateau_relative: f32,
+    /// A windowed mean rising by more than this fraction is a rising trend (2 %).
+    pub rising_relative: f32,
     /// Fractional learning-rate change sent on a rising trend (`lr_delta`;
     /// new lr = lr × (1 + lr_delta)).
     pub lr_delta: f32,
@@ -58,34 +60,30 @@ pub struct PolicyConfig {
     pub seed_gradient_norm_limit: f32,
     /// A seed's risk score at or above this makes it unhealthy.
     pub seed_risk_limit: f32,
-    /// Steps after a germination or optimizer change before the next one.
+    /// Steps after an issued germination or optimizer change before the next one;
+    /// two windows, so the next decision reads losses from after the change.
     pub cooldown_steps: u64,
     /// Blueprints germinated in turn (Karn ids).
     pub blueprints: Vec<String>,
-    /// Blending `alpha` of a germination right at the plateau window…
+    /// Blending `alpha` of a germination on a plateau just under the threshold…
     pub alpha_base: f32,
-    /// …plus this much per further plateau step…
-    pub alpha_per_plateau_step: f32,
-    /// …up to this.
+    /// …rising linearly to this on a perfectly flat one.
     pub alpha_max: f32,
 }
 
 impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
-            history_len: 32,
-            loss_smoothing: 0.3,
-            plateau_window: 8,
-            plateau_epsilon: 0.002,
-            rising_window: 3,
-            rising_epsilon: 0.005,
+            loss_smoothing: 0.2,
+            trend_window: 16,
+            plateau_relative: 0.01,
+            rising_relative: 0.02,
             lr_delta: -0.1,
             seed_gradient_norm_limit: 50.0,
             seed_risk_limit: 0.9,
-            cooldown_steps: 16,
+            cooldown_steps: 32,
             blueprints: ["BP001", "BP002", "BP003"].map(str::to_owned).to_vec(),
             alpha_base: 0.1,
-            alpha_per_plateau_step: 0.01,
             alpha_max: 0.5,
         }
     }
@@ -113,8 +111,8 @@ pub struct PolicyDecision {
     pub loss: f32,
     /// Change of the smoothed loss since the previous step (0 on the first).
     pub loss_delta: f32,
-    /// Trailing steps on a plateau.
-    pub plateau_steps: usize,
+    /// Relative change of the windowed mean loss (`None` until two windows were seen).
+    pub window_change: Option<f32>,
     /// The rule's own risk estimate in [0, 1]: the riskiest seed it was shown.
     pub risk: f32,
 }
@@ -172,8 +170,7 @@ impl PolicyDecision {
 #[derive(Debug, Clone)]
 pub struct Policy {
     config: PolicyConfig,
-    smoothed_loss: Option<f32>,
-    deltas: VecDeque<f32>,
+    trend: LossTrend,
     last_adaptation_step: Option<u64>,
     germinations: usize,
     breaker_open_for: Option<String>,
@@ -183,13 +180,11 @@ impl Policy {
     /// A policy with no history yet.
     pub fn new(config: PolicyConfig) -> Self {
         assert!(!config.blueprints.is_empty(), "the policy needs at least one blueprint to germinate");
-        assert!(config.plateau_window > 0 && config.rising_window > 0, "trend windows must be positive");
-        assert!(config.history_len >= config.plateau_window.max(config.rising_window), "history shorter than a window");
-        assert!(config.loss_smoothing > 0.0 && config.loss_smoothing <= 1.0, "loss smoothing must be in (0, 1]");
+        assert!(config.plateau_relative > 0.0 && config.rising_relative > 0.0, "trend thresholds must be positive");
+        assert!(config.alpha_base <= config.alpha_max, "alpha_base above alpha_max");
         Self {
-            deltas: VecDeque::with_capacity(config.history_len),
+            trend: LossTrend::new(config.loss_smoothing, config.trend_window),
             config,
-            smoothed_loss: None,
             last_adaptation_step: None,
             germinations: 0,
             breaker_open_for: None,
@@ -198,9 +193,15 @@ impl Policy {
 
     /// Decides on `packet`, folding its loss into the history.
     pub fn decide(&mut self, packet: &SystemStatePacket) -> PolicyDecision {
-        let (loss, loss_delta) = self.observe_loss(packet.training_loss);
-        let action = self.choose(packet, loss);
-        PolicyDecision { action, loss, loss_delta, plateau_steps: self.plateau_steps(), risk: policy_risk(packet) }
+        let reading = self.trend.observe(packet.training_loss);
+        let action = self.choose(packet, &reading);
+        PolicyDecision {
+            action,
+            loss: reading.smoothed,
+            loss_delta: reading.delta,
+            window_change: reading.window_change,
+            risk: policy_risk(packet),
+        }
     }
 
     /// Records that `action`, decided at `global_step`, went out as proposed. Only
@@ -226,8 +227,8 @@ impl Policy {
         &self.config
     }
 
-    fn choose(&self, packet: &SystemStatePacket, loss: f32) -> PolicyAction {
-        if !loss.is_finite() {
+    fn choose(&self, packet: &SystemStatePacket, reading: &TrendReading) -> PolicyAction {
+        if reading.smoothed.is_nan() {
             return breaker(String::new(), CircuitBreakerState::Open, "loss_non_finite");
         }
         if let Some((seed, rationale)) = self.unhealthy_seed(&packet.seed_states) {
@@ -240,50 +241,20 @@ impl Policy {
             return breaker(seed_id.clone(), CircuitBreakerState::Closed, "seed_recovered");
         }
         let cooling = self.last_adaptation_step.is_some_and(|at| packet.global_step < at + self.config.cooldown_steps);
-        if cooling {
+        let Some(change) = reading.window_change.filter(|_| !cooling) else {
             return PolicyAction::Pause;
-        }
-        if self.rising_steps() >= self.config.rising_window {
+        };
+        if change > self.config.rising_relative {
             return PolicyAction::AdjustLearningRate { lr_delta: self.config.lr_delta };
         }
-        if self.plateau_steps() >= self.config.plateau_window && !packet.seed_states.iter().any(is_active) {
-            return self.germinate(&packet.seed_states);
+        if change > -self.config.plateau_relative && !packet.seed_states.iter().any(in_flight) {
+            return self.germinate(&packet.seed_states, change);
         }
         PolicyAction::Pause
     }
 
-    /// Folds the step's loss into the moving average; returns it and its change.
-    /// A non-finite loss is reported as NaN and leaves the history untouched.
-    fn observe_loss(&mut self, training_loss: f32) -> (f32, f32) {
-        if !training_loss.is_finite() {
-            return (f32::NAN, 0.0);
-        }
-        let weight = self.config.loss_smoothing;
-        let previous = self.smoothed_loss;
-        let smoothed = previous.map_or(training_loss, |prev| prev + weight * (training_loss - prev));
-        self.smoothed_loss = Some(smoothed);
-        // The first observation has no predecessor: its delta is reported as 0 but not
-        // remembered, since it is no evidence of a plateau.
-        let Some(previous) = previous else { return (smoothed, 0.0) };
-        let delta = smoothed - previous;
-        if self.deltas.len() == self.config.history_len {
-            self.deltas.pop_front();
-        }
-        self.deltas.push_back(delta);
-        debug_assert!(self.deltas.len() <= self.config.history_len);
-        (smoothed, delta)
-    }
-
-    fn plateau_steps(&self) -> usize {
-        self.deltas.iter().rev().take_while(|d| d.abs() < self.config.plateau_epsilon).count()
-    }
-
-    fn rising_steps(&self) -> usize {
-        self.deltas.iter().rev().take_while(|&&d| d > self.config.rising_epsilon).count()
-    }
-
     fn unhealthy_seed<'a>(&self, seeds: &'a [SeedState]) -> Option<(&'a SeedState, &'static str)> {
-        seeds.iter().filter(|seed| is_active(seed)).find_map(|seed| {
+        seeds.iter().filter(|seed| in_flight(seed)).find_map(|seed| {
             let exploding =
                 !seed.gradient_norm.is_finite() || seed.gradient_norm > self.config.seed_gradient_norm_limit;
             let risky = !seed.risk_score.is_finite() || seed.risk_score >= self.config.seed_risk_limit;
@@ -295,14 +266,17 @@ impl Policy {
         })
     }
 
-    fn germinate(&self, seeds: &[SeedState]) -> PolicyAction {
+    /// Germinates the next blueprint in a dormant seed (the lowest id), or in a new
+    /// one Kasmina picks. `alpha` runs from `alpha_base` at the plateau threshold to
+    /// `alpha_max` when the loss stopped improving altogether.
+    fn germinate(&self, seeds: &[SeedState], window_change: f32) -> PolicyAction {
         let dormant = seeds.iter().filter(|seed| seed.stage == i32::from(SeedLifecycleStage::Dormant));
         let seed_id = dormant.map(|seed| seed.seed_id.as_str()).min().unwrap_or_default().to_owned();
         let blueprints = &self.config.blueprints;
         let blueprint_id = blueprints.get(self.germinations % blueprints.len()).cloned().unwrap_or_default();
-        let extra_steps = self.plateau_steps().saturating_sub(self.config.plateau_window) as f32;
-        let alpha = (self.config.alpha_base + self.config.alpha_per_plateau_step * extra_steps)
-            .clamp(0.0, self.config.alpha_max);
+        let improvement = (-window_change).max(0.0);
+        let flatness = (1.0 - improvement / self.config.plateau_relative).clamp(0.0, 1.0);
+        let alpha = self.config.alpha_base + flatness * (self.config.alpha_max - self.config.alpha_base);
         PolicyAction::Germinate { seed_id, blueprint_id, alpha }
     }
 }
@@ -311,8 +285,9 @@ fn breaker(seed_id: String, desired: CircuitBreakerState, rationale: &'static st
     PolicyAction::Breaker { seed_id, desired, rationale }
 }
 
-/// Seeds between germination and fossilisation: the ones that change the model.
-fn is_active(seed: &SeedState) -> bool {
+/// Seeds between germination and fossilisation: adaptations still under way. (Not
+/// Kasmina's `is_active`, which asks who takes part in the forward pass.)
+fn in_flight(seed: &SeedState) -> bool {
     use SeedLifecycleStage::{Blending, Germinated, Probationary, Shadowing, Training};
     SeedLifecycleStage::try_from(seed.stage)
         .is_ok_and(|stage| matches!(stage, Germinated | Training | Blending | Shadowing | Probationary))

@@ -13,8 +13,6 @@
 //! (`timeout_inference`) enters it; entered that way, it ends after a run of
 //! evaluations within budget (Esper-Lite's `conservative_recovery`).
 
-use std::collections::BTreeMap;
-
 use crate::leyline::{SystemStatePacket, TelemetryEvent, TelemetryLevel};
 
 use super::metadata::{BlueprintMetadata, MetadataError};
@@ -296,12 +294,9 @@ impl RiskEngine {
     }
 }
 
-/// A telemetry event named `name` (Tamiyo's event ids are their names, as Tolaria's).
+/// A telemetry event named `name`, the way every subsystem names them
+/// ([`TelemetryEvent::named`]).
 pub(crate) fn event(name: &str, level: TelemetryLevel, attributes: &[(&str, &str)]) -> TelemetryEvent {
-    TelemetryEvent {
-        event_id: name.to_owned(),
-        description: String::new(),
-        level: level.into(),
-        attributes: attributes.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
-    }
+    let attributes: Vec<(&str, String)> = attributes.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    TelemetryEvent::named(name, level, &attributes)
 }

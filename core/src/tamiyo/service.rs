@@ -13,6 +13,7 @@ use rand::RngCore;
 use tokio::time::Instant;
 
 use crate::breaker::BreakerState;
+use crate::clock::UnixClock;
 use crate::leyline::{
     AdaptationCommand, CommandType, SystemStatePacket, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp,
 };
@@ -29,8 +30,8 @@ use super::telemetry::{StepFigures, TelemetryOutbox, step_packets};
 /// `issued_by` of every command Tamiyo issues.
 pub const ISSUER: &str = "tamiyo";
 
-/// Unix milliseconds from the caller's clock (virtual time in the sim). Any
-/// `Fn() -> u64` is one.
+/// Unix milliseconds from the caller's clock (virtual time in the sim): a
+/// [`UnixClock`], or any `Fn() -> u64`.
 pub trait UnixMillis {
     /// Milliseconds since the Unix epoch, now.
     fn now_ms(&self) -> u64;
@@ -39,6 +40,12 @@ pub trait UnixMillis {
 impl<F: Fn() -> u64> UnixMillis for F {
     fn now_ms(&self) -> u64 {
         self()
+    }
+}
+
+impl UnixMillis for UnixClock {
+    fn now_ms(&self) -> u64 {
+        UnixClock::now_ms(self)
     }
 }
 

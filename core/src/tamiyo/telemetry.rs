@@ -148,12 +148,17 @@ mod tests {
         let long = "BP0000000000000000000000000000000000000000000000000000000000000000000001";
         let events: Vec<_> = (0..9)
             .map(|i| event(&format!("bp_quarantine_{i}"), TelemetryLevel::Warning, &[("blueprint", long)]))
-            .chain([event("timeout_urza", TelemetryLevel::Critical, &[("blueprint", &long.repeat(5))])])
+            .chain([TelemetryEvent {
+                description: "timeout_urza".to_owned(),
+                level: TelemetryLevel::Critical.into(),
+                attributes: [("blueprint".to_owned(), long.repeat(5))].into(),
+                ..TelemetryEvent::default()
+            }])
             .collect();
         let packets = step_packets(&figures(), events.clone(), 0);
         assert!(packets.len() > 2, "events needed several packets: {}", packets.len());
-        let sent: Vec<&str> = packets.iter().flat_map(|p| &p.events).map(|e| e.event_id.as_str()).collect();
-        let expected: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let sent: Vec<&str> = packets.iter().flat_map(|p| &p.events).map(|e| e.description.as_str()).collect();
+        let expected: Vec<&str> = events.iter().map(|e| e.description.as_str()).collect();
         assert_eq!(sent, expected, "every event, in order");
         for packet in &packets {
             assert!(

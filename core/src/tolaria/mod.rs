@@ -7,6 +7,7 @@
 //! in the sim and libtorch on CPU or CUDA for real.
 
 pub mod checkpoint;
+mod checkpoint_store;
 pub mod config;
 pub mod device;
 pub mod emergency;
@@ -18,6 +19,7 @@ mod trainer;
 mod verdict;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+pub use checkpoint_store::{CHECKPOINT_PATH, StorageCheckpoints};
 pub use config::{ConfigError, TrainingLoopConfig};
 pub use rollback::RollbackOutcome;
 pub use trainer::{Collaborators, EpochFailure, EpochReport, TolariaError, Trainer};

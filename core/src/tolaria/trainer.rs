@@ -231,6 +231,16 @@ where
         }
     }
 
+    /// Trains on `dataset` from the next epoch on (a new shard from the data
+    /// pipeline); an empty one is refused.
+    pub fn replace_dataset(&mut self, dataset: Dataset) -> Result<(), TolariaError> {
+        if dataset.is_empty() {
+            return Err(TolariaError::EmptyDataset);
+        }
+        self.dataset = dataset;
+        Ok(())
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> TolariaCounters {
         self.counters

@@ -54,7 +54,11 @@ pub fn service() -> TestService {
     service_with(TamiyoConfig::default(), BlueprintCatalog::karn_sample())
 }
 
-/// Flat losses: the packets that lead the default policy to a plateau.
+/// The step at which flat losses first show the default policy a plateau: the end
+/// of its second trend window (steps are numbered from 0).
+pub const PLATEAU: usize = 31;
+
+/// Flat losses: the packets that lead the default policy to a plateau at [`PLATEAU`].
 pub fn flat(steps: std::ops::Range<u64>) -> Vec<SystemStatePacket> {
     steps.map(|step| packet(step, 0.7)).collect()
 }

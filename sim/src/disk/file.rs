@@ -72,6 +72,7 @@ impl StorageFile for SimFile {
     }
 
     async fn read(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        self.disk.read_delay().await;
         let path = self.path.clone();
         self.with_file(StorageOp::Read, |file, _| {
             let file_len = file.current.len() as u64;

@@ -34,11 +34,18 @@ pub struct SimDiskConfig {
     pub fsync_latency: Duration,
     /// ENOSPC once the files' bytes would exceed this; `None` for unbounded.
     pub capacity_bytes: Option<u64>,
+    /// Virtual time one read takes (a slow or remote disk; zero by default).
+    pub read_latency: Duration,
 }
 
 impl Default for SimDiskConfig {
     fn default() -> Self {
-        Self { block_size: 4096, fsync_latency: Duration::from_millis(2), capacity_bytes: None }
+        Self {
+            block_size: 4096,
+            fsync_latency: Duration::from_millis(2),
+            capacity_bytes: None,
+            read_latency: Duration::ZERO,
+        }
     }
 }
 
@@ -48,6 +55,7 @@ impl Default for SimDiskConfig {
 pub struct SimDisk {
     state: Arc<Mutex<DiskState>>,
     fsync_latency: Duration,
+    read_latency: Duration,
 }
 
 /// The directory holding `path`, as the disk's namespace understands it.
@@ -60,7 +68,11 @@ impl SimDisk {
     /// `RngTree`, e.g. `rng.child("disk").stream(host)`).
     pub fn new(config: SimDiskConfig, rng: ChaCha8Rng) -> Self {
         let state = DiskState::new(config.block_size, config.capacity_bytes, rng);
-        Self { state: Arc::new(Mutex::new(state)), fsync_latency: config.fsync_latency }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            fsync_latency: config.fsync_latency,
+            read_latency: config.read_latency,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, DiskState> {
@@ -137,6 +149,12 @@ impl SimDisk {
             tokio::time::sleep(self.fsync_latency).await;
         }
     }
+
+    pub(super) async fn read_delay(&self) {
+        if !self.read_latency.is_zero() {
+            tokio::time::sleep(self.read_latency).await;
+        }
+    }
 }
 
 impl Storage for SimDisk {
@@ -197,5 +215,65 @@ impl Storage for SimDisk {
         }
         state.sync_dir(dir);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use esper_core::storage::StorageFile;
+
+    use super::*;
+    use crate::RngTree;
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    fn disk() -> SimDisk {
+        SimDisk::new(SimDiskConfig::default(), RngTree::new(9).stream("disk"))
+    }
+
+    #[test]
+    fn handles_go_stale_at_a_crash() {
+        block_on(async {
+            let disk = disk();
+            let mut file = disk.open(Path::new("a"), OpenMode::Create).await.expect("create");
+            disk.crash();
+            let error = file.append(b"x").await.expect_err("stale");
+            assert!(matches!(error, StorageError::Stale { op: StorageOp::Append, .. }), "{error}");
+        });
+    }
+
+    #[test]
+    fn an_unlinked_file_lives_while_a_handle_holds_it_and_is_freed_after() {
+        block_on(async {
+            let disk = disk();
+            let mut file = disk.open(Path::new("d/a"), OpenMode::Create).await.expect("create");
+            file.append(b"held").await.expect("write");
+            disk.remove(Path::new("d/a")).await.expect("unlink");
+            assert_eq!(file.read(0, 4).await.expect("still readable"), b"held");
+            assert!(disk.list(Path::new("d")).await.expect("list").is_empty());
+            drop(file);
+            assert!(disk.lock().files.is_empty(), "the last handle frees the bytes");
+        });
+    }
+
+    #[test]
+    fn capacity_counts_every_file() {
+        block_on(async {
+            let disk = disk();
+            disk.set_capacity(Some(10));
+            let mut first = disk.open(Path::new("a"), OpenMode::Create).await.expect("create");
+            let mut second = disk.open(Path::new("b"), OpenMode::Create).await.expect("create");
+            first.append(&[0; 6]).await.expect("fits");
+            let error = second.append(&[0; 5]).await.expect_err("11 > 10");
+            assert!(matches!(error, StorageError::NoSpace { len: 5, .. }), "{error}");
+            second.append(&[0; 4]).await.expect("exactly full");
+        });
     }
 }

@@ -25,6 +25,7 @@ mod config;
 mod error;
 mod metrics;
 mod sidecar;
+mod sink;
 mod store;
 
 pub use backup::{BackupReport, backup, restore};
@@ -35,4 +36,5 @@ pub use config::{
 pub use error::TamiyoPersistenceError;
 pub use metrics::FieldReportMetrics;
 pub use sidecar::{ObservationWindow, RetryEntry};
+pub use sink::WalFieldReportSink;
 pub use store::{CompactionReport, FieldReportStore};

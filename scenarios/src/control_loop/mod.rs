@@ -9,38 +9,34 @@
 //! felt (a Tamiyo timeout or error, conservative mode), and after the repair Tamiyo
 //! was consulted again.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+mod crash;
+mod hosts;
+mod rollback;
+
+pub use crash::TolariaCrashScenario;
+pub use rollback::RollbackDeadlineScenario;
+
 use std::time::Duration;
 
-use esper_core::clock::UnixClock;
 use esper_core::kasmina::{KasminaConfig, SeedManager};
-use esper_core::leyline::{EmergencySignal, SigningKey, TELEMETRY_BYTE_LIMIT, TelemetryPacket};
-use esper_core::net::Connector;
-use esper_core::tamiyo::{
-    BlueprintCatalog, MemoryFieldReportSink, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService,
-    serve_tamiyo,
-};
+use esper_core::leyline::{TELEMETRY_BYTE_LIMIT, TelemetryPacket};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
-use esper_core::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
-use esper_core::tolaria::{
-    Checkpoint, CheckpointError, CheckpointStore, Collaborators, EpochReport, Trainer, TrainingLoopConfig,
+use esper_core::tolaria::metrics::TolariaCounters;
+use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};
+use esper_sim::{
+    Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World, WorldConfig,
 };
-use esper_sim::{Fault, FaultSchedule, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World, WorldConfig};
+use hosts::{
+    Outbox, SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, sim_clock, tamiyo_client, tamiyo_host,
+    training_config,
+};
 use prost::Message;
 use rand::Rng;
 
-const TAMIYO: &str = "tamiyo";
-const TOLARIA: &str = "tolaria";
-const TAMIYO_PORT: u16 = 7_300;
 /// Epochs at least; the run goes on until two epochs have started after the repair.
 const MIN_EPOCHS: usize = 3;
 /// Epochs at most, so a scenario bug cannot spin forever.
 const MAX_EPOCHS: usize = 40;
-/// The sim's shared Leyline secret (the real profile reads `ESPER_LEYLINE_SECRET`).
-const SIM_SECRET: &[u8] = b"esper-sim-leyline-secret";
-/// The world's fixed epoch, in Unix milliseconds (see `esper_sim::World`).
-const SIM_EPOCH_MS: u64 = 1_735_689_600_000;
 
 /// The scenario, on one device kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,27 +90,13 @@ impl SimScenario for ControlLoopScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        let tamiyo_rng = world.rng().child("tamiyo");
-        world.host(TAMIYO, move || {
-            let ids = tamiyo_rng.stream("command_ids");
-            async move {
-                let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
-                let clock = UnixClock::anchored_at(SIM_EPOCH_MS);
-                let catalog = BlueprintCatalog::karn_sample();
-                let mut service = TamiyoService::new(
-                    TamiyoConfig::default(),
-                    catalog,
-                    MemoryFieldReportSink::default(),
-                    move || clock.now_ms(),
-                    ids,
-                );
-                Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
-            }
-        });
+        let tamiyo_disk = tamiyo_host(world);
         let device = self.device;
         let rng = world.rng().child("tolaria");
         let repair_ms = repair_time(world.schedule());
-        world.client(TOLARIA, async move { train(device, rng, repair_ms).await.map_err(Into::into) });
+        let disk = world.disk(TOLARIA, SimDiskConfig::default());
+        world
+            .client(TOLARIA, async move { train(device, rng, repair_ms, disk, tamiyo_disk).await.map_err(Into::into) });
     }
 }
 
@@ -123,74 +105,27 @@ fn repair_time(schedule: &FaultSchedule) -> u64 {
     schedule.faults().iter().find(|f| f.fault.kind() == "repair").map_or(0, |f| f.at_ms)
 }
 
-fn rpc_config() -> Result<RpcConfig, String> {
-    SigningKey::new(SIM_SECRET.to_vec()).map(RpcConfig::new).map_err(|e| e.to_string())
-}
-
-/// Telemetry and emergency signals, kept for the end-of-run checks.
-#[derive(Debug, Default)]
-struct Outbox {
-    telemetry: Vec<TelemetryPacket>,
-    signals: Vec<EmergencySignal>,
-}
-
-impl TelemetryPort for Outbox {
-    async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
-        self.telemetry.push(packet.clone());
-        Ok(())
-    }
-}
-
-impl EmergencyPort for Outbox {
-    async fn broadcast(&mut self, signal: &EmergencySignal) -> Result<(), PortError> {
-        self.signals.push(signal.clone());
-        Ok(())
-    }
-}
-
-/// The latest checkpoint, in the client's memory.
-#[derive(Debug, Clone, Default)]
-struct LatestCheckpoint(Rc<RefCell<Option<Vec<u8>>>>);
-
-impl CheckpointStore for LatestCheckpoint {
-    async fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-        *self.0.borrow_mut() = Some(checkpoint.encode());
-        Ok(())
-    }
-
-    async fn load_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
-        let bytes = self.0.borrow().clone();
-        bytes.map(|b| Checkpoint::decode(&b)).transpose()
-    }
-}
-
-async fn train(device: DeviceKind, rng: RngTree, repair_ms: u64) -> Result<(), String> {
+async fn train(
+    device: DeviceKind,
+    rng: RngTree,
+    repair_ms: u64,
+    disk: SimDisk,
+    tamiyo_disk: SimDisk,
+) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
-    let clock = UnixClock::anchored_at(SIM_EPOCH_MS);
-    let tamiyo = TamiyoClient::new(
-        TurmoilConnector,
-        TAMIYO,
-        TAMIYO_PORT,
-        rpc_config()?,
-        move || clock.now_ms(),
-        rng.stream("rpc_nonces"),
-    );
+    let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo,
+        tamiyo: tamiyo_client(clock, &rng)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),
     };
-    let config = TrainingLoopConfig {
-        run_id: "sim-control-loop".to_owned(),
-        step_timeout: Duration::from_millis(500),
-        step_cost: Duration::from_millis(5),
-        ..TrainingLoopConfig::default()
-    };
+    let config = training_config("sim-control-loop");
     let mut trainer =
-        Trainer::new(config, model, dataset, peers, LatestCheckpoint::default(), clock).map_err(|e| e.to_string())?;
+        Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
+            .map_err(|e| e.to_string())?;
     let mut reports = Vec::new();
     let mut evaluations = Vec::new();
     let mut epochs_after_repair = 0;
@@ -201,7 +136,13 @@ async fn train(device: DeviceKind, rng: RngTree, repair_ms: u64) -> Result<(), S
         reports.push(trainer.run_epoch().await.map_err(|e| e.to_string())?);
         evaluations.push(trainer.counters().tamiyo_evaluations_total);
     }
-    check(&reports, &evaluations, &trainer.collaborators().telemetry.telemetry, trainer.counters())
+    check(&reports, &evaluations, &trainer.collaborators().telemetry.telemetry, trainer.counters())?;
+    let durable = durable_field_reports(&tamiyo_disk).await?;
+    let answered = trainer.counters().tamiyo_evaluations_total;
+    if (durable as u64) < answered {
+        return Err(format!("Tamiyo answered {answered} times but only {durable} field reports are durable"));
+    }
+    Ok(())
 }
 
 /// Safety first (budget, the cut was felt), then progress (loss), then liveness.
@@ -209,7 +150,7 @@ fn check(
     reports: &[EpochReport],
     evaluations: &[u64],
     telemetry: &[TelemetryPacket],
-    counters: esper_core::tolaria::metrics::TolariaCounters,
+    counters: TolariaCounters,
 ) -> Result<(), String> {
     if let Some(packet) = telemetry.iter().find(|p| p.encoded_len() > TELEMETRY_BYTE_LIMIT) {
         return Err(format!("telemetry packet {} is {} bytes", packet.packet_id, packet.encoded_len()));

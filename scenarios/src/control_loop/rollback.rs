@@ -1,0 +1,133 @@
+//! `rollback-deadline`: a rollback that cannot finish in time halts training, and the
+//! halt reaches the Oona emergency stream.
+//!
+//! Tolaria trains with its fast rollback tier disabled and its checkpoint on a slow
+//! disk (every read takes longer than the 250 ms rollback deadline). In epoch 2 a
+//! sample at a seeded position is corrupted (NaN inputs, a bad record in the data
+//! pipeline); the step diverges, the rollback misses the fast tier, the checkpoint read
+//! runs past the deadline, and Tolaria escalates to L4 and halts. Telemetry and
+//! emergency signals go through the real Oona client into the simulated Redis; the
+//! client then reads the emergency stream back as a consumer and checks that the halt
+//! signal is there, with `deadline_exceeded_total` = 1.
+
+use std::time::Duration;
+
+use esper_core::kasmina::{KasminaConfig, SeedManager};
+use esper_core::leyline::{BusMessageType, EmergencyLevel, EmergencySignal, SigningKey, VerifyPolicy};
+use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
+use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
+use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
+use esper_sim::redis::ServerConfig;
+use esper_sim::{FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+
+const REDIS: &str = "redis";
+const REDIS_PORT: u16 = 6_379;
+/// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
+const BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollbackDeadlineScenario;
+
+impl SimScenario for RollbackDeadlineScenario {
+    fn name(&self) -> &'static str {
+        "rollback-deadline"
+    }
+
+    fn summary(&self) -> &'static str {
+        "a diverged step's rollback misses its deadline on a slow disk; L4 halt lands on the Oona emergency stream"
+    }
+
+    fn world_config(&self) -> WorldConfig {
+        WorldConfig { max_latency: Duration::from_millis(2), ..WorldConfig::default() }
+    }
+
+    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
+        // The faults here are in the data (a corrupted sample) and the disk's physics.
+        FaultSchedule::new(Vec::new())
+    }
+
+    fn populate(&self, world: &mut World) {
+        tamiyo_host(world);
+        world.redis(REDIS, REDIS_PORT, ServerConfig::default());
+        let slow = SimDiskConfig { read_latency: Duration::from_millis(400), ..SimDiskConfig::default() };
+        let disk = world.disk(TOLARIA, slow);
+        let rng = world.rng().child("tolaria");
+        world.client(TOLARIA, async move { drill(rng, disk).await.map_err(Into::into) });
+    }
+}
+
+fn bus(rng: &RngTree, name: &str) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
+    let key = SigningKey::new(BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
+    let parts = ClientParts { key, verify: VerifyPolicy::default(), clock: sim_clock(), rng: rng.stream(name) };
+    let config = StreamConfig { consumer: format!("tolaria-{name}"), ..StreamConfig::default() };
+    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, config, parts))
+}
+
+/// The RC1 data with one sample of epoch 2 corrupted to NaN.
+fn corrupted_dataset(rng: &RngTree, spec: &ModelSpec) -> Result<Dataset, String> {
+    let whole = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset")).whole();
+    let sample = rng.stream("corruption").random_range(0..64_usize);
+    let mut inputs = whole.inputs;
+    inputs[sample * spec.features..(sample + 1) * spec.features].fill(f32::NAN);
+    Dataset::from_samples(spec.features, inputs, whole.targets).map_err(|e| e.to_string())
+}
+
+async fn drill(rng: RngTree, disk: SimDisk) -> Result<(), String> {
+    let spec = ModelSpec::rc1();
+    let clean = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
+    let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
+    let clock = sim_clock();
+    let peers = Collaborators {
+        tamiyo: tamiyo_client(clock, &rng)?,
+        kasmina: SeedManager::new(KasminaConfig::default()),
+        telemetry: bus(&rng, "telemetry")?,
+        emergency: bus(&rng, "emergency")?,
+    };
+    let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..training_config("sim-rollback-deadline") };
+    let store = StorageCheckpoints::new(disk, CHECKPOINT_PATH);
+    let mut trainer = Trainer::new(config, model, clean, peers, store, clock).map_err(|e| e.to_string())?;
+    let first = trainer.run_epoch().await.map_err(|e| e.to_string())?;
+    if first.failure.is_some() || first.halted {
+        return Err(format!("the clean first epoch failed: {:?}", first.failure));
+    }
+    trainer.replace_dataset(corrupted_dataset(&rng, &spec)?).map_err(|e| e.to_string())?;
+    let second = trainer.run_epoch().await.map_err(|e| e.to_string())?;
+    let counters = trainer.counters();
+    if !second.halted || counters.rollback_deadline_exceeded_total != 1 || counters.rollback_fast_misses_total != 1 {
+        return Err(format!("expected one deadline miss and a halt: halted={} {counters:?}", second.halted));
+    }
+    let signals = read_emergency_stream(&rng).await?;
+    let halt = signals.iter().find(|s| s.level == i32::from(EmergencyLevel::Halt));
+    match halt {
+        Some(signal) if signal.reason == "rollback_deadline" && signal.origin == "tolaria" => Ok(()),
+        _ => Err(format!("no rollback_deadline halt on the emergency stream: {signals:?}")),
+    }
+}
+
+/// Everything on `oona.emergency` that is an emergency signal, read as a consumer.
+async fn read_emergency_stream(rng: &RngTree) -> Result<Vec<EmergencySignal>, String> {
+    let mut reader = bus(rng, "reader")?;
+    let stream = reader.config().emergency_stream.clone();
+    reader.ensure_consumer_group(&stream).await.map_err(|e| e.to_string())?;
+    let mut signals = Vec::new();
+    for _ in 0..8 {
+        let round = reader
+            .consume(&stream, |delivery| {
+                if delivery.envelope.message_type() == BusMessageType::EmergencySignal {
+                    signals.push(delivery.envelope.open::<EmergencySignal>()?);
+                }
+                Ok::<(), esper_core::leyline::DecodeError>(())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if round.handled == 0 && round.claimed == 0 {
+            break;
+        }
+    }
+    Ok(signals)
+}

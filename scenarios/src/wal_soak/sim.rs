@@ -1,0 +1,203 @@
+//! `wal-soak` as a sim scenario: the drill on a `SimDisk`, with power losses.
+//!
+//! The `tamiyo` host runs the drill against its simulated disk (non-strict, so that
+//! recovery after a crash cuts torn tails away): append, publish, inject a torn record
+//! every ten reports and restart the store. The schedule, drawn from the seed, crashes
+//! and restarts the host (dropping or tearing every unsynced write) and may fail an
+//! fsync. After every start the host checks the promise — every acknowledged report
+//! recovered, in order, nothing that was never appended — and records violations in a
+//! ledger the `operator` client reads at the end (safety), after waiting for the
+//! drill to finish (liveness).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
+use esper_sim::{DiskOp, Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World};
+use rand::Rng;
+
+use super::drill::{check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
+
+const HOST: &str = "tamiyo";
+const OPERATOR: &str = "operator";
+const STORE_DIR: &str = "var/tamiyo";
+/// Reports to acknowledge, and the injection period (Esper-Lite's soak defaults).
+const ITERATIONS: u64 = 50;
+const TRUNCATE_EVERY: u64 = 10;
+/// Unix ms of the world's epoch (2025-01-01T00:00:00Z).
+const EPOCH_MS: u64 = 1_735_689_600_000;
+/// Sim time by which the drill must be done once the last fault has struck.
+const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+/// Attempts to open the store before a start counts as failed (EIO can hit the read).
+const OPEN_ATTEMPTS: u32 = 5;
+
+/// The scenario as registered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalSoakScenario;
+
+/// What the drill did, shared by the host's boots and read by the operator.
+#[derive(Debug, Default)]
+struct Ledger {
+    attempted: u64,
+    acked: Vec<u64>,
+    boots: u64,
+    injections: u64,
+    append_errors: u64,
+    violations: Vec<String>,
+    done: bool,
+}
+
+type SharedLedger = Arc<Mutex<Ledger>>;
+
+fn lock(ledger: &SharedLedger) -> MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ms() -> u64 {
+    let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+    EPOCH_MS + u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl SimScenario for WalSoakScenario {
+    fn name(&self) -> &'static str {
+        "wal-soak"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Tamiyo's field-report WAL on a simulated disk: torn records, power losses, fsync errors"
+    }
+
+    /// Swarm style: first which fault kinds are on for this seed, then when.
+    fn schedule(&self, rng: &RngTree) -> FaultSchedule {
+        let mut draws = rng.stream("wal-soak");
+        let host = || HOST.to_owned();
+        let mut faults = Vec::new();
+        let mut at_ms = 0;
+        for _ in 0..draws.random_range(1..=3) {
+            at_ms += draws.random_range(60..500);
+            faults.push(ScheduledFault { at_ms, fault: Fault::Crash { host: host() } });
+            at_ms += draws.random_range(10..300);
+            faults.push(ScheduledFault { at_ms, fault: Fault::Restart { host: host() } });
+        }
+        if draws.random_bool(0.5) {
+            let fault = Fault::DiskError { host: host(), op: DiskOp::Fsync, count: 1 };
+            faults.push(ScheduledFault { at_ms: draws.random_range(20..at_ms), fault });
+        }
+        FaultSchedule::new(faults)
+    }
+
+    fn populate(&self, world: &mut World) {
+        let config =
+            SimDiskConfig { block_size: 512, fsync_latency: Duration::from_millis(2), ..SimDiskConfig::default() };
+        let disk = world.disk(HOST, config);
+        let ledger = SharedLedger::default();
+        let rng = world.rng().child("wal-soak");
+        let last_fault = world.schedule().faults().last().map_or(0, |scheduled| scheduled.at_ms);
+        let host_ledger = Arc::clone(&ledger);
+        world.host(HOST, move || tamiyo(disk.clone(), Arc::clone(&host_ledger), rng.clone()));
+        world.client(OPERATOR, async move { operator(ledger, last_fault).await.map_err(Into::into) });
+    }
+}
+
+/// One boot of the Tamiyo host: open the store, check it, run the drill until it is
+/// done, restarting the store in-process after each injection or write error.
+async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::Result {
+    let boot = {
+        let mut ledger = lock(&ledger);
+        ledger.boots += 1;
+        ledger.boots
+    };
+    let mut pauses = rng.stream(&format!("boot{boot}"));
+    let mut config = FieldReportConfig::new(STORE_DIR);
+    config.wal.strict = false;
+    loop {
+        let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
+        loop {
+            if lock(&ledger).acked.len() as u64 >= ITERATIONS {
+                lock(&ledger).done = true;
+                return Ok(());
+            }
+            let iteration = {
+                let mut ledger = lock(&ledger);
+                ledger.attempted += 1;
+                ledger.attempted
+            };
+            let now = now_ms();
+            if store.append(soak_report(iteration, now), now).await.is_err() {
+                lock(&ledger).append_errors += 1;
+                break;
+            }
+            lock(&ledger).acked.push(iteration);
+            if store.update_retry(&report_id(iteration), publish_outcome(iteration, now)).await.is_err() {
+                break;
+            }
+            if iteration % TRUNCATE_EVERY == 0 {
+                drop(store);
+                if inject_torn_record(&disk, &config.log_path()).await.is_ok() {
+                    lock(&ledger).injections += 1;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(pauses.random_range(1..20))).await;
+        }
+    }
+}
+
+/// Opens the store (retrying a few times: an injected EIO may hit the read) and
+/// checks it against the ledger. `None` means give up this boot.
+async fn open_checked(
+    disk: &SimDisk,
+    config: &FieldReportConfig,
+    ledger: &SharedLedger,
+) -> Option<FieldReportStore<SimDisk>> {
+    for _ in 0..OPEN_ATTEMPTS {
+        match FieldReportStore::open(disk.clone(), config.clone(), now_ms()).await {
+            Ok(store) => {
+                let mut ledger = lock(ledger);
+                if let Err(violation) = check_recovered(&store, &ledger.acked, ledger.attempted) {
+                    ledger.violations.push(violation);
+                }
+                return Some(store);
+            }
+            Err(error) => {
+                tracing::warn!(target: "esper_scenarios::wal_soak", error = %error, "store open failed; retrying");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    lock(ledger)
+        .violations
+        .push(format!("{} could not be opened {OPEN_ATTEMPTS} times in a row", Path::new(STORE_DIR).display()));
+    None
+}
+
+/// Waits for the drill to finish (liveness, bounded after the last fault), then
+/// reports any violation the host recorded (safety).
+async fn operator(ledger: SharedLedger, last_fault_ms: u64) -> Result<(), String> {
+    let deadline = Duration::from_millis(last_fault_ms) + LIVENESS_BOUND;
+    while !lock(&ledger).done {
+        if turmoil::sim_elapsed().unwrap_or_default() > deadline {
+            let ledger = lock(&ledger);
+            return Err(format!(
+                "liveness: {} of {ITERATIONS} reports acknowledged by {deadline:?}",
+                ledger.acked.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ledger = lock(&ledger);
+    if let Some(violation) = ledger.violations.first() {
+        return Err(format!("safety: {violation}"));
+    }
+    tracing::info!(
+        target: "esper_scenarios::wal_soak",
+        acknowledged = ledger.acked.len(),
+        attempted = ledger.attempted,
+        boots = ledger.boots,
+        injections = ledger.injections,
+        append_errors = ledger.append_errors,
+        "wal soak done"
+    );
+    Ok(())
+}
