@@ -11,7 +11,10 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
 pub fn serve_blocking(port: u16) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let config = ServerConfig { epoch_ms: wall_clock_ms(), ..ServerConfig::default() };
+    let epoch_ms = wall_clock_ms();
+    // A new run_id per process start, as Redis has, so Oona clients notice a restart.
+    let run_id = format!("{:024x}{epoch_ms:016x}", std::process::id());
+    let config = ServerConfig { epoch_ms, run_id, ..ServerConfig::default() };
     runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
 }
 

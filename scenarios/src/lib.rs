@@ -7,7 +7,9 @@
 pub mod control_loop;
 pub mod embedded_redis;
 pub mod heartbeat;
+pub mod oona_bus;
 pub mod oona_checks;
+pub mod oona_ledger;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;

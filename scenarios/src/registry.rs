@@ -4,11 +4,15 @@ use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
+use crate::oona_bus::OonaBusScenario;
+use crate::oona_ledger::OonaLedgerScenario;
 use crate::wal_soak::sim::WalSoakScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
 static WAL_SOAK: WalSoakScenario = WalSoakScenario;
 static CONTROL_LOOP: ControlLoopScenario = ControlLoopScenario::synthetic();
+static OONA_BUS: OonaBusScenario = OonaBusScenario;
+static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
@@ -17,7 +21,7 @@ static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
 /// listed only in builds with the `tch` feature, the only ones that can run it.
 pub fn all() -> Vec<&'static dyn SimScenario> {
     let mut all: Vec<&'static dyn SimScenario> =
-        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK];
+        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK, &OONA_BUS, &OONA_LEDGER];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);
     }

@@ -53,6 +53,10 @@ pub struct World {
     hosts: BTreeSet<String>,
     disks: BTreeMap<String, SimDisk>,
     redis: BTreeMap<String, FaultHandle>,
+    /// Links the schedule has cut (pairs in name order).
+    cut: BTreeSet<(String, String)>,
+    /// Hosts crashed and not yet restarted.
+    down: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for World {
@@ -88,7 +92,17 @@ impl World {
             .min_message_latency(config.min_latency)
             .max_message_latency(config.max_latency)
             .build();
-        Self { seed, rng, schedule, sim, hosts: BTreeSet::new(), disks: BTreeMap::new(), redis: BTreeMap::new() }
+        Self {
+            seed,
+            rng,
+            schedule,
+            sim,
+            hosts: BTreeSet::new(),
+            disks: BTreeMap::new(),
+            redis: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            down: BTreeSet::new(),
+        }
     }
 
     /// The run's seed.
@@ -239,16 +253,48 @@ impl World {
             _ => tracing::info!(target: "esper_sim::fault", kind = fault.kind(), detail = %fault, "fault injected"),
         }
         match fault {
-            Fault::Partition { a, b } => self.sim.partition(a.as_str(), b.as_str()),
-            Fault::Repair { a, b } => self.sim.repair(a.as_str(), b.as_str()),
-            Fault::Crash { host } => {
-                self.sim.crash(host.as_str());
-                self.disks.get(host).map(SimDisk::crash);
+            Fault::Partition { a, b } => {
+                self.cut.insert(link(a, b));
+                self.sim.partition(a.as_str(), b.as_str());
             }
-            Fault::Restart { host } => self.sim.bounce(host.as_str()),
+            Fault::Repair { a, b } => {
+                self.cut.remove(&link(a, b));
+                if !self.down.contains(a) && !self.down.contains(b) {
+                    self.sim.repair(a.as_str(), b.as_str());
+                }
+            }
+            Fault::Crash { host } => self.crash(host),
+            Fault::Restart { host } => self.restart(host),
             _ if fault.redis_host().is_some() => self.apply_redis_fault(fault),
             _ => self.apply_disk_fault(fault),
         }
+    }
+
+    /// Power loss: the host is cut off from every other host first, so the
+    /// sockets its dying software drops send nothing (a dead machine says no
+    /// goodbye, and turmoil would otherwise draw latencies in the order tokio
+    /// drops tasks, which depends on process-global task ids), then it stops.
+    fn crash(&mut self, host: &str) {
+        self.down.insert(host.to_owned());
+        for other in self.hosts.iter().filter(|other| *other != host) {
+            self.sim.partition(host, other.as_str());
+        }
+        self.sim.crash(host);
+        if let Some(disk) = self.disks.get(host) {
+            disk.crash();
+        }
+    }
+
+    /// Reconnects a crashed host to every host whose link the schedule has not
+    /// cut (and that is not down itself), then starts its software again.
+    fn restart(&mut self, host: &str) {
+        self.down.remove(host);
+        for other in self.hosts.iter().filter(|other| *other != host) {
+            if !self.cut.contains(&link(host, other)) && !self.down.contains(other) {
+                self.sim.repair(host, other.as_str());
+            }
+        }
+        self.sim.bounce(host);
     }
 
     /// Switches a fault on (or off) in a host's simulated Redis.
@@ -281,6 +327,11 @@ impl World {
             _ => {}
         }
     }
+}
+
+/// A link's key: its two ends in name order.
+fn link(a: &str, b: &str) -> (String, String) {
+    if a <= b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) }
 }
 
 /// 40 hex digits from the Redis host's stream.

@@ -76,6 +76,16 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         self.outbox.len()
     }
 
+    /// One housekeeping step for the critical outbox: asks Redis for a `PING`
+    /// (which notices a restart and republishes what it lost) and forgets
+    /// messages that are now durable. Returns how many are still held; call it
+    /// periodically, and until it returns 0 before a publisher exits.
+    pub async fn sync_outbox(&mut self) -> Result<usize, OonaError> {
+        self.query(&redis::cmd("PING"), Target { command: "PING", stream: "" }, Duration::ZERO).await?;
+        self.outbox.settle(self.link.last_ok());
+        Ok(self.outbox.len())
+    }
+
     /// Runs one command against Redis.
     pub(super) async fn query(&mut self, cmd: &Cmd, target: Target<'_>, extra: Duration) -> Result<Value, OonaError> {
         let value = self.link.query(cmd, target, extra, &mut self.rng).await;

@@ -21,7 +21,7 @@ use super::error::OonaError;
 use crate::net::Connector;
 
 /// Commands safe to send twice.
-const READ_ONLY: &[&str] = &["XLEN", "XRANGE", "XPENDING", "XGROUP CREATE"];
+const READ_ONLY: &[&str] = &["PING", "XLEN", "XRANGE", "XPENDING", "XGROUP CREATE"];
 
 /// Where a command is aimed, for errors and traces.
 #[derive(Debug, Clone, Copy)]
