@@ -5,9 +5,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use esper_core::tolaria::device::DeviceKind;
+use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
+use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario, real::RedisTarget};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
@@ -80,17 +84,93 @@ enum Command {
         #[arg(long, default_value_t = 6379)]
         port: u16,
     },
-    /// The main job. Until the RC1 harness lands (issue 10) this runs every
-    /// simulation scenario that exists at one seed, checks each for determinism,
-    /// and says so.
-    Harness {
-        /// `all`, or one scenario name.
-        #[arg(default_value = "all")]
-        target: String,
-        /// Seed for every scenario.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+    /// The main job: the RC1 harness. Runs steady-train, rollback and tamiyo-timeout
+    /// (or one of them), writes `<scenario>_metrics.json`, `summary.csv`, `env.json`,
+    /// `latency.svg` and `report.md` to the output directory, and prints the tables.
+    /// The sim profile (default) models time and gives each run a trace hash; the real
+    /// profile measures wall time on a real device over a real TCP Redis.
+    Harness(HarnessArgs),
+    /// Judge a run directory against a baseline file (ok/warn/crit/regressed per KPI,
+    /// and a health score) or against an earlier run directory (trend). Exit 1 on a
+    /// critical or regressed KPI, 2 on a missing or garbled input.
+    Gate {
+        /// A baseline file (`baselines/rc1/cpu.json`) or an earlier run directory.
+        #[arg(long, value_name = "FILE|DIR")]
+        baseline: PathBuf,
+        /// The run directory to judge (what `esper harness` wrote).
+        #[arg(value_name = "RUN_DIR")]
+        run_dir: PathBuf,
+        /// How far a latency may exceed its reference before it counts as regressed
+        /// (0.25 = 25 %).
+        #[arg(long, default_value_t = 0.25)]
+        tolerance: f64,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct HarnessArgs {
+    /// `all`, or one of steady-train, rollback, tamiyo-timeout.
+    #[arg(default_value = "all", value_parser = harness_target)]
+    target: HarnessTarget,
+    /// sim (modelled time, deterministic, trace hash) or real (wall time, TCP Redis).
+    #[arg(long, default_value = "sim", value_parser = ["sim", "real"])]
+    profile: String,
+    /// synthetic (pure Rust), cpu or cuda[:N] (libtorch; needs `--features tch`).
+    #[arg(long, default_value = "synthetic")]
+    device: DeviceKind,
+    /// Epochs for steady-train and tamiyo-timeout (rollback always runs one).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    epochs: u32,
+    /// The seed every random choice descends from (dataset, model, stalls, sim).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where the run directory goes.
+    #[arg(long, default_value = "out/rc1", value_name = "DIR")]
+    output_dir: PathBuf,
+    /// Write report.md here instead of into the output directory.
+    #[arg(long, value_name = "FILE")]
+    markdown_report: Option<PathBuf>,
+    /// Real profile only: `embedded` (the simulated server over TCP, started here) or
+    /// redis://host[:port] of a running redis-server.
+    #[arg(long, default_value = "embedded", value_name = "URL")]
+    redis_url: String,
+    /// Samples per optimizer step (the 64-sample dataset is split into batches).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    batch_size: u64,
+    /// tamiyo-timeout: Tamiyo stalls in every Nth epoch (RC1's stub was consulted per epoch).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    timeout_every: u32,
+    /// tamiyo-timeout: instead, each Tamiyo call stalls with this probability (seeded).
+    #[arg(long, value_name = "RATIO", value_parser = ratio)]
+    tamiyo_timeout_ratio: Option<f64>,
+    /// How long Tolaria waits for Tamiyo and for Kasmina, in ms.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    step_timeout_ms: u64,
+    /// rollback: the restore deadline, in ms (RC1 `--deadline-ms`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    deadline_ms: u64,
+    /// rollback: how long a checkpoint read takes, in ms (RC1's restore took 12).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    checkpoint_read_ms: u64,
+}
+
+/// `all`, or one RC1 scenario.
+#[derive(Debug, Clone)]
+struct HarnessTarget(Vec<Rc1Scenario>);
+
+fn harness_target(text: &str) -> Result<HarnessTarget, String> {
+    if text == "all" {
+        Ok(HarnessTarget(Rc1Scenario::ALL.to_vec()))
+    } else {
+        text.parse().map(|s| HarnessTarget(vec![s]))
+    }
+}
+
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,7 +224,12 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         }
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
-        Command::Harness { target, seed } => harness(&target, seed),
+        Command::Harness(args) => harness(args),
+        Command::Gate { baseline, run_dir, tolerance } => {
+            let report = rc1::gate::gate(&baseline, &run_dir, tolerance)?;
+            println!("{report}");
+            Ok(report.passed())
+        }
         Command::WalSoak { iterations, truncate_every, strict, workdir } => {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
@@ -255,18 +340,77 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
     true
 }
 
-fn harness(target: &str, seed: u64) -> anyhow::Result<bool> {
-    let scenarios: Vec<&dyn SimScenario> =
-        if target == "all" { registry::all() } else { vec![registry::find(target)?] };
-    eprintln!(
-        "note: the RC1 harness (steady-train, rollback, tamiyo-timeout, kasmina-prefetch) lands with issue 10; \
-         running the {} simulation scenario(s) that exist, each checked for determinism",
-        scenarios.len()
-    );
-    let mut all_passed = true;
-    for scenario in scenarios {
-        let passed = check(scenario, &SeedRange::single(seed));
-        all_passed &= passed;
+fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
+    let profile = if args.profile == "real" { Profile::Real } else { Profile::Sim };
+    let redis = RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg)?;
+    if profile == Profile::Sim && redis != RedisTarget::Embedded {
+        anyhow::bail!("--redis-url is for the real profile; the sim runs its own simulated Redis");
     }
-    Ok(all_passed)
+    let tamiyo_stalls = match args.tamiyo_timeout_ratio {
+        Some(ratio) => TamiyoStalls::Ratio(ratio),
+        None => TamiyoStalls::EveryNthEpoch(args.timeout_every),
+    };
+    let defaults = rc1::sim::sim_defaults();
+    let training = TrainingParams {
+        device: args.device,
+        epochs: args.epochs,
+        batch_size: usize::try_from(args.batch_size)?,
+        step_timeout: Duration::from_millis(args.step_timeout_ms),
+        rollback_deadline: Duration::from_millis(args.deadline_ms),
+        checkpoint_read_latency: Duration::from_millis(args.checkpoint_read_ms),
+        tamiyo_stalls,
+        step_cost: if profile == Profile::Sim { defaults.step_cost } else { Duration::ZERO },
+    };
+    let config = HarnessConfig { profile, seed: args.seed, training, redis, output_dir: args.output_dir.clone() };
+    let started_ms = unix_ms_now();
+    let scenarios = args.target.0;
+    let mut runs = Vec::new();
+    let mut failed = Vec::new();
+    for (index, scenario) in scenarios.iter().enumerate() {
+        #[allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "progress output reports wall time")]
+        let clock = std::time::Instant::now();
+        eprintln!(
+            "[{}/{}] {scenario}: profile {}, device {}, seed {} …",
+            index + 1,
+            scenarios.len(),
+            profile.name(),
+            args.device,
+            args.seed
+        );
+        match rc1::run_scenario(*scenario, &config) {
+            Ok(run) => {
+                eprintln!("[{}/{}] {scenario}: done in {:.2?}", index + 1, scenarios.len(), clock.elapsed());
+                runs.push(run);
+            }
+            Err(error) => {
+                eprintln!("[{}/{}] {scenario} FAILED: {error}", index + 1, scenarios.len());
+                failed.push(scenario.cli_name());
+            }
+        }
+    }
+    let (_, key_source) = rc1::real::signing_key().map_err(anyhow::Error::msg)?;
+    let redis =
+        if profile == Profile::Sim { "simulated (in the sim world)".to_owned() } else { config.redis.describe() };
+    let env = rc1::env::Environment::capture(
+        profile.name(),
+        &args.device.to_string(),
+        redis,
+        key_source.to_owned(),
+        started_ms,
+    );
+    let report = args.markdown_report.unwrap_or_else(|| args.output_dir.join("report.md"));
+    let written = rc1::output::write_run(&args.output_dir, &runs, &env, &report)?;
+    let metrics: Vec<_> = runs.iter().map(|run| run.metrics.clone()).collect();
+    println!("{}", rc1::output::latency_table(&metrics));
+    println!("{}", rc1::output::counter_table(&metrics));
+    for run in &metrics {
+        if let Some(hash) = &run.trace_hash {
+            println!("{} seed {}: trace hash {hash}", run.scenario, run.seed);
+        }
+    }
+    println!("wrote {} files to {} (report: {})", written.len(), args.output_dir.display(), report.display());
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+    }
+    Ok(failed.is_empty())
 }

@@ -277,3 +277,22 @@ fn a_crash_mid_epoch_resumes_from_the_checkpoint_and_ends_where_an_unbroken_run_
     });
     assert_eq!(resumed, unbroken, "resume must continue exactly where the checkpoint left off");
 }
+
+#[test]
+fn a_failed_epoch_rolls_back_to_its_start_only_when_rollback_is_enabled() {
+    for rollback_enabled in [true, false] {
+        block_on(async {
+            // Tamiyo's 20th call (epoch 2, step 4) stalls: epoch 2 blows its budget.
+            let tamiyo = StallingTamiyo { stall_every: Some(20), ..StallingTamiyo::default() };
+            let config = TrainingLoopConfig { rollback_enabled, ..config() };
+            let mut trainer = trainer(config, dataset(), tamiyo, SharedCheckpoints::default());
+            trainer.run_epoch().await.expect("runs");
+            let after_first = trainer.snapshot().expect("snapshot");
+            let second = trainer.run_epoch().await.expect("runs");
+            assert_eq!(second.failure, Some(EpochFailure::EpochBudget));
+            let rolled_back = trainer.snapshot().expect("snapshot") == after_first;
+            assert_eq!(rolled_back, rollback_enabled, "rollback_enabled={rollback_enabled}");
+            assert_eq!(trainer.counters().rollback_fast_hits_total, u64::from(rollback_enabled));
+        });
+    }
+}

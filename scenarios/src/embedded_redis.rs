@@ -5,7 +5,7 @@
 //! clock origin (the wall clock, so auto-generated stream ids look like Redis's)
 //! differ.
 
-use esper_core::net::TokioConnector;
+use esper_core::net::{Connector as _, TokioConnector};
 use esper_sim::redis::{RedisServer, ServerConfig};
 
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
@@ -18,7 +18,32 @@ pub fn serve_blocking(port: u16) -> std::io::Result<()> {
     runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
 }
 
-fn wall_clock_ms() -> u64 {
+/// Serves `server` on a free port from a background thread that lives as long as
+/// the process; returns the port, already listening.
+pub fn spawn_background(server: RedisServer) -> std::io::Result<u16> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let serve = async move {
+            let listener = TokioConnector.bind(0).await?;
+            let _ = sender.send(listener.local_addr()?.port());
+            server.serve_on(listener).await
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Err(error) = runtime.and_then(|runtime| runtime.block_on(serve)) {
+            eprintln!("embedded Redis stopped: {error}");
+        }
+    });
+    receiver.recv().map_err(|_| std::io::Error::other("the embedded Redis did not start listening (see stderr)"))
+}
+
+/// The embedded server for one real-profile run, its clock on the wall.
+pub fn start_embedded() -> std::io::Result<u16> {
+    let epoch_ms = wall_clock_ms();
+    spawn_background(RedisServer::new(ServerConfig { epoch_ms, ..ServerConfig::default() }))
+}
+
+/// Unix milliseconds from the wall clock (the real profile only).
+pub fn wall_clock_ms() -> u64 {
     #[allow(clippy::disallowed_methods, reason = "the real profile's Redis stamps ids with wall time, as Redis does")]
     let now = std::time::SystemTime::now();
     now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))

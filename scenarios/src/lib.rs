@@ -10,6 +10,7 @@ pub mod heartbeat;
 pub mod oona_bus;
 pub mod oona_checks;
 pub mod oona_ledger;
+pub mod rc1;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;

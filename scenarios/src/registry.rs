@@ -6,6 +6,8 @@ use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, Tolaria
 use crate::heartbeat::HeartbeatScenario;
 use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
+use crate::rc1::sim::TrainingScenario;
+use crate::rc1::training::TrainingDrill;
 use crate::wal_soak::sim::WalSoakScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
@@ -16,12 +18,25 @@ static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
+static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill::SteadyTrain);
+static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rollback);
+static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
 
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
 pub fn all() -> Vec<&'static dyn SimScenario> {
-    let mut all: Vec<&'static dyn SimScenario> =
-        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK, &OONA_BUS, &OONA_LEDGER];
+    let mut all: Vec<&'static dyn SimScenario> = vec![
+        &HEARTBEAT,
+        &CONTROL_LOOP,
+        &TOLARIA_CRASH,
+        &ROLLBACK_DEADLINE,
+        &WAL_SOAK,
+        &OONA_BUS,
+        &OONA_LEDGER,
+        &RC1_STEADY_TRAIN,
+        &RC1_ROLLBACK,
+        &RC1_TAMIYO_TIMEOUT,
+    ];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);
     }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use esper_core::net::{Connector, TokioConnector};
 use esper_sim::redis::{RedisServer, ServerConfig};
 
 /// A real `redis-server` on a free loopback port with its own temp dir, stopped
@@ -81,19 +80,7 @@ pub fn spawn_simulated(config: ServerConfig) -> u16 {
 
 /// Serves `server` as [`spawn_simulated`] does.
 pub fn spawn_simulated_server(server: RedisServer) -> u16 {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-        runtime.block_on(async move {
-            let listener = TokioConnector.bind(0).await.expect("bind the simulated server");
-            let port = listener.local_addr().expect("local address").port();
-            sender.send(port).expect("report the port");
-            let _stopped = server.serve_on(listener).await;
-        });
-    });
-    let port = receiver.recv().expect("simulated server started");
-    wait_until_listening(port);
-    port
+    esper_scenarios::embedded_redis::spawn_background(server).expect("simulated server started")
 }
 
 /// Connects to 127.0.0.1:`port`, sends `input`, half-closes, and returns every

@@ -23,6 +23,10 @@ pub struct TrainingLoopConfig {
     pub rollback_deadline: Duration,
     /// Byte cap of the fast rollback tier (`TOLARIA_ROLLBACK_FAST_CAP_MB`, 32 MiB).
     pub rollback_fast_cap_bytes: usize,
+    /// A failed epoch rolls the model back to its state at the epoch's start, as
+    /// Esper-Lite did when its rollback tier was configured (`TOLARIA_ROLLBACK_ENABLED`,
+    /// false as the original). A diverged step is rolled back either way.
+    pub rollback_enabled: bool,
     /// A finite training loss above this is treated as divergence and rolled back.
     pub divergence_loss: f32,
     /// Failed epochs climb the emergency ladder (L2, L3 when the breaker is open)
@@ -35,7 +39,8 @@ pub struct TrainingLoopConfig {
     /// The epoch breaker (3 failures, 1 success, 30 s).
     pub breaker: BreakerConfig,
     /// Virtual time charged per optimizer step in the sim (the deterministic cost
-    /// model); zero in the real profile, where the device's own time is measured.
+    /// model; sub-millisecond costs accrue and are slept in whole milliseconds);
+    /// zero in the real profile, where the device's own time is measured.
     pub step_cost: Duration,
     /// Objective for `slo.tolaria_latency_*` (the runbooks' 18 ms).
     pub latency_objective_ms: f64,
@@ -51,6 +56,7 @@ impl Default for TrainingLoopConfig {
             step_timeout: Duration::from_millis(2_000),
             rollback_deadline: Duration::from_millis(250),
             rollback_fast_cap_bytes: 32 << 20,
+            rollback_enabled: false,
             divergence_loss: 1.0e4,
             emergency_enabled: false,
             l4_failed_epochs: 3,
@@ -94,6 +100,9 @@ impl TrainingLoopConfig {
             |name: &'static str| parse::<bool>(name, lookup(name).map(|v| v.to_ascii_lowercase()), "true or false");
         if let Some(enabled) = flag("TOLARIA_EMERGENCY_ENABLED")? {
             self.emergency_enabled = enabled;
+        }
+        if let Some(enabled) = flag("TOLARIA_ROLLBACK_ENABLED")? {
+            self.rollback_enabled = enabled;
         }
         if let Some(halt) = flag("TOLARIA_EMERGENCY_L4_ON_ROLLBACK_DEADLINE")? {
             self.l4_on_rollback_deadline = halt;

@@ -32,6 +32,26 @@ pub struct TolariaCounters {
     pub emergency_halts_total: u64,
 }
 
+impl TolariaCounters {
+    /// Every counter with its Esper-Lite metric name, in a fixed order: the five
+    /// failure signals the epoch packet carries first.
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        [
+            ("tolaria.timeout.tamiyo_total", self.timeout_tamiyo_total),
+            ("tolaria.timeout.kasmina_total", self.timeout_kasmina_total),
+            ("tolaria.rollback.deadline_exceeded_total", self.rollback_deadline_exceeded_total),
+            ("tolaria.rollback.failures_total", self.rollback_failures_total),
+            ("tolaria.epochs.failed", self.epochs_failed_total),
+            ("tolaria.tamiyo.evaluations_total", self.tamiyo_evaluations_total),
+            ("tolaria.hook.errors_total", self.hook_errors_total),
+            ("tolaria.rollback.fast_hits_total", self.rollback_fast_hits_total),
+            ("tolaria.rollback.fast_misses_total", self.rollback_fast_misses_total),
+            ("tolaria.emergency.broadcasts_total", self.emergency_broadcasts_total),
+            ("tolaria.emergency.halts_total", self.emergency_halts_total),
+        ]
+    }
+}
+
 /// What one epoch measured, for the telemetry packet.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EpochFigures {
@@ -103,14 +123,9 @@ fn kpi_packet(
     }
     builder.build()
 }
+
+/// The counters the epoch packet carries (the failure signals), those that moved.
 fn moved_counters(c: &TolariaCounters) -> impl Iterator<Item = (&'static str, u64)> {
-    [
-        ("tolaria.timeout.tamiyo_total", c.timeout_tamiyo_total),
-        ("tolaria.timeout.kasmina_total", c.timeout_kasmina_total),
-        ("tolaria.rollback.deadline_exceeded_total", c.rollback_deadline_exceeded_total),
-        ("tolaria.rollback.failures_total", c.rollback_failures_total),
-        ("tolaria.epochs.failed", c.epochs_failed_total),
-    ]
-    .into_iter()
-    .filter(|&(_, value)| value > 0)
+    let [carried @ .., _, _, _, _, _, _] = c.named();
+    carried.into_iter().filter(|&(_, value)| value > 0)
 }

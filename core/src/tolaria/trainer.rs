@@ -113,6 +113,8 @@ pub struct Trainer<T, K, M, E, C> {
     /// Last step's hook latencies (`hook_latency_ms`, `tamiyo_latency_ms`).
     pub(super) last_hook_ms: (f64, f64),
     pub(super) last_restore_latency_ms: f64,
+    /// Step cost not yet slept (the cost model's sub-millisecond remainder).
+    pub(super) cost_debt: std::time::Duration,
 }
 
 impl<T, K, M, E, C> Trainer<T, K, M, E, C>
@@ -156,6 +158,7 @@ where
             last_eval: (f32::NAN, 0.0),
             last_hook_ms: (0.0, 0.0),
             last_restore_latency_ms: 0.0,
+            cost_debt: std::time::Duration::ZERO,
         })
     }
 
@@ -193,7 +196,7 @@ where
             return Err(TolariaError::Halted { epoch: self.epoch });
         }
         let started = Instant::now();
-        let mut tally = StepTally::default();
+        let mut tally = StepTally { start_step: self.global_step, ..StepTally::default() };
         let batches: Vec<_> = self.dataset.batches(self.config.batch_size).collect();
         for batch in &batches {
             self.step(batch, &mut tally).await;
@@ -293,6 +296,8 @@ impl<T, K, M, E, C> std::fmt::Debug for Trainer<T, K, M, E, C> {
 /// What the steps of one epoch left for its verdict.
 #[derive(Debug, Clone, Default)]
 pub(super) struct StepTally {
+    /// The global step the epoch started from (where a failed epoch rolls back to).
+    pub start_step: u64,
     pub steps: u64,
     pub first_failure: Option<String>,
     pub hook_max_ms: f64,

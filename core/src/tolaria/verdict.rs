@@ -88,14 +88,19 @@ where
             attributes.push(("detail", detail.clone()));
         }
         self.events.push(TelemetryEvent::named("tolaria.epoch_failed", TelemetryLevel::Warning, &attributes));
-        if !self.config.emergency_enabled {
-            return;
+        if self.config.emergency_enabled {
+            let level = if failure == EpochFailure::BreakerOpen {
+                EmergencyLevel::Conservative
+            } else {
+                EmergencyLevel::Elevated
+            };
+            self.escalate(level, failure.reason()).await;
+            if self.failed_streak >= self.config.l4_failed_epochs {
+                self.escalate(EmergencyLevel::Halt, "failed_epochs").await;
+            }
         }
-        let level =
-            if failure == EpochFailure::BreakerOpen { EmergencyLevel::Conservative } else { EmergencyLevel::Elevated };
-        self.escalate(level, failure.reason()).await;
-        if self.failed_streak >= self.config.l4_failed_epochs {
-            self.escalate(EmergencyLevel::Halt, "failed_epochs").await;
+        if self.config.rollback_enabled && !self.emergency.halted() {
+            self.rollback_to(tally.start_step).await;
         }
     }
 

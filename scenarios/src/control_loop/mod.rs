@@ -14,7 +14,9 @@ mod hosts;
 mod rollback;
 
 pub use crash::TolariaCrashScenario;
+pub(crate) use hosts::sim_clock;
 pub use rollback::RollbackDeadlineScenario;
+pub(crate) use rollback::{SIM_BUS_SECRET, read_emergency_stream};
 
 use std::time::Duration;
 
@@ -27,9 +29,7 @@ use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCh
 use esper_sim::{
     Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World, WorldConfig,
 };
-use hosts::{
-    SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, sim_clock, tamiyo_client, tamiyo_host, training_config,
-};
+use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, tamiyo_client, tamiyo_host, training_config};
 use prost::Message;
 use rand::Rng;
 

@@ -27,7 +27,7 @@ use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_conf
 const REDIS: &str = "redis";
 const REDIS_PORT: u16 = 6_379;
 /// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
-const BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
+pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl SimScenario for RollbackDeadlineScenario {
 }
 
 fn bus(rng: &RngTree, name: &str) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
-    let key = SigningKey::new(BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
+    let key = SigningKey::new(SIM_BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
     let parts = ClientParts { key, verify: VerifyPolicy::default(), clock: sim_clock(), rng: rng.stream(name) };
     let config = StreamConfig { consumer: format!("tolaria-{name}"), ..StreamConfig::default() };
     Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, config, parts))
@@ -110,7 +110,7 @@ async fn drill(rng: RngTree, disk: SimDisk) -> Result<(), String> {
 }
 
 /// Everything on `oona.emergency` that is an emergency signal, read as a consumer.
-async fn read_emergency_stream(rng: &RngTree) -> Result<Vec<EmergencySignal>, String> {
+pub(crate) async fn read_emergency_stream(rng: &RngTree) -> Result<Vec<EmergencySignal>, String> {
     let mut reader = bus(rng, "reader")?;
     let stream = reader.config().emergency_stream.clone();
     reader.ensure_consumer_group(&stream).await.map_err(|e| e.to_string())?;

@@ -31,6 +31,18 @@ impl DeviceKind {
     }
 }
 
+/// How many CUDA devices libtorch sees (loading CUDA if it can), or why none can be
+/// used: a build without `tch`, or no CUDA libraries or devices on this machine.
+pub fn cuda_device_count() -> Result<usize, DeviceError> {
+    #[cfg(feature = "tch")]
+    {
+        super::cuda::load(0)?;
+        Ok(usize::try_from(tch::Cuda::device_count()).unwrap_or(0))
+    }
+    #[cfg(not(feature = "tch"))]
+    Err(DeviceError::NeedsTch("cuda".to_owned()))
+}
+
 impl FromStr for DeviceKind {
     type Err = DeviceError;
 

@@ -18,7 +18,7 @@ mod synthetic;
 mod tch_device;
 
 pub use dataset::{Batch, Dataset};
-pub use kind::DeviceKind;
+pub use kind::{DeviceKind, cuda_device_count};
 pub use model_state::{ModelSpec, ModelState};
 pub use synthetic::Synthetic;
 #[cfg(feature = "tch")]

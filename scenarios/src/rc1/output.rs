@@ -1,0 +1,178 @@
+//! A run directory: what `esper harness` writes and `esper gate` reads.
+//!
+//! ```text
+//! <slug>_metrics.json     one per scenario (schema: metrics::ScenarioMetrics)
+//! <slug>_telemetry.json   the telemetry packets Tolaria published, decoded, in order
+//! summary.csv             one row per scenario and latency KPI
+//! env.json                versions, device, CPU, CUDA, host
+//! latency.svg, report.md  the tables and the latency plot
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::ScenarioRun;
+use super::env::Environment;
+use super::metrics::{SCHEMA, ScenarioMetrics, Timing};
+use super::plot::latency_svg;
+
+/// The suffix that marks a metrics file in a run directory.
+pub const METRICS_SUFFIX: &str = "_metrics.json";
+
+/// A run directory that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path} is not a run directory: it has no *{METRICS_SUFFIX} files")]
+    Empty { path: PathBuf },
+    #[error("{path} is not a valid metrics file: {error}")]
+    Garbled { path: PathBuf, error: serde_json::Error },
+    #[error("{path} has schema {found:?}; this esper reads {SCHEMA:?}")]
+    Schema { path: PathBuf, found: String },
+    #[error("the latency plot could not be drawn: {0}")]
+    Plot(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |error| RunDirError::Io { path: path.to_owned(), error }
+}
+
+/// Writes every file of a run into `dir` (created if missing) and the report to
+/// `report`; returns the paths written.
+pub fn write_run(
+    dir: &Path,
+    runs: &[ScenarioRun],
+    env: &Environment,
+    report: &Path,
+) -> Result<Vec<PathBuf>, RunDirError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut written = Vec::new();
+    let mut write = |path: PathBuf, text: String| {
+        std::fs::write(&path, text).map_err(io(&path))?;
+        written.push(path);
+        Ok::<(), RunDirError>(())
+    };
+    for run in runs {
+        let slug = &run.metrics.scenario;
+        write(dir.join(format!("{slug}{METRICS_SUFFIX}")), to_json(&run.metrics))?;
+        write(dir.join(format!("{slug}_telemetry.json")), to_json(&run.telemetry))?;
+    }
+    let metrics: Vec<ScenarioMetrics> = runs.iter().map(|run| run.metrics.clone()).collect();
+    write(dir.join("summary.csv"), summary_csv(&metrics))?;
+    write(dir.join("env.json"), to_json(env))?;
+    write(dir.join("latency.svg"), latency_svg(&metrics).map_err(RunDirError::Plot)?)?;
+    write(report.to_owned(), report_markdown(&metrics, env))?;
+    Ok(written)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising our own plain data cannot fail; an empty file would be caught by the gate.
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Every metrics file in `dir`, in file-name order.
+pub fn read_run(dir: &Path) -> Result<Vec<ScenarioMetrics>, RunDirError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(METRICS_SUFFIX)))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(RunDirError::Empty { path: dir.to_owned() });
+    }
+    paths.iter().map(|path| read_metrics(path)).collect()
+}
+
+fn read_metrics(path: &Path) -> Result<ScenarioMetrics, RunDirError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| RunDirError::Garbled { path: path.to_owned(), error })?;
+    let found = value.get("schema").and_then(|s| s.as_str()).unwrap_or("(none)");
+    if found != SCHEMA {
+        return Err(RunDirError::Schema { path: path.to_owned(), found: found.to_owned() });
+    }
+    serde_json::from_value(value).map_err(|error| RunDirError::Garbled { path: path.to_owned(), error })
+}
+
+/// `summary.csv`: one row per scenario and latency KPI.
+pub fn summary_csv(runs: &[ScenarioMetrics]) -> String {
+    let mut csv = "scenario,profile,device,seed,timing,kpi,samples,mean_ms,p50_ms,p95_ms,max_ms\n".to_owned();
+    for run in runs {
+        for (kpi, s) in &run.kpis {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{},{},{kpi},{},{:.4},{:.4},{:.4},{:.4}",
+                run.scenario,
+                run.profile,
+                run.device,
+                run.seed,
+                run.timing.name(),
+                s.samples,
+                s.mean,
+                s.p50,
+                s.p95,
+                s.max
+            );
+        }
+    }
+    csv
+}
+
+/// The latency table, in Markdown (also what the CLI prints).
+pub fn latency_table(runs: &[ScenarioMetrics]) -> String {
+    let mut table = "| scenario | profile | device | KPI | n | mean ms | p50 ms | p95 ms | max ms |\n".to_owned();
+    table.push_str("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+    for run in runs {
+        for (kpi, s) in &run.kpis {
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} | {kpi} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                run.scenario, run.profile, run.device, s.samples, s.mean, s.p50, s.p95, s.max
+            );
+        }
+    }
+    table
+}
+
+/// The counters and results that moved, per scenario, in Markdown.
+pub fn counter_table(runs: &[ScenarioMetrics]) -> String {
+    let mut table = "| scenario | counter or result | value |\n|---|---|---:|\n".to_owned();
+    for run in runs {
+        let moved = run.counters.iter().chain(&run.results).filter(|(_, value)| **value != 0.0);
+        for (name, value) in moved {
+            let _ = writeln!(table, "| {} | {name} | {value} |", run.scenario);
+        }
+    }
+    table
+}
+
+fn report_markdown(runs: &[ScenarioMetrics], env: &Environment) -> String {
+    let timing = if runs.iter().any(|r| r.timing == Timing::Modelled) {
+        "Sim profile: latencies are modelled virtual time (the cost model), not measurements."
+    } else {
+        "Real profile: latencies are wall-clock measurements."
+    };
+    let mut report = format!(
+        "# RC1 harness report\n\nesper {} · profile {} · device {} · CPU {} ({} cores) · CUDA: {} · Redis: {}\n\n{timing}\n\n",
+        env.esper_version, env.profile, env.device, env.cpu_model, env.cpu_cores, env.cuda, env.redis
+    );
+    report.push_str("## Latency\n\n");
+    report.push_str(&latency_table(runs));
+    report.push_str("\n![latency samples](latency.svg)\n\n## Counters and results\n\n");
+    report.push_str(&counter_table(runs));
+    let hashes: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.trace_hash.as_ref().map(|hash| format!("- {} seed {}: `{hash}`", r.scenario, r.seed)))
+        .collect();
+    if !hashes.is_empty() {
+        report.push_str("\n## Trace hashes\n\n");
+        report.push_str(&hashes.join("\n"));
+        report.push('\n');
+    }
+    report
+}
