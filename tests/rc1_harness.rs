@@ -75,19 +75,29 @@ fn harness_all_writes_every_file_and_the_sim_counters_pass_the_cpu_baseline() {
     let verdict = gate(CPU_BASELINE, &dir);
     let table = text(&verdict.stdout);
     assert!(verdict.status.success(), "{table}\n{}", text(&verdict.stderr));
-    for judged in [
+    assert_counters_pass(&table);
+    assert!(table.contains("not judged: modelled time"), "sim timings are reported as not judged:\n{table}");
+    assert!(table.contains("PASS"), "{table}");
+}
+
+/// Every counter and result the CPU baseline names is judged ok in the gate's table.
+/// (Wall-clock latencies are judged too, but a test on a shared, loaded machine is no
+/// place to hold them to the runbooks' numbers; benchmarks measure them.)
+fn assert_counters_pass(table: &str) {
+    let mut judged = 0;
+    for name in [
         "tolaria.rollback.deadline_exceeded_total",
         "tolaria.timeout.kasmina_total",
         "halted",
         "tolaria.timeout.tamiyo_total",
         "tamiyo_epochs_consulted",
     ] {
-        let line =
-            table.lines().find(|l| l.contains(judged)).unwrap_or_else(|| panic!("{judged} not judged:\n{table}"));
-        assert!(line.trim_end().ends_with(" ok"), "{line}");
+        for line in table.lines().filter(|l| l.split_whitespace().nth(1) == Some(name)) {
+            assert!(line.trim_end().ends_with(" ok"), "{line}\n{table}");
+            judged += 1;
+        }
     }
-    assert!(table.contains("not judged: modelled time"), "sim timings are reported as not judged:\n{table}");
-    assert!(table.contains("PASS"), "{table}");
+    assert_eq!(judged, 6, "every counter rule judged (Kasmina timeouts in two scenarios):\n{table}");
 }
 
 #[test]
@@ -189,12 +199,11 @@ fn bad_harness_arguments_exit_2() {
 }
 
 #[test]
-fn the_real_profile_runs_every_scenario_over_embedded_redis_and_passes_the_cpu_counters() {
+fn the_real_profile_runs_every_scenario_over_embedded_redis_and_its_counters_pass() {
     let dir = scratch("real-embedded");
     let output = harness(&dir, &["--profile", "real"]);
     assert!(!text(&output.stdout).contains("trace hash"), "real runs have no trace hash");
-    let verdict = gate(CPU_BASELINE, &dir);
-    assert!(verdict.status.success(), "{}", text(&verdict.stdout));
+    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
     let env = std::fs::read_to_string(dir.join("env.json")).expect("env");
     assert!(env.contains("\"profile\": \"real\"") && env.contains("embedded"), "{env}");
 }
@@ -205,7 +214,16 @@ fn the_real_profile_runs_against_a_real_redis_server() {
     let dir = scratch("real-redis");
     let url = format!("redis://127.0.0.1:{}", redis.port);
     harness(&dir, &["--profile", "real", "--redis-url", &url]);
-    let verdict = gate(CPU_BASELINE, &dir);
-    assert!(verdict.status.success(), "{}", text(&verdict.stdout));
+    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
     assert!(std::fs::read_to_string(dir.join("env.json")).expect("env").contains(&url));
+}
+
+/// The real profile on libtorch CPU (`ci/test` runs this file again with `--features tch`).
+#[cfg(feature = "tch")]
+#[test]
+fn the_real_profile_runs_every_scenario_on_libtorch_cpu() {
+    let dir = scratch("real-tch-cpu");
+    let output = harness(&dir, &["--profile", "real", "--device", "cpu"]);
+    assert!(text(&output.stdout).contains("| steady_train | real | cpu |"), "{}", text(&output.stdout));
+    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
 }
