@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use esper_scenarios::kasmina_prefetch::{self, BurstConfig, RedisTarget};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
@@ -80,6 +81,35 @@ enum Command {
         #[arg(long, default_value_t = 6379)]
         port: u16,
     },
+    /// Kasmina's prefetch burst: kernel requests to Urza over Oona, a few at a time;
+    /// prints mean and p95 latency per profile. The sim run is checked against
+    /// Urza's model (mean within 1 ms of the ready latency, p95 under 53.5 ms).
+    KasminaPrefetch {
+        /// `sim` (seeded world, virtual time), `real` (tokio, wall time) or `both`.
+        #[arg(long, default_value = "both", value_parser = ["sim", "real", "both"])]
+        profile: String,
+        /// Seed of the world (sim) and of Urza's latency draws (both).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Kernel requests in the burst.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Requests in flight at most.
+        #[arg(long, default_value_t = 6)]
+        concurrency: usize,
+        /// Urza's modelled ready latency.
+        #[arg(long, default_value_t = 40)]
+        ready_latency_ms: u64,
+        /// Half-width of the uniform jitter around it.
+        #[arg(long, default_value_t = 8)]
+        jitter_ms: u64,
+        /// Per-request timeout, after which the fallback kernel is used.
+        #[arg(long, default_value_t = 1_000)]
+        timeout_ms: u64,
+        /// Real profile: this Redis instead of the embedded one.
+        #[arg(long, value_name = "redis://HOST:PORT")]
+        redis_url: Option<String>,
+    },
     /// The main job. Until the RC1 harness lands (issue 10) this runs every
     /// simulation scenario that exists at one seed, checks each for determinism,
     /// and says so.
@@ -145,6 +175,19 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Harness { target, seed } => harness(&target, seed),
+        Command::KasminaPrefetch {
+            profile,
+            seed,
+            requests,
+            concurrency,
+            ready_latency_ms,
+            jitter_ms,
+            timeout_ms,
+            redis_url,
+        } => {
+            let config = BurstConfig { seed, requests, concurrency, ready_latency_ms, jitter_ms, timeout_ms };
+            kasmina_prefetch(&profile, &config, redis_url)
+        }
         Command::WalSoak { iterations, truncate_every, strict, workdir } => {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
@@ -156,6 +199,23 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> anyhow::Result<bool> {
+    let mut passed = true;
+    if profile != "real" {
+        let report = kasmina_prefetch::run_sim(config)?;
+        println!("{report}");
+        if let Err(error) = report.check_acceptance() {
+            eprintln!("{error}");
+            passed = false;
+        }
+    }
+    if profile != "sim" {
+        let target = redis_url.map_or(RedisTarget::Embedded, RedisTarget::Url);
+        println!("{}", kasmina_prefetch::run_real(config, &target)?);
+    }
+    Ok(passed)
 }
 
 fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool> {
