@@ -103,11 +103,13 @@ pub enum KernelSource {
 }
 
 /// A kernel Kasmina can attach to a seed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Kernel {
     pub blueprint_id: String,
     pub artifact_ref: String,
     pub source: KernelSource,
+    /// Urza's reported time to make the kernel ready (its p50); 0 for the fallback.
+    pub prewarm_ms: f32,
 }
 
 /// One request's result.
@@ -277,6 +279,7 @@ impl<C: Connector, R: RngCore> PrefetchCoordinator<C, R> {
             blueprint_id: self.config.fallback_blueprint.clone(),
             artifact_ref: format!("builtin://{}", self.config.fallback_blueprint),
             source: KernelSource::Fallback,
+            prewarm_ms: 0.0,
         };
         let flight = RefCell::new(Flight {
             pending: BTreeMap::new(),
@@ -405,6 +408,7 @@ async fn read_answers<C: Connector, R: RngCore>(replies: &mut OonaClient<C, R>, 
                             blueprint_id: ready.blueprint_id,
                             artifact_ref: ready.artifact_ref,
                             source: KernelSource::Fetched,
+                            prewarm_ms: ready.prewarm_p50_ms,
                         };
                         fetched.push(kernel.clone());
                         shared.finish(&ready.request_id, PrefetchStatus::Ok, Some(kernel));
