@@ -100,6 +100,8 @@ pub enum KernelSource {
     Cached,
     /// The fallback kernel, because the fetch failed.
     Fallback,
+    /// Built into Kasmina: the seed manager's own kernels when no Urza is in play.
+    Builtin,
 }
 
 /// A kernel Kasmina can attach to a seed.
