@@ -96,7 +96,8 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         let mut target = StreamKind::route(envelope);
         let mut rerouted = false;
         if matches!(target, StreamKind::Normal | StreamKind::KernelRequests) {
-            let depth = self.xlen(&target.name(&self.config).to_owned()).await?;
+            let stream = target.name(&self.config).to_owned();
+            let depth = self.xlen(&stream).await?;
             self.metrics.queue_depth_max = self.metrics.queue_depth_max.max(depth);
             if depth >= self.config.backpressure_drop_threshold && !critical {
                 self.metrics.publish_dropped += 1;
