@@ -5,6 +5,8 @@
 
 mod support;
 
+use esper_core::kasmina::telemetry;
+use esper_core::leyline::encode_within_budget;
 use esper_scenarios::kasmina_prefetch::{BurstConfig, KasminaPrefetchScenario, RedisTarget, run_real, run_sim};
 use support::RealRedis;
 
@@ -22,6 +24,17 @@ fn sim_burst_matches_the_modelled_latency_and_repeats_per_seed() {
         assert!(first.p95_ms < 53.5, "seed {seed}: p95 {} ms", first.p95_ms);
         assert_eq!((first.counters.ok, first.counters.timeout, first.counters.fallback), (300, 0, 0));
         first.check_acceptance().expect("within the model");
+        let prefetch = first.prefetch;
+        assert_eq!(prefetch.inflight_max, 6, "concurrency bounded at 6 and reached");
+        assert_eq!((prefetch.inflight, prefetch.unmatched_answers, prefetch.cache_hits), (0, 0, 0));
+        let metrics = prefetch.metrics();
+        let ok = metrics.iter().find(|m| m.name == "kasmina.prefetch.requests_total" && m.attributes["status"] == "ok");
+        assert_eq!(ok.map(|m| m.value), Some(300.0));
+        let packets = telemetry::packets("kasmina-prefetch", metrics, Vec::new(), 0);
+        assert!(packets.iter().all(|p| encode_within_budget(p).is_ok()));
+        let latency = packets.iter().find_map(|p| p.metric("kasmina.prefetch.latency_ms"));
+        assert!(latency.is_some_and(|ms| (ms - first.mean_ms).abs() < 1e-9), "{latency:?}");
+        assert!(packets.iter().any(|p| p.metric("kasmina.cache.lock_wait_ms").is_some()));
     }
     let (a, b) = (run_sim(&BurstConfig { seed: 5, ..BurstConfig::default() }), run_sim(&BurstConfig::default()));
     assert_ne!(a.expect("runs").latencies_ms, b.expect("runs").latencies_ms, "seeds differ");

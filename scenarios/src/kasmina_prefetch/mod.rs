@@ -15,7 +15,9 @@ mod sim;
 
 use std::time::Duration;
 
-use esper_core::kasmina::{KernelSource, PrefetchConfig, PrefetchCoordinator, PrefetchOutcome, PrefetchStatus};
+use esper_core::kasmina::{
+    KernelSource, PrefetchConfig, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus,
+};
 use esper_core::net::Connector;
 use esper_core::oona::{OonaError, StreamConfig};
 use esper_core::urza::UrzaConfig;
@@ -94,6 +96,8 @@ pub struct BurstReport {
     pub p95_ms: f64,
     pub max_ms: f64,
     pub counters: BurstCounters,
+    /// The coordinator's own counters (its `kasmina.prefetch.*` metrics).
+    pub prefetch: PrefetchCounters,
     /// The sim run's trace hash (`None` in the real profile).
     pub trace_hash: Option<String>,
     /// Sim time (sim) or wall time (real) the burst took, in ms.
@@ -101,7 +105,12 @@ pub struct BurstReport {
 }
 
 impl BurstReport {
-    fn new(profile: &'static str, config: BurstConfig, outcomes: &[PrefetchOutcome], fallback: u64) -> Self {
+    fn new(
+        profile: &'static str,
+        config: BurstConfig,
+        outcomes: &[PrefetchOutcome],
+        prefetch: PrefetchCounters,
+    ) -> Self {
         let latencies_ms: Vec<f64> = outcomes.iter().map(|o| o.latency.as_secs_f64() * 1_000.0).collect();
         let mut sorted = latencies_ms.clone();
         sorted.sort_by(f64::total_cmp);
@@ -124,8 +133,9 @@ impl BurstReport {
                 ok: count(PrefetchStatus::Ok),
                 timeout: count(PrefetchStatus::Timeout),
                 error: count(PrefetchStatus::Error),
-                fallback,
+                fallback: prefetch.fallback_used,
             },
+            prefetch,
             trace_hash: None,
             elapsed_ms: 0.0,
         }
@@ -262,7 +272,7 @@ async fn burst<C: Connector, R: RngCore>(
     coordinator.prepare().await?;
     let started = tokio::time::Instant::now();
     let outcomes = coordinator.prefetch(&config.blueprints()).await;
-    let mut report = BurstReport::new(profile, config, &outcomes, coordinator.counters().fallback_used);
+    let mut report = BurstReport::new(profile, config, &outcomes, coordinator.counters());
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
     Ok(report)
 }
