@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use esper_core::tolaria::device::DeviceKind;
+use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
-use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario, real::RedisTarget};
+use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
+use esper_scenarios::real_profile::{RedisTarget, signing_key};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
@@ -104,6 +106,35 @@ enum Command {
         /// (0.25 = 25 %).
         #[arg(long, default_value_t = 0.25)]
         tolerance: f64,
+    },
+    /// Kasmina's prefetch burst: kernel requests to Urza over Oona, a few at a time;
+    /// prints mean and p95 latency per profile. The sim run is checked against
+    /// Urza's model (mean within 1 ms of the ready latency, p95 under 53.5 ms).
+    KasminaPrefetch {
+        /// `sim` (seeded world, virtual time), `real` (tokio, wall time) or `both`.
+        #[arg(long, default_value = "both", value_parser = ["sim", "real", "both"])]
+        profile: String,
+        /// Seed of the world (sim) and of Urza's latency draws (both).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Kernel requests in the burst.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Requests in flight at most.
+        #[arg(long, default_value_t = 6)]
+        concurrency: usize,
+        /// Urza's modelled ready latency.
+        #[arg(long, default_value_t = 40)]
+        ready_latency_ms: u64,
+        /// Half-width of the uniform jitter around it.
+        #[arg(long, default_value_t = 8)]
+        jitter_ms: u64,
+        /// Per-request timeout, after which the fallback kernel is used.
+        #[arg(long, default_value_t = 1_000)]
+        timeout_ms: u64,
+        /// Real profile: this Redis instead of the embedded one.
+        #[arg(long, value_name = "redis://HOST:PORT")]
+        redis_url: Option<String>,
     },
 }
 
@@ -230,6 +261,19 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             println!("{report}");
             Ok(report.passed())
         }
+        Command::KasminaPrefetch {
+            profile,
+            seed,
+            requests,
+            concurrency,
+            ready_latency_ms,
+            jitter_ms,
+            timeout_ms,
+            redis_url,
+        } => {
+            let config = BurstConfig { seed, requests, concurrency, ready_latency_ms, jitter_ms, timeout_ms };
+            kasmina_prefetch(&profile, &config, redis_url)
+        }
         Command::WalSoak { iterations, truncate_every, strict, workdir } => {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
@@ -241,6 +285,24 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> anyhow::Result<bool> {
+    let mut passed = true;
+    if profile != "real" {
+        let report = kasmina_prefetch::run_sim(config)?;
+        println!("{report}");
+        if let Err(error) = report.check_acceptance() {
+            eprintln!("{error}");
+            passed = false;
+        }
+    }
+    if profile != "sim" {
+        let target = redis_url.as_deref().map_or(Ok(RedisTarget::Embedded), RedisTarget::parse);
+        let target = target.map_err(anyhow::Error::msg)?;
+        println!("{}", kasmina_prefetch::run_real(config, &target)?);
+    }
+    Ok(passed)
 }
 
 fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool> {
@@ -388,7 +450,7 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
             }
         }
     }
-    let (_, key_source) = rc1::real::signing_key().map_err(anyhow::Error::msg)?;
+    let (_, key_source) = signing_key().map_err(anyhow::Error::msg)?;
     let redis =
         if profile == Profile::Sim { "simulated (in the sim world)".to_owned() } else { config.redis.describe() };
     let env = rc1::env::Environment::capture(

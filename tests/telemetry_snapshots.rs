@@ -6,10 +6,10 @@
 //! blindly.
 
 use esper_core::leyline::TelemetryPacket;
-use esper_scenarios::rc1::real::RedisTarget;
 use esper_scenarios::rc1::sim::{self, sim_defaults};
 use esper_scenarios::rc1::training::TrainingDrill;
 use esper_scenarios::rc1::{HarnessConfig, Profile, Rc1Scenario, run_scenario};
+use esper_scenarios::real_profile::RedisTarget;
 use serde_json::Value;
 
 const SEED: u64 = 42;

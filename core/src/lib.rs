@@ -24,5 +24,6 @@ pub mod oona;
 pub mod storage;
 pub mod tamiyo;
 pub mod tolaria;
+pub mod urza;
 pub mod wal;
 pub mod weatherlight;

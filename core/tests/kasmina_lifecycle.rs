@@ -12,11 +12,24 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Germinate { seed: u8, blueprint: bool, finite: bool },
-    Cull { seed: u8 },
-    Other { operation: SeedOperation, seed: u8 },
+    Germinate {
+        seed: u8,
+        blueprint: bool,
+        finite: bool,
+    },
+    Cull {
+        seed: u8,
+    },
+    Other {
+        operation: SeedOperation,
+        seed: u8,
+    },
     Pause,
     Steps(u8),
+    /// A host↔seed gradient leak reported for a seed (non-strict: counted, gates fail).
+    Leak {
+        seed: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -27,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (prop::sample::select(SeedOperation::ALL.to_vec()), 0u8..4).prop_map(|(operation, seed)| Op::Other { operation, seed }),
         1 => Just(Op::Pause),
         4 => (1u8..40).prop_map(Op::Steps),
+        1 => (0u8..4).prop_map(|seed| Op::Leak { seed }),
     ]
 }
 
@@ -67,6 +81,11 @@ proptest! {
                 Op::Cull { seed } => manager.apply(&seed_command(SeedOperation::Cull, *seed, "", 0.0)),
                 Op::Other { operation, seed } => manager.apply(&seed_command(*operation, *seed, "BP001", 0.0)),
                 Op::Pause => manager.apply(&AdaptationCommand { command_type: CommandType::Pause.into(), ..Default::default() }),
+                Op::Leak { seed } => {
+                    let leak = manager.check_isolation(&format!("seed-{seed}"), &[1.0, 0.0], &[0.5, 1.0]);
+                    prop_assert!(leak.is_ok() || manager.stage(&format!("seed-{seed}")).is_none(), "{:?}", leak);
+                    Ok(())
+                }
                 Op::Steps(n) => {
                     (0..*n).for_each(|_| manager.advance());
                     Ok(())

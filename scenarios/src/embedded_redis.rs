@@ -11,11 +11,7 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
 pub fn serve_blocking(port: u16) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let epoch_ms = wall_clock_ms();
-    // A new run_id per process start, as Redis has, so Oona clients notice a restart.
-    let run_id = format!("{:024x}{epoch_ms:016x}", std::process::id());
-    let config = ServerConfig { epoch_ms, run_id, ..ServerConfig::default() };
-    runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
+    runtime.block_on(RedisServer::new(wall_clock_config()).serve(TokioConnector, port))
 }
 
 /// Serves `server` on a free port from a background thread that lives as long as
@@ -36,10 +32,17 @@ pub fn spawn_background(server: RedisServer) -> std::io::Result<u16> {
     receiver.recv().map_err(|_| std::io::Error::other("the embedded Redis did not start listening (see stderr)"))
 }
 
-/// The embedded server for one real-profile run, its clock on the wall.
+/// The embedded server for one real-profile run, on a free loopback port: its
+/// clock on the wall, and a fresh run_id as a new Redis process would have.
 pub fn start_embedded() -> std::io::Result<u16> {
+    spawn_background(RedisServer::new(wall_clock_config()))
+}
+
+fn wall_clock_config() -> ServerConfig {
     let epoch_ms = wall_clock_ms();
-    spawn_background(RedisServer::new(ServerConfig { epoch_ms, ..ServerConfig::default() }))
+    // A new run_id per start, as Redis has, so Oona clients notice a restart.
+    let run_id = format!("{:024x}{epoch_ms:016x}", std::process::id());
+    ServerConfig { epoch_ms, run_id, ..ServerConfig::default() }
 }
 
 /// Unix milliseconds from the wall clock (the real profile only).

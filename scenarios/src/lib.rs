@@ -7,10 +7,12 @@
 pub mod control_loop;
 pub mod embedded_redis;
 pub mod heartbeat;
+pub mod kasmina_prefetch;
 pub mod oona_bus;
 pub mod oona_checks;
 pub mod oona_ledger;
 pub mod rc1;
+pub mod real_profile;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;

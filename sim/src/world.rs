@@ -31,6 +31,12 @@ pub struct WorldConfig {
     pub min_latency: Duration,
     /// Upper bound of one-way message latency.
     pub max_latency: Duration,
+    /// Run hosts in a seeded random order each step (the default). Off, they run
+    /// in registration order: a message to a host registered later arrives in
+    /// the same step, one to an earlier host in the next. A scenario that models
+    /// sub-tick links (zero latency) uses that to put a request/answer path
+    /// inside one tick.
+    pub random_host_order: bool,
 }
 
 impl Default for WorldConfig {
@@ -40,6 +46,7 @@ impl Default for WorldConfig {
             duration: Duration::from_secs(120),
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(10),
+            random_host_order: true,
         }
     }
 }
@@ -83,9 +90,12 @@ impl World {
     pub fn with_config(seed: u64, schedule: FaultSchedule, config: &WorldConfig) -> Self {
         let rng = RngTree::new(seed);
         let turmoil_seed = rng.child("world").stream("turmoil").next_u64();
-        let sim = turmoil::Builder::new()
-            .rng_seed(turmoil_seed)
-            .enable_random_order()
+        let mut builder = turmoil::Builder::new();
+        builder.rng_seed(turmoil_seed);
+        if config.random_host_order {
+            builder.enable_random_order();
+        }
+        let sim = builder
             .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
             .tick_duration(config.tick)
             .simulation_duration(config.duration)

@@ -1,25 +1,34 @@
 //! The seed manager: applies Tamiyo's seed commands and walks each seed through its
-//! lifecycle, one checked transition at a time.
+//! lifecycle, one checked, gated transition at a time.
 //!
 //! Progress is driven by Tolaria's `finalize_step`: a germinated seed starts training
-//! on the next step, trains for `training_steps`, blends in over the alpha schedule,
-//! shadows for one step, and is fossilized after `probation_steps` of probation. A cull
-//! sends a seed through CULLED → EMBARGOED; after `embargo_steps` it resets to DORMANT.
-//! Every transition goes through [`lifecycle::check`]; a command that would need an
-//! illegal one is refused with a typed error, an event and a counter — never a silent
-//! no-op.
+//! once it has a kernel (G1), trains for `training_steps`, blends in over the alpha
+//! schedule (G2), shadows for one step (G3), and is fossilized after
+//! `probation_steps` of probation (G4). A cull — commanded, or a failed gate — sends
+//! a seed through CULLED → EMBARGOED; after `embargo_steps` it resets to DORMANT
+//! (G5). Every transition goes through [`lifecycle::check`] and every gate evaluation
+//! is a `gate_event`; a command that would need an illegal transition is refused
+//! with a typed error, an event and a counter — never a silent no-op.
+//!
+//! Gradient isolation ([`SeedManager::check_isolation`]) feeds the gates: a violation
+//! is counted, degrades the seed's health and blocks G1/G4; with
+//! `KASMINA_STRICT_ISOLATION` it is an error at once.
 
 use std::collections::BTreeMap;
 
 use super::blending::AlphaSchedule;
+use super::gates::{self, GateInputs, GateVerdict};
+use super::isolation::{self, OVERLAP_TOLERANCE};
 use super::lifecycle::{self, IllegalTransition};
+use super::prefetch::{Kernel, KernelSource};
+use super::telemetry;
 use crate::leyline::{
-    AdaptationCommand, CommandPayload, CommandType, SeedLifecycleStage as Stage, SeedOperation, SeedState,
-    TelemetryEvent, TelemetryLevel,
+    AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
+    SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
 };
 use crate::tolaria::ports::{KasminaPort, PortError};
 
-/// Pacing of the lifecycle, in optimizer steps.
+/// Pacing of the lifecycle, in optimizer steps, and the isolation policy.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KasminaConfig {
     pub training_steps: u32,
@@ -28,6 +37,11 @@ pub struct KasminaConfig {
     /// Seeds held at once (any stage but TERMINATED).
     pub max_seeds: usize,
     pub schedule: AlphaSchedule,
+    /// A germinated seed gets Kasmina's built-in kernel at once (true, the
+    /// default when no Urza is deployed) or waits for [`SeedManager::attach_kernel`].
+    pub builtin_kernels: bool,
+    /// `KASMINA_STRICT_ISOLATION`: an isolation violation is an error.
+    pub strict_isolation: bool,
 }
 
 impl Default for KasminaConfig {
@@ -38,12 +52,26 @@ impl Default for KasminaConfig {
             embargo_steps: 30,
             max_seeds: 16,
             schedule: AlphaSchedule::default(),
+            builtin_kernels: true,
+            strict_isolation: false,
         }
     }
 }
 
-/// Why a command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+impl KasminaConfig {
+    /// This config with `KASMINA_STRICT_ISOLATION` from the environment.
+    pub fn with_env(self) -> Self {
+        self.with_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// This config with `KASMINA_STRICT_ISOLATION` from `lookup`.
+    pub fn with_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        Self { strict_isolation: isolation::strict_from(lookup), ..self }
+    }
+}
+
+/// Why a command or a report was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KasminaError {
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
@@ -57,6 +85,14 @@ pub enum KasminaError {
     GateG0(&'static str),
     #[error("already holding {0} seeds")]
     Full(usize),
+    #[error("unsigned command refused: Kasmina takes signed commands only")]
+    Unsigned,
+    #[error("command frame refused: {0}")]
+    BadCommand(String),
+    #[error("seed `{seed}` is {stage}, not waiting for a kernel")]
+    NotAwaitingKernel { seed: String, stage: Stage },
+    #[error("gradient isolation violated by seed `{seed}`: host/seed gradient overlap {overlap:e} (strict isolation)")]
+    IsolationViolation { seed: String, overlap: f64 },
 }
 
 /// One seed as Kasmina tracks it.
@@ -67,6 +103,21 @@ struct Seed {
     /// Steps spent in the current stage.
     steps_in_stage: u32,
     alpha: f32,
+    kernel: Option<Kernel>,
+    violations: u32,
+    health: HealthStatus,
+}
+
+impl Seed {
+    fn gate_inputs(&self) -> GateInputs {
+        GateInputs {
+            kernel_attached: self.kernel.is_some(),
+            fallback_kernel: self.kernel.as_ref().is_some_and(|k| k.source == KernelSource::Fallback),
+            violations: self.violations,
+            health: self.health,
+            alpha: self.alpha,
+        }
+    }
 }
 
 /// Counters, named as Kasmina's metrics.
@@ -75,13 +126,18 @@ pub struct KasminaCounters {
     pub commands_applied: u64,
     pub commands_rejected: u64,
     pub transitions: u64,
+    pub gates_passed: u64,
     pub gate_failures: u64,
+    /// `kasmina.isolation.violations`.
+    pub isolation_violations: u64,
     /// Events discarded because nobody drained them in time.
     pub events_dropped: u64,
 }
 
 /// Events held for [`SeedManager::take_events`]; the oldest go first beyond this.
 const MAX_PENDING_EVENTS: usize = 256;
+/// Violations after which a seed is unhealthy (Esper-Lite's isolation breaker: 3).
+const UNHEALTHY_AFTER_VIOLATIONS: u32 = 3;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -111,15 +167,23 @@ impl SeedManager {
             }
             _ => Ok(()),
         };
-        match &result {
-            Ok(()) => self.counters.commands_applied += 1,
+        match result {
+            Ok(()) => {
+                self.counters.commands_applied += 1;
+                Ok(())
+            }
             Err(error) => {
-                self.counters.commands_rejected += 1;
                 tracing::warn!(command_id = %command.command_id, %error, "kasmina.command_rejected");
-                self.event("command_rejected", TelemetryLevel::Warning, &[("error", error.to_string())]);
+                Err(self.refuse_command(error))
             }
         }
-        result
+    }
+
+    /// Counts a refused command and records its `command_rejected` event.
+    pub(super) fn refuse_command(&mut self, error: KasminaError) -> KasminaError {
+        self.counters.commands_rejected += 1;
+        self.event("command_rejected", TelemetryLevel::Warning, &[("error", error.to_string())]);
+        error
     }
 
     fn seed_operation(
@@ -135,8 +199,7 @@ impl SeedManager {
                 let stage =
                     self.seeds.get(target).map(|s| s.stage).ok_or_else(|| KasminaError::UnknownSeed(target.into()))?;
                 lifecycle::check(stage, Stage::Culled)?;
-                self.transition(target, Stage::Culled)?;
-                self.transition(target, Stage::Embargoed)
+                self.cull(target)
             }
             other => Err(KasminaError::Unsupported(other)),
         }
@@ -161,17 +224,49 @@ impl SeedManager {
             return Err(KasminaError::GateG0(reason));
         }
         let id = if target.is_empty() { self.fresh_id() } else { target.to_owned() };
-        if !self.seeds.contains_key(&id) {
+        if let Some(seed) = self.seeds.get(&id) {
+            lifecycle::check(seed.stage, Stage::Germinated)?;
+        } else {
             if self.seeds.len() >= self.config.max_seeds {
                 return Err(KasminaError::Full(self.seeds.len()));
             }
-            let seed = Seed { stage: Stage::Unknown, blueprint_id: String::new(), steps_in_stage: 0, alpha: 0.0 };
+            let seed = Seed {
+                stage: Stage::Unknown,
+                blueprint_id: String::new(),
+                steps_in_stage: 0,
+                alpha: 0.0,
+                kernel: None,
+                violations: 0,
+                health: HealthStatus::Healthy,
+            };
             self.seeds.insert(id.clone(), seed);
             self.transition(&id, Stage::Dormant)?;
         }
+        self.event(
+            "gate_event",
+            TelemetryLevel::Info,
+            &[
+                ("seed", id.clone()),
+                ("gate", "G0".into()),
+                ("passed", "true".into()),
+                ("condition", "blueprint,finite_parameters".into()),
+            ],
+        );
+        self.counters.gates_passed += 1;
         self.transition(&id, Stage::Germinated)?;
+        let builtin = self.config.builtin_kernels;
         if let Some(seed) = self.seeds.get_mut(&id) {
             seed.blueprint_id = blueprint_id.to_owned();
+            if builtin {
+                let artifact_ref = format!("builtin://{blueprint_id}");
+                let kernel = Kernel {
+                    blueprint_id: blueprint_id.to_owned(),
+                    artifact_ref,
+                    source: KernelSource::Builtin,
+                    prewarm_ms: 0.0,
+                };
+                seed.kernel = Some(kernel);
+            }
         }
         Ok(())
     }
@@ -179,6 +274,67 @@ impl SeedManager {
     fn fresh_id(&mut self) -> String {
         self.next_seed += 1;
         format!("seed-{}", self.next_seed)
+    }
+
+    /// Attaches a fetched (or fallback) kernel to a germinated seed waiting for one.
+    pub fn attach_kernel(&mut self, seed_id: &str, kernel: Kernel) -> Result<(), KasminaError> {
+        let seed = self.seeds.get_mut(seed_id).ok_or_else(|| KasminaError::UnknownSeed(seed_id.into()))?;
+        if seed.stage != Stage::Germinated || seed.kernel.is_some() {
+            return Err(KasminaError::NotAwaitingKernel { seed: seed_id.into(), stage: seed.stage });
+        }
+        let source = format!("{:?}", kernel.source);
+        seed.kernel = Some(kernel);
+        self.event("kernel_attached", TelemetryLevel::Info, &[("seed", seed_id.into()), ("source", source)]);
+        Ok(())
+    }
+
+    /// Seeds waiting for a kernel, with their blueprints (what to prefetch).
+    pub fn awaiting_kernels(&self) -> Vec<(String, String)> {
+        let waiting = self.seeds.iter().filter(|(_, s)| s.stage == Stage::Germinated && s.kernel.is_none());
+        waiting.map(|(id, s)| (id.clone(), s.blueprint_id.clone())).collect()
+    }
+
+    /// Checks one backward pass of `seed_id` for gradient leakage between host and
+    /// seed (see [`isolation`]); returns the overlap. A violation is counted
+    /// (`kasmina.isolation.violations`), recorded (`violation_recorded`), degrades
+    /// the seed's health and blocks its gates; in strict mode it is an error.
+    pub fn check_isolation(&mut self, seed_id: &str, host: &[f32], seed: &[f32]) -> Result<f64, KasminaError> {
+        if !self.seeds.contains_key(seed_id) {
+            return Err(KasminaError::UnknownSeed(seed_id.into()));
+        }
+        let overlap = isolation::gradient_overlap(host, seed);
+        if overlap <= OVERLAP_TOLERANCE {
+            return Ok(overlap);
+        }
+        self.counters.isolation_violations += 1;
+        tracing::warn!(seed = seed_id, overlap, strict = self.config.strict_isolation, "kasmina.violation_recorded");
+        self.event(
+            "violation_recorded",
+            TelemetryLevel::Warning,
+            &[("seed", seed_id.into()), ("overlap", format!("{overlap:e}"))],
+        );
+        let health = self.seeds.get_mut(seed_id).map(|seed| {
+            seed.violations += 1;
+            let before = seed.health;
+            seed.health = if seed.violations >= UNHEALTHY_AFTER_VIOLATIONS {
+                HealthStatus::Unhealthy
+            } else {
+                HealthStatus::Degraded
+            };
+            (before, seed.health)
+        });
+        if let Some((before, after)) = health.filter(|(before, after)| before != after) {
+            tracing::debug!(seed = seed_id, %before, %after, "kasmina.seed_health");
+            self.event(
+                "seed_health",
+                TelemetryLevel::Warning,
+                &[("seed", seed_id.into()), ("health", after.as_str_name().into())],
+            );
+        }
+        if self.config.strict_isolation {
+            return Err(KasminaError::IsolationViolation { seed: seed_id.into(), overlap });
+        }
+        Ok(overlap)
     }
 
     /// Moves `id` to `to` if the lifecycle allows it, with a `seed_stage` event.
@@ -194,6 +350,15 @@ impl SeedManager {
         Ok(())
     }
 
+    /// CULLED → EMBARGOED, dropping the kernel (the caller checked CULLED is legal).
+    fn cull(&mut self, id: &str) -> Result<(), KasminaError> {
+        self.transition(id, Stage::Culled)?;
+        if let Some(seed) = self.seeds.get_mut(id) {
+            seed.kernel = None;
+        }
+        self.transition(id, Stage::Embargoed)
+    }
+
     /// Advances every seed by one optimizer step.
     pub fn advance(&mut self) {
         let ids: Vec<String> = self.seeds.keys().cloned().collect();
@@ -203,11 +368,50 @@ impl SeedManager {
             if seed.stage == Stage::Blending {
                 seed.alpha = self.config.schedule.alpha(seed.steps_in_stage);
             }
-            if let Some(next) = due(&self.config, seed) {
-                // `due` only proposes legal successors; a refusal here would be a bug.
-                let moved = self.transition(&id, next);
-                debug_assert!(moved.is_ok(), "{moved:?}");
+            if seed.stage == Stage::Resetting {
+                // A reset starts clean: G5 checks it did.
+                (seed.kernel, seed.violations, seed.health, seed.alpha) = (None, 0, HealthStatus::Healthy, 0.0);
             }
+            let Some(next) = due(&self.config, seed) else { continue };
+            let verdict = gates::evaluate(next, &seed.gate_inputs());
+            if let Some(verdict) = verdict {
+                self.record_gate(&id, verdict);
+                if !verdict.passed {
+                    self.fail_gate(&id, verdict);
+                    continue;
+                }
+            }
+            // `due` only proposes legal successors; a refusal here would be a bug.
+            let moved = self.transition(&id, next);
+            debug_assert!(moved.is_ok(), "{moved:?}");
+        }
+    }
+
+    fn record_gate(&mut self, id: &str, verdict: GateVerdict) {
+        if verdict.passed {
+            self.counters.gates_passed += 1;
+        }
+        let attributes = [
+            ("seed", id.to_owned()),
+            ("gate", verdict.gate.as_str_name().trim_start_matches("SEED_GATE_").to_owned()),
+            ("passed", verdict.passed.to_string()),
+            ("condition", verdict.condition.to_owned()),
+        ];
+        self.event("gate_event", TelemetryLevel::Info, &attributes);
+    }
+
+    /// A failed gate culls the seed (then embargo), as Esper-Lite's gate failure.
+    fn fail_gate(&mut self, id: &str, verdict: GateVerdict) {
+        self.counters.gate_failures += 1;
+        let level =
+            if gates::is_critical(verdict.condition) { TelemetryLevel::Critical } else { TelemetryLevel::Warning };
+        tracing::warn!(seed = id, gate = %verdict.gate, reason = verdict.condition, "kasmina.gate_failure");
+        let gate = verdict.gate.as_str_name().trim_start_matches("SEED_GATE_").to_owned();
+        self.event("gate_failure", level, &[("seed", id.into()), ("gate", gate), ("reason", verdict.condition.into())]);
+        let stage = self.seeds.get(id).map(|s| s.stage);
+        if stage.is_some_and(|stage| lifecycle::check(stage, Stage::Culled).is_ok()) {
+            let culled = self.cull(id);
+            debug_assert!(culled.is_ok(), "{culled:?}");
         }
     }
 
@@ -218,7 +422,11 @@ impl SeedManager {
             .map(|(id, seed)| SeedState {
                 seed_id: id.clone(),
                 stage: seed.stage.into(),
-                metrics: [("alpha".to_owned(), seed.alpha)].into(),
+                metrics: [
+                    ("alpha".to_owned(), seed.alpha),
+                    ("isolation_violations".to_owned(), seed.violations as f32),
+                ]
+                .into(),
                 age_epochs: 0,
                 ..SeedState::default()
             })
@@ -228,6 +436,11 @@ impl SeedManager {
     /// The stage of `id`, if held.
     pub fn stage(&self, id: &str) -> Option<Stage> {
         self.seeds.get(id).map(|s| s.stage)
+    }
+
+    /// The health of `id`, if held.
+    pub fn health(&self, id: &str) -> Option<HealthStatus> {
+        self.seeds.get(id).map(|s| s.health)
     }
 
     /// Seeds taking part in the forward pass.
@@ -245,6 +458,31 @@ impl SeedManager {
         std::mem::take(&mut self.events)
     }
 
+    /// Per-seed `kasmina.seed.alpha`, `.stage`, `.health` (attribute `seed`) and
+    /// the totals, with the pending events, as packets within 280 bytes.
+    pub fn telemetry(&mut self, timestamp_ms: u64) -> Vec<TelemetryPacket> {
+        let mut metrics = Vec::new();
+        for (id, seed) in &self.seeds {
+            for (name, value) in [
+                ("kasmina.seed.alpha", f64::from(seed.alpha)),
+                ("kasmina.seed.stage", f64::from(i32::from(seed.stage))),
+                ("kasmina.seed.health", f64::from(i32::from(seed.health))),
+            ] {
+                let mut point = MetricPoint::new(name, value, "");
+                point.attributes.insert("seed".to_owned(), id.clone());
+                metrics.push(point);
+            }
+        }
+        let c = self.counters;
+        metrics.extend([
+            MetricPoint::new("kasmina.isolation.violations", c.isolation_violations as f64, "count"),
+            MetricPoint::new("kasmina.gate.failures", c.gate_failures as f64, "count"),
+            MetricPoint::new("kasmina.commands.rejected", c.commands_rejected as f64, "count"),
+            MetricPoint::new("kasmina.seeds.active", self.active() as f64, "count"),
+        ]);
+        telemetry::packets("kasmina", metrics, self.take_events(), timestamp_ms)
+    }
+
     fn event(&mut self, name: &str, level: TelemetryLevel, attributes: &[(&str, String)]) {
         if self.events.len() >= MAX_PENDING_EVENTS {
             self.events.remove(0);
@@ -258,7 +496,7 @@ impl SeedManager {
 fn due(c: &KasminaConfig, seed: &Seed) -> Option<Stage> {
     let n = seed.steps_in_stage;
     match seed.stage {
-        Stage::Germinated => Some(Stage::Training),
+        Stage::Germinated if seed.kernel.is_some() => Some(Stage::Training),
         Stage::Training if n >= c.training_steps => Some(Stage::Blending),
         Stage::Blending if n >= c.schedule.total_steps => Some(Stage::Shadowing),
         Stage::Shadowing => Some(Stage::Probationary),

@@ -1,9 +1,9 @@
 //! Leyline, the contracts every Esper subsystem speaks.
 //!
 //! * Messages ([`SystemStatePacket`], [`AdaptationCommand`], [`FieldReport`],
-//!   [`TelemetryPacket`], [`EmergencySignal`], [`BusEnvelope`]) are protobuf via `prost`
-//!   derive, with Esper-Lite's field tags and enum numbers (`esper.leyline.v1`), and
-//!   serde for JSON reports. Maps are `BTreeMap`s so encodings are deterministic.
+//!   [`TelemetryPacket`], [`EmergencySignal`], [`BusEnvelope`], the kernel prefetch
+//!   messages) are protobuf via `prost` derive, with Esper-Lite's field tags and enum
+//!   numbers (`esper.leyline.v1`), and serde for JSON reports. Maps are `BTreeMap`s so encodings are deterministic.
 //! * Decoding untrusted bytes goes through [`Contract::decode_closed`]: malformed wire
 //!   data and unknown enum values are typed errors, never panics.
 //! * [`signing`] wraps an envelope in an HMAC-SHA256 frame with a timestamp and a
@@ -19,6 +19,7 @@ mod command;
 mod emergency;
 mod enums;
 mod envelope;
+mod kernel;
 pub mod nonce;
 mod report;
 pub mod signing;
@@ -39,6 +40,7 @@ pub use enums::{
     MessagePriority, SeedLifecycleGate, SeedLifecycleStage, SeedOperation, TelemetryLevel,
 };
 pub use envelope::BusEnvelope;
+pub use kernel::{KernelArtifactError, KernelArtifactReady, KernelPrefetchRequest};
 pub use report::{FieldReport, FollowUpAction};
 pub use signing::{SigningKey, SigningKeyError};
 pub use state::{HardwareContext, SeedState, SystemStatePacket};

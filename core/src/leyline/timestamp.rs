@@ -20,6 +20,20 @@ impl Timestamp {
         Self { seconds, nanos }
     }
 
+    /// The timestamp `ns` nanoseconds after the epoch.
+    pub fn from_nanos(ns: u64) -> Self {
+        let seconds = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX);
+        let nanos = i32::try_from(ns % 1_000_000_000).unwrap_or(0);
+        Self { seconds, nanos }
+    }
+
+    /// Nanoseconds since the epoch; times before it (or garbage from a peer) read as 0.
+    pub fn as_nanos(&self) -> u64 {
+        let seconds = u64::try_from(self.seconds).unwrap_or(0);
+        let nanos = u64::try_from(self.nanos).unwrap_or(0).min(999_999_999);
+        seconds.saturating_mul(1_000_000_000).saturating_add(nanos)
+    }
+
     /// Milliseconds since the epoch; times before it (or garbage from a peer) read as 0.
     pub fn as_millis(&self) -> u64 {
         let seconds = u64::try_from(self.seconds).unwrap_or(0);

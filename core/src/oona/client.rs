@@ -38,6 +38,8 @@ pub struct OonaClient<C: Connector, R: RngCore> {
     pub(super) outbox: Outbox,
     pub(super) verified: VerifiedCache,
     pub(super) metrics: OonaMetrics,
+    /// When each stream was last swept with XAUTOCLAIM (see `claim_interval`).
+    pub(super) last_claim: BTreeMap<String, Instant>,
 }
 
 impl<C: Connector, R: RngCore> OonaClient<C, R> {
@@ -57,6 +59,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
             clock: parts.clock,
             rng: parts.rng,
             metrics: OonaMetrics::default(),
+            last_claim: BTreeMap::new(),
             config,
         }
     }

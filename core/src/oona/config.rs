@@ -30,6 +30,12 @@ pub struct StreamConfig {
     pub telemetry_stream: String,
     /// Policy updates: `oona.policy`.
     pub policy_stream: String,
+    /// Kasmina's kernel prefetch requests to Urza: `oona.kernels.requests`.
+    pub kernel_request_stream: String,
+    /// Urza's answers (ready and error alike, so one blocking read sees every
+    /// answer in order; Esper-Lite split errors onto a third stream):
+    /// `oona.kernels.ready`.
+    pub kernel_reply_stream: String,
     /// Where unusable entries go: `oona.deadletter`.
     pub dead_letter_stream: String,
     /// Consumer group: `oona`.
@@ -38,7 +44,8 @@ pub struct StreamConfig {
     pub consumer: String,
     /// Normal-stream depth from which publishes go to the emergency stream: 4000.
     pub emergency_threshold: u64,
-    /// Normal-stream depth from which non-critical publishes are dropped: 8000.
+    /// Normal- (and kernel-request-) stream depth from which non-critical
+    /// publishes are dropped: 8000.
     pub backpressure_drop_threshold: u64,
     /// `MAXLEN ~` applied to normal-stream XADDs; `None` (the default) never trims.
     pub max_stream_length: Option<u64>,
@@ -52,6 +59,11 @@ pub struct StreamConfig {
     pub block: Duration,
     /// Pending entries idle this long are reclaimed by XAUTOCLAIM: 60 s.
     pub retry_idle: Duration,
+    /// Least time between two XAUTOCLAIM sweeps of one stream: zero (before
+    /// every read, as Esper-Lite). A reader whose handler never fails (nothing
+    /// to reclaim but a crashed peer's entries) can sweep less often and save a
+    /// round trip per read.
+    pub claim_interval: Duration,
     /// Entries reclaimed per XAUTOCLAIM: 50.
     pub retry_batch_size: u32,
     /// Deliveries after which a failing entry is dead-lettered: 5.
@@ -80,6 +92,8 @@ impl Default for StreamConfig {
             emergency_stream: "oona.emergency".to_owned(),
             telemetry_stream: "oona.telemetry".to_owned(),
             policy_stream: "oona.policy".to_owned(),
+            kernel_request_stream: "oona.kernels.requests".to_owned(),
+            kernel_reply_stream: "oona.kernels.ready".to_owned(),
             dead_letter_stream: "oona.deadletter".to_owned(),
             group: "oona".to_owned(),
             consumer: "oona-client".to_owned(),
@@ -91,6 +105,7 @@ impl Default for StreamConfig {
             read_count: 1,
             block: Duration::from_secs(1),
             retry_idle: Duration::from_secs(60),
+            claim_interval: Duration::ZERO,
             retry_batch_size: 50,
             retry_max_attempts: 5,
             command_timeout: Duration::from_secs(5),

@@ -3,8 +3,9 @@
 //!
 //! One [`OonaClient::consume`] call is one round: first XAUTOCLAIM takes over
 //! entries pending longer than `retry_idle` (a crashed consumer's, or ones whose
-//! handler failed), then XREADGROUP BLOCK waits for new ones. An entry is acked
-//! only after its handler succeeds, so a failure or a crash means redelivery.
+//! handler failed) — every round, or once per `claim_interval` — then
+//! XREADGROUP BLOCK waits for new ones. An entry is acked only after its handler
+//! succeeds, so a failure or a crash means redelivery.
 //! Entries that fail verification, and entries delivered more than
 //! `retry_max_attempts` times, are copied to the dead-letter stream and acked:
 //! counted, never retried forever, never silently lost.
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 use redis::Value;
+use tokio::time::Instant;
 
 use super::client::{FRAME_FIELD, OonaClient, reply_error};
 use super::entries::{Entry, autoclaim_reply, pending_deliveries, read_reply};
@@ -69,12 +71,19 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         mut handler: impl FnMut(&Delivery<'_>) -> Result<(), E>,
     ) -> Result<ConsumeRound, OonaError> {
         let mut round = ConsumeRound::default();
-        let claimed = match self.reclaim(stream).await {
-            Err(error) => {
-                self.recreate_if_nogroup(stream, error).await?;
-                self.reclaim(stream).await?
-            }
-            Ok(claimed) => claimed,
+        let due = self.last_claim.get(stream).is_none_or(|last| last.elapsed() >= self.config.claim_interval);
+        let claimed = if due {
+            let claimed = match self.reclaim(stream).await {
+                Err(error) => {
+                    self.recreate_if_nogroup(stream, error).await?;
+                    self.reclaim(stream).await?
+                }
+                Ok(claimed) => claimed,
+            };
+            self.last_claim.insert(stream.to_owned(), Instant::now());
+            claimed
+        } else {
+            Vec::new()
         };
         round.claimed = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
         self.metrics.claimed += u64::from(round.claimed);

@@ -9,7 +9,7 @@ pub struct OonaMetrics {
     pub publish_rerouted: u64,
     /// Non-critical publishes dropped because the normal stream was too deep.
     pub publish_dropped: u64,
-    /// Deepest normal stream seen before a publish.
+    /// Deepest normal (or kernel-request) stream seen before a publish.
     pub queue_depth_max: u64,
     /// Messages XADDed to the emergency stream.
     pub emergency_published: u64,

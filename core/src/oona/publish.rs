@@ -3,7 +3,8 @@
 //! Order of decisions, as in Esper-Lite: a message bound for the normal stream
 //! looks at its depth (XLEN) first — at `backpressure_drop_threshold` a
 //! non-critical message is dropped, at `emergency_threshold` it is rerouted to
-//! the emergency stream. Anything headed for the emergency stream that is not
+//! the emergency stream. Kernel requests are dropped at the same depth of their
+//! own stream (a stalled Urza must not grow it without bound), never rerouted. Anything headed for the emergency stream that is not
 //! critical takes a token from the emergency bucket or is dropped. Critical
 //! messages always go out, and are held until durable (see `outbox`).
 
@@ -28,6 +29,10 @@ pub enum StreamKind {
     Telemetry,
     /// Policy updates.
     Policy,
+    /// Kernel prefetch requests (Kasmina → Urza).
+    KernelRequests,
+    /// Kernel prefetch answers (Urza → Kasmina).
+    KernelReplies,
 }
 
 impl StreamKind {
@@ -38,12 +43,15 @@ impl StreamKind {
             Self::Emergency => &config.emergency_stream,
             Self::Telemetry => &config.telemetry_stream,
             Self::Policy => &config.policy_stream,
+            Self::KernelRequests => &config.kernel_request_stream,
+            Self::KernelReplies => &config.kernel_reply_stream,
         }
     }
 
     /// Where `envelope` goes before backpressure: high and critical priorities and
     /// emergency signals to the emergency stream; telemetry and policy updates to
-    /// theirs; everything else to the normal stream.
+    /// theirs, kernel requests and answers to the kernel streams; everything else to
+    /// the normal stream.
     pub fn route(envelope: &BusEnvelope) -> Self {
         if envelope.priority() >= MessagePriority::High {
             return Self::Emergency;
@@ -52,6 +60,10 @@ impl StreamKind {
             BusMessageType::EmergencySignal => Self::Emergency,
             BusMessageType::Telemetry => Self::Telemetry,
             BusMessageType::PolicyUpdate => Self::Policy,
+            BusMessageType::KernelPrefetchRequest => Self::KernelRequests,
+            BusMessageType::KernelPrefetchReady
+            | BusMessageType::KernelPrefetchError
+            | BusMessageType::KernelCatalogUpdate => Self::KernelReplies,
             _ => Self::Normal,
         }
     }
@@ -62,7 +74,8 @@ impl StreamKind {
 pub enum PublishOutcome {
     /// XADDed to `stream` as `id`; `rerouted` when backpressure moved it there.
     Published { stream: StreamKind, id: String, rerouted: bool },
-    /// Dropped: the normal stream was `depth` deep (counted in `publish_dropped`).
+    /// Dropped: the normal (or kernel-request) stream was `depth` deep (counted in
+    /// `publish_dropped`).
     Dropped { depth: u64 },
     /// Dropped: the emergency token bucket was empty (`emergency_rate_dropped`).
     RateLimited,
@@ -82,15 +95,16 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         }
         let mut target = StreamKind::route(envelope);
         let mut rerouted = false;
-        if target == StreamKind::Normal {
-            let depth = self.xlen(&self.config.normal_stream.clone()).await?;
+        if matches!(target, StreamKind::Normal | StreamKind::KernelRequests) {
+            let stream = target.name(&self.config).to_owned();
+            let depth = self.xlen(&stream).await?;
             self.metrics.queue_depth_max = self.metrics.queue_depth_max.max(depth);
             if depth >= self.config.backpressure_drop_threshold && !critical {
                 self.metrics.publish_dropped += 1;
-                tracing::warn!(depth, "oona: normal stream past the drop threshold; message dropped");
+                tracing::warn!(depth, stream = ?target, "oona: stream past the drop threshold; message dropped");
                 return Ok(PublishOutcome::Dropped { depth });
             }
-            if depth >= self.config.emergency_threshold {
+            if target == StreamKind::Normal && depth >= self.config.emergency_threshold {
                 (target, rerouted) = (StreamKind::Emergency, true);
             }
         }

@@ -28,8 +28,13 @@ pub fn sim_clock() -> UnixClock {
     UnixClock::anchored_at(SIM_EPOCH_MS + u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The sim's shared Leyline key.
+pub fn signing_key() -> Result<SigningKey, String> {
+    SigningKey::new(SIM_SECRET.to_vec()).map_err(|e| e.to_string())
+}
+
 pub fn rpc_config() -> Result<RpcConfig, String> {
-    SigningKey::new(SIM_SECRET.to_vec()).map(RpcConfig::new).map_err(|e| e.to_string())
+    signing_key().map(RpcConfig::new)
 }
 
 /// Where Tamiyo keeps its field-report WAL on its disk.

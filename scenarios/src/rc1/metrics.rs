@@ -76,9 +76,10 @@ impl LatencySummary {
 }
 
 /// The RC1 percentile: rank = p × (n − 1) over the sorted samples, interpolated
-/// linearly between the two neighbours. `sorted` must be sorted and non-empty.
+/// linearly between the two neighbours; 0 for no samples.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = p * (sorted.len() - 1) as f64;
+    let Some(last) = sorted.len().checked_sub(1) else { return 0.0 };
+    let rank = p.clamp(0.0, 1.0) * last as f64;
     let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
     let weight = rank - low as f64;
     sorted[low] + (sorted[high] - sorted[low]) * weight
@@ -120,6 +121,7 @@ mod tests {
         assert_eq!(percentile(&sorted, 0.5), 2.5);
         assert!((percentile(&sorted, 0.95) - 3.85).abs() < 1e-12);
         assert_eq!(percentile(&[7.0], 0.95), 7.0);
+        assert_eq!(percentile(&[], 0.95), 0.0);
         let summary = LatencySummary::of_ms(vec![4.0, 1.0, 3.0, 2.0]).expect("samples");
         assert_eq!((summary.mean, summary.p50, summary.max, summary.samples), (2.5, 2.5, 4.0, 4));
         assert!(LatencySummary::of_ms(Vec::new()).is_none());

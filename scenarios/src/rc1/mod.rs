@@ -24,8 +24,8 @@ use std::str::FromStr;
 use esper_core::leyline::TelemetryPacket;
 use esper_core::tolaria::device::DeviceKind;
 
+use crate::real_profile::RedisTarget;
 use metrics::{SCHEMA, ScenarioMetrics, Timing};
-use real::RedisTarget;
 use training::{TrainingDrill, TrainingOutcome, TrainingParams};
 
 /// The RC1 scenarios, in the order `all` runs them.

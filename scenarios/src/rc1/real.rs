@@ -4,71 +4,13 @@
 use std::path::Path;
 
 use esper_core::clock::UnixClock;
-use esper_core::leyline::SigningKey;
-use esper_core::leyline::signing::SECRET_ENV;
 use esper_core::net::TokioConnector;
 use esper_core::storage::RealStorage;
 use esper_sim::RngTree;
 
 use super::training::{self, BusAddress, TrainingDrill, TrainingOutcome, TrainingParams};
 use crate::embedded_redis;
-
-/// The Leyline secret when `ESPER_LEYLINE_SECRET` is unset: the harness is the
-/// bus's only writer and reader then, so any fixed key serves (and says so).
-const LOCAL_SECRET: &[u8] = b"esper-harness-local-secret";
-
-/// Which Redis the real profile talks to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
-    /// The simulated server over real TCP, started in this process.
-    Embedded,
-    /// A server at this address (`redis://host:port[/db]`).
-    Url { host: String, port: u16 },
-}
-
-impl RedisTarget {
-    /// Parses `--redis-url`: `embedded`, or `redis://host[:port][/0]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "embedded" {
-            return Ok(Self::Embedded);
-        }
-        let rest = text
-            .strip_prefix("redis://")
-            .ok_or_else(|| format!("--redis-url {text:?}: expected `embedded` or redis://host[:port][/0]"))?;
-        let (address, db) = rest.split_once('/').unwrap_or((rest, "0"));
-        if !(db.is_empty() || db == "0") {
-            return Err(format!("--redis-url {text:?}: Oona uses database 0 only"));
-        }
-        let (host, port) = match address.rsplit_once(':') {
-            Some((host, port)) => {
-                (host, port.parse().map_err(|_| format!("--redis-url {text:?}: {port:?} is not a port"))?)
-            }
-            None => (address, 6_379),
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(format!("--redis-url {text:?}: expected a host (no credentials)"));
-        }
-        Ok(Self::Url { host: host.to_owned(), port })
-    }
-
-    /// How the target reads in reports.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Embedded => "embedded (simulated server over TCP)".to_owned(),
-            Self::Url { host, port } => format!("redis://{host}:{port}"),
-        }
-    }
-}
-
-/// The Leyline key: `ESPER_LEYLINE_SECRET`, or the local one when unset.
-pub fn signing_key() -> Result<(SigningKey, &'static str), String> {
-    match std::env::var_os(SECRET_ENV) {
-        Some(_) => SigningKey::from_env().map(|key| (key, SECRET_ENV)).map_err(|e| e.to_string()),
-        None => {
-            SigningKey::new(LOCAL_SECRET.to_vec()).map(|key| (key, "built-in local key")).map_err(|e| e.to_string())
-        }
-    }
-}
+use crate::real_profile::{RedisTarget, signing_key};
 
 /// Runs `drill` for real. `workdir` holds the run's checkpoints.
 pub fn run(
@@ -78,13 +20,7 @@ pub fn run(
     redis: &RedisTarget,
     workdir: &Path,
 ) -> Result<TrainingOutcome, String> {
-    let (host, port) = match redis {
-        RedisTarget::Embedded => {
-            let port = embedded_redis::start_embedded().map_err(|e| format!("starting the embedded Redis: {e}"))?;
-            ("127.0.0.1".to_owned(), port)
-        }
-        RedisTarget::Url { host, port } => (host.clone(), *port),
-    };
+    let (host, port) = redis.address().map_err(|e| format!("starting the embedded Redis: {e}"))?;
     let (key, _) = signing_key()?;
     let bus = BusAddress { connector: TokioConnector, host, port, key };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -97,20 +33,4 @@ pub fn run(
         let clock = UnixClock::anchored_at(embedded_redis::wall_clock_ms());
         training::run(drill, params, &bus, (RealStorage, &checkpoint), clock, &rng).await
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redis_urls_parse_or_say_what_is_wrong() {
-        assert_eq!(RedisTarget::parse("embedded"), Ok(RedisTarget::Embedded));
-        let url = |host: &str, port| Ok(RedisTarget::Url { host: host.to_owned(), port });
-        assert_eq!(RedisTarget::parse("redis://127.0.0.1:6380"), url("127.0.0.1", 6380));
-        assert_eq!(RedisTarget::parse("redis://cache/0"), url("cache", 6379));
-        for bad in ["http://x", "redis://x:port", "redis://x/3", "redis://", "redis://u:p@x"] {
-            assert!(RedisTarget::parse(bad).is_err(), "{bad}");
-        }
-    }
 }
