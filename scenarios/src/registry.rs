@@ -4,6 +4,7 @@ use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
+use crate::nissa::NissaScenario;
 use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
 use crate::wal_soak::sim::WalSoakScenario;
@@ -16,12 +17,13 @@ static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
+static NISSA: NissaScenario = NissaScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
 pub fn all() -> Vec<&'static dyn SimScenario> {
     let mut all: Vec<&'static dyn SimScenario> =
-        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK, &OONA_BUS, &OONA_LEDGER];
+        vec![&HEARTBEAT, &CONTROL_LOOP, &TOLARIA_CRASH, &ROLLBACK_DEADLINE, &WAL_SOAK, &OONA_BUS, &OONA_LEDGER, &NISSA];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);
     }

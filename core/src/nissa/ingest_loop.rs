@@ -77,6 +77,7 @@ fn record<C: Connector, R: RngCore, E: DocumentIndex>(
         Err(error) => {
             tracing::warn!(%error, failures, "nissa: ingest pass failed; retrying");
             state.health.redis_up = false;
+            state.health.failed_rounds += 1;
             state.health.consecutive_failures = failures.saturating_add(1);
             state.health.last_error = Some(error.to_string());
             state.exporter.redis_up.set(0);

@@ -22,6 +22,8 @@ pub struct Health {
     pub last_round_ms: Option<u64>,
     /// Rounds completed, successful or not.
     pub rounds: u64,
+    /// Rounds that failed, since Nissa started.
+    pub failed_rounds: u64,
 }
 
 /// What was ingested.

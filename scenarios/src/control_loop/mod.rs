@@ -10,7 +10,7 @@
 //! was consulted again.
 
 mod crash;
-mod hosts;
+pub(crate) mod hosts;
 mod rollback;
 
 pub use crash::TolariaCrashScenario;
