@@ -15,6 +15,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use super::alerts::{NotificationState, Route};
 use super::naming::{PromKind, PromName, label_value, prometheus_name};
 
 /// Histogram buckets for ingested latencies, in seconds. Every alert threshold
@@ -24,6 +25,10 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 20] = [
     0.001, 0.0025, 0.005, 0.01, 0.018, 0.025, 0.045, 0.05, 0.06, 0.1, 0.12, 0.18, 0.25, 0.35, 0.5, 0.8, 1.0, 2.5, 5.0,
     10.0,
 ];
+
+/// The `reason`s of `esper_ingest_rejected_total`.
+pub const REJECTED_MESSAGE_REASONS: [&str; 3] =
+    ["undecodable_telemetry", "undecodable_system_state", "undecodable_field_report"];
 
 /// Longest `source` label value kept.
 const SOURCE_LABEL_CHARS: usize = 64;
@@ -133,7 +138,7 @@ impl Exporter {
             "1 while documents go to the in-memory index instead of Elasticsearch.",
         )
         .unwrap_or_else(|error| bad_fixed("esper_index_fallback_active", &error));
-        Self {
+        let exporter = Self {
             telemetry_packets: counter_vec(
                 r,
                 "esper_telemetry_packets_total",
@@ -201,6 +206,29 @@ impl Exporter {
             sources: BTreeSet::new(),
             max_metric_names,
             max_sources,
+        };
+        exporter.initialise_known_labels();
+        exporter
+    }
+
+    /// Creates the series whose label values are known in advance at zero, so
+    /// they exist (and `rate()` works) before the first event.
+    fn initialise_known_labels(&self) {
+        for reason in REJECTED_MESSAGE_REASONS {
+            self.rejected_messages.with_label_values(&[reason]);
+        }
+        for reason in [
+            MetricRejection::Unnamable,
+            MetricRejection::TooManyNames,
+            MetricRejection::Collision,
+            MetricRejection::NonFinite,
+        ] {
+            self.rejected_metrics.with_label_values(&[reason.label()]);
+        }
+        for route in [Route::Slack, Route::PagerDuty, Route::Email] {
+            for state in [NotificationState::Firing, NotificationState::Resolved] {
+                self.notifications.with_label_values(&[route.as_str(), state.as_str()]);
+            }
         }
     }
 

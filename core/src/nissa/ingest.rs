@@ -14,6 +14,7 @@
 //! `esper_ingest_rejected_total{reason}` and dead-lettered by Oona at once.
 //! Other message types are acked and left alone.
 
+use super::exporter::REJECTED_MESSAGE_REASONS;
 use super::index::{Document, IndexName};
 use super::slo;
 use super::state::{Nissa, State};
@@ -47,10 +48,11 @@ impl Nissa {
         match outcome {
             Ok(()) => Handled::Done,
             Err(error) => {
+                let [telemetry, system_state, field_report] = REJECTED_MESSAGE_REASONS;
                 let reason = match envelope.message_type() {
-                    BusMessageType::Telemetry => "undecodable_telemetry",
-                    BusMessageType::SystemState => "undecodable_system_state",
-                    _ => "undecodable_field_report",
+                    BusMessageType::Telemetry => telemetry,
+                    BusMessageType::SystemState => system_state,
+                    _ => field_report,
                 };
                 let mut state = self.lock();
                 state.counts.rejected += 1;
@@ -77,9 +79,9 @@ impl Nissa {
         for sample in slo::samples(packet) {
             if state.slo.record(&sample, now_ms) {
                 state.exporter.slo_samples.with_label_values(&[sample.name.as_str()]).inc();
-                if sample.violated() {
-                    state.exporter.slo_violations.with_label_values(&[sample.name.as_str()]).inc();
-                }
+                // Created at zero on the first sample, so the ratio exists before a violation.
+                let violations = state.exporter.slo_violations.with_label_values(&[sample.name.as_str()]);
+                violations.inc_by(u64::from(sample.violated()));
             }
         }
         state.counts.telemetry_packets += 1;

@@ -19,6 +19,21 @@ use super::state::Nissa;
 use crate::net::Connector;
 use crate::oona::{Backoff, OonaClient, OonaError};
 
+/// The Oona counters that describe consuming (Nissa never publishes), mirrored
+/// into `esper_nissa_bus_events_total{event}`.
+const CONSUMER_EVENTS: [&str; 10] = [
+    "consumed",
+    "acked",
+    "handler_failed",
+    "handler_rejected",
+    "claimed",
+    "dead_letter_total",
+    "invalid_envelopes",
+    "retries_exhausted",
+    "reconnects",
+    "server_restarts",
+];
+
 /// Runs the loop. `rng` draws the retry jitter.
 pub async fn run_ingest<C, R, E>(
     nissa: Nissa,
@@ -61,7 +76,10 @@ fn record<C: Connector, R: RngCore, E: DocumentIndex>(
     let mut state = nissa.lock();
     state.index = index.status().clone();
     for (name, value) in bus.metrics_snapshot().named() {
-        state.exporter.mirror_bus_counter(name.trim_start_matches("oona."), value);
+        let event = name.trim_start_matches("oona.");
+        if CONSUMER_EVENTS.contains(&event) {
+            state.exporter.mirror_bus_counter(event, value);
+        }
     }
     state.health.rounds += 1;
     match pass {

@@ -6,7 +6,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::alerts::{AlertEngine, AlertRuleError, NotificationState, RouteLog, Transition, default_rules};
+use super::alerts::{
+    AlertEngine, AlertRuleError, Notification, NotificationState, RouteLog, Severity, Transition, default_rules,
+};
 use super::config::NissaConfig;
 use super::exporter::Exporter;
 use super::index::{Document, IndexStatus};
@@ -45,8 +47,15 @@ impl Nissa {
     /// Nissa with `config`'s rules, reading Unix time from `clock`.
     pub fn new(config: NissaConfig, clock: UnixClock) -> Result<Self, AlertRuleError> {
         let alerts = AlertEngine::new(default_rules(config.training_latency_rule, config.prefetch_rule))?;
+        let exporter = Exporter::new(config.max_metric_names, config.max_sources);
+        for rule in alerts.rules() {
+            let levels = [(Severity::Warning, rule.warning), (Severity::Critical, rule.critical)];
+            for (severity, _) in levels.iter().filter(|(_, threshold)| threshold.is_some()) {
+                exporter.set_alert(&rule.name, severity.as_str(), false);
+            }
+        }
         let state = State {
-            exporter: Exporter::new(config.max_metric_names, config.max_sources),
+            exporter,
             alerts,
             routes: RouteLog::new(config.notification_log),
             slo: SloTracker::new(config.slo_windows.clone(), config.slo_max_samples, config.slo_max_count),
@@ -97,14 +106,13 @@ impl State {
                     (alert, severity, value, routes, NotificationState::Resolved)
                 }
             };
-            for level in [super::alerts::Severity::Warning, super::alerts::Severity::Critical] {
+            for level in [Severity::Warning, Severity::Critical] {
                 let active = state == NotificationState::Firing && level == severity;
                 self.exporter.set_alert(&alert, level.as_str(), active);
             }
             for route in routes {
                 self.exporter.notifications.with_label_values(&[route.as_str(), state.as_str()]).inc();
-                let notification =
-                    super::alerts::Notification { alert: alert.clone(), severity, route, state, at_ms: now_ms, value };
+                let notification = Notification { alert: alert.clone(), severity, route, state, at_ms: now_ms, value };
                 self.routes.send(notification);
             }
         }

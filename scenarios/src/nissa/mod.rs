@@ -34,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::control_loop::hosts::sim_clock;
 use crate::oona_bus::REDIS_PORT;
 use crate::oona_checks::{BusFixture, Resetter};
-use drills::{DrillResult, DrillRig};
+use drills::{Drill, DrillResult, DrillRig};
 use probe::Probe;
 
 /// Nissa's host name.
@@ -98,13 +98,18 @@ enum Extent {
     Scenario,
 }
 
-/// Registers the `drills` client; drill results are appended to `results`.
-fn drills_client(world: &mut World, extent: Extent, results: Rc<RefCell<Vec<DrillResult>>>) {
+/// Registers the `drills` client running `drills`; results are appended to `results`.
+fn drills_client(world: &mut World, extent: Extent, drills: Vec<Drill>, results: Rc<RefCell<Vec<DrillResult>>>) {
     let rng = world.rng().child(DRILLS);
-    world.client(DRILLS, async move { drive(extent, &results, &rng).await.map_err(Into::into) });
+    world.client(DRILLS, async move { drive(extent, &drills, &results, &rng).await.map_err(Into::into) });
 }
 
-async fn drive(extent: Extent, results: &RefCell<Vec<DrillResult>>, rng: &RngTree) -> Result<(), String> {
+async fn drive(
+    extent: Extent,
+    drills: &[Drill],
+    results: &RefCell<Vec<DrillResult>>,
+    rng: &RngTree,
+) -> Result<(), String> {
     let probe = Probe { connector: TurmoilConnector, host: NISSA.to_owned(), port: NISSA_PORT };
     probe.wait_ready(1_000).await?;
     if extent == Extent::Scenario {
@@ -118,9 +123,8 @@ async fn drive(extent: Extent, results: &RefCell<Vec<DrillResult>>, rng: &RngTre
     }
     let clock = sim_clock();
     let mut rig = DrillRig::new(bus(DRILLS, clock, rng.stream("bus"))?, probe.clone()).await?;
-    let config = sim_config();
-    for drill in drills::drills(&default_rules(config.training_latency_rule, config.prefetch_rule)) {
-        let result = rig.run(&drill).await?;
+    for drill in drills {
+        let result = rig.run(drill).await?;
         results.borrow_mut().push(result);
     }
     let failed: Vec<String> =
@@ -170,7 +174,7 @@ impl SimScenario for NissaScenario {
     fn populate(&self, world: &mut World) {
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         nissa_host(world, sim_config());
-        drills_client(world, Extent::Scenario, Rc::default());
+        drills_client(world, Extent::Scenario, catalog_drills(&sim_config()), Rc::default());
     }
 }
 
@@ -190,13 +194,26 @@ impl FaultDrillReport {
     }
 }
 
+/// The drills for the alert catalog `config` selects.
+pub fn catalog_drills(config: &NissaConfig) -> Vec<Drill> {
+    drills::drills(&default_rules(config.training_latency_rule, config.prefetch_rule))
+}
+
 /// Runs every alert drill against a Nissa in a world seeded with `seed`.
 pub fn fault_drills(seed: u64) -> FaultDrillReport {
+    let config = sim_config();
+    let drills = catalog_drills(&config);
+    fault_drills_with(seed, config, drills)
+}
+
+/// Runs `drills` against a Nissa configured with `config` (tests plant a
+/// mismatch between the two to see the drills catch it).
+pub fn fault_drills_with(seed: u64, config: NissaConfig, drills: Vec<Drill>) -> FaultDrillReport {
     let mut world = World::new(seed, FaultSchedule::default());
     world.redis(REDIS, REDIS_PORT, ServerConfig::default());
-    nissa_host(&mut world, sim_config());
+    nissa_host(&mut world, config);
     let results = Rc::default();
-    drills_client(&mut world, Extent::Drills, Rc::clone(&results));
+    drills_client(&mut world, Extent::Drills, drills, Rc::clone(&results));
     let run = world.run("fault-drills", TraceMode::Hash);
     let drills = results.take();
     FaultDrillReport { run, drills }
