@@ -3,7 +3,9 @@
 //! Each pass makes sure Nissa's consumer groups exist (a bounded number of
 //! attempts; on failure the pass ends), then runs one consume round on the
 //! telemetry, emergency and normal streams, hands the documents gathered to the
-//! index, and mirrors the Oona consumer's counters into `/metrics`. A failed pass
+//! index, and mirrors the Oona consumer's counters into `/metrics`. While a pass
+//! finds entries the reads do not block, so an idle stream does not hold up a
+//! busy one; after an idle pass they wait the configured block. A failed pass
 //! — Redis down, restarting, refusing — is logged, recorded in health, and
 //! followed by a pause that doubles (with seeded jitter) up to `retry_cap`; the
 //! loop itself never ends. After a Redis restart the groups may be gone: Oona
@@ -11,6 +13,7 @@
 //! check does the rest.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use rand::RngCore;
 
@@ -18,6 +21,10 @@ use super::index::{DocumentIndex, IndexRouter};
 use super::state::Nissa;
 use crate::net::Connector;
 use crate::oona::{Backoff, OonaClient, OonaError};
+
+/// XREADGROUP's block while the last pass found entries (none): the three
+/// streams are read in turn, and waiting on an empty one would hold up a busy one.
+const BUSY_BLOCK: Duration = Duration::ZERO;
 
 /// The Oona counters that describe consuming (Nissa never publishes), mirrored
 /// into `esper_nissa_bus_events_total{event}`.
@@ -49,9 +56,13 @@ where
     let config = bus.config().clone();
     let streams = [config.telemetry_stream, config.emergency_stream, config.normal_stream];
     let backoff = Backoff::new(nissa.config().retry_base, nissa.config().retry_cap);
+    let idle_block = config.block;
     let mut failures = 0_u32;
     loop {
         let pass = one_pass(&nissa, &mut bus, &streams).await;
+        let busy = pass.as_ref().is_ok_and(|entries| *entries > 0);
+        bus.set_block(if busy { BUSY_BLOCK } else { idle_block });
+        let pass = pass.map(drop);
         index.store(nissa.take_documents()).await;
         record(&nissa, &bus, &index, &pass, failures);
         match pass {
@@ -103,21 +114,23 @@ fn record<C: Connector, R: RngCore, E: DocumentIndex>(
     }
 }
 
-/// Groups, then one round per stream.
+/// Groups, then one round per stream; returns how many entries the rounds saw.
 async fn one_pass<C: Connector, R: RngCore>(
     nissa: &Nissa,
     bus: &mut OonaClient<C, R>,
     streams: &[String; 3],
-) -> Result<(), OonaError> {
+) -> Result<u32, OonaError> {
     if !nissa.lock().health.groups_ready {
         ensure_groups(nissa, bus, streams).await?;
         nissa.lock().health.groups_ready = true;
         tracing::info!(group = %bus.config().group, "nissa: consumer groups ready");
     }
+    let mut entries = 0_u32;
     for stream in streams {
-        bus.consume_with(stream, |delivery| nissa.ingest(delivery)).await?;
+        let round = bus.consume_with(stream, |delivery| nissa.ingest(delivery)).await?;
+        entries = entries.saturating_add(round.handled + round.failed + round.dead_lettered);
     }
-    Ok(())
+    Ok(entries)
 }
 
 /// Creates every group, each with up to `group_create_attempts` tries.

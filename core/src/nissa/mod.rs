@@ -58,7 +58,7 @@ pub fn bus_config(base: StreamConfig) -> StreamConfig {
         group: GROUP.to_owned(),
         consumer: GROUP.to_owned(),
         block: Duration::from_millis(100),
-        read_count: 32,
+        read_count: 128,
         ..base
     }
 }

@@ -167,21 +167,15 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
             .collect())
     }
 
-    /// XREADGROUP BLOCK for entries never delivered to the group.
+    /// XREADGROUP (BLOCK, unless the block is zero) for entries never delivered to the group.
     async fn read_new(&mut self, stream: &str) -> Result<Vec<Entry>, OonaError> {
         let block_ms = u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX);
-        let cmd = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg("COUNT")
-            .arg(self.config.read_count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(stream)
-            .arg(">")
-            .clone();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(&self.config.group).arg(&self.config.consumer).arg("COUNT").arg(self.config.read_count);
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(stream).arg(">");
         let target = Target { command: "XREADGROUP", stream };
         let reply = self.query(&cmd, target, self.config.block).await?;
         read_reply(&reply).map_err(|detail| reply_error(target, detail))

@@ -1,6 +1,6 @@
 //! Sends each batch to the configured index, falling back to memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prometheus::{IntCounterVec, IntGauge};
 
@@ -56,13 +56,13 @@ impl<E: DocumentIndex> IndexRouter<E> {
         if documents.is_empty() {
             return;
         }
-        let failed = match self.primary.as_mut() {
+        let failed: BTreeSet<usize> = match self.primary.as_mut() {
             None => (0..documents.len()).collect(),
             Some(primary) => match primary.index_batch(&documents).await {
-                Ok(()) => Vec::new(),
+                Ok(()) => BTreeSet::new(),
                 Err(error) => {
                     tracing::warn!(%error, "nissa: document index failed");
-                    error.failed(documents.len())
+                    error.failed(documents.len()).into_iter().collect()
                 }
             },
         };
