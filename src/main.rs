@@ -80,6 +80,14 @@ enum Command {
         #[command(subcommand)]
         action: TamiyoWalAction,
     },
+    /// Feed Nissa synthetic telemetry for each alert in a simulated world: each must
+    /// fire in the evaluation its condition is met and clear after normal samples.
+    /// Exit 1 if any drill fails.
+    FaultDrills {
+        /// The world's seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
     Redis {
         /// TCP port to listen on, on every local address.
@@ -278,6 +286,14 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
         Command::TamiyoWal { action } => tamiyo_wal(action),
+        Command::FaultDrills { seed } => {
+            let report = esper_scenarios::nissa::fault_drills(seed);
+            report.drills.iter().for_each(|drill| println!("{drill}"));
+            if !report.passed() {
+                eprintln!("{}", report.run);
+            }
+            Ok(report.passed())
+        }
         Command::Redis { port } => {
             eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
             esper_scenarios::embedded_redis::serve_blocking(port)

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
+pub mod nissa;
 pub mod oona;
 pub mod storage;
 pub mod tamiyo;

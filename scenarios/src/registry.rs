@@ -5,6 +5,7 @@ use esper_sim::SimScenario;
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
 use crate::kasmina_prefetch::KasminaPrefetchScenario;
+use crate::nissa::NissaScenario;
 use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
 use crate::rc1::sim::TrainingScenario;
@@ -23,6 +24,7 @@ static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill:
 static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rollback);
 static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
+static NISSA: NissaScenario = NissaScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
@@ -39,6 +41,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &RC1_ROLLBACK,
         &RC1_TAMIYO_TIMEOUT,
         &KASMINA_PREFETCH,
+        &NISSA,
     ];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use esper_sim::redis::{RedisServer, ServerConfig};
 
+pub mod nissa;
+
 /// A real `redis-server` on a free loopback port with its own temp dir, stopped
 /// (and the dir removed) on drop.
 #[derive(Debug)]
@@ -154,4 +156,27 @@ impl RawClient {
             redis_protocol::resp2::decode::decode_range(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
         }
     }
+}
+
+/// A command-line tool the tests need (`promtool`, `prometheus`), or `None` after
+/// printing why the test skips. Under `CI=true` a missing tool is a test failure.
+pub fn tool(name: &str, test: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        let message = format!("{test}: {name} is not installed (Debian package {package}; ci/setup installs it)");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("SKIPPED {message}");
+    }
+    found
+}
+
+/// Unix milliseconds from the wall clock, to anchor a real-profile `UnixClock`.
+pub fn wall_clock_ms() -> u64 {
+    #[allow(clippy::disallowed_methods, reason = "the real profile anchors its Unix clock to wall time")]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }

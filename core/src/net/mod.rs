@@ -4,12 +4,16 @@
 //! Weatherlight's heartbeats) are generic over a [`Connector`]. The real profile passes
 //! [`TokioConnector`]; the sim passes turmoil's sockets through the same trait, so the
 //! code under test cannot tell the two apart. [`framed`] puts length-prefixed frames
-//! around messages on any such stream.
+//! around messages on any such stream, [`http1`] is a small HTTP/1.1 client over it,
+//! and [`AxumListener`] lets `axum::serve` accept through any [`Listener`].
 
+mod axum_listener;
 pub mod framed;
+pub mod http1;
 mod tokio_connector;
 
-pub use tokio_connector::TokioConnector;
+pub use axum_listener::AxumListener;
+pub use tokio_connector::{TokioConnector, TokioListener};
 
 use std::future::Future;
 use std::io;

@@ -69,6 +69,13 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         &self.config
     }
 
+    /// Changes how long XREADGROUP waits for new entries (zero: not at all). A
+    /// consumer of several streams reads them in turn; it does not wait while any
+    /// of them is busy, and waits the full block only when all were idle.
+    pub fn set_block(&mut self, block: Duration) {
+        self.config.block = block;
+    }
+
     /// Every counter now.
     pub fn metrics_snapshot(&self) -> OonaMetrics {
         OonaMetrics { reconnects: self.link.reconnects, server_restarts: self.link.server_restarts, ..self.metrics }

@@ -55,7 +55,7 @@ pub struct StreamConfig {
     pub emergency_burst: u32,
     /// Entries read per XREADGROUP: 1.
     pub read_count: u32,
-    /// XREADGROUP BLOCK: 1 s.
+    /// XREADGROUP BLOCK: 1 s (zero reads without blocking).
     pub block: Duration,
     /// Pending entries idle this long are reclaimed by XAUTOCLAIM: 60 s.
     pub retry_idle: Duration,

@@ -6,8 +6,9 @@
 //! handler failed) — every round, or once per `claim_interval` — then
 //! XREADGROUP BLOCK waits for new ones. An entry is acked only after its handler
 //! succeeds, so a failure or a crash means redelivery.
-//! Entries that fail verification, and entries delivered more than
-//! `retry_max_attempts` times, are copied to the dead-letter stream and acked:
+//! Entries that fail verification, entries delivered more than
+//! `retry_max_attempts` times, and entries a handler rejects as unusable
+//! ([`Handled::Reject`]) are copied to the dead-letter stream and acked:
 //! counted, never retried forever, never silently lost.
 
 use std::fmt::Display;
@@ -37,6 +38,19 @@ pub struct Delivery<'a> {
     pub deliveries: u64,
 }
 
+/// A handler's verdict on one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Done with it: ack.
+    Done,
+    /// Failed for now (a dependency was down): leave it pending, so it is
+    /// redelivered, up to `retry_max_attempts` times.
+    Retry(String),
+    /// It can never succeed (a payload that does not decode): dead-letter it now
+    /// with this reason rather than retry it `retry_max_attempts` times.
+    Reject(String),
+}
+
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConsumeRound {
@@ -44,7 +58,7 @@ pub struct ConsumeRound {
     pub handled: u32,
     /// Entries whose handler failed (left pending for a retry).
     pub failed: u32,
-    /// Entries moved to the dead-letter stream.
+    /// Entries moved to the dead-letter stream (unverifiable, exhausted or rejected).
     pub dead_lettered: u32,
     /// Entries taken over from the pending list.
     pub claimed: u32,
@@ -64,11 +78,25 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         }
     }
 
-    /// One round on `stream`: reclaim, read, hand each entry to `handler`.
+    /// One round on `stream`: reclaim, read, hand each entry to `handler`. An
+    /// `Err` leaves the entry pending for a retry.
     pub async fn consume<E: Display>(
         &mut self,
         stream: &str,
         mut handler: impl FnMut(&Delivery<'_>) -> Result<(), E>,
+    ) -> Result<ConsumeRound, OonaError> {
+        self.consume_with(stream, |delivery| match handler(delivery) {
+            Ok(()) => Handled::Done,
+            Err(error) => Handled::Retry(error.to_string()),
+        })
+        .await
+    }
+
+    /// [`OonaClient::consume`] with a handler that can also reject an entry for good.
+    pub async fn consume_with(
+        &mut self,
+        stream: &str,
+        mut handler: impl FnMut(&Delivery<'_>) -> Handled,
     ) -> Result<ConsumeRound, OonaError> {
         let mut round = ConsumeRound::default();
         let due = self.last_claim.get(stream).is_none_or(|last| last.elapsed() >= self.config.claim_interval);
@@ -148,32 +176,26 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
             .collect())
     }
 
-    /// XREADGROUP BLOCK for entries never delivered to the group.
+    /// XREADGROUP (BLOCK, unless the block is zero) for entries never delivered to the group.
     async fn read_new(&mut self, stream: &str) -> Result<Vec<Entry>, OonaError> {
         let block_ms = u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX);
-        let cmd = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg("COUNT")
-            .arg(self.config.read_count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(stream)
-            .arg(">")
-            .clone();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP").arg(&self.config.group).arg(&self.config.consumer).arg("COUNT").arg(self.config.read_count);
+        if block_ms > 0 {
+            cmd.arg("BLOCK").arg(block_ms);
+        }
+        cmd.arg("STREAMS").arg(stream).arg(">");
         let target = Target { command: "XREADGROUP", stream };
         let reply = self.query(&cmd, target, self.config.block).await?;
         read_reply(&reply).map_err(|detail| reply_error(target, detail))
     }
 
-    async fn process<E: Display>(
+    async fn process(
         &mut self,
         stream: &str,
         entry: &Entry,
         deliveries: u64,
-        handler: &mut impl FnMut(&Delivery<'_>) -> Result<(), E>,
+        handler: &mut impl FnMut(&Delivery<'_>) -> Handled,
         round: &mut ConsumeRound,
     ) -> Result<(), OonaError> {
         if deliveries > self.config.retry_max_attempts {
@@ -191,15 +213,19 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         self.metrics.consumed += 1;
         let delivery = Delivery { stream, id: &entry.id, envelope: &envelope, deliveries };
         match handler(&delivery) {
-            Ok(()) => {
+            Handled::Done => {
                 self.ack(stream, &entry.id).await?;
                 self.metrics.acked += 1;
                 round.handled += 1;
             }
-            Err(error) => {
+            Handled::Retry(error) => {
                 self.metrics.handler_failed += 1;
                 round.failed += 1;
                 tracing::warn!(stream, id = %entry.id, deliveries, %error, "oona: handler failed; entry stays pending");
+            }
+            Handled::Reject(why) => {
+                self.metrics.handler_rejected += 1;
+                return self.dead_letter(stream, entry, &format!("handler rejected it: {why}"), round).await;
             }
         }
         Ok(())

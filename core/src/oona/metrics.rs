@@ -25,6 +25,8 @@ pub struct OonaMetrics {
     pub handler_failed: u64,
     /// Pending entries taken over by XAUTOCLAIM.
     pub claimed: u64,
+    /// Entries a handler rejected as unusable (dead-lettered at once).
+    pub handler_rejected: u64,
     /// Entries moved to the dead-letter stream (all reasons).
     pub dead_letter_total: u64,
     /// Of those, entries whose frame did not verify or decode.
@@ -39,7 +41,7 @@ pub struct OonaMetrics {
 
 impl OonaMetrics {
     /// `(name, value)` pairs with Esper-Lite's metric names.
-    pub fn named(&self) -> [(&'static str, u64); 16] {
+    pub fn named(&self) -> [(&'static str, u64); 17] {
         [
             ("oona.publish_total", self.publish_total),
             ("oona.publish_rerouted", self.publish_rerouted),
@@ -51,6 +53,7 @@ impl OonaMetrics {
             ("oona.consumed", self.consumed),
             ("oona.acked", self.acked),
             ("oona.handler_failed", self.handler_failed),
+            ("oona.handler_rejected", self.handler_rejected),
             ("oona.claimed", self.claimed),
             ("oona.dead_letter_total", self.dead_letter_total),
             ("oona.invalid_envelopes", self.invalid_envelopes),

@@ -39,7 +39,7 @@ pub use config::{
     EMERGENCY_MAX_PER_MIN_ENV, EMERGENCY_STREAM_ENV, EMERGENCY_THRESHOLD_ENV, NORMAL_STREAM_ENV, POLICY_STREAM_ENV,
     StreamConfig, StreamConfigError, TELEMETRY_STREAM_ENV,
 };
-pub use consume::{ConsumeRound, Delivery};
+pub use consume::{ConsumeRound, Delivery, Handled};
 pub use entries::Entry;
 pub use error::OonaError;
 pub use metrics::OonaMetrics;

@@ -1,0 +1,93 @@
+//! Nissa's HTTP endpoints (axum, HTTP/1.1) over the [`Connector`] seam.
+//!
+//! * `GET /metrics` — Prometheus text exposition;
+//! * `GET /healthz` — liveness: 200 while Nissa answers, with Redis and ingest status;
+//! * `GET /readyz` — 200 when Redis answered the last round and the consumer
+//!   groups exist, 503 otherwise;
+//! * `GET /metrics/summary` — JSON: firing alerts, SLO burn rates, notifications.
+//!
+//! No endpoint takes a body, so any request declaring one over
+//! `max_request_bytes` is refused with 413 before routing, and one streamed
+//! without a length with 411; hyper itself answers oversized heads with 431.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::state::Nissa;
+use crate::net::{AxumListener, Connector};
+
+/// The Prometheus text format's content type.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The routes, with the request-size guard.
+pub fn router(nissa: Nissa) -> Router {
+    let limit = nissa.config().max_request_bytes;
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/metrics/summary", get(summary))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(from_fn_with_state(limit, limit_body))
+        .with_state(nissa)
+}
+
+/// Serves `nissa` on its configured port until the listener fails.
+pub async fn serve_http<C: Connector>(connector: &C, nissa: Nissa) -> std::io::Result<()> {
+    let port = nissa.config().port;
+    let listener = connector.bind(port).await?;
+    tracing::info!(port, "nissa: HTTP listening");
+    axum::serve(AxumListener::new(listener, port), router(nissa)).await
+}
+
+async fn limit_body(State(limit): State<u64>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, format!("request bodies are limited to {limit} bytes\n"))
+            .into_response();
+    }
+    if declared.is_none() && headers.contains_key(header::TRANSFER_ENCODING) {
+        return (StatusCode::LENGTH_REQUIRED, "request bodies need a Content-Length\n").into_response();
+    }
+    next.run(request).await
+}
+
+async fn metrics(State(nissa): State<Nissa>) -> Response {
+    let mut response = Response::new(Body::from(nissa.render_metrics()));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    response
+}
+
+async fn summary(State(nissa): State<Nissa>) -> Response {
+    json(StatusCode::OK, &nissa.summary())
+}
+
+async fn healthz(State(nissa): State<Nissa>) -> Response {
+    json(StatusCode::OK, &nissa.liveness())
+}
+
+async fn readyz(State(nissa): State<Nissa>) -> Response {
+    let ready = nissa.ready();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json(status, &serde_json::json!({ "ready": ready }))
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = status;
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(error) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the response: {error}\n")).into_response()
+        }
+    }
+}
