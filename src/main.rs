@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
+use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
 use esper_scenarios::real_profile::{RedisTarget, signing_key};
@@ -94,8 +95,8 @@ enum Command {
         #[arg(long, default_value_t = 6379)]
         port: u16,
     },
-    /// The main job: the RC1 harness. Runs steady-train, rollback and tamiyo-timeout
-    /// (or one of them), writes `<scenario>_metrics.json`, `summary.csv`, `env.json`,
+    /// The main job: the RC1 harness. Runs steady-train, rollback, tamiyo-timeout and
+    /// kasmina-prefetch (or one of them), writes `<scenario>_metrics.json`, `summary.csv`, `env.json`,
     /// `latency.svg` and `report.md` to the output directory, and prints the tables.
     /// The sim profile (default) models time and gives each run a trace hash; the real
     /// profile measures wall time on a real device over a real TCP Redis.
@@ -148,7 +149,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct HarnessArgs {
-    /// `all`, or one of steady-train, rollback, tamiyo-timeout.
+    /// `all`, or one of steady-train, rollback, tamiyo-timeout, kasmina-prefetch.
     #[arg(default_value = "all", value_parser = harness_target)]
     target: HarnessTarget,
     /// sim (modelled time, deterministic, trace hash) or real (wall time, TCP Redis).
@@ -191,6 +192,18 @@ struct HarnessArgs {
     /// rollback: how long a checkpoint read takes, in ms (RC1's restore took 12).
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     checkpoint_read_ms: u64,
+    /// kasmina-prefetch: kernel requests in the burst.
+    #[arg(long, default_value_t = RC1_BURST.requests as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    requests: u64,
+    /// kasmina-prefetch: requests in flight at most.
+    #[arg(long, default_value_t = RC1_BURST.concurrency as u64, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    concurrency: u64,
+    /// kasmina-prefetch: Urza's kernel-ready latency, in ms.
+    #[arg(long, default_value_t = RC1_BURST.ready_latency_ms)]
+    ready_latency_ms: u64,
+    /// kasmina-prefetch: half-width of the uniform jitter on it, in ms (seeded).
+    #[arg(long, default_value_t = RC1_BURST.jitter_ms)]
+    jitter_ms: u64,
 }
 
 /// `all`, or one RC1 scenario.
@@ -439,7 +452,15 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
         tamiyo_stalls,
         step_cost: if profile == Profile::Sim { defaults.step_cost } else { Duration::ZERO },
     };
-    let config = HarnessConfig { profile, seed: args.seed, training, redis, output_dir: args.output_dir.clone() };
+    let prefetch = BurstConfig {
+        requests: usize::try_from(args.requests)?,
+        concurrency: usize::try_from(args.concurrency)?,
+        ready_latency_ms: args.ready_latency_ms,
+        jitter_ms: args.jitter_ms,
+        ..RC1_BURST
+    };
+    let config =
+        HarnessConfig { profile, seed: args.seed, training, prefetch, redis, output_dir: args.output_dir.clone() };
     let started_ms = unix_ms_now();
     let scenarios = args.target.0;
     let mut runs = Vec::new();

@@ -11,13 +11,15 @@ use esper_scenarios::rc1::sim::{self, sim_defaults};
 use esper_scenarios::rc1::training::TrainingDrill;
 use support::RealRedis;
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 12] = [
     "steady_train_metrics.json",
     "steady_train_telemetry.json",
     "rollback_deadline_metrics.json",
     "rollback_deadline_telemetry.json",
     "tamiyo_timeout_metrics.json",
     "tamiyo_timeout_telemetry.json",
+    "kasmina_prefetch_burst_metrics.json",
+    "kasmina_prefetch_burst_telemetry.json",
     "summary.csv",
     "env.json",
     "latency.svg",
@@ -67,9 +69,13 @@ fn harness_all_writes_every_file_and_the_sim_counters_pass_the_cpu_baseline() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("| steady_train | sim | synthetic | tolaria.training.latency_ms | 3 |"), "{stdout}");
     assert!(stdout.contains("trace hash"), "{stdout}");
-    assert!(text(&output.stderr).contains("[3/3] tamiyo-timeout: done"), "progress is reported");
+    assert!(text(&output.stderr).contains("[4/4] kasmina-prefetch: done"), "progress is reported");
     let csv = std::fs::read_to_string(dir.join("summary.csv")).expect("summary");
-    assert_eq!(csv.lines().count(), 1 + 4, "header + 3 epoch KPIs + the restore latency:\n{csv}");
+    assert_eq!(csv.lines().count(), 1 + 5, "header + 3 epoch KPIs + restore + prefetch latency:\n{csv}");
+    assert!(
+        stdout.contains("| kasmina_prefetch_burst | sim | synthetic | kasmina.prefetch.latency_ms | 32 |"),
+        "{stdout}"
+    );
     assert!(std::fs::read_to_string(dir.join("latency.svg")).expect("svg").contains("<svg"));
 
     let verdict = gate(CPU_BASELINE, &dir);

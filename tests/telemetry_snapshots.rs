@@ -1,5 +1,6 @@
 //! insta snapshots of the telemetry the RC1 scenarios emit at fixed seeds: every
-//! packet Tolaria published, decoded to JSON, in order. Sim runs are snapshotted
+//! packet Tolaria (or, for the prefetch burst, Kasmina) published, decoded to JSON,
+//! in order. Sim runs are snapshotted
 //! exactly; the real-profile run keeps the structure and redacts what wall time
 //! decides (timestamps, latencies). CI runs with `INSTA_UPDATE=no`: a changed
 //! packet fails with a diff, to be reviewed (`cargo insta review`), never accepted
@@ -45,6 +46,21 @@ fn rc1_tamiyo_timeout_telemetry() {
     assert_snapshot("rc1_tamiyo_timeout_sim_seed42", &sim_telemetry(TrainingDrill::TamiyoTimeout));
 }
 
+#[test]
+fn rc1_kasmina_prefetch_telemetry() {
+    let config = HarnessConfig {
+        profile: Profile::Sim,
+        seed: SEED,
+        training: sim_defaults(),
+        prefetch: esper_scenarios::rc1::prefetch::RC1_BURST,
+        redis: RedisTarget::Embedded,
+        output_dir: std::env::temp_dir(),
+    };
+    let run = run_scenario(Rc1Scenario::KasminaPrefetch, &config).unwrap_or_else(|error| panic!("{error}"));
+    let telemetry = serde_json::to_value(&run.telemetry).expect("packets serialise");
+    assert_snapshot("rc1_kasmina_prefetch_sim_seed42", &telemetry);
+}
+
 /// Whether a metric or attribute carries a wall-clock measurement.
 fn is_timing(name: &str) -> bool {
     name.contains("latency") || name.ends_with("_ms") || name == "slo.tolaria_latency_actual"
@@ -81,6 +97,7 @@ fn rc1_steady_train_real_profile_telemetry_structure() {
             step_cost: std::time::Duration::ZERO,
             ..sim_defaults()
         },
+        prefetch: esper_scenarios::rc1::prefetch::RC1_BURST,
         redis: RedisTarget::Embedded,
         output_dir,
     };

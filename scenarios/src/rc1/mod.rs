@@ -3,7 +3,7 @@
 //! baselines.
 //!
 //! [`training`] holds the three training drills and [`drills`] the faults they
-//! inject; [`sim`] and [`real`] run them under each profile; [`metrics`] is the
+//! inject, [`prefetch`] Kasmina's prefetch burst; [`sim`] and [`real`] run them under each profile; [`metrics`] is the
 //! metrics-file schema, [`output`] writes a run directory, [`gate`] judges one.
 
 pub mod drills;
@@ -12,6 +12,7 @@ pub mod gate;
 pub mod metrics;
 pub mod output;
 pub mod plot;
+pub mod prefetch;
 pub mod real;
 pub mod sim;
 pub mod training;
@@ -22,6 +23,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use esper_core::leyline::TelemetryPacket;
+
+use crate::kasmina_prefetch::BurstConfig;
 use esper_core::tolaria::device::DeviceKind;
 
 use crate::real_profile::RedisTarget;
@@ -34,10 +37,11 @@ pub enum Rc1Scenario {
     SteadyTrain,
     Rollback,
     TamiyoTimeout,
+    KasminaPrefetch,
 }
 
 impl Rc1Scenario {
-    pub const ALL: [Self; 3] = [Self::SteadyTrain, Self::Rollback, Self::TamiyoTimeout];
+    pub const ALL: [Self; 4] = [Self::SteadyTrain, Self::Rollback, Self::TamiyoTimeout, Self::KasminaPrefetch];
 
     /// The name on the command line.
     pub fn cli_name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Rc1Scenario {
             Self::SteadyTrain => "steady-train",
             Self::Rollback => "rollback",
             Self::TamiyoTimeout => "tamiyo-timeout",
+            Self::KasminaPrefetch => "kasmina-prefetch",
         }
     }
 
@@ -54,14 +59,17 @@ impl Rc1Scenario {
             Self::SteadyTrain => "steady_train",
             Self::Rollback => "rollback_deadline",
             Self::TamiyoTimeout => "tamiyo_timeout",
+            Self::KasminaPrefetch => "kasmina_prefetch_burst",
         }
     }
 
-    fn drill(self) -> TrainingDrill {
+    /// The training drill this scenario is, if it is one.
+    fn drill(self) -> Option<TrainingDrill> {
         match self {
-            Self::SteadyTrain => TrainingDrill::SteadyTrain,
-            Self::Rollback => TrainingDrill::Rollback,
-            Self::TamiyoTimeout => TrainingDrill::TamiyoTimeout,
+            Self::SteadyTrain => Some(TrainingDrill::SteadyTrain),
+            Self::Rollback => Some(TrainingDrill::Rollback),
+            Self::TamiyoTimeout => Some(TrainingDrill::TamiyoTimeout),
+            Self::KasminaPrefetch => None,
         }
     }
 }
@@ -105,6 +113,8 @@ pub struct HarnessConfig {
     pub profile: Profile,
     pub seed: u64,
     pub training: TrainingParams,
+    /// The kasmina-prefetch burst (its seed is the run's).
+    pub prefetch: BurstConfig,
     pub redis: RedisTarget,
     pub output_dir: PathBuf,
 }
@@ -118,7 +128,9 @@ pub struct ScenarioRun {
 
 /// Runs `scenario` under `config`.
 pub fn run_scenario(scenario: Rc1Scenario, config: &HarnessConfig) -> Result<ScenarioRun, String> {
-    let drill = scenario.drill();
+    let Some(drill) = scenario.drill() else {
+        return prefetch::run(config);
+    };
     let (outcome, trace_hash) = match config.profile {
         Profile::Sim => {
             if config.training.device != DeviceKind::Synthetic && !cfg!(feature = "tch") {
@@ -161,7 +173,7 @@ fn training_metrics(
             };
             parameters.insert(stalls.0.to_owned(), stalls.1);
         }
-        Rc1Scenario::SteadyTrain => {}
+        Rc1Scenario::SteadyTrain | Rc1Scenario::KasminaPrefetch => {}
     }
     if config.profile == Profile::Sim {
         parameters.insert("step_cost_us".to_owned(), p.step_cost.as_micros().to_string());

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <slug>_metrics.json     one per scenario (schema: metrics::ScenarioMetrics)
-//! <slug>_telemetry.json   the telemetry packets Tolaria published, decoded, in order
+//! <slug>_telemetry.json   the scenario's telemetry packets (Tolaria's, or Kasmina's), decoded, in order
 //! summary.csv             one row per scenario and latency KPI
 //! env.json                versions, device, CPU, CUDA, host
 //! latency.svg, report.md  the tables and the latency plot
