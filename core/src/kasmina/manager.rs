@@ -10,13 +10,21 @@
 //! is a `gate_event`; a command that would need an illegal transition is refused
 //! with a typed error, an event and a counter — never a silent no-op.
 //!
+//! Blend changes: Tamiyo's seed command carries its blend in `seed_operation.parameters`
+//! (`alpha`, `blending_method_index`, `blending_schedule_start/end`; see
+//! [`blending`](super::blending)). A GERMINATE that targets a seed already past DORMANT
+//! and carries those parameters is a blend change, legal for a BLENDING seed only: it
+//! re-plans the seed's alpha from where it is to the commanded target. A seed held
+//! below alpha 1 stays BLENDING (G3 wants a complete blend) until a later change
+//! raises it. In any other stage the change is refused ([`KasminaError::BlendRefused`]).
+//!
 //! Gradient isolation ([`SeedManager::check_isolation`]) feeds the gates: a violation
 //! is counted, degrades the seed's health and blocks G1/G4; with
 //! `KASMINA_STRICT_ISOLATION` it is an error at once.
 
 use std::collections::BTreeMap;
 
-use super::blending::AlphaSchedule;
+use super::blending::{self, AlphaSchedule, BadBlendParameter, BlendChange, BlendPlan};
 use super::gates::{self, GateInputs, GateVerdict};
 use super::isolation::{self, OVERLAP_TOLERANCE};
 use super::lifecycle::{self, IllegalTransition};
@@ -26,6 +34,7 @@ use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
     SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
 };
+use crate::tolaria::device::Device;
 use crate::tolaria::ports::{KasminaPort, PortError};
 
 /// Pacing of the lifecycle, in optimizer steps, and the isolation policy.
@@ -91,6 +100,12 @@ pub enum KasminaError {
     BadCommand(String),
     #[error("seed `{seed}` is {stage}, not waiting for a kernel")]
     NotAwaitingKernel { seed: String, stage: Stage },
+    #[error("blend change refused: seed `{seed}` is {stage}, not SEED_STAGE_BLENDING")]
+    BlendRefused { seed: String, stage: Stage },
+    #[error(transparent)]
+    BadBlend(#[from] BadBlendParameter),
+    #[error("isolation check failed on the device: {0}")]
+    Device(String),
     #[error("gradient isolation violated by seed `{seed}`: host/seed gradient overlap {overlap:e} (strict isolation)")]
     IsolationViolation { seed: String, overlap: f64 },
 }
@@ -103,6 +118,8 @@ struct Seed {
     /// Steps spent in the current stage.
     steps_in_stage: u32,
     alpha: f32,
+    /// A commanded blend; without one, BLENDING follows the configured schedule.
+    blend: Option<BlendPlan>,
     kernel: Option<Kernel>,
     violations: u32,
     health: HealthStatus,
@@ -194,6 +211,12 @@ impl SeedManager {
         parameters: &BTreeMap<String, f32>,
     ) -> Result<(), KasminaError> {
         match operation {
+            SeedOperation::Germinate
+                if blending::is_blend_change(parameters)
+                    && self.seeds.get(target).is_some_and(|seed| seed.stage != Stage::Dormant) =>
+            {
+                self.change_blend(target, parameters)
+            }
             SeedOperation::Germinate => self.germinate(target, blueprint_id, parameters),
             SeedOperation::Cull => {
                 let stage =
@@ -235,6 +258,7 @@ impl SeedManager {
                 blueprint_id: String::new(),
                 steps_in_stage: 0,
                 alpha: 0.0,
+                blend: None,
                 kernel: None,
                 violations: 0,
                 health: HealthStatus::Healthy,
@@ -271,6 +295,28 @@ impl SeedManager {
         Ok(())
     }
 
+    /// Re-plans a BLENDING seed's alpha as `parameters` say (see the module docs).
+    fn change_blend(&mut self, id: &str, parameters: &BTreeMap<String, f32>) -> Result<(), KasminaError> {
+        let change = BlendChange::from_parameters(parameters)?;
+        let total = self.config.schedule.total_steps;
+        let seed = self.seeds.get_mut(id).ok_or_else(|| KasminaError::UnknownSeed(id.into()))?;
+        if seed.stage != Stage::Blending {
+            return Err(KasminaError::BlendRefused { seed: id.into(), stage: seed.stage });
+        }
+        let left = seed.blend.map_or(total.saturating_sub(seed.steps_in_stage), |plan| plan.remaining());
+        let plan = change.plan(seed.alpha, left);
+        seed.blend = Some(plan);
+        tracing::debug!(seed = id, ?plan, "kasmina.blend_changed");
+        let attributes = [
+            ("seed", id.to_owned()),
+            ("target", plan.change.target.to_string()),
+            ("steps", plan.steps.to_string()),
+            ("curve", format!("{:?}", plan.change.curve)),
+        ];
+        self.event("blend_changed", TelemetryLevel::Info, &attributes);
+        Ok(())
+    }
+
     fn fresh_id(&mut self) -> String {
         self.next_seed += 1;
         format!("seed-{}", self.next_seed)
@@ -299,10 +345,30 @@ impl SeedManager {
     /// (`kasmina.isolation.violations`), recorded (`violation_recorded`), degrades
     /// the seed's health and blocks its gates; in strict mode it is an error.
     pub fn check_isolation(&mut self, seed_id: &str, host: &[f32], seed: &[f32]) -> Result<f64, KasminaError> {
-        if !self.seeds.contains_key(seed_id) {
-            return Err(KasminaError::UnknownSeed(seed_id.into()));
-        }
-        let overlap = isolation::gradient_overlap(host, seed);
+        self.held(seed_id)?;
+        self.record_overlap(seed_id, isolation::gradient_overlap(host, seed))
+    }
+
+    /// [`check_isolation`](Self::check_isolation) with the overlap computed by
+    /// `device` (on libtorch, over its tensors); the verdict is the same.
+    pub fn check_isolation_on(
+        &mut self,
+        device: &dyn Device,
+        seed_id: &str,
+        host: &[f32],
+        seed: &[f32],
+    ) -> Result<f64, KasminaError> {
+        self.held(seed_id)?;
+        let overlap = device.gradient_overlap(host, seed).map_err(|error| KasminaError::Device(error.to_string()))?;
+        self.record_overlap(seed_id, overlap)
+    }
+
+    fn held(&self, seed_id: &str) -> Result<(), KasminaError> {
+        if self.seeds.contains_key(seed_id) { Ok(()) } else { Err(KasminaError::UnknownSeed(seed_id.into())) }
+    }
+
+    /// Judges one measured overlap (see [`check_isolation`](Self::check_isolation)).
+    fn record_overlap(&mut self, seed_id: &str, overlap: f64) -> Result<f64, KasminaError> {
         if overlap <= OVERLAP_TOLERANCE {
             return Ok(overlap);
         }
@@ -366,11 +432,15 @@ impl SeedManager {
             let Some(seed) = self.seeds.get_mut(&id) else { continue };
             seed.steps_in_stage += 1;
             if seed.stage == Stage::Blending {
-                seed.alpha = self.config.schedule.alpha(seed.steps_in_stage);
+                seed.alpha = match &mut seed.blend {
+                    Some(plan) => plan.step(),
+                    None => self.config.schedule.alpha(seed.steps_in_stage),
+                };
             }
             if seed.stage == Stage::Resetting {
                 // A reset starts clean: G5 checks it did.
                 (seed.kernel, seed.violations, seed.health, seed.alpha) = (None, 0, HealthStatus::Healthy, 0.0);
+                seed.blend = None;
             }
             let Some(next) = due(&self.config, seed) else { continue };
             let verdict = gates::evaluate(next, &seed.gate_inputs());
@@ -498,12 +568,21 @@ fn due(c: &KasminaConfig, seed: &Seed) -> Option<Stage> {
     match seed.stage {
         Stage::Germinated if seed.kernel.is_some() => Some(Stage::Training),
         Stage::Training if n >= c.training_steps => Some(Stage::Blending),
-        Stage::Blending if n >= c.schedule.total_steps => Some(Stage::Shadowing),
+        Stage::Blending if blend_done(c, seed) => Some(Stage::Shadowing),
         Stage::Shadowing => Some(Stage::Probationary),
         Stage::Probationary if n >= c.probation_steps => Some(Stage::Fossilized),
         Stage::Embargoed if n >= c.embargo_steps => Some(Stage::Resetting),
         Stage::Resetting => Some(Stage::Dormant),
         _ => None,
+    }
+}
+
+/// A blend is done when its window has run out and alpha has reached 1; a commanded
+/// blend held below 1 waits for the next change.
+fn blend_done(c: &KasminaConfig, seed: &Seed) -> bool {
+    match seed.blend {
+        Some(plan) => plan.remaining() == 0 && seed.alpha >= 1.0,
+        None => seed.steps_in_stage >= c.schedule.total_steps,
     }
 }
 

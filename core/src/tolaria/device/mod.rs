@@ -63,6 +63,9 @@ pub enum DeviceError {
     /// CUDA asked for but not usable here.
     #[error("CUDA device {device} is not available: {reason}")]
     CudaUnavailable { device: String, reason: String },
+    /// Host and seed gradients laid over different parameter vectors.
+    #[error("host gradient has {host} values and seed gradient {seed}: they must cover the same parameters")]
+    GradientLengths { host: usize, seed: usize },
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
     Torch(String),
@@ -86,4 +89,17 @@ pub trait Device: Send {
 
     /// Replaces model and optimizer state with a snapshot of the same model.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), DeviceError>;
+
+    /// Kasmina's host↔seed gradient overlap, Σᵢ |hostᵢ|·|seedᵢ| in f64 (see
+    /// [`crate::kasmina::isolation`]), computed where this device computes.
+    fn gradient_overlap(&self, host: &[f32], seed: &[f32]) -> Result<f64, DeviceError>;
+}
+
+/// Refuses gradients of different lengths (the overlap would be meaningless).
+fn same_length(host: &[f32], seed: &[f32]) -> Result<(), DeviceError> {
+    if host.len() == seed.len() {
+        Ok(())
+    } else {
+        Err(DeviceError::GradientLengths { host: host.len(), seed: seed.len() })
+    }
 }

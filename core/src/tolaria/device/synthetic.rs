@@ -105,6 +105,11 @@ impl Device for Synthetic {
         self.state = ModelState::decode(snapshot, &self.spec)?;
         Ok(())
     }
+
+    fn gradient_overlap(&self, host: &[f32], seed: &[f32]) -> Result<f64, DeviceError> {
+        super::same_length(host, seed)?;
+        Ok(crate::kasmina::isolation::gradient_overlap(host, seed))
+    }
 }
 
 #[cfg(test)]

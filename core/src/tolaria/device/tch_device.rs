@@ -157,4 +157,17 @@ impl Device for TchDevice {
         let state = ModelState::decode(snapshot, &self.spec)?;
         self.load(&state)
     }
+
+    /// The same sum as the pure-Rust check, on this device's tensors: both
+    /// gradients go to the device as f64, `(|host| * |seed|).sum()` runs there,
+    /// and only the scalar comes back.
+    fn gradient_overlap(&self, host: &[f32], seed: &[f32]) -> Result<f64, DeviceError> {
+        super::same_length(host, seed)?;
+        let _no_grad = tch::no_grad_guard();
+        let magnitude = |gradient: &[f32]| -> Result<Tensor, DeviceError> {
+            Ok(Tensor::f_from_slice(gradient)?.f_to_device(self.torch)?.f_to_kind(Kind::Double)?.f_abs()?)
+        };
+        let overlap = magnitude(host)?.f_mul(&magnitude(seed)?)?.f_sum(Kind::Double)?;
+        Ok(f64::try_from(overlap.f_to_device(TorchDevice::Cpu)?)?)
+    }
 }
