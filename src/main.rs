@@ -14,7 +14,7 @@ use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
-use esper_scenarios::real_profile::{RedisTarget, signing_key};
+use esper_scenarios::real_profile::{RedisTarget, signing_key, wall_clock_ms};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
@@ -339,7 +339,7 @@ fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool
     let workdir =
         workdir.unwrap_or_else(|| std::env::temp_dir().join(format!("esper-wal-soak-{}", std::process::id())));
     let mode = if config.strict { "strict" } else { "non-strict" };
-    match tamiyo_wal::soak(&workdir, config, unix_ms_now()) {
+    match tamiyo_wal::soak(&workdir, config, wall_clock_ms()) {
         Ok(report) => {
             println!("wal-soak passed ({mode}, {}): {report}", workdir.display());
             if temporary {
@@ -385,14 +385,6 @@ fn tamiyo_wal(action: TamiyoWalAction) -> anyhow::Result<bool> {
             Ok(false)
         }
     }
-}
-
-/// Unix milliseconds from the wall clock: the real soak stamps its reports with real
-/// time, as Tamiyo would.
-fn unix_ms_now() -> u64 {
-    #[allow(clippy::disallowed_methods, reason = "the real-profile soak runs on wall-clock time")]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> anyhow::Result<bool> {
@@ -461,7 +453,7 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
     };
     let config =
         HarnessConfig { profile, seed: args.seed, training, prefetch, redis, output_dir: args.output_dir.clone() };
-    let started_ms = unix_ms_now();
+    let started_ms = wall_clock_ms();
     let scenarios = args.target.0;
     let mut runs = Vec::new();
     let mut failed = Vec::new();

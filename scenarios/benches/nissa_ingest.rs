@@ -24,6 +24,7 @@ use esper_core::nissa::index::MemoryIndex;
 use esper_core::nissa::{self, Nissa, NissaConfig, run_ingest};
 use esper_core::oona::{ClientParts, Handled, OonaClient, PublishOutcome, StreamConfig};
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
+use esper_scenarios::real_profile::wall_clock_ms;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -33,7 +34,7 @@ fn bus(port: u16, group: &str) -> Bus {
     let parts = ClientParts {
         key: SigningKey::new(b"nissa-bench".to_vec()).expect("non-empty"),
         verify: VerifyPolicy { freshness_window_ms: 3_600_000, nonce_capacity: 1 << 20, ..VerifyPolicy::default() },
-        clock: UnixClock::anchored_at(unix_ms()),
+        clock: UnixClock::anchored_at(wall_clock_ms()),
         rng: ChaCha8Rng::seed_from_u64(7),
     };
     let config = StreamConfig {
@@ -42,11 +43,6 @@ fn bus(port: u16, group: &str) -> Bus {
         ..nissa::bus_config(StreamConfig::default())
     };
     OonaClient::new(TokioConnector, "127.0.0.1", port, config, parts)
-}
-
-fn unix_ms() -> u64 {
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 async fn fill(port: u16, packets: u64) {
@@ -60,7 +56,7 @@ async fn fill(port: u16, packets: u64) {
             conservative: false,
             latency_objective_ms: 8.0,
         };
-        let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), unix_ms()).expect("fits");
+        let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), wall_clock_ms()).expect("fits");
         let envelope = BusEnvelope::wrap(&packets[0], packets[0].priority());
         let outcome = publisher.publish(&envelope).await.expect("Redis takes it");
         assert!(matches!(outcome, PublishOutcome::Published { .. }), "{outcome:?}");
@@ -81,7 +77,7 @@ async fn bare_consumer(port: u16, packets: u64) -> Duration {
 }
 
 async fn nissa_ingest(port: u16, packets: u64) -> (Duration, Nissa) {
-    let nissa = Nissa::new(NissaConfig::default(), UnixClock::anchored_at(unix_ms())).expect("valid rules");
+    let nissa = Nissa::new(NissaConfig::default(), UnixClock::anchored_at(wall_clock_ms())).expect("valid rules");
     let router = nissa.index_router::<MemoryIndex>(None);
     let ingest = run_ingest(nissa.clone(), bus(port, "nissa"), router, ChaCha8Rng::seed_from_u64(8));
     let started = Instant::now();

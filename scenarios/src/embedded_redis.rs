@@ -8,6 +8,8 @@
 use esper_core::net::{Connector as _, TokioConnector};
 use esper_sim::redis::{RedisServer, ServerConfig};
 
+use crate::real_profile::wall_clock_ms;
+
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
 pub fn serve_blocking(port: u16) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -43,11 +45,4 @@ fn wall_clock_config() -> ServerConfig {
     // A new run_id per start, as Redis has, so Oona clients notice a restart.
     let run_id = format!("{:024x}{epoch_ms:016x}", std::process::id());
     ServerConfig { epoch_ms, run_id, ..ServerConfig::default() }
-}
-
-/// Unix milliseconds from the wall clock (the real profile only).
-pub fn wall_clock_ms() -> u64 {
-    #[allow(clippy::disallowed_methods, reason = "the real profile's Redis stamps ids with wall time, as Redis does")]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }

@@ -1,4 +1,5 @@
-//! What every real-profile run shares: which Redis to talk to and the Leyline key.
+//! What every real-profile run shares: which Redis to talk to, the Leyline key, and
+//! the wall clock that anchors its Unix time.
 
 use esper_core::leyline::SigningKey;
 use esper_core::leyline::signing::SECRET_ENV;
@@ -68,6 +69,14 @@ pub fn signing_key() -> Result<(SigningKey, &'static str), String> {
             SigningKey::new(LOCAL_SECRET.to_vec()).map(|key| (key, "built-in local key")).map_err(|e| e.to_string())
         }
     }
+}
+
+/// Unix milliseconds from the wall clock: the real profile's time origin (the sim's
+/// is fixed), for Unix clocks, report stamps and the embedded Redis's stream ids.
+pub fn wall_clock_ms() -> u64 {
+    #[allow(clippy::disallowed_methods, reason = "the real profile's Redis stamps ids with wall time, as Redis does")]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
 }
 
 #[cfg(test)]

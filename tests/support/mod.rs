@@ -174,9 +174,4 @@ pub fn tool(name: &str, test: &str, package: &str) -> Option<PathBuf> {
     found
 }
 
-/// Unix milliseconds from the wall clock, to anchor a real-profile `UnixClock`.
-pub fn wall_clock_ms() -> u64 {
-    #[allow(clippy::disallowed_methods, reason = "the real profile anchors its Unix clock to wall time")]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(0))
-}
+pub use esper_scenarios::real_profile::wall_clock_ms;

@@ -23,7 +23,7 @@ use esper_core::oona::{OonaError, StreamConfig};
 use esper_core::urza::UrzaConfig;
 use rand::RngCore;
 
-use crate::rc1::metrics::percentile;
+use crate::rc1::metrics::LatencySummary;
 
 pub use real::run_real;
 pub use sim::{KasminaPrefetchScenario, run_sim};
@@ -114,8 +114,8 @@ impl BurstReport {
         prefetch: PrefetchCounters,
     ) -> Self {
         let latencies_ms: Vec<f64> = outcomes.iter().map(|o| o.latency.as_secs_f64() * 1_000.0).collect();
-        let mut sorted = latencies_ms.clone();
-        sorted.sort_by(f64::total_cmp);
+        let (mean_ms, p50_ms, p95_ms, max_ms) =
+            LatencySummary::of_ms(latencies_ms.clone()).map_or((0.0, 0.0, 0.0, 0.0), |s| (s.mean, s.p50, s.p95, s.max));
         let count = |status| outcomes.iter().filter(|o| o.status == status).count() as u64;
         let modelled: Vec<f64> = outcomes
             .iter()
@@ -125,11 +125,11 @@ impl BurstReport {
         Self {
             profile,
             config,
-            mean_ms: mean(&sorted),
+            mean_ms,
             modelled_mean_ms: mean(&modelled),
-            p50_ms: percentile(&sorted, 0.50),
-            p95_ms: percentile(&sorted, 0.95),
-            max_ms: sorted.last().copied().unwrap_or(0.0),
+            p50_ms,
+            p95_ms,
+            max_ms,
             latencies_ms,
             counters: BurstCounters {
                 ok: count(PrefetchStatus::Ok),

@@ -17,8 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{BurstConfig, BurstError, BurstReport, burst, stream_config};
-use crate::embedded_redis;
-use crate::real_profile::{RedisTarget, signing_key};
+use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
 
 /// Runs the burst once against `redis`, on the wall clock.
 pub fn run_real(config: &BurstConfig, redis: &RedisTarget) -> Result<BurstReport, BurstError> {
@@ -26,7 +25,7 @@ pub fn run_real(config: &BurstConfig, redis: &RedisTarget) -> Result<BurstReport
     let (host, port) = redis.address().map_err(BurstError::EmbeddedRedis)?;
     let (key, _) = signing_key().map_err(BurstError::Config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BurstError::Runtime)?;
-    let unix_ms = embedded_redis::wall_clock_ms();
+    let unix_ms = wall_clock_ms();
     let suffix = format!(".bench-{unix_ms}-{}", std::process::id());
     runtime.block_on(async move {
         let clock = UnixClock::anchored_at(unix_ms);

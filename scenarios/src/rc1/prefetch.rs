@@ -8,8 +8,8 @@ use esper_core::kasmina::telemetry;
 use super::metrics::{LatencySummary, SCHEMA, ScenarioMetrics, Timing};
 use super::{HarnessConfig, Profile, ScenarioRun};
 use crate::control_loop::hosts::SIM_EPOCH_MS;
-use crate::embedded_redis;
 use crate::kasmina_prefetch::{self, BurstConfig, BurstReport};
+use crate::real_profile::wall_clock_ms;
 
 /// RC1's harness defaults: 32 requests, 4 at a time, kernels ready after 40 ms, no
 /// jitter, Esper-Lite's 1 s prefetch timeout.
@@ -22,7 +22,7 @@ pub fn run(config: &HarnessConfig) -> Result<ScenarioRun, String> {
     let burst = BurstConfig { seed: config.seed, ..config.prefetch };
     let (report, started_ms) = match config.profile {
         Profile::Sim => (kasmina_prefetch::run_sim(&burst), SIM_EPOCH_MS),
-        Profile::Real => (kasmina_prefetch::run_real(&burst, &config.redis), embedded_redis::wall_clock_ms()),
+        Profile::Real => (kasmina_prefetch::run_real(&burst, &config.redis), wall_clock_ms()),
     };
     let report = report.map_err(|error| error.to_string())?;
     let ended_ms = started_ms + report.elapsed_ms as u64;

@@ -9,8 +9,7 @@ use esper_core::storage::RealStorage;
 use esper_sim::RngTree;
 
 use super::training::{self, BusAddress, TrainingDrill, TrainingOutcome, TrainingParams};
-use crate::embedded_redis;
-use crate::real_profile::{RedisTarget, signing_key};
+use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
 
 /// Runs `drill` for real. `workdir` holds the run's checkpoints.
 pub fn run(
@@ -30,7 +29,7 @@ pub fn run(
     let checkpoint = workdir.join(format!("{drill:?}").to_ascii_lowercase()).join("checkpoint.wal");
     let rng = RngTree::new(seed).child("tolaria");
     runtime.block_on(async {
-        let clock = UnixClock::anchored_at(embedded_redis::wall_clock_ms());
+        let clock = UnixClock::anchored_at(wall_clock_ms());
         training::run(drill, params, &bus, (RealStorage, &checkpoint), clock, &rng).await
     })
 }
