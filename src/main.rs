@@ -3,6 +3,8 @@
 //! Thin by design: it parses arguments, calls `esper-scenarios`/`esper-sim`, and
 //! prints. Exit codes: 0 success, 1 a run failed or diverged, 2 bad usage.
 
+mod drill_cmd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use esper_core::tolaria::device::DeviceKind;
+use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
@@ -57,6 +60,54 @@ enum Command {
         /// Seeds to check: `A..B` (B excluded), `A..=B`, or a single `N`.
         #[arg(long, default_value = "0..100")]
         seeds: SeedRange,
+    },
+    /// Drill a scenario over many seeds: each seed draws a fault schedule from the
+    /// scenario's fault space (with `--swarm`, first a subset of fault kinds), runs
+    /// it and judges the invariants. Seeds run in parallel; each failure is written
+    /// to `<failures-dir>/<seed>.json` with the command that replays it. Exit 1 if
+    /// any seed fails (or, with `--twice`, hashes differently on its second run).
+    Sweep {
+        /// Scenario name; only scenarios with a fault space can be swept.
+        #[arg(long, value_parser = scenario_name)]
+        scenario: &'static dyn SimScenario,
+        /// Seeds: `A..B` (B excluded), `A..=B`, or a single `N`.
+        #[arg(long, default_value = "0..100")]
+        seeds: SeedRange,
+        /// Worker threads; default one per core.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only this machine's share `k/n` of the seeds (for CI matrices).
+        #[arg(long, value_name = "k/n")]
+        shard: Option<Shard>,
+        /// Swarm testing: each seed first draws which fault kinds it may use.
+        #[arg(long)]
+        swarm: bool,
+        /// Run every seed twice and require identical trace hashes.
+        #[arg(long)]
+        twice: bool,
+        /// Where failure files go.
+        #[arg(long, value_name = "DIR", default_value = "failures")]
+        failures_dir: PathBuf,
+    },
+    /// Rerun one failure file exactly (scenario, seed, schedule). Exit 1 if it still
+    /// fails, 0 if its invariant holds now.
+    Replay {
+        /// A file `esper sweep` or `esper shrink` wrote.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Minimise a failure file's schedule: remove faults, shorten and delay them
+    /// while the same invariant still fails; writes `<FILE stem>.min.json`.
+    Shrink {
+        /// A file `esper sweep` wrote.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to write the minimised file.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Give up after this many runs.
+        #[arg(long, default_value_t = 400)]
+        max_runs: u32,
     },
     /// Soak Tamiyo's field-report WAL on real files: append reports, inject a torn
     /// record every N and restart. Strict validation fails on the first injection
@@ -276,6 +327,13 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         }
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
+        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir };
+            drill_cmd::sweep_command(scenario, &config)
+        }
+        Command::Replay { file } => drill_cmd::replay_command(&file),
+        Command::Shrink { file, output, max_runs } => drill_cmd::shrink_command(&file, output, max_runs),
         Command::Harness(args) => harness(args),
         Command::Gate { baseline, run_dir, tolerance } => {
             let report = rc1::gate::gate(&baseline, &run_dir, tolerance)?;

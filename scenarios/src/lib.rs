@@ -5,6 +5,7 @@
 //! [`registry`] is the one list the CLI, the tests and the benches share.
 
 pub mod control_loop;
+pub mod drills;
 pub mod embedded_redis;
 pub mod heartbeat;
 pub mod kasmina_prefetch;

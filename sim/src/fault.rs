@@ -2,8 +2,15 @@
 //!
 //! A [`FaultSchedule`] is an ordered list of `(sim time, fault)` pairs. Because it is
 //! plain data it can be drawn from a seed, printed next to a failure, saved as JSON,
-//! replayed exactly and (with the drills issue) shrunk by proptest. The world applies
-//! each fault between simulation steps, once sim time reaches it.
+//! replayed exactly and shrunk. The world applies each fault between simulation
+//! steps, once sim time reaches it.
+//!
+//! Faults with a duration are written as a pair — a start ([`Fault::Partition`],
+//! [`Fault::Stall`]…) and the fault that ends it ([`Fault::Repair`],
+//! [`Fault::Resume`]…) — so that every entry is an instant and a schedule stays a
+//! flat, sortable list; [`Fault::ends`] pairs them up again for the shrinker.
+//! A torn write is not a fault of its own: it is what a [`Fault::Crash`] of a host
+//! with a disk does to the write it interrupts (see `esper_sim::disk::crash_image`).
 
 use std::fmt;
 
@@ -19,6 +26,34 @@ pub enum Fault {
     Partition { a: String, b: String },
     /// Restore a link cut by [`Fault::Partition`].
     Repair { a: String, b: String },
+    /// Cut the link in one direction only: messages from `from` to `to` are lost
+    /// (including those in flight); the other direction still works.
+    PartitionOneWay { from: String, to: String },
+    /// Restore the direction cut by [`Fault::PartitionOneWay`].
+    RepairOneWay { from: String, to: String },
+    /// Hold messages between `a` and `b` (both ways) without losing them: they are
+    /// delivered, late, at [`Fault::Release`]. A congested or paused path.
+    Hold { a: String, b: String },
+    /// Deliver what [`Fault::Hold`] kept back, and let messages flow again.
+    Release { a: String, b: String },
+    /// Lose packets between `a` and `b`: each step the link fails with probability
+    /// `per_mille`/1000, dropping what is in flight, and heals the next step. The
+    /// simulated TCP does not retransmit, so a lost segment stalls its connection
+    /// until the peer's timeouts notice — as a black-holed connection does.
+    PacketLoss { a: String, b: String, per_mille: u16 },
+    /// Every message between `a` and `b` takes exactly `latency_ms` one way.
+    Latency { a: String, b: String, latency_ms: u64 },
+    /// End [`Fault::PacketLoss`] and [`Fault::Latency`] on a link: back to the
+    /// world's default latency range and no loss.
+    LinkHeal { a: String, b: String },
+    /// `host` stops answering without dying (a GC pause, a hung kernel, Tamiyo or
+    /// Urza stuck in a slow call): every link of the host holds its messages.
+    Stall { host: String },
+    /// End a [`Fault::Stall`]: held messages are delivered and the host answers again.
+    Resume { host: String },
+    /// `host`'s wall clock steps by `by_ms` (negative: backwards), as NTP does.
+    /// Hosts read it through [`crate::ClockSkew`]; tokio's timers are unaffected.
+    ClockJump { host: String, by_ms: i64 },
     /// Power loss on `host`: its software stops and its disk drops (or tears) every
     /// unsynced write. It stays down until [`Fault::Restart`].
     Crash { host: String },
@@ -28,6 +63,8 @@ pub enum Fault {
     DiskError { host: String, op: DiskOp, count: u32 },
     /// `host`'s disk refuses appends (ENOSPC) once its files would exceed `capacity_bytes`.
     DiskFull { host: String, capacity_bytes: u64 },
+    /// Space is freed on `host`'s disk: the capacity set by [`Fault::DiskFull`] is lifted.
+    DiskFreed { host: String },
     /// Flip bit `bit` of the byte at `offset` of `path` on `host`'s disk (at-rest corruption).
     DiskBitFlip { host: String, path: String, offset: u64, bit: u8 },
     /// Cut `path` on `host`'s disk to `offset` bytes (a lost tail).
@@ -49,11 +86,22 @@ impl Fault {
     /// names a host it does not have before the run starts.
     pub fn hosts(&self) -> Vec<&str> {
         match self {
-            Self::Partition { a, b } | Self::Repair { a, b } => vec![a, b],
+            Self::Partition { a, b }
+            | Self::Repair { a, b }
+            | Self::Hold { a, b }
+            | Self::Release { a, b }
+            | Self::PacketLoss { a, b, .. }
+            | Self::Latency { a, b, .. }
+            | Self::LinkHeal { a, b } => vec![a, b],
+            Self::PartitionOneWay { from, to } | Self::RepairOneWay { from, to } => vec![from, to],
             Self::Crash { host }
             | Self::Restart { host }
+            | Self::Stall { host }
+            | Self::Resume { host }
+            | Self::ClockJump { host, .. }
             | Self::DiskError { host, .. }
             | Self::DiskFull { host, .. }
+            | Self::DiskFreed { host }
             | Self::DiskBitFlip { host, .. }
             | Self::DiskTruncate { host, .. } => vec![host],
             Self::RedisSlow { host, .. }
@@ -82,9 +130,36 @@ impl Fault {
         match self {
             Self::DiskError { host, .. }
             | Self::DiskFull { host, .. }
+            | Self::DiskFreed { host }
             | Self::DiskBitFlip { host, .. }
             | Self::DiskTruncate { host, .. } => Some(host),
             _ => None,
+        }
+    }
+
+    /// Whether `later` ends this fault: a repair of this partition, a restart of
+    /// this crash, a release of this hold and so on. Faults that are instants
+    /// (disk and Redis faults, clock jumps) end nothing and are ended by nothing.
+    pub fn ends(&self, later: &Fault) -> bool {
+        let same_link = |a: &String, b: &String, c: &String, d: &String| (a == c && b == d) || (a == d && b == c);
+        match (self, later) {
+            (Self::Partition { a, b }, Self::Repair { a: c, b: d })
+            | (Self::Hold { a, b }, Self::Release { a: c, b: d })
+            | (Self::PacketLoss { a, b, .. } | Self::Latency { a, b, .. }, Self::LinkHeal { a: c, b: d }) => {
+                same_link(a, b, c, d)
+            }
+            (Self::PartitionOneWay { from, to }, Self::RepairOneWay { from: f, to: t }) => from == f && to == t,
+            (Self::Crash { host }, Self::Restart { host: h })
+            | (Self::DiskFull { host, .. }, Self::DiskFreed { host: h })
+            | (Self::Stall { host }, Self::Resume { host: h }) => host == h,
+            (
+                Self::RedisSlow { host, .. } | Self::RedisOom { host } | Self::RedisLoading { host },
+                Self::RedisClear { host: h },
+            ) => host == h,
+            (Self::ClockJump { host, by_ms }, Self::ClockJump { host: h, by_ms: back }) => {
+                host == h && *by_ms == -*back
+            }
+            _ => false,
         }
     }
 
@@ -93,10 +168,21 @@ impl Fault {
         match self {
             Self::Partition { .. } => "partition",
             Self::Repair { .. } => "repair",
+            Self::PartitionOneWay { .. } => "partition_one_way",
+            Self::RepairOneWay { .. } => "repair_one_way",
+            Self::Hold { .. } => "hold",
+            Self::Release { .. } => "release",
+            Self::PacketLoss { .. } => "packet_loss",
+            Self::Latency { .. } => "latency",
+            Self::LinkHeal { .. } => "link_heal",
+            Self::Stall { .. } => "stall",
+            Self::Resume { .. } => "resume",
+            Self::ClockJump { .. } => "clock_jump",
             Self::Crash { .. } => "crash",
             Self::Restart { .. } => "restart",
             Self::DiskError { .. } => "disk_error",
             Self::DiskFull { .. } => "disk_full",
+            Self::DiskFreed { .. } => "disk_freed",
             Self::DiskBitFlip { .. } => "disk_bit_flip",
             Self::DiskTruncate { .. } => "disk_truncate",
             Self::RedisSlow { .. } => "redis_slow",
@@ -113,12 +199,23 @@ impl fmt::Display for Fault {
         match self {
             Self::Partition { a, b } => write!(formatter, "partition {a} <-> {b}"),
             Self::Repair { a, b } => write!(formatter, "repair {a} <-> {b}"),
+            Self::PartitionOneWay { from, to } => write!(formatter, "partition {from} -> {to}"),
+            Self::RepairOneWay { from, to } => write!(formatter, "repair {from} -> {to}"),
+            Self::Hold { a, b } => write!(formatter, "hold {a} <-> {b}"),
+            Self::Release { a, b } => write!(formatter, "release {a} <-> {b}"),
+            Self::PacketLoss { a, b, per_mille } => write!(formatter, "lose {per_mille}‰ per step on {a} <-> {b}"),
+            Self::Latency { a, b, latency_ms } => write!(formatter, "{latency_ms} ms latency on {a} <-> {b}"),
+            Self::LinkHeal { a, b } => write!(formatter, "heal {a} <-> {b}"),
+            Self::Stall { host } => write!(formatter, "stall {host}"),
+            Self::Resume { host } => write!(formatter, "resume {host}"),
+            Self::ClockJump { host, by_ms } => write!(formatter, "clock of {host} jumps {by_ms:+} ms"),
             Self::Crash { host } => write!(formatter, "crash {host}"),
             Self::Restart { host } => write!(formatter, "restart {host}"),
             Self::DiskError { host, op, count } => write!(formatter, "EIO on the next {count} {} on {host}", op.name()),
             Self::DiskFull { host, capacity_bytes } => {
                 write!(formatter, "disk of {host} full at {capacity_bytes} bytes")
             }
+            Self::DiskFreed { host } => write!(formatter, "space freed on the disk of {host}"),
             Self::DiskBitFlip { host, path, offset, bit } => {
                 write!(formatter, "flip bit {bit} at {host}:{path}@{offset}")
             }

@@ -3,6 +3,7 @@
 use crate::fault::FaultSchedule;
 use crate::report::RunReport;
 use crate::rng::RngTree;
+use crate::space::FaultSpace;
 use crate::trace::TraceMode;
 use crate::world::{World, WorldConfig};
 
@@ -25,13 +26,24 @@ pub trait SimScenario: Sync + std::fmt::Debug {
     /// they never shift when the code under test draws more or fewer numbers.
     fn schedule(&self, rng: &RngTree) -> FaultSchedule;
 
+    /// The faults a drill generator may draw for this scenario (`esper sweep`);
+    /// `None` for a scenario that only runs its own schedule.
+    fn fault_space(&self) -> Option<FaultSpace> {
+        None
+    }
+
     /// Registers the hosts and clients.
     fn populate(&self, world: &mut World);
 }
 
-/// Runs `scenario` once for `seed`.
+/// Runs `scenario` once for `seed`, under the faults it draws for that seed.
 pub fn run_scenario(scenario: &dyn SimScenario, seed: u64, mode: TraceMode) -> RunReport {
-    let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
+    run_scenario_with(scenario, seed, scenario.schedule(&RngTree::new(seed).child("faults")), mode)
+}
+
+/// Runs `scenario` once for `seed` under `schedule` instead of its own faults: a
+/// drill's generated schedule, or one read back from a failure file.
+pub fn run_scenario_with(scenario: &dyn SimScenario, seed: u64, schedule: FaultSchedule, mode: TraceMode) -> RunReport {
     let mut world = World::with_config(seed, schedule, &scenario.world_config());
     scenario.populate(&mut world);
     world.run(scenario.name(), mode)

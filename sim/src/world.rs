@@ -8,8 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::RngCore;
 
+use crate::clock::ClockSkew;
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::fault::{Fault, FaultSchedule};
+use crate::invariant::PANIC_PREFIX;
 use crate::net::TurmoilConnector;
 use crate::redis::{DurableStore, FaultHandle, RedisServer, ServerConfig};
 use crate::report::{Outcome, RunReport};
@@ -58,10 +60,21 @@ pub struct World {
     schedule: FaultSchedule,
     sim: turmoil::Sim<'static>,
     hosts: BTreeSet<String>,
+    /// Hosts registered as clients: turmoil can neither crash nor restart them.
+    clients: BTreeSet<String>,
     disks: BTreeMap<String, SimDisk>,
     redis: BTreeMap<String, FaultHandle>,
+    clocks: BTreeMap<String, ClockSkew>,
+    /// The default latency range, restored by [`Fault::LinkHeal`].
+    latency: (Duration, Duration),
     /// Links the schedule has cut (pairs in name order).
     cut: BTreeSet<(String, String)>,
+    /// Directions the schedule has cut, as (from, to).
+    cut_one_way: BTreeSet<(String, String)>,
+    /// Links whose messages the schedule holds back (pairs in name order).
+    held: BTreeSet<(String, String)>,
+    /// Hosts stalled and not yet resumed.
+    stalled: BTreeSet<String>,
     /// Hosts crashed and not yet restarted.
     down: BTreeSet<String>,
 }
@@ -108,9 +121,15 @@ impl World {
             schedule,
             sim,
             hosts: BTreeSet::new(),
+            clients: BTreeSet::new(),
             disks: BTreeMap::new(),
             redis: BTreeMap::new(),
+            clocks: BTreeMap::new(),
+            latency: (config.min_latency, config.max_latency),
             cut: BTreeSet::new(),
+            cut_one_way: BTreeSet::new(),
+            held: BTreeSet::new(),
+            stalled: BTreeSet::new(),
             down: BTreeSet::new(),
         }
     }
@@ -147,6 +166,7 @@ impl World {
         Fut: Future<Output = turmoil::Result> + 'static,
     {
         self.register(name);
+        self.clients.insert(name.to_owned());
         self.sim.client(name, software);
     }
 
@@ -159,6 +179,12 @@ impl World {
             .entry(host.to_owned())
             .or_insert_with(|| SimDisk::new(config, rng.child("disk").stream(host)))
             .clone()
+    }
+
+    /// The skew of `host`'s wall clock (the first call creates it at zero). A host
+    /// that reads Unix time through it feels the schedule's [`Fault::ClockJump`]s.
+    pub fn clock_skew(&mut self, host: &str) -> ClockSkew {
+        self.clocks.entry(host.to_owned()).or_default().clone()
     }
 
     /// Runs the simulated Redis on host `name`, serving `port`, with `config`
@@ -226,12 +252,29 @@ impl World {
         if let Some(host) = faults.clone().flat_map(Fault::hosts).find(|host| !self.hosts.contains(*host)) {
             return Some(format!("fault schedule names host {host:?}, which this world does not have"));
         }
+        let client = faults.clone().find_map(|fault| match fault {
+            Fault::Crash { host } | Fault::Restart { host } if self.clients.contains(host) => Some(host),
+            _ => None,
+        });
+        if let Some(host) = client {
+            return Some(format!("fault schedule crashes or restarts {host:?}, a client host that cannot restart"));
+        }
         let diskless = faults.clone().filter_map(Fault::disk_host).find(|host| !self.disks.contains_key(*host));
         if let Some(host) = diskless {
             return Some(format!("fault schedule names the disk of host {host:?}, which has no disk"));
         }
-        let no_redis = faults.filter_map(Fault::redis_host).find(|host| !self.redis.contains_key(*host));
-        no_redis.map(|host| format!("fault schedule names the Redis of host {host:?}, which runs none"))
+        let no_redis = faults.clone().filter_map(Fault::redis_host).find(|host| !self.redis.contains_key(*host));
+        if let Some(host) = no_redis {
+            return Some(format!("fault schedule names the Redis of host {host:?}, which runs none"));
+        }
+        let unclocked = faults.filter_map(|fault| match fault {
+            Fault::ClockJump { host, .. } if !self.clocks.contains_key(host) => Some(host),
+            _ => None,
+        });
+        unclocked
+            .into_iter()
+            .next()
+            .map(|host| format!("fault schedule jumps the clock of host {host:?}, which reads none"))
     }
 
     /// The step loop. Faults due at or before the current sim time are applied
@@ -250,7 +293,7 @@ impl World {
                 Ok(Ok(true)) => return Ok(()),
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => return Err(error.to_string()),
-                Err(panic) => return Err(format!("a host panicked: {}", panic_message(panic.as_ref()))),
+                Err(panic) => return Err(format!("{PANIC_PREFIX}: {}", panic_message(panic.as_ref()))),
             }
         }
     }
@@ -263,14 +306,35 @@ impl World {
             _ => tracing::info!(target: "esper_sim::fault", kind = fault.kind(), detail = %fault, "fault injected"),
         }
         match fault {
-            Fault::Partition { a, b } => {
-                self.cut.insert(link(a, b));
-                self.sim.partition(a.as_str(), b.as_str());
+            Fault::Partition { a, b } => self.update_link(a, b, |world, key| world.cut.insert(key)),
+            Fault::Repair { a, b } => self.update_link(a, b, |world, key| world.cut.remove(&key)),
+            Fault::Hold { a, b } => self.update_link(a, b, |world, key| world.held.insert(key)),
+            Fault::Release { a, b } => self.update_link(a, b, |world, key| world.held.remove(&key)),
+            Fault::PartitionOneWay { from, to } => {
+                self.cut_one_way.insert((from.clone(), to.clone()));
+                self.sync_link(from, to);
             }
-            Fault::Repair { a, b } => {
-                self.cut.remove(&link(a, b));
-                if !self.down.contains(a) && !self.down.contains(b) {
-                    self.sim.repair(a.as_str(), b.as_str());
+            Fault::RepairOneWay { from, to } => {
+                self.cut_one_way.remove(&(from.clone(), to.clone()));
+                self.sync_link(from, to);
+            }
+            Fault::PacketLoss { a, b, per_mille } => {
+                let rate = f64::from((*per_mille).min(1_000)) / 1_000.0;
+                self.sim.set_link_fail_rate(a.as_str(), b.as_str(), rate);
+            }
+            Fault::Latency { a, b, latency_ms } => {
+                self.sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(*latency_ms));
+            }
+            Fault::LinkHeal { a, b } => {
+                self.sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
+                self.sim.set_link_latency(a.as_str(), b.as_str(), self.latency.0);
+                self.sim.set_link_max_message_latency(a.as_str(), b.as_str(), self.latency.1);
+            }
+            Fault::Stall { host } => self.update_host(host, |world| world.stalled.insert(host.clone())),
+            Fault::Resume { host } => self.update_host(host, |world| world.stalled.remove(host)),
+            Fault::ClockJump { host, by_ms } => {
+                if let Some(clock) = self.clocks.get(host) {
+                    clock.jump(*by_ms);
                 }
             }
             Fault::Crash { host } => self.crash(host),
@@ -280,30 +344,61 @@ impl World {
         }
     }
 
+    /// Changes the schedule's view of one link, then makes turmoil's match it.
+    fn update_link(&mut self, a: &str, b: &str, change: impl FnOnce(&mut Self, (String, String)) -> bool) {
+        change(self, link(a, b));
+        self.sync_link(a, b);
+    }
+
+    /// Changes the schedule's view of one host, then re-derives all its links.
+    fn update_host(&mut self, host: &str, change: impl FnOnce(&mut Self) -> bool) {
+        change(self);
+        let others: Vec<String> = self.hosts.iter().filter(|other| *other != host).cloned().collect();
+        for other in others {
+            self.sync_link(host, &other);
+        }
+    }
+
+    /// Puts the link between `a` and `b` in the state every fault in force asks
+    /// for, strongest first: a host down or the link cut drops messages; a hold
+    /// or a stalled end keeps them back; otherwise they flow (and what was held is
+    /// delivered). One-way cuts are laid over that. Deriving the state from the
+    /// whole picture, rather than toggling it per fault, keeps overlapping faults
+    /// (a hold inside a partition, a crash during a stall) from undoing each other.
+    fn sync_link(&self, a: &str, b: &str) {
+        let key = link(a, b);
+        if self.down.contains(a) || self.down.contains(b) || self.cut.contains(&key) {
+            self.sim.partition(a, b);
+            return;
+        }
+        if self.held.contains(&key) || self.stalled.contains(a) || self.stalled.contains(b) {
+            self.sim.hold(a, b);
+        } else {
+            self.sim.release(a, b);
+        }
+        for (from, to) in [(a, b), (b, a)] {
+            if self.cut_one_way.contains(&(from.to_owned(), to.to_owned())) {
+                self.sim.partition_oneway(from, to);
+            }
+        }
+    }
+
     /// Power loss: the host is cut off from every other host first, so the
     /// sockets its dying software drops send nothing (a dead machine says no
     /// goodbye, and turmoil would otherwise draw latencies in the order tokio
     /// drops tasks, which depends on process-global task ids), then it stops.
     fn crash(&mut self, host: &str) {
-        self.down.insert(host.to_owned());
-        for other in self.hosts.iter().filter(|other| *other != host) {
-            self.sim.partition(host, other.as_str());
-        }
+        self.update_host(host, |world| world.down.insert(host.to_owned()));
         self.sim.crash(host);
         if let Some(disk) = self.disks.get(host) {
             disk.crash();
         }
     }
 
-    /// Reconnects a crashed host to every host whose link the schedule has not
-    /// cut (and that is not down itself), then starts its software again.
+    /// Reconnects a crashed host to every host as the faults in force allow,
+    /// then starts its software again.
     fn restart(&mut self, host: &str) {
-        self.down.remove(host);
-        for other in self.hosts.iter().filter(|other| *other != host) {
-            if !self.cut.contains(&link(host, other)) && !self.down.contains(other) {
-                self.sim.repair(host, other.as_str());
-            }
-        }
+        self.update_host(host, |world| world.down.remove(host));
         self.sim.bounce(host);
     }
 
@@ -326,6 +421,7 @@ impl World {
         match fault {
             Fault::DiskError { op, count, .. } => disk.fail_next(*op, *count),
             Fault::DiskFull { capacity_bytes, .. } => disk.set_capacity(Some(*capacity_bytes)),
+            Fault::DiskFreed { .. } => disk.set_capacity(None),
             Fault::DiskBitFlip { path, offset, bit, .. } => {
                 let applied = disk.flip_bit(std::path::Path::new(path), *offset, *bit);
                 tracing::info!(target: "esper_sim::disk", path, offset, bit, applied, "bit flip");

@@ -53,21 +53,30 @@ impl<S: Storage> Wal<S> {
             storage: PhantomData,
         };
         if valid_len == 0 {
-            wal.write_header(storage).await?;
+            wal.write_header().await?;
         }
+        wal.make_durable(storage).await?;
         tracing::info!(target: "esper_core::wal", path = %path.display(), records = wal.records, len = wal.len, "log recovered");
         Ok((wal, Recovery::new(bytes, frames, damage)))
     }
 
-    /// A fresh (or wholly damaged) log: write the header and make the file's
-    /// existence durable.
-    async fn write_header(&mut self, storage: &S) -> Result<(), PersistenceError> {
-        let io = || PersistenceError::storage(&self.path);
-        self.file.append(&file_header()).await.map_err(io())?;
-        self.file.sync().await.map_err(io())?;
-        storage.sync_dir(&parent_dir(&self.path)).await.map_err(io())?;
+    /// A fresh (or wholly damaged) log: write the header.
+    async fn write_header(&mut self) -> Result<(), PersistenceError> {
+        self.file.append(&file_header()).await.map_err(PersistenceError::storage(&self.path))?;
         self.len = FILE_HEADER_LEN as u64;
         Ok(())
+    }
+
+    /// Makes the recovered log and the file's existence durable, on every open and
+    /// not only when the file is new: an earlier open may have created the file
+    /// and failed before its fsyncs (an EIO), and a retry that then found the file
+    /// would otherwise acknowledge records in a file a crash can still unlink.
+    /// (Found by the control-loop drill: EIO on the first fsync, a retried open,
+    /// a crash three seconds later — 298 acknowledged field reports gone.)
+    async fn make_durable(&mut self, storage: &S) -> Result<(), PersistenceError> {
+        let io = || PersistenceError::storage(&self.path);
+        self.file.sync().await.map_err(io())?;
+        storage.sync_dir(&parent_dir(&self.path)).await.map_err(io())
     }
 
     /// The log's path.

@@ -18,7 +18,8 @@ use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer};
 use esper_sim::{
-    Fault, FaultSchedule, Incarnations, RngTree, ScheduledFault, SimDiskConfig, SimScenario, World, WorldConfig,
+    ClockSkew, Fault, FaultSchedule, Incarnations, RngTree, ScheduledFault, SimDiskConfig, SimScenario, World,
+    WorldConfig,
 };
 use rand::Rng;
 
@@ -103,7 +104,7 @@ async fn incarnation(
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, life)?,
+        tamiyo: tamiyo_client(clock, ClockSkew::default(), life)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),

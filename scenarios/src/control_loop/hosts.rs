@@ -1,18 +1,24 @@
 //! The pieces every control-loop scenario shares: the Tamiyo host, Tolaria's RPC
 //! client and training config.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
+use esper_core::leyline::FieldReport;
 use esper_core::leyline::SigningKey;
 use esper_core::net::Connector;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
-    BlueprintCatalog, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService, serve_tamiyo,
+    BlueprintCatalog, FieldReportSink, FieldReportSinkError, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig,
+    TamiyoService, serve_tamiyo,
 };
 use esper_core::tolaria::TrainingLoopConfig;
 use esper_core::wal::inspect;
-use esper_sim::{Incarnations, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
+use esper_sim::{
+    ClockSkew, Incarnations, Invariant, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, Violation, World,
+};
+use prost::Message;
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -40,40 +46,129 @@ pub fn rpc_config() -> Result<RpcConfig, String> {
 /// Where Tamiyo keeps its field-report WAL on its disk.
 pub const FIELD_REPORT_DIR: &str = "var/tamiyo";
 
+/// Tamiyo's field-report WAL in the sim: Esper-Lite's defaults, but recovering
+/// a torn tail instead of refusing to start. Esper-Lite's strict default turns a
+/// power loss in the middle of an append — a torn last record, which the
+/// control-loop drill produces within a few dozen seeds — into a Tamiyo that
+/// cannot restart until an operator intervenes; the drill's liveness invariant
+/// would (rightly) fail on it. See ARCHITECTURE.md, "Drills".
+fn field_report_config() -> FieldReportConfig {
+    let mut config = FieldReportConfig::new(FIELD_REPORT_DIR);
+    config.wal.strict = false;
+    config
+}
+
+/// The `tamiyo` host as a scenario's checks see it: its disk, and the ids of the
+/// field reports its WAL acknowledged as durable, over all its lives.
+#[derive(Debug, Clone)]
+pub struct TamiyoHost {
+    pub disk: SimDisk,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+}
+
 /// Registers the `tamiyo` host: the real service over signed RPC, writing a field
-/// report per command to its WAL on the host's simulated disk (returned, so a
-/// scenario's checks can read what became durable).
-pub fn tamiyo_host(world: &mut World) -> SimDisk {
+/// report per command to its WAL on the host's simulated disk, its clock skewed
+/// by the schedule's clock jumps.
+pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
     let lives = Incarnations::new(world.rng().child("tamiyo"));
     let disk = world.disk(TAMIYO, SimDiskConfig::default());
-    let storage = disk.clone();
+    let skew = world.clock_skew(TAMIYO);
+    let host = TamiyoHost { disk: disk.clone(), acknowledged: Arc::default() };
+    let acknowledged = Arc::clone(&host.acknowledged);
     world.host(TAMIYO, move || {
-        let (ids, storage) = (lives.next().stream("command_ids"), storage.clone());
+        let (ids, storage, skew) = (lives.next().stream("command_ids"), disk.clone(), skew.clone());
+        let acknowledged = Arc::clone(&acknowledged);
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
-            let reports = FieldReportConfig::new(FIELD_REPORT_DIR);
-            let store = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
-            let sink = WalFieldReportSink::new(store, clock);
+            let reports = field_report_config();
+            let store = open_with_retries(storage, reports, || skew.adjust(clock.now_ms())).await;
+            let sink = AuditedSink { inner: WalFieldReportSink::new(store, clock), acknowledged };
             let catalog = BlueprintCatalog::karn_sample();
-            let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
+            let now = move || skew.adjust(clock.now_ms());
+            let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, now, ids);
             Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
         }
     });
-    disk
+    host
 }
 
-/// Field reports durable in Tamiyo's WAL, read without disturbing the live store.
-pub async fn durable_field_reports(disk: &SimDisk) -> Result<usize, String> {
-    let config = FieldReportConfig::new(FIELD_REPORT_DIR);
-    let recovery = inspect(disk, &config.log_path(), &config.wal).await.map_err(|e| e.to_string())?;
-    Ok(recovery.len())
+/// Opens the field-report store, retrying with backoff while the disk fails (an
+/// EIO at start-up is as transient as one later): Weatherlight's restart with
+/// backoff, which the sim's hosts do not otherwise have, so a failed open does
+/// not end the world's run.
+async fn open_with_retries(
+    storage: SimDisk,
+    config: FieldReportConfig,
+    now_ms: impl Fn() -> u64,
+) -> FieldReportStore<SimDisk> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match FieldReportStore::open(storage.clone(), config.clone(), now_ms()).await {
+            Ok(store) => return store,
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "tamiyo.field_reports.open_failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
-/// Tolaria's client of the `tamiyo` host; nonces come from `rng` (one life's tree).
-pub fn tamiyo_client(clock: UnixClock, rng: &RngTree) -> Result<TamiyoClient<TurmoilConnector>, String> {
+/// The WAL sink, noting each report it acknowledged, so a check can ask the disk
+/// for every one of them after the run — the WAL's promise, tested from outside.
+struct AuditedSink<S: esper_core::storage::Storage> {
+    inner: WalFieldReportSink<S>,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+}
+
+impl<S: esper_core::storage::Storage> FieldReportSink for AuditedSink<S> {
+    async fn record(&mut self, report: FieldReport) -> Result<(), FieldReportSinkError> {
+        let report_id = report.report_id.clone();
+        self.inner.record(report).await?;
+        self.acknowledged.lock().unwrap_or_else(PoisonError::into_inner).push(report_id);
+        Ok(())
+    }
+}
+
+impl TamiyoHost {
+    /// The `wal-acknowledged` invariant: every report the WAL acknowledged is
+    /// recovered from the disk (read without disturbing the live store).
+    pub async fn check_reports_durable(&self) -> Result<usize, Violation> {
+        let config = field_report_config();
+        let recovery =
+            inspect(&self.disk.inspection_copy(), &config.log_path(), &config.wal).await.map_err(|error| {
+                Invariant::WalAcknowledged.violated(format!("the field-report WAL is unreadable: {error}"))
+            })?;
+        let recovered: std::collections::BTreeSet<String> = recovery
+            .records()
+            .filter_map(|record| FieldReport::decode(record).ok())
+            .map(|report| report.report_id)
+            .collect();
+        let acknowledged = self.acknowledged.lock().unwrap_or_else(PoisonError::into_inner);
+        let lost: Vec<&String> = acknowledged.iter().filter(|id| !recovered.contains(*id)).collect();
+        if let Some(first) = lost.first() {
+            return Err(Invariant::WalAcknowledged.violated(format!(
+                "{} of {} acknowledged field reports are not on disk (first: {first}); {} recovered",
+                lost.len(),
+                acknowledged.len(),
+                recovered.len()
+            )));
+        }
+        Ok(recovered.len())
+    }
+}
+
+/// Tolaria's client of the `tamiyo` host; nonces come from `rng` (one life's
+/// tree), and its signatures are stamped by `clock` as `skew` shows it.
+pub fn tamiyo_client(
+    clock: UnixClock,
+    skew: ClockSkew,
+    rng: &RngTree,
+) -> Result<TamiyoClient<TurmoilConnector>, String> {
     let nonces = rng.stream("rpc_nonces");
-    Ok(TamiyoClient::new(TurmoilConnector, TAMIYO, TAMIYO_PORT, rpc_config()?, move || clock.now_ms(), nonces))
+    let now = move || skew.adjust(clock.now_ms());
+    Ok(TamiyoClient::new(TurmoilConnector, TAMIYO, TAMIYO_PORT, rpc_config()?, now, nonces))
 }
 
 /// The trainer's settings in the sim: a 500 ms step timeout and 5 ms of virtual

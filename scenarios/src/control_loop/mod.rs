@@ -1,13 +1,22 @@
 //! `control-loop`: Tolaria trains while Tamiyo decides over the simulated network.
 //!
-//! The `tamiyo` host serves the real `TamiyoService` over signed Leyline RPC; the
+//! The `tamiyo` host serves the real `TamiyoService` over signed RPC; the
 //! `tolaria` client runs the real `Trainer` on a device (synthetic by default, libtorch
-//! CPU for `control-loop-tch`), with Kasmina's `SeedManager` applying the commands.
-//! Partway through, the link between them is cut for longer than Tolaria's step
-//! timeout and then repaired (times drawn from the seed). The client then checks:
-//! every epoch ran, the loss fell, every telemetry packet fit 280 bytes, the cut was
-//! felt (a Tamiyo timeout or error, conservative mode), and after the repair Tamiyo
-//! was consulted again.
+//! CPU for `control-loop-tch`), with Kasmina's `SeedManager` applying the commands
+//! and failed epochs rolled back. Its own schedule cuts the link between them for
+//! longer than Tolaria's step timeout and then repairs it (times drawn from the
+//! seed); as a drill (`esper sweep`) it runs under schedules generated from its
+//! [`FaultSpace`] instead: partitions, holds, loss and latency on the link, Tamiyo
+//! crashing (tearing its WAL) or stalling, Tamiyo's disk failing or filling up,
+//! either clock jumping.
+//!
+//! Training goes on until an epoch after the last fault consulted Tamiyo and
+//! succeeded (liveness, within a bound), then the
+//! client judges the invariants: every telemetry packet fit 280 bytes; every failed
+//! epoch's rollback restored the model byte for byte; Nissa's alert engine, fed the
+//! run's telemetry, fired exactly the alerts whose conditions held; every field
+//! report Tamiyo's WAL acknowledged is on its disk; the loss fell. Under its own
+//! schedule it also checks that the cut was felt.
 
 mod crash;
 pub(crate) mod hosts;
@@ -25,18 +34,27 @@ use esper_core::leyline::{TELEMETRY_BYTE_LIMIT, TelemetryPacket};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::ports::Outbox;
-use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};
-use esper_sim::{
-    Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World, WorldConfig,
+use esper_core::tolaria::{
+    CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer, TrainingLoopConfig,
 };
-use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, durable_field_reports, tamiyo_client, tamiyo_host, training_config};
+use esper_sim::{
+    ClockSkew, Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig,
+    SimScenario, Violation, World, WorldConfig,
+};
+use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
 use prost::Message;
+
+use crate::drills::alerts::check_alerts;
 use rand::Rng;
 
-/// Epochs at least; the run goes on until two epochs have started after the repair.
+/// Epochs at least; the run goes on until an epoch after the last fault consulted
+/// Tamiyo and succeeded.
 const MIN_EPOCHS: usize = 3;
-/// Epochs at most, so a scenario bug cannot spin forever.
-const MAX_EPOCHS: usize = 40;
+/// Liveness: after the last fault, such an epoch must start within this much sim time.
+const LIVENESS_BOUND_MS: u64 = 10_000;
+/// A two-way Tolaria–Tamiyo cut at least this long must fail an epoch (the step
+/// timeout is 500 ms and an epoch's Tamiyo call comes every ~100 ms).
+const FELT_CUT_MS: u64 = 600;
 
 /// The scenario, on one device kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,86 +107,145 @@ impl SimScenario for ControlLoopScenario {
         FaultSchedule::new(vec![fault(start_ms, false), fault(end_ms, true)])
     }
 
+    fn fault_space(&self) -> Option<FaultSpace> {
+        // Faults within the first 3 s (30-odd epochs), none longer than 1.5 s:
+        // long enough to fail epochs and trip conservative mode, short enough
+        // that liveness after the last fault is a fair question. Tamiyo's WAL is
+        // not corrupted at rest: `wal-acknowledged` would rightly fail, and the
+        // WAL soak drills that.
+        let space = FaultSpace::new(Duration::from_secs(3), Duration::from_millis(1_500), 6)
+            .link(TOLARIA, TAMIYO)
+            .crashable(&[TAMIYO])
+            .stallable(&[TAMIYO])
+            .disk(TAMIYO, &[])
+            .clocks(&[TOLARIA, TAMIYO], Duration::from_secs(90));
+        Some(space)
+    }
+
     fn populate(&self, world: &mut World) {
-        let tamiyo_disk = tamiyo_host(world);
+        let tamiyo = tamiyo_host(world);
         let device = self.device;
         let rng = world.rng().child("tolaria");
-        let repair_ms = repair_time(world.schedule());
-        let disk = world.disk(TOLARIA, SimDiskConfig::default());
-        world
-            .client(TOLARIA, async move { train(device, rng, repair_ms, disk, tamiyo_disk).await.map_err(Into::into) });
+        let expectations = Expectations::of(world.schedule());
+        let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
+        world.client(TOLARIA, async move {
+            train(device, rng, expectations, (disk, skew), tamiyo).await.map_err(Into::into)
+        });
     }
 }
 
-/// When the link comes back, in sim milliseconds.
-fn repair_time(schedule: &FaultSchedule) -> u64 {
-    schedule.faults().iter().find(|f| f.fault.kind() == "repair").map_or(0, |f| f.at_ms)
+/// What a schedule lets the checks expect.
+#[derive(Debug, Clone, Copy)]
+struct Expectations {
+    /// When the last fault strikes (sim ms): liveness is judged after it.
+    quiet_from_ms: u64,
+    /// Whether a two-way Tolaria–Tamiyo cut was long enough that it must be felt.
+    felt_cut: bool,
+}
+
+impl Expectations {
+    fn of(schedule: &FaultSchedule) -> Self {
+        let faults = schedule.faults();
+        let quiet_from_ms = faults.last().map_or(0, |last| last.at_ms);
+        let felt_cut = faults.iter().enumerate().any(|(index, cut)| {
+            let ours = matches!(&cut.fault, Fault::Partition { a, b } if [a, b] == [TOLARIA, TAMIYO] || [a, b] == [TAMIYO, TOLARIA]);
+            let repaired = faults[index + 1..].iter().find(|later| cut.fault.ends(&later.fault));
+            ours && repaired.is_none_or(|repair| repair.at_ms - cut.at_ms >= FELT_CUT_MS)
+        });
+        Self { quiet_from_ms, felt_cut }
+    }
 }
 
 async fn train(
     device: DeviceKind,
     rng: RngTree,
-    repair_ms: u64,
-    disk: SimDisk,
-    tamiyo_disk: SimDisk,
+    expect: Expectations,
+    (disk, skew): (SimDisk, ClockSkew),
+    tamiyo: TamiyoHost,
 ) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, &rng)?,
+        tamiyo: tamiyo_client(clock, skew, &rng)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),
     };
-    let config = training_config("sim-control-loop");
+    let config = TrainingLoopConfig { rollback_enabled: true, ..training_config("sim-control-loop") };
     let mut trainer =
         Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
             .map_err(|e| e.to_string())?;
     let mut reports = Vec::new();
-    let mut evaluations = Vec::new();
-    let mut epochs_after_repair = 0;
-    while reports.len() < MIN_EPOCHS || (epochs_after_repair < 2 && reports.len() < MAX_EPOCHS) {
-        if clock.now_ms() - SIM_EPOCH_MS >= repair_ms {
-            epochs_after_repair += 1;
+    // Liveness: after the last fault, an epoch must consult Tamiyo and succeed.
+    let mut recovered = false;
+    while reports.len() < MIN_EPOCHS || !recovered {
+        let started_ms = clock.now_ms() - SIM_EPOCH_MS;
+        if started_ms > expect.quiet_from_ms + LIVENESS_BOUND_MS {
+            let detail = format!(
+                "no epoch consulted Tamiyo and succeeded in the {LIVENESS_BOUND_MS} ms after the last fault at {} ms",
+                expect.quiet_from_ms
+            );
+            return Err(Invariant::Liveness.violated(detail).into());
         }
-        reports.push(trainer.run_epoch().await.map_err(|e| e.to_string())?);
-        evaluations.push(trainer.counters().tamiyo_evaluations_total);
+        let (before, evaluations) =
+            (trainer.snapshot().map_err(|e| e.to_string())?, trainer.counters().tamiyo_evaluations_total);
+        let report = trainer.run_epoch().await.map_err(|e| e.to_string())?;
+        if report.failure.is_some() && trainer.snapshot().map_err(|e| e.to_string())? != before {
+            let detail = format!(
+                "epoch {} failed ({:?}) and was rolled back, but the model differs",
+                report.epoch, report.failure
+            );
+            return Err(Invariant::RollbackRestores.violated(detail).into());
+        }
+        let consulted = trainer.counters().tamiyo_evaluations_total > evaluations;
+        recovered |= started_ms >= expect.quiet_from_ms && consulted && report.failure.is_none();
+        reports.push(report);
     }
-    check(&reports, &evaluations, &trainer.collaborators().telemetry.telemetry, trainer.counters())?;
-    let durable = durable_field_reports(&tamiyo_disk).await?;
-    let answered = trainer.counters().tamiyo_evaluations_total;
-    if (durable as u64) < answered {
-        return Err(format!("Tamiyo answered {answered} times but only {durable} field reports are durable"));
+    let telemetry = &trainer.collaborators().telemetry.telemetry;
+    check_budget(telemetry)?;
+    check_alerts(telemetry)?;
+    tamiyo.check_reports_durable().await?;
+    if expect.felt_cut {
+        check_cut_felt(&reports, trainer.counters())?;
+    }
+    check_progress(&reports)?;
+    Ok(())
+}
+
+fn check_budget(telemetry: &[TelemetryPacket]) -> Result<(), Violation> {
+    match telemetry.iter().find(|p| p.encoded_len() > TELEMETRY_BYTE_LIMIT) {
+        Some(packet) => Err(Invariant::TelemetryBudget.violated(format!(
+            "telemetry packet {} is {} bytes",
+            packet.packet_id,
+            packet.encoded_len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The cut this scenario's own schedule makes was noticed and failed an epoch.
+fn check_cut_felt(reports: &[EpochReport], counters: TolariaCounters) -> Result<(), Violation> {
+    if counters.timeout_tamiyo_total + counters.hook_errors_total == 0 {
+        return Err(
+            Invariant::Scenario.violated(format!("the Tamiyo link was cut but Tolaria never noticed: {counters:?}"))
+        );
+    }
+    if !reports.iter().any(|r| r.failure.is_some()) {
+        return Err(Invariant::Scenario.violated("a Tamiyo outage longer than the step timeout must fail an epoch"));
     }
     Ok(())
 }
 
-/// Safety first (budget, the cut was felt), then progress (loss), then liveness.
-fn check(
-    reports: &[EpochReport],
-    evaluations: &[u64],
-    telemetry: &[TelemetryPacket],
-    counters: TolariaCounters,
-) -> Result<(), String> {
-    if let Some(packet) = telemetry.iter().find(|p| p.encoded_len() > TELEMETRY_BYTE_LIMIT) {
-        return Err(format!("telemetry packet {} is {} bytes", packet.packet_id, packet.encoded_len()));
-    }
-    if counters.timeout_tamiyo_total + counters.hook_errors_total == 0 {
-        return Err(format!("the Tamiyo link was cut but Tolaria never noticed: {counters:?}"));
-    }
-    if !reports.iter().any(|r| r.failure.is_some()) {
-        return Err("a Tamiyo outage longer than the step timeout must fail an epoch".to_owned());
-    }
+/// Progress: the loss fell.
+fn check_progress(reports: &[EpochReport]) -> Result<(), Violation> {
     let (first, last) = (reports.first().map(|r| r.loss), reports.last().map(|r| r.loss));
     match (first, last) {
-        (Some(first), Some(last)) if last < first => {}
-        _ => return Err(format!("loss did not fall: {:?}", reports.iter().map(|r| r.loss).collect::<Vec<_>>())),
+        (Some(first), Some(last)) if last < first => Ok(()),
+        _ => {
+            let losses = reports.iter().map(|r| r.loss).collect::<Vec<_>>();
+            Err(Invariant::Scenario.violated(format!("loss did not fall: {losses:?}")))
+        }
     }
-    let consulted_last_epoch = matches!(evaluations, [.., before, after] if after > before);
-    if !consulted_last_epoch {
-        return Err(format!("liveness: Tamiyo was not consulted in the last epoch after the repair: {evaluations:?}"));
-    }
-    Ok(())
 }

@@ -18,7 +18,9 @@ use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
 use esper_sim::redis::ServerConfig;
-use esper_sim::{FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig};
+use esper_sim::{
+    ClockSkew, FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -83,7 +85,7 @@ async fn drill(rng: RngTree, disk: SimDisk) -> Result<(), String> {
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, &rng)?,
+        tamiyo: tamiyo_client(clock, ClockSkew::default(), &rng)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: bus(&rng, "telemetry")?,
         emergency: bus(&rng, "emergency")?,

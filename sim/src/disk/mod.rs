@@ -134,6 +134,16 @@ impl SimDisk {
         shrank
     }
 
+    /// A separate disk holding a copy of this one's files as they are now, with
+    /// no fault armed: what an invariant checker reads, so that an EIO or a full
+    /// disk the schedule armed for the software cannot fail the check instead.
+    pub fn inspection_copy(&self) -> SimDisk {
+        let mut state = self.lock().clone();
+        state.armed_errors.clear();
+        state.capacity_bytes = None;
+        SimDisk { state: Arc::new(Mutex::new(state)), fsync_latency: Duration::ZERO, read_latency: Duration::ZERO }
+    }
+
     /// fsyncs (of files and directories) completed so far.
     pub fn fsync_count(&self) -> u64 {
         self.lock().fsyncs

@@ -49,7 +49,7 @@ pub(super) struct FileData {
 }
 
 /// Everything behind a [`super::SimDisk`]'s lock.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct DiskState {
     pub(super) block_size: u64,
     pub(super) rng: ChaCha8Rng,

@@ -1,0 +1,234 @@
+//! `esper sweep`: many seeds of one scenario under generated fault schedules,
+//! across cores.
+//!
+//! Each seed is independent — its own world, its own runtime, its own schedule
+//! drawn from the seed — so seeds are spread over `jobs` worker threads that take
+//! the next seed as they finish one. Results come back to the calling thread,
+//! which reports progress and writes a failure file per failing seed; the summary
+//! is sorted by seed, so it reads the same whatever order the workers finished in.
+//! With `twice`, every seed runs a second time and the two trace hashes must
+//! match: the run-twice determinism check, over the whole sweep.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with};
+
+use super::failure::{FailureFileError, FailureRecord};
+use super::generate::{FaultKind, draw};
+use crate::seeds::SeedRange;
+
+/// One machine's share of a sweep: `k/n` takes every seed whose offset in the
+/// range is `k - 1` modulo `n`, so `n` machines together cover the range once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u64,
+    pub count: u64,
+}
+
+/// A shard that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard {0:?} is not k/n with 1 <= k <= n (e.g. 2/8)")]
+pub struct ShardError(String);
+
+impl Shard {
+    /// Whether the seed at `offset` from the start of the range is this shard's.
+    pub fn owns(self, offset: u64) -> bool {
+        offset % self.count == self.index - 1
+    }
+}
+
+impl FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ShardError(text.to_owned());
+        let (index, count) = text.split_once('/').ok_or_else(error)?;
+        let (index, count) =
+            (index.trim().parse::<u64>().map_err(|_| error())?, count.trim().parse::<u64>().map_err(|_| error())?);
+        if index == 0 || index > count {
+            return Err(error());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// What to sweep.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    pub seeds: SeedRange,
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+    pub swarm: bool,
+    /// Run every seed twice and compare trace hashes.
+    pub twice: bool,
+    /// Where failure files go.
+    pub failures_dir: PathBuf,
+}
+
+/// A sweep that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(
+        "scenario {0} has no fault space to draw drills from; sweepable scenarios: {list}",
+        list = sweepable().join(", ")
+    )]
+    NotSweepable(String),
+    #[error("shard {index}/{count} of seeds {seeds} holds no seed")]
+    EmptyShard { index: u64, count: u64, seeds: String },
+    #[error(transparent)]
+    File(#[from] FailureFileError),
+}
+
+/// The registered scenarios that have a fault space.
+pub fn sweepable() -> Vec<&'static str> {
+    crate::registry::all()
+        .into_iter()
+        .filter(|scenario| scenario.fault_space().is_some())
+        .map(|scenario| scenario.name())
+        .collect()
+}
+
+/// One seed's result.
+#[derive(Debug, Clone)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub hash: String,
+    pub sim_time: Duration,
+    pub faults: usize,
+    /// The failure file written for it, and what broke.
+    pub failure: Option<(PathBuf, Invariant)>,
+    /// The second run's hash, when it differed from the first.
+    pub divergent_hash: Option<String>,
+}
+
+/// Progress as the sweep goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub failures: usize,
+}
+
+/// The whole sweep's results, by seed.
+#[derive(Debug, Clone)]
+pub struct SweepSummary {
+    pub scenario: String,
+    pub results: Vec<SeedResult>,
+}
+
+impl SweepSummary {
+    /// Seeds that failed an invariant.
+    pub fn failures(&self) -> impl Iterator<Item = &SeedResult> {
+        self.results.iter().filter(|result| result.failure.is_some())
+    }
+
+    /// Seeds whose two runs hashed differently.
+    pub fn divergent(&self) -> impl Iterator<Item = &SeedResult> {
+        self.results.iter().filter(|result| result.divergent_hash.is_some())
+    }
+
+    /// Sim time over every seed (each counted once, even with `twice`).
+    pub fn sim_time(&self) -> Duration {
+        self.results.iter().map(|result| result.sim_time).sum()
+    }
+
+    /// Whether every seed passed (and, if checked, was deterministic).
+    pub fn clean(&self) -> bool {
+        self.failures().next().is_none() && self.divergent().next().is_none()
+    }
+}
+
+/// The failure file for `seed` under `dir`.
+pub fn failure_path(dir: &Path, seed: u64) -> PathBuf {
+    dir.join(format!("{seed}.json"))
+}
+
+/// Runs the sweep; `progress` is called on the calling thread after every seed.
+pub fn sweep(
+    scenario: &'static dyn SimScenario,
+    config: &SweepConfig,
+    mut progress: impl FnMut(Progress),
+) -> Result<SweepSummary, SweepError> {
+    let space = scenario.fault_space().ok_or_else(|| SweepError::NotSweepable(scenario.name().to_owned()))?;
+    let start = *config.seeds.seeds().start();
+    let seeds: Vec<u64> =
+        config.seeds.seeds().filter(|seed| config.shard.is_none_or(|shard| shard.owns(seed - start))).collect();
+    if seeds.is_empty() {
+        let shard = config.shard.unwrap_or(Shard { index: 1, count: 1 });
+        let seeds = config.seeds.to_string();
+        return Err(SweepError::EmptyShard { index: shard.index, count: shard.count, seeds });
+    }
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel();
+    let mut results = Vec::with_capacity(seeds.len());
+    std::thread::scope(|scope| -> Result<(), SweepError> {
+        for _ in 0..config.jobs.clamp(1, seeds.len()) {
+            let (sender, seeds, next, space) = (sender.clone(), &seeds, &next, &space);
+            scope.spawn(move || {
+                while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if sender.send(run_seed(scenario, space, seed, config)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut failures = 0;
+        for (run, record) in receiver {
+            let mut result = run;
+            if let Some(record) = record {
+                let path = failure_path(&config.failures_dir, record.seed);
+                record.write(&path)?;
+                result.failure = Some((path, record.invariant));
+                failures += 1;
+            }
+            results.push(result);
+            progress(Progress { done: results.len(), total: seeds.len(), failures });
+        }
+        Ok(())
+    })?;
+    results.sort_by_key(|result| result.seed);
+    Ok(SweepSummary { scenario: scenario.name().to_owned(), results })
+}
+
+fn run_seed(
+    scenario: &dyn SimScenario,
+    space: &FaultSpace,
+    seed: u64,
+    config: &SweepConfig,
+) -> (SeedResult, Option<FailureRecord>) {
+    let drill = draw(space, seed, config.swarm);
+    let faults = drill.schedule.faults().len();
+    let report = run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash);
+    let divergent_hash = config
+        .twice
+        .then(|| run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash).hash)
+        .filter(|again| *again != report.hash);
+    let kinds: Vec<FaultKind> = drill.kinds;
+    let record = FailureRecord::from_report(&report, config.swarm, kinds);
+    let result =
+        SeedResult { seed, hash: report.hash, sim_time: report.sim_elapsed, faults, failure: None, divergent_hash };
+    (result, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_cover_the_range_once() {
+        assert_eq!("2/8".parse::<Shard>(), Ok(Shard { index: 2, count: 8 }));
+        for bad in ["0/4", "5/4", "x/4", "3", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        for offset in 0..40 {
+            let owners = (1..=4).filter(|index| Shard { index: *index, count: 4 }.owns(offset)).count();
+            assert_eq!(owners, 1, "offset {offset}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `esper sweep`, `esper replay` and `esper shrink`: printing around `esper_scenarios::drills`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
+use esper_scenarios::drills::shrink::{episode_count, shrink};
+use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
+use esper_sim::{Invariant, Outcome, RunReport, SimScenario, TraceMode};
+
+/// Runs a sweep with a progress bar on stderr; true when every seed passed.
+pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let mut bar = ProgressBar::new(started);
+    let summary = sweep(scenario, config, |progress| bar.show(progress))?;
+    bar.finish();
+    let wall = started.elapsed();
+    let seeds = summary.results.len();
+    let failures: Vec<_> = summary.failures().collect();
+    let mode = if config.swarm { "swarm" } else { "all fault kinds" };
+    let shard = config.shard.map(|shard| format!(" shard {}/{}", shard.index, shard.count)).unwrap_or_default();
+    println!(
+        "sweep: scenario={} seeds={}{shard} ({mode}) jobs={}: {} passed, {} failed",
+        summary.scenario,
+        config.seeds,
+        config.jobs,
+        seeds - failures.len(),
+        failures.len()
+    );
+    let faults: usize = summary.results.iter().map(|result| result.faults).sum();
+    let sim = summary.sim_time();
+    let runs = if config.twice { 2 } else { 1 };
+    let per_core = sim.as_secs_f64() * f64::from(runs) / (wall.as_secs_f64() * config.jobs as f64).max(1e-9);
+    println!(
+        "  {faults} faults injected; {:.1} s of sim time in {:.1} s wall ({runs} run(s) per seed): {per_core:.0} sim s per wall s per core, {:.1} seeds/s",
+        sim.as_secs_f64(),
+        wall.as_secs_f64(),
+        seeds as f64 / wall.as_secs_f64().max(1e-9),
+    );
+    if config.twice {
+        let divergent: Vec<u64> = summary.divergent().map(|result| result.seed).collect();
+        match divergent.as_slice() {
+            [] => println!("  deterministic: every seed ran twice with identical trace hashes"),
+            seeds => println!("  NOT deterministic: seeds {seeds:?} hashed differently on their second run"),
+        }
+    }
+    for result in &failures {
+        if let Some((path, invariant)) = &result.failure {
+            println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
+            println!("    replay: {}", replay_file_command(path));
+            println!("    shrink: cargo run --release -- shrink {}", path.display());
+        }
+    }
+    Ok(summary.clean())
+}
+
+/// Reruns a failure file; true when the run passes (the invariant holds now).
+pub fn replay_command(path: &Path) -> anyhow::Result<bool> {
+    let record = FailureRecord::read(path)?;
+    let report = record.replay(TraceMode::Hash)?;
+    print_replay(&record, &report, path);
+    Ok(report.passed())
+}
+
+fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
+    println!(
+        "seed={} scenario={} hash={} events={} faults: {}",
+        report.seed, report.scenario, report.hash, report.events, record.schedule
+    );
+    match (&report.outcome, Invariant::of(&report.outcome)) {
+        (Outcome::Failed { error }, Some(invariant)) => {
+            let same = if invariant == record.invariant { "the recorded one" } else { "NOT the recorded one" };
+            println!("FAILED: invariant {invariant} ({same}, {})", record.invariant);
+            println!("  error: {error}");
+            let hash = if report.hash == record.hash { "same as recorded" } else { "differs from the recorded run" };
+            println!("  trace hash {hash}");
+            println!("  last {} trace events:", report.tail.len());
+            for line in &report.tail {
+                println!("    {line}");
+            }
+            println!("  replay: {}", replay_file_command(path));
+        }
+        _ => println!("passed: the {} invariant holds under this schedule now", record.invariant),
+    }
+}
+
+/// Minimises a failure file's schedule and writes the result; true when it shrank
+/// a failing schedule (false when the file does not fail to begin with).
+pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> anyhow::Result<bool> {
+    let record = FailureRecord::read(path)?;
+    let first = record.replay(TraceMode::Hash)?;
+    if Invariant::of(&first.outcome) != Some(record.invariant) {
+        println!(
+            "{} does not fail its invariant {} on this commit; nothing to shrink",
+            path.display(),
+            record.invariant
+        );
+        print_replay(&record, &first, path);
+        return Ok(false);
+    }
+    let scenario = esper_scenarios::registry::find(&record.scenario)?;
+    let mut runs_seen = 0;
+    let shrunk = shrink(&record.schedule, max_runs, |candidate| {
+        runs_seen += 1;
+        if runs_seen % 25 == 0 {
+            eprintln!("shrink: {runs_seen} runs");
+        }
+        let report = esper_sim::run_scenario_with(scenario, record.seed, candidate.clone(), TraceMode::Hash);
+        Invariant::of(&report.outcome) == Some(record.invariant)
+    });
+    let last = esper_sim::run_scenario_with(scenario, record.seed, shrunk.schedule.clone(), TraceMode::Hash);
+    let minimal = FailureRecord::from_report(&last, record.swarm, record.kinds.clone())
+        .context("the shrunk schedule passed on its final run; runs are not deterministic")?;
+    let output = output.unwrap_or_else(|| minimised_path(path));
+    minimal.write(&output)?;
+    println!(
+        "shrunk {} from {} to {} fault(s) ({} runs, {} steps): {}",
+        path.display(),
+        episode_count(&record.schedule),
+        episode_count(&minimal.schedule),
+        shrunk.runs,
+        shrunk.steps,
+        minimal.schedule
+    );
+    println!("  invariant {}: {}", minimal.invariant, minimal.error);
+    println!("  wrote {}", output.display());
+    println!("  replay: {}", replay_file_command(&output));
+    Ok(true)
+}
+
+/// `failures/17.json` → `failures/17.min.json`.
+fn minimised_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{stem}.min.json"))
+}
+
+/// A one-line progress bar on a terminal; a line per tenth of the work otherwise
+/// (CI logs).
+struct ProgressBar {
+    started: Instant,
+    last_drawn: Option<Instant>,
+    terminal: bool,
+    drawn_tenths: usize,
+}
+
+impl ProgressBar {
+    fn new(started: Instant) -> Self {
+        Self { started, last_drawn: None, terminal: std::io::stderr().is_terminal(), drawn_tenths: 0 }
+    }
+
+    fn show(&mut self, progress: Progress) {
+        let rate = progress.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        if self.terminal {
+            let due = self.last_drawn.is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+            if due || progress.done == progress.total {
+                let filled = progress.done * 30 / progress.total.max(1);
+                let bar = format!("{}{}", "#".repeat(filled), ".".repeat(30 - filled));
+                eprint!(
+                    "\r[{bar}] {}/{} seeds · {} failed · {rate:.1} seeds/s ",
+                    progress.done, progress.total, progress.failures
+                );
+                let _ = std::io::stderr().flush();
+                self.last_drawn = Some(Instant::now());
+            }
+        } else {
+            let tenths = progress.done * 10 / progress.total.max(1);
+            if tenths > self.drawn_tenths {
+                self.drawn_tenths = tenths;
+                eprintln!(
+                    "sweep: {}/{} seeds, {} failed, {rate:.1} seeds/s",
+                    progress.done, progress.total, progress.failures
+                );
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
