@@ -21,8 +21,9 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
     let failures: Vec<_> = summary.failures().collect();
     let mode = if config.swarm { "swarm" } else { "all fault kinds" };
     let shard = config.shard.map(|shard| format!(" shard {}/{}", shard.index, shard.count)).unwrap_or_default();
+    let stopped = if summary.results.len() < summary.planned { " (stopped early at --max-failures)" } else { "" };
     println!(
-        "sweep: scenario={} seeds={}{shard} ({mode}) jobs={}: {} passed, {} failed",
+        "sweep: scenario={} seeds={}{shard} ({mode}) jobs={}: {} passed, {} failed{stopped}",
         summary.scenario,
         config.seeds,
         config.jobs,

@@ -88,6 +88,9 @@ enum Command {
         /// Where failure files go.
         #[arg(long, value_name = "DIR", default_value = "failures")]
         failures_dir: PathBuf,
+        /// Stop starting new seeds after this many failures.
+        #[arg(long, value_name = "N")]
+        max_failures: Option<usize>,
     },
     /// Rerun one failure file exactly (scenario, seed, schedule). Exit 1 if it still
     /// fails, 0 if its invariant holds now.
@@ -327,9 +330,9 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         }
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
-        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir } => {
+        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir };
+            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures };
             drill_cmd::sweep_command(scenario, &config)
         }
         Command::Replay { file } => drill_cmd::replay_command(&file),

@@ -16,6 +16,10 @@
 //!   acknowledged within the durability window before a Redis crash (the one
 //!   loss Redis's everysec persistence allows);
 //! * nothing was delivered that was not published, and nothing is left pending.
+//!
+//! As a drill (`esper sweep --scenario oona-ledger`) the schedule is generated
+//! instead: partitions, holds, loss and latency on both clients' links, Redis
+//! crashing, stalling, answering slowly or with errors, dropping connections.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +32,9 @@ use esper_core::oona::{
     ClientParts, ConsumeRound, Delivery, OonaClient, OonaError, OonaMetrics, PublishOutcome, StreamConfig,
 };
 use esper_sim::redis::ServerConfig;
-use esper_sim::{Fault, FaultSchedule, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World};
+use esper_sim::{
+    Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -128,6 +134,17 @@ impl SimScenario for OonaLedgerScenario {
         FaultSchedule::new(faults)
     }
 
+    fn fault_space(&self) -> Option<FaultSpace> {
+        // The publisher's traffic spans 12 s; faults up to 4 s long within it.
+        let space = FaultSpace::new(Duration::from_millis(FAULT_HORIZON_MS), Duration::from_secs(4), 6)
+            .link(PUBLISHER, REDIS)
+            .link(CONSUMER, REDIS)
+            .crashable(&[REDIS])
+            .stallable(&[REDIS])
+            .redis(REDIS);
+        Some(space)
+    }
+
     fn populate(&self, world: &mut World) {
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let crashes: Vec<Duration> = world
@@ -153,7 +170,8 @@ impl SimScenario for OonaLedgerScenario {
         world.client(CONSUMER, async move {
             let bus = client(config(CONSUMER), consumer_bus)?;
             consume_all(&ledger, bus, consumer_rng).await?;
-            audit(&ledger.borrow(), &crashes, REDIS_LOSS_WINDOW).map_err(Into::into)
+            audit(&ledger.borrow(), &crashes, REDIS_LOSS_WINDOW)
+                .map_err(|detail| Invariant::OonaLedger.violated(detail).to_string().into())
         });
     }
 }

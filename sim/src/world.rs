@@ -388,6 +388,9 @@ impl World {
     /// goodbye, and turmoil would otherwise draw latencies in the order tokio
     /// drops tasks, which depends on process-global task ids), then it stops.
     fn crash(&mut self, host: &str) {
+        if self.down.contains(host) {
+            return; // Already down (overlapping crash episodes): nothing more to lose.
+        }
         self.update_host(host, |world| world.down.insert(host.to_owned()));
         self.sim.crash(host);
         if let Some(disk) = self.disks.get(host) {
@@ -398,6 +401,11 @@ impl World {
     /// Reconnects a crashed host to every host as the faults in force allow,
     /// then starts its software again.
     fn restart(&mut self, host: &str) {
+        if !self.down.contains(host) {
+            // Already running (overlapping crash episodes): restarting it would be
+            // an unannounced crash, which the schedule does not say.
+            return;
+        }
         self.update_host(host, |world| world.down.remove(host));
         self.sim.bounce(host);
     }

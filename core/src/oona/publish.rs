@@ -121,7 +121,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         if target == StreamKind::Emergency {
             self.metrics.emergency_published += 1;
         }
-        if critical {
+        if critical && !cfg!(feature = "planted-bug-outbox") {
             self.outbox.push(Held { stream, id: id.clone(), envelope: envelope.clone(), sent_at: Instant::now() });
         }
         Ok(PublishOutcome::Published { stream: target, id, rerouted })

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -68,6 +68,9 @@ pub struct SweepConfig {
     pub twice: bool,
     /// Where failure files go.
     pub failures_dir: PathBuf,
+    /// Stop taking new seeds once this many have failed (seeds already running
+    /// finish); `None` sweeps every seed.
+    pub max_failures: Option<usize>,
 }
 
 /// A sweep that could not run.
@@ -118,6 +121,8 @@ pub struct Progress {
 #[derive(Debug, Clone)]
 pub struct SweepSummary {
     pub scenario: String,
+    /// Seeds in this shard of the range (more than ran if the sweep stopped early).
+    pub planned: usize,
     pub results: Vec<SeedResult>,
 }
 
@@ -163,14 +168,16 @@ pub fn sweep(
         let seeds = config.seeds.to_string();
         return Err(SweepError::EmptyShard { index: shard.index, count: shard.count, seeds });
     }
-    let next = AtomicUsize::new(0);
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let (sender, receiver) = mpsc::channel();
     let mut results = Vec::with_capacity(seeds.len());
     std::thread::scope(|scope| -> Result<(), SweepError> {
         for _ in 0..config.jobs.clamp(1, seeds.len()) {
-            let (sender, seeds, next, space) = (sender.clone(), &seeds, &next, &space);
+            let (sender, seeds, next, stop, space) = (sender.clone(), &seeds, &next, &stop, &space);
             scope.spawn(move || {
-                while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+                while let Some(&seed) =
+                    seeds.get(next.fetch_add(1, Ordering::Relaxed)).filter(|_| !stop.load(Ordering::Relaxed))
+                {
                     if sender.send(run_seed(scenario, space, seed, config)).is_err() {
                         return;
                     }
@@ -186,6 +193,9 @@ pub fn sweep(
                 record.write(&path)?;
                 result.failure = Some((path, record.invariant));
                 failures += 1;
+                if config.max_failures.is_some_and(|max| failures >= max) {
+                    stop.store(true, Ordering::Relaxed);
+                }
             }
             results.push(result);
             progress(Progress { done: results.len(), total: seeds.len(), failures });
@@ -193,7 +203,7 @@ pub fn sweep(
         Ok(())
     })?;
     results.sort_by_key(|result| result.seed);
-    Ok(SweepSummary { scenario: scenario.name().to_owned(), results })
+    Ok(SweepSummary { scenario: scenario.name().to_owned(), planned: seeds.len(), results })
 }
 
 fn run_seed(

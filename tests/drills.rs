@@ -1,0 +1,160 @@
+//! Drills: a bounded number of generated seeds per drill family, proptest over
+//! the schedule space, the saved regressions, and the CLI around them.
+//!
+//! Long sweeps live in `ci/sweep`; these run on every `cargo nextest run`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use esper_scenarios::drills::failure::FailureRecord;
+use esper_scenarios::drills::generate::{FaultKind, schedule_strategy};
+use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
+use esper_scenarios::registry;
+use esper_sim::{TraceMode, run_scenario_with};
+use proptest::prelude::*;
+
+fn drill(name: &str, seeds: &str, failures_dir: &Path) -> SweepSummary {
+    let scenario = registry::find(name).expect("registered");
+    let config = SweepConfig {
+        seeds: seeds.parse().expect("seed range"),
+        jobs: 2,
+        shard: None,
+        swarm: true,
+        twice: true,
+        failures_dir: failures_dir.to_path_buf(),
+        max_failures: None,
+    };
+    sweep(scenario, &config, |_| {}).expect("sweepable")
+}
+
+fn assert_clean(summary: &SweepSummary) {
+    for result in summary.failures() {
+        let (path, invariant) = result.failure.as_ref().expect("a failure");
+        let record = std::fs::read_to_string(path).unwrap_or_default();
+        panic!(
+            "seed {} broke {invariant}; replay: cargo run --release -- replay {}\n{record}",
+            result.seed,
+            path.display()
+        );
+    }
+    let divergent: Vec<u64> = summary.divergent().map(|result| result.seed).collect();
+    assert!(divergent.is_empty(), "seeds {divergent:?} hashed differently on a second run");
+}
+
+#[test]
+fn control_loop_swarm_drills_keep_every_invariant_and_replay_identically() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = drill("control-loop", "0..64", dir.path());
+    assert_eq!(summary.results.len(), 64);
+    assert_clean(&summary);
+    let faults: usize = summary.results.iter().map(|result| result.faults).sum();
+    assert!(faults > 64, "the drills should inject faults: {faults}");
+}
+
+#[test]
+fn oona_ledger_swarm_drills_balance_the_ledger() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let summary = drill("oona-ledger", "0..16", dir.path());
+    if cfg!(feature = "planted-bug-outbox") {
+        return; // The planted bug is tests/drill_planted.rs's business.
+    }
+    assert_clean(&summary);
+}
+
+/// Every schedule saved under tests/drills/regressions/ once failed; each must
+/// pass now, on every commit, forever.
+#[test]
+fn every_saved_regression_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drills/regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/drills/regressions exists")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "regressions: {files:?}");
+    for file in files {
+        let record = FailureRecord::read(&file).unwrap_or_else(|error| panic!("{error}"));
+        let report = record.replay(TraceMode::Hash).expect("the scenario is registered");
+        if cfg!(feature = "planted-bug-outbox") && record.scenario == "oona-ledger" {
+            assert!(!report.passed(), "the planted bug must fail {}", file.display());
+            continue;
+        }
+        assert!(
+            report.passed(),
+            "{} fails again:\n{report}\nreplay: cargo run --release -- replay {}",
+            file.display(),
+            file.display()
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// proptest draws control-loop schedules over every fault kind; on a failure
+    /// it shrinks them (removing episodes, moving them later, shortening them)
+    /// and reports the smallest schedule with its seed.
+    #[test]
+    fn control_loop_survives_any_schedule_from_its_fault_space(
+        episodes in {
+            let space = registry::find("control-loop").expect("registered").fault_space().expect("drillable");
+            schedule_strategy(&space, &FaultKind::available(&space))
+        },
+        seed in 0_u64..1_000,
+    ) {
+        let schedule = esper_scenarios::drills::generate::lower(&episodes);
+        let scenario = registry::find("control-loop").expect("registered");
+        let report = run_scenario_with(scenario, seed, schedule.clone(), TraceMode::Hash);
+        prop_assert!(report.passed(), "seed {seed}, schedule {schedule}:\n{report}");
+    }
+}
+
+fn esper(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_esper")).args(arguments).output().expect("esper binary runs")
+}
+
+#[test]
+fn sweep_replay_and_shrink_refuse_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let garbled = dir.path().join("garbled.json");
+    std::fs::write(&garbled, "{ not json").expect("write");
+    let cases: [(&[&str], &str); 5] = [
+        (&["sweep", "--scenario", "heartbeat", "--seeds", "0..2"], "no fault space"),
+        (&["sweep", "--scenario", "control-loop", "--shard", "5/4"], "is not k/n"),
+        (&["replay", "/nonexistent/failure.json"], "cannot read failure file"),
+        (&["replay", garbled.to_str().expect("utf-8")], "is not a drill failure file"),
+        (&["shrink", garbled.to_str().expect("utf-8")], "is not a drill failure file"),
+    ];
+    for (arguments, message) in cases {
+        let output = esper(arguments);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
+        assert!(stderr.contains(message), "{arguments:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_sweep_on_the_cli_reports_its_seeds_and_a_shard_covers_its_share() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let failures = dir.path().join("failures");
+    let output = esper(&[
+        "sweep",
+        "--scenario",
+        "control-loop",
+        "--seeds",
+        "0..8",
+        "--shard",
+        "2/4",
+        "--swarm",
+        "--twice",
+        "--failures-dir",
+        failures.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("seeds=0..=7 shard 2/4 (swarm) jobs="), "{stdout}");
+    assert!(stdout.contains(": 2 passed, 0 failed"), "seeds 1 and 5: {stdout}");
+    assert!(stdout.contains("deterministic: every seed ran twice"), "{stdout}");
+    assert!(!failures.exists(), "no failure, no file");
+}
