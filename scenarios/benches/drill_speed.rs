@@ -1,0 +1,102 @@
+//! Drill speed: `control-loop` under swarm fault schedules, next to bare turmoil
+//! carrying the same traffic, in the same run, on one thread.
+//!
+//! `esper` runs seeds the way `esper sweep --swarm` does (generated schedule,
+//! real Tolaria/Tamiyo/Kasmina code, trace hashing, invariant checks). The peer is
+//! a plain turmoil simulation with the same physics that carries the control
+//! loop's traffic without any Esper code: one ~300-byte signed-RPC-sized request
+//! and reply every 5 ms (Tolaria consults Tamiyo once per 5 ms step), for as much
+//! sim time as the esper run of the same seed took. Figures: sim seconds per wall
+//! second on one core, and what that means for a 60 s-of-sim drill in seeds per
+//! second per core.
+//!
+//! Usage: `cargo bench -p esper-scenarios --bench drill_speed -- [--seeds N]`; `ci/bench --drills`.
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
+
+use std::time::{Duration, Instant};
+
+use esper_scenarios::drills::generate::draw;
+use esper_scenarios::registry;
+use esper_sim::{TraceMode, WorldConfig, run_scenario_with};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turmoil::net::{TcpListener, TcpStream};
+
+const PORT: u16 = 7_300;
+const FRAME: usize = 300;
+const EVERY: Duration = Duration::from_millis(5);
+
+fn main() {
+    let seeds: u64 = std::env::args()
+        .skip_while(|argument| argument != "--seeds")
+        .nth(1)
+        .map_or(100, |text| text.parse().expect("--seeds takes a number"));
+    let scenario = registry::find("control-loop").expect("registered");
+    let space = scenario.fault_space().expect("control-loop is drillable");
+    let (mut sim_times, mut faults) = (Vec::new(), 0);
+    let started = Instant::now();
+    for seed in 0..seeds {
+        let drill = draw(&space, seed, true);
+        faults += drill.schedule.faults().len();
+        let report = run_scenario_with(scenario, seed, drill.schedule, TraceMode::Hash);
+        assert!(report.passed(), "{report}");
+        sim_times.push(report.sim_elapsed);
+    }
+    let esper_wall = started.elapsed();
+    let started = Instant::now();
+    for sim_time in &sim_times {
+        bare_turmoil(*sim_time, &scenario.world_config());
+    }
+    let turmoil_wall = started.elapsed();
+    let simulated: Duration = sim_times.iter().sum();
+    println!(
+        "drill_speed: control-loop, {seeds} swarm seeds ({faults} faults), {:.1} s of sim time, one thread",
+        simulated.as_secs_f64()
+    );
+    let speed = |wall: Duration| simulated.as_secs_f64() / wall.as_secs_f64();
+    for (label, wall) in
+        [("esper drills (faults, invariants)", esper_wall), ("bare turmoil, same traffic", turmoil_wall)]
+    {
+        println!(
+            "  {label:<34} {:>8.1} sim s / wall s   {:>6.2} seeds/s of a 60 s drill   ({:.3} s wall)",
+            speed(wall),
+            speed(wall) / 60.0,
+            wall.as_secs_f64()
+        );
+    }
+    println!("  ratio esper / bare turmoil: {:.2}x the speed", speed(esper_wall) / speed(turmoil_wall));
+}
+
+/// A request, its reply, then 5 ms of step time, until `duration` of sim time has passed.
+fn bare_turmoil(duration: Duration, physics: &WorldConfig) {
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(0)
+        .enable_random_order()
+        .epoch(std::time::UNIX_EPOCH)
+        .tick_duration(physics.tick)
+        .simulation_duration(duration + Duration::from_secs(1))
+        .min_message_latency(physics.min_latency)
+        .max_message_latency(physics.max_latency)
+        .build();
+    sim.host("tamiyo", || async {
+        let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
+        loop {
+            let (mut stream, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                let mut frame = [0_u8; FRAME];
+                while stream.read_exact(&mut frame).await.is_ok() && stream.write_all(&frame).await.is_ok() {}
+            });
+        }
+    });
+    sim.client("tolaria", async move {
+        let mut stream = TcpStream::connect(("tamiyo", PORT)).await?;
+        let mut frame = [7_u8; FRAME];
+        while turmoil::sim_elapsed().unwrap_or_default() < duration {
+            tokio::time::sleep(EVERY).await;
+            stream.write_all(&frame).await?;
+            stream.read_exact(&mut frame).await?;
+        }
+        Ok(())
+    });
+    sim.run().expect("bare turmoil run");
+}
