@@ -1,5 +1,11 @@
 //! `esper sweep`, `esper replay` and `esper shrink`: printing around `esper_scenarios::drills`.
 
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "the progress bar and the speed line report wall time; nothing here feeds a simulation"
+)]
+
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
