@@ -350,6 +350,38 @@ mod tests {
     }
 
     #[test]
+    fn link_host_and_clock_faults_round_trip_and_pair_with_their_ends() {
+        let (a, b) = (|| "tolaria".to_owned(), || "tamiyo".to_owned());
+        let pairs = vec![
+            (Fault::PartitionOneWay { from: a(), to: b() }, Fault::RepairOneWay { from: a(), to: b() }),
+            (Fault::Hold { a: a(), b: b() }, Fault::Release { a: b(), b: a() }),
+            (Fault::PacketLoss { a: a(), b: b(), per_mille: 20 }, Fault::LinkHeal { a: a(), b: b() }),
+            (Fault::Latency { a: a(), b: b(), latency_ms: 250 }, Fault::LinkHeal { a: b(), b: a() }),
+            (Fault::Stall { host: b() }, Fault::Resume { host: b() }),
+            (Fault::ClockJump { host: a(), by_ms: -5_000 }, Fault::ClockJump { host: a(), by_ms: 5_000 }),
+            (Fault::DiskFull { host: b(), capacity_bytes: 0 }, Fault::DiskFreed { host: b() }),
+            (Fault::Crash { host: b() }, Fault::Restart { host: b() }),
+        ];
+        for (start, end) in &pairs {
+            assert!(start.ends(end), "{start} should be ended by {end}");
+            assert!(!end.ends(start) || matches!(start, Fault::ClockJump { .. }), "{end} must not end {start}");
+        }
+        assert!(!Fault::PartitionOneWay { from: a(), to: b() }.ends(&Fault::RepairOneWay { from: b(), to: a() }));
+        assert!(!Fault::Stall { host: a() }.ends(&Fault::Resume { host: b() }));
+        let schedule = FaultSchedule::new(
+            pairs
+                .into_iter()
+                .flat_map(|(start, end)| [start, end])
+                .map(|fault| ScheduledFault { at_ms: 9, fault })
+                .collect(),
+        );
+        let json = schedule.to_json();
+        assert!(json.contains(r#""kind":"clock_jump","host":"tolaria","by_ms":-5000"#), "{json}");
+        assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
+        assert!(schedule.to_string().contains("t=9ms partition tolaria -> tamiyo; t=9ms repair tolaria -> tamiyo"));
+    }
+
+    #[test]
     fn rejects_unknown_fault_kinds_with_a_typed_error() {
         let error = FaultSchedule::from_json(r#"{"faults":[{"at_ms":1,"fault":{"kind":"meteor"}}]}"#)
             .expect_err("unknown kind must not parse");
