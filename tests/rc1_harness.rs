@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use esper_scenarios::rc1::sim::{self, sim_defaults};
 use esper_scenarios::rc1::training::TrainingDrill;
-use support::{RealRedis, cuda_or_skip, esper_binary, workspace_file};
+use support::{RealRedis, esper_binary, workspace_file};
 
 const FILES: [&str; 12] = [
     "steady_train_metrics.json",
@@ -243,7 +243,7 @@ fn the_real_profile_runs_every_scenario_on_libtorch_cpu() {
 #[cfg(feature = "tch")]
 #[test]
 fn the_real_profile_on_cuda_passes_the_gpu_baseline_counters() {
-    if !cuda_or_skip("the_real_profile_on_cuda_passes_the_gpu_baseline_counters") {
+    if !support::cuda_or_skip("the_real_profile_on_cuda_passes_the_gpu_baseline_counters") {
         return;
     }
     let dir = scratch("real-tch-cuda");
