@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use esper_scenarios::rc1::sim::{self, sim_defaults};
 use esper_scenarios::rc1::training::TrainingDrill;
-use support::RealRedis;
+use support::{RealRedis, esper_binary, workspace_file};
 
 const FILES: [&str; 12] = [
     "steady_train_metrics.json",
@@ -27,7 +27,7 @@ const FILES: [&str; 12] = [
 ];
 
 fn esper(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_esper")).args(arguments).output().expect("esper binary runs")
+    Command::new(esper_binary()).args(arguments).output().expect("esper binary runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -60,7 +60,10 @@ fn gate(against: &str, dir: &Path) -> Output {
     esper(&["gate", "--baseline", against, path(dir)])
 }
 
-const CPU_BASELINE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/baselines/rc1/cpu.json");
+/// RC1's CPU baseline, found at run time so the tests also run from a nextest archive.
+fn cpu_baseline() -> String {
+    workspace_file("baselines/rc1/cpu.json").to_str().expect("utf-8 checkout path").to_owned()
+}
 
 #[test]
 fn harness_all_writes_every_file_and_the_sim_counters_pass_the_cpu_baseline() {
@@ -78,7 +81,7 @@ fn harness_all_writes_every_file_and_the_sim_counters_pass_the_cpu_baseline() {
     );
     assert!(std::fs::read_to_string(dir.join("latency.svg")).expect("svg").contains("<svg"));
 
-    let verdict = gate(CPU_BASELINE, &dir);
+    let verdict = gate(&cpu_baseline(), &dir);
     let table = text(&verdict.stdout);
     assert!(verdict.status.success(), "{table}\n{}", text(&verdict.stderr));
     assert_counters_pass(&table);
@@ -152,7 +155,7 @@ fn the_gate_fails_a_regressed_counter_and_a_run_judges_clean_against_its_twin() 
     );
     assert_ne!(original, edited, "the counter is in the file");
     std::fs::write(&file, edited).expect("edit");
-    let verdict = gate(CPU_BASELINE, &dir);
+    let verdict = gate(&cpu_baseline(), &dir);
     assert_eq!(verdict.status.code(), Some(1), "{}", text(&verdict.stdout));
     let table = text(&verdict.stdout);
     assert!(table.lines().any(|l| l.contains("deadline_exceeded_total") && l.contains("REGRESSED")), "{table}");
@@ -173,8 +176,8 @@ fn missing_or_garbled_inputs_exit_2_and_say_which_file() {
         ("/nonexistent/baseline.json", &dir, "baseline /nonexistent/baseline.json"),
         (path(&garbled), &dir, "is not a valid baseline file"),
         (path(&wrong_schema), &dir, "has schema \"something/v9\""),
-        (CPU_BASELINE, Path::new("/nonexistent/run"), "/nonexistent/run"),
-        (CPU_BASELINE, &empty, "is not a run directory"),
+        (&cpu_baseline(), Path::new("/nonexistent/run"), "/nonexistent/run"),
+        (&cpu_baseline(), &empty, "is not a run directory"),
     ];
     for (baseline, run, message) in cases {
         let output = gate(baseline, run);
@@ -182,7 +185,7 @@ fn missing_or_garbled_inputs_exit_2_and_say_which_file() {
         assert!(text(&output.stderr).contains(message), "{message:?} not in {}", text(&output.stderr));
     }
     std::fs::write(dir.join("steady_train_metrics.json"), "[1, 2").expect("garble a metrics file");
-    let output = gate(CPU_BASELINE, &dir);
+    let output = gate(&cpu_baseline(), &dir);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("steady_train_metrics.json is not a valid metrics file"));
 }
@@ -209,7 +212,7 @@ fn the_real_profile_runs_every_scenario_over_embedded_redis_and_its_counters_pas
     let dir = scratch("real-embedded");
     let output = harness(&dir, &["--profile", "real"]);
     assert!(!text(&output.stdout).contains("trace hash"), "real runs have no trace hash");
-    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
+    assert_counters_pass(&text(&gate(&cpu_baseline(), &dir).stdout));
     let env = std::fs::read_to_string(dir.join("env.json")).expect("env");
     assert!(env.contains("\"profile\": \"real\"") && env.contains("embedded"), "{env}");
 }
@@ -220,7 +223,7 @@ fn the_real_profile_runs_against_a_real_redis_server() {
     let dir = scratch("real-redis");
     let url = format!("redis://127.0.0.1:{}", redis.port);
     harness(&dir, &["--profile", "real", "--redis-url", &url]);
-    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
+    assert_counters_pass(&text(&gate(&cpu_baseline(), &dir).stdout));
     assert!(std::fs::read_to_string(dir.join("env.json")).expect("env").contains(&url));
 }
 
@@ -231,5 +234,25 @@ fn the_real_profile_runs_every_scenario_on_libtorch_cpu() {
     let dir = scratch("real-tch-cpu");
     let output = harness(&dir, &["--profile", "real", "--device", "cpu"]);
     assert!(text(&output.stdout).contains("| steady_train | real | cpu |"), "{}", text(&output.stdout));
-    assert_counters_pass(&text(&gate(CPU_BASELINE, &dir).stdout));
+    assert_counters_pass(&text(&gate(&cpu_baseline(), &dir).stdout));
+}
+
+/// The real profile on CUDA in the RC1 GPU workload's shape (batch 16, a 128-request
+/// burst 16 at a time, 20 ms kernels); its counters pass RC1's GPU baseline. The
+/// latencies are judged by `ci/gpu-profile`'s gate run, not here.
+#[cfg(feature = "tch")]
+#[test]
+fn the_real_profile_on_cuda_passes_the_gpu_baseline_counters() {
+    if !support::cuda_or_skip("the_real_profile_on_cuda_passes_the_gpu_baseline_counters") {
+        return;
+    }
+    let dir = scratch("real-tch-cuda");
+    let gpu_shape = ["--batch-size", "16", "--requests", "128", "--concurrency", "16", "--ready-latency-ms", "20"];
+    let output = harness(&dir, &[&["--profile", "real", "--device", "cuda"][..], &gpu_shape].concat());
+    assert!(text(&output.stdout).contains("| steady_train | real | cuda:0 |"), "{}", text(&output.stdout));
+    let baseline = workspace_file("baselines/rc1/gpu.json");
+    let table = text(&gate(baseline.to_str().expect("utf-8 checkout path"), &dir).stdout);
+    assert_counters_pass(&table);
+    let env = std::fs::read_to_string(dir.join("env.json")).expect("env");
+    assert!(env.contains("\"cuda_available\": true"), "{env}");
 }

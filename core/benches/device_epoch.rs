@@ -1,11 +1,14 @@
-//! Steady-train epoch latency on each device: the RC1 workload (Linear 4→2, SGD 0.01,
-//! 64 samples, batch 4: 16 optimizer steps and one evaluation per epoch).
+//! Steady-train epoch latency on a device: the RC1 workload (Linear 4→2, SGD 0.01,
+//! 64 samples; batch 4 as the CPU baseline, 16 as the GPU one: 64 / batch optimizer
+//! steps and one evaluation per epoch), on the pure-Rust device and on `--device`.
 //!
-//! `ci/bench --torch` runs this and, in the same go, PyTorch eager on the same data
-//! and initial parameters (`ci/torch_eager_epoch.py`, fed by `--dump FILE`), then
-//! prints the ratio. The final losses are printed too: the two must agree.
+//! `ci/bench/compare` runs this and, in the same go, PyTorch eager on the same device,
+//! data, initial parameters and batch size (`ci/bench/pytorch_steady_train.py`, fed by
+//! `--dump FILE`), then prints the ratio. The final losses are printed too: they must
+//! agree.
 //!
-//! `cargo bench -p esper-core --features tch --bench device_epoch -- [--epochs N] [--dump FILE]`
+//! `cargo bench -p esper-core --features tch --bench device_epoch -- [--device cpu|cuda[:N]]
+//! [--batch-size B] [--epochs N] [--dump FILE]`
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
@@ -19,6 +22,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let epochs: usize = value("--epochs").and_then(|v| v.parse().ok()).unwrap_or(300);
+    let batch_size: usize = value("--batch-size").and_then(|v| v.parse().ok()).filter(|&b| b > 0).unwrap_or(4);
+    let device: DeviceKind = match value("--device").unwrap_or_else(|| "cpu".to_owned()).parse() {
+        Ok(kind) => kind,
+        Err(error) => {
+            eprintln!("device_epoch: {error}");
+            std::process::exit(2);
+        }
+    };
     let spec = ModelSpec::rc1();
     let data = Dataset::generate(64, spec.features, spec.classes, &mut ChaCha8Rng::seed_from_u64(42));
     if let Some(path) = value("--dump") {
@@ -26,25 +37,31 @@ fn main() {
         let whole = data.whole();
         let json = serde_json::json!({
             "features": spec.features, "classes": spec.classes, "learning_rate": spec.learning_rate,
-            "batch_size": 4, "inputs": whole.inputs, "targets": whole.targets,
-            "weight": initial.weight, "bias": initial.bias,
+            "momentum": spec.momentum, "batch_size": batch_size, "inputs": whole.inputs,
+            "targets": whole.targets, "weight": initial.weight, "bias": initial.bias,
         });
         std::fs::write(&path, json.to_string()).expect("writable dump path");
     }
-    for kind in [DeviceKind::Synthetic, DeviceKind::Cpu] {
-        let mut device = kind.build(spec, &mut ChaCha8Rng::seed_from_u64(7)).expect("device builds");
-        let (times, loss) = run(device.as_mut(), &data, epochs);
+    for kind in [DeviceKind::Synthetic, device] {
+        let mut built = match kind.build(spec, &mut ChaCha8Rng::seed_from_u64(7)) {
+            Ok(built) => built,
+            Err(error) => {
+                eprintln!("device_epoch: {error}");
+                std::process::exit(1);
+            }
+        };
+        let (times, loss) = run(built.as_mut(), &data, batch_size, epochs);
         report(&kind.to_string(), &times, loss);
     }
 }
 
-fn run(device: &mut dyn Device, data: &Dataset, epochs: usize) -> (Vec<f64>, f32) {
+fn run(device: &mut dyn Device, data: &Dataset, batch_size: usize, epochs: usize) -> (Vec<f64>, f32) {
     let whole = data.whole();
     let mut times = Vec::with_capacity(epochs);
     let mut loss = f32::NAN;
     for _ in 0..epochs {
         let started = Instant::now();
-        for batch in data.batches(4) {
+        for batch in data.batches(batch_size) {
             device.train_step(&batch).expect("train step");
         }
         loss = device.evaluate(&whole).expect("evaluate").loss;

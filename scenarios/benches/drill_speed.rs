@@ -10,7 +10,7 @@
 //! second on one core, and what that means for a 60 s-of-sim drill in seeds per
 //! second per core.
 //!
-//! Usage: `cargo bench -p esper-scenarios --bench drill_speed -- [--seeds N]`; `ci/bench --drills`.
+//! Usage: `cargo bench -p esper-scenarios --bench drill_speed -- [--seeds N]`; `ci/bench/run --drills`.
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 

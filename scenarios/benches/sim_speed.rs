@@ -9,7 +9,7 @@
 //! between the two says what Esper's world costs on top of turmoil.
 //!
 //! Usage: `cargo bench -p esper-scenarios --bench sim_speed -- [--seeds N] [--only esper|turmoil]`.
-//! `ci/bench` runs it, and again under callgrind for repeatable instruction counts.
+//! `ci/bench/run` runs it, and again under callgrind for repeatable instruction counts.
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 

@@ -175,3 +175,38 @@ pub fn tool(name: &str, test: &str, package: &str) -> Option<PathBuf> {
 }
 
 pub use esper_scenarios::real_profile::wall_clock_ms;
+
+/// The `esper` binary under test. From a nextest archive run on another machine the
+/// path baked in at compile time does not exist; nextest names the extracted one in
+/// `NEXTEST_BIN_EXE_esper`, so that comes first.
+pub fn esper_binary() -> PathBuf {
+    std::env::var_os("NEXTEST_BIN_EXE_esper").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_esper")), PathBuf::from)
+}
+
+/// A file of the checkout, e.g. `baselines/rc1/cpu.json`. Read at run time for the
+/// same reason as [`esper_binary`]: cargo and nextest set `CARGO_MANIFEST_DIR` to the
+/// checkout the tests run in (remapped for an archive).
+pub fn workspace_file(relative: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join(relative)
+}
+
+/// Whether CUDA can be used here; if not, prints why `test` skips. A GPU runner sets
+/// `ESPER_REQUIRE_CUDA=1` (`ci/gpu-profile run --device cuda`), and there a missing
+/// CUDA is a failure, not a skip. Machines without a GPU — `ci/test` on any CI
+/// runner — skip, so they never need one.
+pub fn cuda_or_skip(test: &str) -> bool {
+    let why = match esper_core::tolaria::device::cuda_device_count() {
+        Ok(count) if count > 0 => return true,
+        Ok(_) => "libtorch sees no CUDA device".to_owned(),
+        Err(error) => error.to_string(),
+    };
+    let message = format!("{test}: CUDA is not available here ({why})");
+    assert!(
+        std::env::var("ESPER_REQUIRE_CUDA").as_deref() != Ok("1"),
+        "{message}, and ESPER_REQUIRE_CUDA=1 requires it"
+    );
+    eprintln!("SKIPPED {message}; the nextest profile `gpu` runs it on a GPU runner (ci/gpu-profile)");
+    false
+}

@@ -36,11 +36,16 @@ impl Environment {
     /// Reads this machine. CUDA is probed only when the run asked for it, since
     /// probing loads libtorch's CUDA backend.
     pub fn capture(profile: &str, device: &str, redis: String, leyline_key: String, started_unix_ms: u64) -> Self {
-        let cuda = if device.starts_with("cuda") {
+        let on_cuda = device.starts_with("cuda");
+        let cuda = if on_cuda {
             cuda_device_count().map_err(|e| e.to_string())
         } else {
             Err("not probed (the run did not ask for CUDA)".to_owned())
         };
+        let mut notes = BTreeMap::new();
+        if on_cuda {
+            notes.insert("cuda_determinism".to_owned(), cuda_determinism());
+        }
         Self {
             esper_version: env!("CARGO_PKG_VERSION"),
             tch_feature: cfg!(feature = "tch"),
@@ -58,7 +63,7 @@ impl Environment {
             redis,
             leyline_key,
             started_unix_ms,
-            notes: BTreeMap::new(),
+            notes,
         }
     }
 }
@@ -68,4 +73,11 @@ fn cpu_model() -> String {
     info.lines()
         .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')))
         .map_or_else(|| "unknown".to_owned(), |(_, model)| model.trim().to_owned())
+}
+
+/// The settings a CUDA run's bit-exactness rests on (`core/src/tolaria/device/cuda.rs`),
+/// as this process had them.
+fn cuda_determinism() -> String {
+    let cublas = std::env::var("CUBLAS_WORKSPACE_CONFIG").unwrap_or_else(|_| "unset".to_owned());
+    format!("cuDNN off, cuDNN benchmark off, CUBLAS_WORKSPACE_CONFIG={cublas}, one warm-up step before the first epoch")
 }

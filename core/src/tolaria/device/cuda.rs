@@ -4,6 +4,22 @@
 //! machines with and without GPUs. On a GPU machine, `libtorch_cuda.so` from the
 //! installed PyTorch (found through `LD_LIBRARY_PATH`) is loaded with `dlopen` before
 //! the first CUDA tensor; libtorch registers its CUDA backend as the library loads.
+//!
+//! Determinism on CUDA. What is bit-exact: the same seed on the same GPU model,
+//! driver and libtorch gives the same loss sequence, because every kernel this model
+//! uses (one cuBLAS GEMM forward and two backward, log-softmax, NLL, element-wise
+//! SGD, tree reductions for the sums) is deterministic for a fixed launch
+//! configuration, and nothing here uses atomics-based kernels (`index_add`,
+//! scatter-add) or several streams. Two things could still break it and are switched
+//! off: cuDNN autotuning (`benchmark`, which picks algorithms by timing) and cuDNN
+//! itself — tch exposes no switch for cuDNN's deterministic mode, and this model needs
+//! no cuDNN kernel, so none may be picked. cuBLAS is reproducible run to run with one
+//! stream; `ci/gpu-profile` also sets `CUBLAS_WORKSPACE_CONFIG=:4096:8`, cuBLAS's
+//! documented switch for reproducibility across streams, which must be in the
+//! environment before the process starts. What is not bit-exact: CUDA against CPU
+//! (another summation order and fused multiply-adds), and one GPU model against
+//! another (cuBLAS picks kernels per architecture); the GPU tests hold those to a
+//! tolerance instead (`tests/gpu_device.rs`).
 
 use std::ffi::{CStr, CString};
 
@@ -11,7 +27,8 @@ use super::DeviceError;
 
 const LIBRARY: &str = "libtorch_cuda.so";
 
-/// Makes `cuda:index` usable, or says why it is not.
+/// Makes `cuda:index` usable with the deterministic settings above, or says why it
+/// is not.
 pub(super) fn load(index: usize) -> Result<(), DeviceError> {
     let device = format!("cuda:{index}");
     if !tch::Cuda::is_available() {
@@ -24,6 +41,8 @@ pub(super) fn load(index: usize) -> Result<(), DeviceError> {
             reason: format!("{LIBRARY} loaded but libtorch sees {count} CUDA device(s)"),
         });
     }
+    tch::Cuda::cudnn_set_benchmark(false);
+    tch::Cuda::set_user_enabled_cudnn(false);
     Ok(())
 }
 
