@@ -1,11 +1,13 @@
 //! The pieces every control-loop scenario shares: the Tamiyo host, Tolaria's RPC
 //! client and training config.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::leyline::SigningKey;
-use esper_core::net::Connector;
+use esper_core::net::{Connector, Listener};
+use esper_core::storage::Storage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
     BlueprintCatalog, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService, serve_tamiyo,
@@ -13,6 +15,7 @@ use esper_core::tamiyo::{
 use esper_core::tolaria::TrainingLoopConfig;
 use esper_core::wal::inspect;
 use esper_sim::{Incarnations, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, World};
+use rand_chacha::ChaCha8Rng;
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -51,16 +54,32 @@ pub fn tamiyo_host(world: &mut World) -> SimDisk {
         let (ids, storage) = (lives.next().stream("command_ids"), storage.clone());
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
-            let clock = sim_clock();
-            let reports = FieldReportConfig::new(FIELD_REPORT_DIR);
-            let store = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
-            let sink = WalFieldReportSink::new(store, clock);
-            let catalog = BlueprintCatalog::karn_sample();
-            let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
-            Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
+            Err(serve_tamiyo_with_wal(listener, storage, FIELD_REPORT_DIR, sim_clock(), ids, rpc_config()?).await.into())
         }
     });
     disk
+}
+
+/// Serves Tamiyo on `listener` — the real service, its field-report WAL under
+/// `dir` on `storage` — until the server fails; returns why. One life of a
+/// Tamiyo process, in the sim and in `esper up`.
+pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage>(
+    listener: L,
+    storage: S,
+    dir: impl Into<PathBuf>,
+    clock: UnixClock,
+    ids: ChaCha8Rng,
+    rpc: RpcConfig,
+) -> String {
+    let reports = FieldReportConfig::new(dir);
+    let store = match FieldReportStore::open(storage, reports, clock.now_ms()).await {
+        Ok(store) => store,
+        Err(error) => return format!("opening the field-report WAL: {error}"),
+    };
+    let sink = WalFieldReportSink::new(store, clock);
+    let catalog = BlueprintCatalog::karn_sample();
+    let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
+    format!("Tamiyo's server stopped: {}", serve_tamiyo(listener, &mut service, rpc, RpcStats::default()).await)
 }
 
 /// Field reports durable in Tamiyo's WAL, read without disturbing the live store.
@@ -72,8 +91,13 @@ pub async fn durable_field_reports(disk: &SimDisk) -> Result<usize, String> {
 
 /// Tolaria's client of the `tamiyo` host; nonces come from `rng` (one life's tree).
 pub fn tamiyo_client(clock: UnixClock, rng: &RngTree) -> Result<TamiyoClient<TurmoilConnector>, String> {
+    tamiyo_client_at(TAMIYO, clock, rng)
+}
+
+/// Tolaria's client of the Tamiyo serving on `host`.
+pub fn tamiyo_client_at(host: &str, clock: UnixClock, rng: &RngTree) -> Result<TamiyoClient<TurmoilConnector>, String> {
     let nonces = rng.stream("rpc_nonces");
-    Ok(TamiyoClient::new(TurmoilConnector, TAMIYO, TAMIYO_PORT, rpc_config()?, move || clock.now_ms(), nonces))
+    Ok(TamiyoClient::new(TurmoilConnector, host, TAMIYO_PORT, rpc_config()?, move || clock.now_ms(), nonces))
 }
 
 /// The trainer's settings in the sim: a 500 ms step timeout and 5 ms of virtual

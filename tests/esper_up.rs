@@ -1,0 +1,178 @@
+//! `esper up` for real: the binary against a real `redis-server` on loopback,
+//! read over HTTP while it runs, stopping by itself — and stopping gracefully on
+//! SIGINT with Nissa's consumer group left with nothing pending.
+//!
+//! The tests wait for the lines `esper up` prints (`ready`, per epoch,
+//! `finished`/`stopped`), each with a bound; nothing sleeps to let time pass.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use support::{RawClient, RealRedis};
+
+/// A running `esper up`, its stdout read line by line on a thread.
+struct Up {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(redis_port: u16, workdir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_esper"))
+            .args(["up", "--redis-url", &format!("redis://127.0.0.1:{redis_port}"), "--nissa-addr", "127.0.0.1:0"])
+            .arg("--workdir")
+            .arg(workdir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("esper up starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines, seen: Vec::new() }
+    }
+
+    /// The next line starting with `prefix`, waiting at most `within`.
+    fn wait_for(&mut self, prefix: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no {prefix:?} line within {within:?}; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Disconnected) => panic!("esper up exited before {prefix:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// The exit status, waiting at most `within` (the child is killed after that).
+    fn exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait on esper up") {
+                self.seen.extend(self.lines.try_iter());
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("esper up did not exit within {within:?}; saw {:#?}", self.seen);
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `nissa=http://ADDR` from the ready line.
+fn nissa_address(ready: &str) -> String {
+    let field = ready.split_whitespace().find_map(|field| field.strip_prefix("nissa=http://"));
+    field.unwrap_or_else(|| panic!("no nissa address in {ready:?}")).to_owned()
+}
+
+/// GET `path` from `address` (HTTP/1.1, Connection: close): status and body.
+fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// `/metrics/summary` as JSON, retried (at most 50 × 20 ms) while it is not 200.
+fn summary(address: &str) -> serde_json::Value {
+    let mut last = None;
+    for _ in 0..50 {
+        match get(address, "/metrics/summary") {
+            Ok((200, body)) => return serde_json::from_str(&body).expect("the summary is JSON"),
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("/metrics/summary never answered 200: {last:?}");
+}
+
+#[test]
+fn up_trains_three_epochs_shows_them_in_nissa_and_stops_by_itself() {
+    let Some(redis) = RealRedis::start("up_trains_three_epochs") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"]);
+    let ready = up.wait_for("esper up: ready", Duration::from_secs(60));
+    let nissa = nissa_address(&ready);
+    let during = summary(&nissa);
+    assert_eq!(during["health"]["groups_ready"].as_bool().is_some(), true, "{during}");
+    for epoch in 1..=3 {
+        up.wait_for(&format!("esper up: epoch {epoch}/3"), Duration::from_secs(60));
+    }
+    let finished = up.wait_for("esper up: finished", Duration::from_secs(60));
+    assert!(finished.contains("epochs=3"), "{finished}");
+    let after = summary(&nissa);
+    assert_eq!(after["slo"]["tolaria_latency"]["total"], 3, "one latency SLO sample per epoch: {after}");
+    let ingested = after["ingest"]["telemetry_packets"].as_u64().unwrap_or(0);
+    assert!(ingested >= 6, "Tolaria's and Weatherlight's packets reached Nissa: {after}");
+    assert_eq!(after["health"]["redis_up"], true, "{after}");
+    let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");
+    assert_eq!(status, 200);
+    for name in ["weatherlight_emergency_telemetry_total", "weatherlight_services_running", "kasmina_seeds_active"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    let status = up.exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}; saw {:#?}", up.seen);
+    assert!(up.seen.iter().any(|line| line.starts_with("esper up: lingering")), "{:#?}", up.seen);
+}
+
+#[test]
+fn sigint_stops_up_gracefully_with_nothing_left_pending() {
+    let Some(redis) = RealRedis::start("sigint_stops_up_gracefully") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "100000"]);
+    up.wait_for("esper up: ready", Duration::from_secs(60));
+    up.wait_for("esper up: epoch 2/", Duration::from_secs(60));
+    let killed = Command::new("kill").args(["-INT", &up.child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    up.wait_for("esper up: SIGINT received", Duration::from_secs(30));
+    let stopped = up.wait_for("esper up: stopped after SIGINT", Duration::from_secs(30));
+    assert!(!stopped.contains("epochs=100000"), "{stopped}");
+    let status = up.exit(Duration::from_secs(30));
+    assert!(status.success(), "a graceful stop exits 0: {status:?}; saw {:#?}", up.seen);
+    let mut client = RawClient::connect(redis.port);
+    for stream in ["oona.telemetry", "oona.emergency", "oona.normal"] {
+        let args: Vec<String> = ["XPENDING", stream, "nissa"].iter().map(|s| (*s).to_owned()).collect();
+        let reply = String::from_utf8_lossy(&client.call(&args)).into_owned();
+        assert!(reply.starts_with("*4\r\n:0\r\n"), "Nissa left entries pending on {stream}: {reply:?}");
+    }
+    let backup = workdir.path().join("tamiyo-backup");
+    let checked = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["tamiyo-wal", "backup", "--dest"])
+        .arg(&backup)
+        .arg("--dir")
+        .arg(workdir.path().join("tamiyo"))
+        .output()
+        .expect("esper tamiyo-wal runs");
+    assert!(checked.status.success(), "Tamiyo's WAL checks clean: {}", String::from_utf8_lossy(&checked.stderr));
+}
