@@ -613,8 +613,9 @@ mod tests {
         let drills = outbox.telemetry.iter().filter(|p| p.packet_id.ends_with("-drill")).count();
         assert_eq!(drills, 4);
         assert_eq!(report.emergency.routed_total, outbox.telemetry.len() as u64);
-        let status = outbox.telemetry.iter().rev().find(|p| p.source_subsystem == SOURCE).expect("a status packet");
-        assert_eq!(status.metric("weatherlight.emergency.telemetry_total"), Some(3.0));
+        let statuses = outbox.telemetry.iter().filter(|p| p.source_subsystem == SOURCE);
+        let last_total = statuses.filter_map(|p| p.metric("weatherlight.emergency.telemetry_total")).last();
+        assert_eq!(last_total, Some(3.0));
     }
 
     /// A stop request reaches every service, last started first; one that ignores
