@@ -58,7 +58,7 @@ where
     }
 }
 
-/// The loop, until `stop()` holds after a pass that succeeded and found nothing:
+/// The loop, until a pass that began with `stop()` holding succeeded and found nothing:
 /// a graceful stop drains what is already on the streams first, and because it
 /// ends between passes, every entry it read has been acked — the consumer group
 /// is left with nothing pending. (While Redis is down it cannot drain; the
@@ -80,6 +80,9 @@ pub async fn ingest_until<C, R, E>(
     let idle_block = config.block;
     let mut failures = 0_u32;
     loop {
+        // Only a pass that began after the stop request proves the streams drained:
+        // one already under way may have read a stream before its last entries came.
+        let stopping = stop();
         let pass = one_pass(nissa, bus, &streams).await;
         let busy = pass.as_ref().is_ok_and(|entries| *entries > 0);
         let idle = pass.is_ok() && !busy;
@@ -94,7 +97,7 @@ pub async fn ingest_until<C, R, E>(
                 failures = failures.saturating_add(1);
             }
         }
-        if idle && stop() {
+        if idle && stopping {
             return;
         }
     }

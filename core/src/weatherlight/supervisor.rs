@@ -20,8 +20,9 @@
 //! * **Shutdown** (on request, when every job is done, or on giving up): services
 //!   stop in reverse start order — each is asked to stop, given
 //!   `shutdown_grace` to end cleanly, then aborted — and after each one the hub
-//!   is drained and a status packet goes out, so a service started early (Nissa,
-//!   the observer) still sees what the later ones said last.
+//!   is drained and a status packet goes out (but after the first-started one),
+//!   so a service started early (Nissa, the observer) sees what the later ones
+//!   said last — everything Weatherlight routed, in `esper up`.
 
 use std::future::Future;
 use std::pin::pin;
@@ -413,7 +414,11 @@ impl<R: RngCore> Weatherlight<R> {
             while let Ok(packet) = self.inbox.0.try_recv() {
                 self.route(packet, publisher).await;
             }
-            self.publish_status(publisher).await;
+            // After the first-started service there is nobody supervised left to
+            // tell; the status before it already carries the final counters.
+            if index > 0 {
+                self.publish_status(publisher).await;
+            }
         }
     }
 

@@ -210,10 +210,16 @@ fn final_line(outcome: &UpOutcome, nissa: &Nissa) -> String {
         (_, Some(signal)) => format!("esper up: stopped after {signal}"),
         (_, None) => "esper up: finished".to_owned(),
     };
+    let services: Vec<String> = report
+        .services
+        .iter()
+        .map(|s| format!("{}:{}/{}", s.name, s.lives, s.crashes))
+        .collect();
     format!(
-        "{head} epochs={} tamiyo_lives={} telemetry_routed={} emergency_telemetry={} nissa_telemetry_ingested={ingested} (tamiyo WAL and tolaria checkpoint synced; nissa drained)",
+        "{head} epochs={} tamiyo_lives={} services(lives/crashes)={} telemetry_routed={} emergency_telemetry={} nissa_telemetry_ingested={ingested} (tamiyo WAL and tolaria checkpoint synced; nissa drained)",
         outcome.epochs_done,
         lives("tamiyo"),
+        services.join(","),
         report.emergency.routed_total,
         report.emergency.telemetry_total,
     )
