@@ -322,7 +322,7 @@ fn check_supervision(report: &WeatherlightReport) -> Result<(), String> {
 }
 
 /// The counters equal the injected CRITICAL packets: all of them, Tamiyo's
-/// apart, and the time of Tamiyo's last (routed the instant it was sent).
+/// apart, and the time Tamiyo's last was raised.
 fn check_emergency(counters: &EmergencyCounters, journal: &RefCell<Journal>) -> Result<(), String> {
     let journal = journal.borrow();
     let expected = (DRILL_PACKETS as u64, journal.tamiyo_drills, journal.last_tamiyo_drill_ms, 0);

@@ -47,7 +47,8 @@ pub struct EmergencyCounters {
     pub telemetry_total: u64,
     /// Of those, Tamiyo's.
     pub tamiyo_total: u64,
-    /// Unix ms of the last CRITICAL Tamiyo packet Weatherlight received.
+    /// Unix ms of the last CRITICAL Tamiyo packet: its own timestamp (when Tamiyo
+    /// raised it), or when Weatherlight received it if it carries none.
     pub tamiyo_last_ms: Option<u64>,
     /// Packets of any priority the hub published.
     pub routed_total: u64,
@@ -69,7 +70,8 @@ impl EmergencyCounters {
         self.telemetry_total += 1;
         if packet.source_subsystem == TAMIYO {
             self.tamiyo_total += 1;
-            self.tamiyo_last_ms = Some(now_ms);
+            let raised_ms = packet.timestamp.as_ref().map_or(now_ms, |at| at.as_millis());
+            self.tamiyo_last_ms = Some(self.tamiyo_last_ms.map_or(raised_ms, |last| last.max(raised_ms)));
         }
         tracing::warn!(
             source = %packet.source_subsystem,
@@ -97,7 +99,7 @@ impl EmergencyCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leyline::{TelemetryEvent, TelemetryLevel};
+    use crate::leyline::{TelemetryEvent, TelemetryLevel, Timestamp};
 
     fn packet(source: &str, level: TelemetryLevel) -> TelemetryPacket {
         TelemetryPacket {
@@ -117,5 +119,8 @@ mod tests {
         assert_eq!((counters.telemetry_total, counters.tamiyo_total, counters.tamiyo_last_ms), (2, 1, Some(30)));
         let ago = counters.metrics(100).into_iter().find(|m| m.name.ends_with("tamiyo_last_ms_ago")).map(|m| m.value);
         assert_eq!(ago, Some(70.0));
+        let stamped = TelemetryPacket { timestamp: Some(Timestamp::from_millis(42)), ..packet("tamiyo", TelemetryLevel::Critical) };
+        counters.note(&stamped, 50);
+        assert_eq!(counters.tamiyo_last_ms, Some(42), "the time Tamiyo raised it, not when it arrived");
     }
 }
