@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{RawClient, RealRedis};
 
@@ -46,28 +46,31 @@ impl Up {
         Self { child, lines, seen: Vec::new() }
     }
 
-    /// The next line starting with `prefix`, waiting at most `within`.
+    /// The next line starting with `prefix`, waiting at most `within` for each line
+    /// (`esper up` prints a bounded number of them).
     fn wait_for(&mut self, prefix: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
+            match self.lines.recv_timeout(within) {
                 Ok(line) => {
                     self.seen.push(line.clone());
                     if line.starts_with(prefix) {
                         return line;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("no {prefix:?} line within {within:?}; saw {:#?}", self.seen),
-                Err(RecvTimeoutError::Disconnected) => panic!("esper up exited before {prefix:?}; saw {:#?}", self.seen),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line within {within:?} while waiting for {prefix:?}; saw {:#?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("esper up exited before {prefix:?}; saw {:#?}", self.seen)
+                }
             }
         }
     }
 
-    /// The exit status, waiting at most `within` (the child is killed after that).
+    /// The exit status, polled every 20 ms for at most `within` (then the child is killed).
     fn exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
+        let polls = within.as_millis() / 20;
+        for _ in 0..polls {
             if let Some(status) = self.child.try_wait().expect("wait on esper up") {
                 self.seen.extend(self.lines.try_iter());
                 return status;
@@ -139,7 +142,11 @@ fn up_trains_three_epochs_shows_them_in_nissa_and_stops_by_itself() {
     assert!(finished.contains("epochs=3"), "{finished}");
     let routed = field(&finished, "telemetry_routed");
     assert!(routed >= 6, "{finished}");
-    assert_eq!(field(&finished, "nissa_telemetry_ingested"), routed, "Nissa drained all Weatherlight routed: {finished}");
+    assert_eq!(
+        field(&finished, "nissa_telemetry_ingested"),
+        routed,
+        "Nissa drained all Weatherlight routed: {finished}"
+    );
     let after = summary(&nissa);
     assert_eq!(after["slo"]["tolaria_latency"]["total"], 3, "one latency SLO sample per epoch: {after}");
     assert_eq!(after["ingest"]["telemetry_packets"], routed, "{after}");

@@ -45,8 +45,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::control_loop::hosts::{
-    FIELD_REPORT_DIR, TAMIYO_PORT, rpc_config, serve_tamiyo_with_wal, sim_clock, tamiyo_client_at,
-    training_config,
+    FIELD_REPORT_DIR, TAMIYO_PORT, rpc_config, serve_tamiyo_with_wal, sim_clock, tamiyo_client_at, training_config,
 };
 use crate::control_loop::{REDIS, REDIS_PORT, bus};
 
@@ -214,7 +213,11 @@ fn tamiyo_life(
 
 /// Raises the plan's CRITICAL packets through the hub (on its first life; a
 /// restarted drill would not repeat them), then waits to be stopped.
-fn drill_life(context: ServiceContext, drills: Vec<(u64, &'static str)>, journal: Rc<RefCell<Journal>>) -> ServiceFuture {
+fn drill_life(
+    context: ServiceContext,
+    drills: Vec<(u64, &'static str)>,
+    journal: Rc<RefCell<Journal>>,
+) -> ServiceFuture {
     Box::pin(async move {
         let mut hub = context.telemetry();
         let origin = Instant::now() - turmoil::sim_elapsed().unwrap_or_default();
@@ -267,7 +270,7 @@ async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &N
         if recovered_at.is_none() && journal.borrow().tamiyo_lives >= 3 {
             recovered_at = Some(reports.len());
         }
-        if recovered_at.is_some_and(|at| reports.len() >= at + EPOCHS_AFTER_RECOVERY + 1) {
+        if recovered_at.is_some_and(|at| reports.len() > at + EPOCHS_AFTER_RECOVERY) {
             break;
         }
         reports.push(trainer.run_epoch().await.map_err(|e| e.to_string())?);
@@ -363,4 +366,3 @@ async fn check_emergency_stream(rng: &RngTree, expected: u64) -> Result<(), Stri
     }
     Ok(())
 }
-

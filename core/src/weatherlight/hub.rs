@@ -119,7 +119,10 @@ mod tests {
         assert_eq!((counters.telemetry_total, counters.tamiyo_total, counters.tamiyo_last_ms), (2, 1, Some(30)));
         let ago = counters.metrics(100).into_iter().find(|m| m.name.ends_with("tamiyo_last_ms_ago")).map(|m| m.value);
         assert_eq!(ago, Some(70.0));
-        let stamped = TelemetryPacket { timestamp: Some(Timestamp::from_millis(42)), ..packet("tamiyo", TelemetryLevel::Critical) };
+        let stamped = TelemetryPacket {
+            timestamp: Some(Timestamp::from_millis(42)),
+            ..packet("tamiyo", TelemetryLevel::Critical)
+        };
         counters.note(&stamped, 50);
         assert_eq!(counters.tamiyo_last_ms, Some(42), "the time Tamiyo raised it, not when it arrived");
     }

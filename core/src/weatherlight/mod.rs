@@ -19,6 +19,4 @@ mod supervisor;
 
 pub use hub::{EmergencyCounters, TelemetrySender};
 pub use service::{Lifetime, Service, ServiceContext, ServiceError, ServiceFuture, ServiceSpec};
-pub use supervisor::{
-    ServiceReport, ServiceState, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport,
-};
+pub use supervisor::{ServiceReport, ServiceState, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport};

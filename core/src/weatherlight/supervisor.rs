@@ -619,7 +619,7 @@ mod tests {
         assert_eq!(drills, 4);
         assert_eq!(report.emergency.routed_total, outbox.telemetry.len() as u64);
         let statuses = outbox.telemetry.iter().filter(|p| p.source_subsystem == SOURCE);
-        let last_total = statuses.filter_map(|p| p.metric("weatherlight.emergency.telemetry_total")).last();
+        let last_total = statuses.rev().find_map(|p| p.metric("weatherlight.emergency.telemetry_total"));
         assert_eq!(last_total, Some(3.0));
     }
 

@@ -54,7 +54,9 @@ pub fn tamiyo_host(world: &mut World) -> SimDisk {
         let (ids, storage) = (lives.next().stream("command_ids"), storage.clone());
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
-            Err(serve_tamiyo_with_wal(listener, storage, FIELD_REPORT_DIR, sim_clock(), ids, rpc_config()?).await.into())
+            Err(serve_tamiyo_with_wal(listener, storage, FIELD_REPORT_DIR, sim_clock(), ids, rpc_config()?)
+                .await
+                .into())
         }
     });
     disk

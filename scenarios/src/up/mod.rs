@@ -34,9 +34,7 @@ use esper_core::net::TokioListener;
 use esper_core::nissa::{Nissa, NissaConfig, serve_http_on};
 use esper_core::oona::StreamConfig;
 use esper_core::tolaria::device::DeviceKind;
-use esper_core::weatherlight::{
-    ServiceSpec, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport,
-};
+use esper_core::weatherlight::{ServiceSpec, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport};
 use esper_sim::RngTree;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -210,11 +208,8 @@ fn final_line(outcome: &UpOutcome, nissa: &Nissa) -> String {
         (_, Some(signal)) => format!("esper up: stopped after {signal}"),
         (_, None) => "esper up: finished".to_owned(),
     };
-    let services: Vec<String> = report
-        .services
-        .iter()
-        .map(|s| format!("{}:{}/{}", s.name, s.lives, s.crashes))
-        .collect();
+    let services: Vec<String> =
+        report.services.iter().map(|s| format!("{}:{}/{}", s.name, s.lives, s.crashes)).collect();
     format!(
         "{head} epochs={} tamiyo_lives={} services(lives/crashes)={} telemetry_routed={} emergency_telemetry={} nissa_telemetry_ingested={ingested} (tamiyo WAL and tolaria checkpoint synced; nissa drained)",
         outcome.epochs_done,

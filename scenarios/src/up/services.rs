@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use esper_core::clock::UnixClock;
-use esper_core::kasmina::{
-    KasminaConfig, PrefetchConfig, PrefetchCoordinator, PrefetchingKasmina, SeedManager,
-};
+use esper_core::kasmina::{KasminaConfig, PrefetchConfig, PrefetchCoordinator, PrefetchingKasmina, SeedManager};
 use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::http1::HttpLimits;
 use esper_core::net::{TokioConnector, TokioListener};
@@ -54,7 +52,12 @@ pub(super) struct Shared {
 
 impl Shared {
     /// An Oona client on the run's Redis, consumer `consumer`.
-    pub(super) fn bus(&self, config: StreamConfig, consumer: &str, rng: ChaCha8Rng) -> OonaClient<TokioConnector, ChaCha8Rng> {
+    pub(super) fn bus(
+        &self,
+        config: StreamConfig,
+        consumer: &str,
+        rng: ChaCha8Rng,
+    ) -> OonaClient<TokioConnector, ChaCha8Rng> {
         let parts = ClientParts { key: self.key.clone(), verify: VerifyPolicy::default(), clock: self.clock, rng };
         let config = StreamConfig { consumer: consumer.to_owned(), ..config };
         OonaClient::new(TokioConnector, &self.redis.0, self.redis.1, config, parts)
@@ -76,7 +79,8 @@ pub(super) fn nissa(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servic
             let config = nissa::bus_config(shared.streams.clone());
             let mut bus = shared.bus(config, "nissa", rng.stream("bus"));
             let elastic = shared.nissa.config().elasticsearch.clone();
-            let elastic = elastic.map(|url| ElasticIndex::new(TokioConnector, &url.host, url.port, HttpLimits::default()));
+            let elastic =
+                elastic.map(|url| ElasticIndex::new(TokioConnector, &url.host, url.port, HttpLimits::default()));
             let mut index = shared.nissa.index_router(elastic);
             let mut jitter = rng.stream("retry");
             ingest_until(&shared.nissa, &mut bus, &mut index, &mut jitter, || context.stop_requested()).await;
