@@ -10,7 +10,8 @@
 //! Tamiyo's first life fails (returns an error) at a seeded moment; its second
 //! life hangs — stops serving and beating — at another. Weatherlight restarts the
 //! first after its backoff and aborts the second at the first heartbeat past the
-//! 500 ms deadline, then restarts it. The injected faults live on the host as
+//! 500 ms deadline, then restarts it (at a quarter of Esper-Lite's pace, see
+//! [`supervisor_config`]). The injected faults live on the host as
 //! data drawn from the seed (like the RC1 drills' stall plans), because they act
 //! inside one process, below the host-level faults of the schedule.
 //!
@@ -31,6 +32,7 @@ use std::time::Duration;
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{BusMessageType, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp};
 use esper_core::net::Connector as _;
+use esper_core::oona::Backoff;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::{Outbox, TelemetryPort as _};
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};
@@ -81,7 +83,7 @@ impl Plan {
         let mut draws = rng.stream("weatherlight.plan");
         let sources = ["tamiyo", "tolaria", "kasmina"];
         let mut drills: Vec<(u64, &'static str)> =
-            (0..DRILL_PACKETS).map(|_| (draws.random_range(100..4_000), sources[draws.random_range(0..3)])).collect();
+            (0..DRILL_PACKETS).map(|_| (draws.random_range(100..2_000), sources[draws.random_range(0..3)])).collect();
         drills.sort_unstable();
         Self { crash_after_ms: draws.random_range(300..800), hang_after_ms: draws.random_range(300..800), drills }
     }
@@ -149,7 +151,7 @@ async fn supervise(
     journal: &Rc<RefCell<Journal>>,
     stop: &Notify,
 ) -> Result<(), String> {
-    let mut weatherlight = Weatherlight::new(SupervisorConfig::default(), sim_clock(), rng.stream("restarts"));
+    let mut weatherlight = Weatherlight::new(supervisor_config(), sim_clock(), rng.stream("restarts"));
     let tamiyo_rng = rng.child("tamiyo");
     let (log, crash_after_ms, hang_after_ms) = (Rc::clone(journal), plan.crash_after_ms, plan.hang_after_ms);
     weatherlight.add(ServiceSpec::daemon("tamiyo").beating_within(HUNG_AFTER), move |context: ServiceContext| {
@@ -165,6 +167,17 @@ async fn supervise(
     let report = weatherlight.run(&mut publisher, stop.notified()).await;
     journal.borrow_mut().report = Some(report);
     Ok(())
+}
+
+/// Esper-Lite's supervisor at a quarter of its pace (backoff from 250 ms to 7.5 s,
+/// heartbeats every 250 ms), so a run needs fewer simulated seconds; the logic is
+/// the same, and the unit tests and `esper up` use the original values.
+fn supervisor_config() -> SupervisorConfig {
+    SupervisorConfig {
+        restart_backoff: Backoff::new(Duration::from_millis(250), Duration::from_millis(7_500)),
+        heartbeat_interval: Duration::from_millis(250),
+        ..SupervisorConfig::default()
+    }
 }
 
 /// One Tamiyo life: serve and beat; the first life fails and the second hangs
