@@ -83,9 +83,9 @@ impl Plan {
         let mut draws = rng.stream("weatherlight.plan");
         let sources = ["tamiyo", "tolaria", "kasmina"];
         let mut drills: Vec<(u64, &'static str)> =
-            (0..DRILL_PACKETS).map(|_| (draws.random_range(100..2_000), sources[draws.random_range(0..3)])).collect();
+            (0..DRILL_PACKETS).map(|_| (draws.random_range(100..1_500), sources[draws.random_range(0..3)])).collect();
         drills.sort_unstable();
-        Self { crash_after_ms: draws.random_range(300..800), hang_after_ms: draws.random_range(300..800), drills }
+        Self { crash_after_ms: draws.random_range(150..500), hang_after_ms: draws.random_range(150..500), drills }
     }
 }
 

@@ -166,7 +166,8 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
     let http = serve_http_on(nissa_listener, nissa_addr.port(), nissa.clone());
     let supervised = supervise(weatherlight, &shared, &mut signals, config.linger);
     tokio::select! {
-        served = http => Err(UpError::Http(served.err().unwrap_or_else(|| std::io::Error::other("ended")))),
+        // axum serves until its listener fails; an `Ok` end would be just as fatal.
+        served = http => Err(UpError::Http(served.err().unwrap_or_else(|| std::io::Error::other("the server ended")))),
         outcome = supervised => Ok(outcome),
     }
 }
