@@ -143,6 +143,12 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// The whole control loop for real on this machine: Redis (embedded unless
+    /// --redis-url), Nissa's HTTP on --nissa-addr, and Weatherlight supervising Nissa,
+    /// Urza, Tamiyo and Tolaria. Prints `esper up: ready …`, one line per epoch, and
+    /// `esper up: finished …` after --epochs; SIGINT/SIGTERM stop it gracefully
+    /// (`esper up: stopped …`, exit 0). Exit 1 if Weatherlight gave up on a service.
+    Up(UpArgs),
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
     Redis {
         /// TCP port to listen on, on every local address.
@@ -260,6 +266,31 @@ struct HarnessArgs {
     jitter_ms: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// `embedded` (the simulated server over TCP, started here) or redis://host[:port].
+    #[arg(long, default_value = "embedded", value_name = "URL")]
+    redis_url: String,
+    /// synthetic (pure Rust), cpu or cuda[:N] (libtorch; needs `--features tch`).
+    #[arg(long, default_value = "synthetic")]
+    device: DeviceKind,
+    /// Epochs Tolaria trains (counting any a previous run in --workdir completed).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    epochs: u32,
+    /// Where Nissa serves /metrics, /healthz and /metrics/summary (port 0: a free one).
+    #[arg(long, default_value_t = esper_scenarios::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
+    nissa_addr: std::net::SocketAddr,
+    /// Checkpoints and WALs; a later run in the same directory resumes from them.
+    #[arg(long, default_value = "var/esper-up", value_name = "DIR")]
+    workdir: PathBuf,
+    /// The seed of the dataset, the model and every seeded draw.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Keep Nissa serving this long after the last epoch, so the final state can be read.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    linger_ms: u64,
+}
+
 /// `all`, or one RC1 scenario.
 #[derive(Debug, Clone)]
 struct HarnessTarget(Vec<Rc1Scenario>);
@@ -368,6 +399,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             }
             Ok(report.passed())
         }
+        Command::Up(args) => up(args),
         Command::Redis { port } => {
             eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
             esper_scenarios::embedded_redis::serve_blocking(port)
@@ -375,6 +407,26 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<bool> {
+    let config = esper_scenarios::up::UpConfig {
+        redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg)?,
+        device: args.device,
+        epochs: args.epochs,
+        nissa_addr: args.nissa_addr,
+        workdir: args.workdir,
+        seed: args.seed,
+        linger: Duration::from_millis(args.linger_ms),
+    };
+    let announce = |line: String| {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (the caller went away) must not stop the run.
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    };
+    let outcome = esper_scenarios::up::run(&config, announce)?;
+    Ok(outcome.succeeded())
 }
 
 fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> anyhow::Result<bool> {

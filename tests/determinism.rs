@@ -43,6 +43,7 @@ determinism_tests! {
     rc1_tamiyo_timeout_is_deterministic => "rc1-tamiyo-timeout",
     kasmina_prefetch_is_deterministic => "kasmina-prefetch",
     nissa_is_deterministic => "nissa",
+    weatherlight_is_deterministic => "weatherlight",
 }
 
 /// `control-loop-tch` needs libtorch; `tests/control_loop_tch.rs` checks it.

@@ -18,4 +18,6 @@ pub mod real_profile;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;
+pub mod up;
 pub mod wal_soak;
+pub mod weatherlight;

@@ -10,12 +10,14 @@ pub mod gates;
 pub mod isolation;
 pub mod lifecycle;
 mod manager;
+mod port;
 pub mod prefetch;
 pub mod telemetry;
 
 pub use cache::{KernelCache, LockWaits};
 pub use commands::{CommandIntake, IntakeCounters};
 pub use manager::{KasminaConfig, KasminaCounters, KasminaError, SeedManager};
+pub use port::PrefetchingKasmina;
 pub use prefetch::{
     Kernel, KernelSource, PrefetchConfig, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus,
 };

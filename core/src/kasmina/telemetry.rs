@@ -9,10 +9,22 @@ use crate::leyline::{MetricPoint, TELEMETRY_BYTE_LIMIT, TelemetryEvent, Telemetr
 /// `source_subsystem` of every Kasmina packet.
 pub const SOURCE: &str = "kasmina";
 
-/// Packs `metrics` then `events` into packets of at most 280 encoded bytes,
-/// named `<prefix>-<n>`. A single item too large for a packet of its own is
+/// Packs `metrics` then `events` into Kasmina packets of at most 280 encoded
+/// bytes, named `<prefix>-<n>`. A single item too large for a packet of its own is
 /// impossible for Kasmina's names (events cut attributes to 48 characters).
 pub fn packets(
+    prefix: &str,
+    metrics: Vec<MetricPoint>,
+    events: Vec<TelemetryEvent>,
+    timestamp_ms: u64,
+) -> Vec<TelemetryPacket> {
+    packets_from(SOURCE, prefix, metrics, events, timestamp_ms)
+}
+
+/// [`packets`] for any subsystem: `source` is each packet's `source_subsystem`
+/// (Weatherlight packs its own metrics the same way).
+pub fn packets_from(
+    source: &str,
     prefix: &str,
     metrics: Vec<MetricPoint>,
     events: Vec<TelemetryEvent>,
@@ -22,7 +34,7 @@ pub fn packets(
     let header = |n: usize| TelemetryPacket {
         packet_id: format!("{prefix}-{n}"),
         timestamp: Some(Timestamp::from_millis(timestamp_ms)),
-        source_subsystem: SOURCE.to_owned(),
+        source_subsystem: source.to_owned(),
         level: TelemetryLevel::Info.into(),
         ..TelemetryPacket::default()
     };

@@ -33,6 +33,12 @@ impl Connector for TokioConnector {
 pub struct TokioListener(TcpListener);
 
 impl TokioListener {
+    /// Listens on `address` (one interface, or port 0 for a free port), where
+    /// [`Connector::bind`] listens on every interface.
+    pub async fn bind_addr(address: std::net::SocketAddr) -> io::Result<Self> {
+        TcpListener::bind(address).await.map(Self)
+    }
+
     /// The bound address; useful when binding port 0 in tests.
     pub fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.0.local_addr()

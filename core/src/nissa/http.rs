@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::state::Nissa;
-use crate::net::{AxumListener, Connector};
+use crate::net::{AxumListener, Connector, Listener};
 
 /// The Prometheus text format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -40,6 +40,12 @@ pub fn router(nissa: Nissa) -> Router {
 pub async fn serve_http<C: Connector>(connector: &C, nissa: Nissa) -> std::io::Result<()> {
     let port = nissa.config().port;
     let listener = connector.bind(port).await?;
+    serve_http_on(listener, port, nissa).await
+}
+
+/// Serves `nissa` on a listener the caller bound (`esper up` binds
+/// `--nissa-addr`, possibly port 0, and announces the address first).
+pub async fn serve_http_on<L: Listener>(listener: L, port: u16, nissa: Nissa) -> std::io::Result<()> {
     tracing::info!(port, "nissa: HTTP listening");
     axum::serve(AxumListener::new(listener, port), router(nissa)).await
 }

@@ -41,7 +41,7 @@ const CONSUMER_EVENTS: [&str; 10] = [
     "server_restarts",
 ];
 
-/// Runs the loop. `rng` draws the retry jitter.
+/// Runs the loop forever. `rng` draws the retry jitter.
 pub async fn run_ingest<C, R, E>(
     nissa: Nissa,
     mut bus: OonaClient<C, R>,
@@ -53,24 +53,52 @@ where
     R: RngCore,
     E: DocumentIndex,
 {
+    loop {
+        ingest_until(&nissa, &mut bus, &mut index, &mut rng, || false).await;
+    }
+}
+
+/// The loop, until a pass that began with `stop()` holding succeeded and found nothing:
+/// a graceful stop drains what is already on the streams first, and because it
+/// ends between passes, every entry it read has been acked — the consumer group
+/// is left with nothing pending. (While Redis is down it cannot drain; the
+/// caller bounds how long it waits.)
+pub async fn ingest_until<C, R, E>(
+    nissa: &Nissa,
+    bus: &mut OonaClient<C, R>,
+    index: &mut IndexRouter<E>,
+    rng: &mut impl RngCore,
+    stop: impl Fn() -> bool,
+) where
+    C: Connector,
+    R: RngCore,
+    E: DocumentIndex,
+{
     let config = bus.config().clone();
     let streams = [config.telemetry_stream, config.emergency_stream, config.normal_stream];
     let backoff = Backoff::new(nissa.config().retry_base, nissa.config().retry_cap);
     let idle_block = config.block;
     let mut failures = 0_u32;
     loop {
-        let pass = one_pass(&nissa, &mut bus, &streams).await;
+        // Only a pass that began after the stop request proves the streams drained:
+        // one already under way may have read a stream before its last entries came.
+        let stopping = stop();
+        let pass = one_pass(nissa, bus, &streams).await;
         let busy = pass.as_ref().is_ok_and(|entries| *entries > 0);
+        let idle = pass.is_ok() && !busy;
         bus.set_block(if busy { BUSY_BLOCK } else { idle_block });
         let pass = pass.map(drop);
         index.store(nissa.take_documents()).await;
-        record(&nissa, &bus, &index, &pass, failures);
+        record(nissa, bus, index, &pass, failures);
         match pass {
             Ok(()) => failures = 0,
             Err(_) => {
-                tokio::time::sleep(backoff.delay(failures, &mut rng)).await;
+                tokio::time::sleep(backoff.delay(failures, rng)).await;
                 failures = failures.saturating_add(1);
             }
+        }
+        if idle && stopping {
+            return;
         }
     }
 }

@@ -4,7 +4,8 @@
 //!   emergency and normal streams; telemetry packets, system state packets and
 //!   field reports become Prometheus metrics ([`Exporter`], names by [`naming`]),
 //!   alert evaluations ([`alerts`]), SLO samples ([`slo`]) and documents
-//!   ([`index`]). The loop survives Redis outages and restarts and never exits.
+//!   ([`index`]). The loop survives Redis outages and restarts and never exits;
+//!   [`ingest_until`] is the same loop with a graceful, draining stop.
 //! * HTTP ([`serve_http`], axum over the [`Connector`] seam): `/metrics`,
 //!   `/healthz`, `/readyz`, `/metrics/summary`.
 //! * [`prometheus_rules`] renders the same alert rules as a Prometheus rules file
@@ -32,9 +33,9 @@ pub use config::{
     SLO_WINDOWS_ENV,
 };
 pub use exporter::{Exporter, LATENCY_BUCKETS_SECONDS, MetricRejection};
-pub use http::{router, serve_http};
+pub use http::{router, serve_http, serve_http_on};
 pub use ingest::{SIMIC_REWARD_METRIC, SIMIC_SOURCE};
-pub use ingest_loop::run_ingest;
+pub use ingest_loop::{ingest_until, run_ingest};
 pub use state::Nissa;
 pub use summary::{Health, IngestCounts, Liveness, Summary};
 

@@ -5,6 +5,10 @@
 //! hammered, the cap bounds how long a recovered Redis waits for its clients, and
 //! the jitter (from the caller's seeded RNG, so runs replay) keeps clients that
 //! lost Redis together from reconnecting in lockstep.
+//!
+//! Weatherlight restarts crashed services on the same doubling, but with Esper-Lite's
+//! supervisor jitter: [`Backoff::delay_above`] waits `d + U(0, d/4)`, never less than
+//! the ceiling, so a restart storm is spread out without shortening any wait.
 
 use std::time::Duration;
 
@@ -36,6 +40,13 @@ impl Backoff {
         let ceiling_us = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
         Duration::from_micros(rng.random_range(ceiling_us / 2..=ceiling_us))
     }
+
+    /// Attempt `attempt`'s delay, jittered into `[ceiling, 1.25 · ceiling]`.
+    pub fn delay_above(&self, attempt: u32, rng: &mut impl RngCore) -> Duration {
+        let ceiling_us = u64::try_from(self.ceiling(attempt).as_micros()).unwrap_or(u64::MAX);
+        let extra_us = rng.random_range(0..=ceiling_us / 4);
+        Duration::from_micros(ceiling_us.saturating_add(extra_us))
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +68,8 @@ mod tests {
         assert!(delays.iter().any(|delay| *delay != delays[0]), "jitter varies the delay");
         let mut again = ChaCha8Rng::seed_from_u64(7);
         assert_eq!(backoff.delay(3, &mut again), delays[0], "the same seed gives the same delays");
+        let above: Vec<Duration> = (0..200).map(|_| backoff.delay_above(3, &mut rng)).collect();
+        assert!(above.iter().all(|delay| (Duration::from_millis(400)..=Duration::from_millis(500)).contains(delay)));
+        assert!(above.iter().any(|delay| *delay != above[0]), "jitter varies the delay");
     }
 }

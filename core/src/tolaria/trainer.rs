@@ -274,6 +274,11 @@ where
         &self.peers
     }
 
+    /// The collaborators, mutably: e.g. to drain Kasmina's telemetry between epochs.
+    pub fn collaborators_mut(&mut self) -> &mut Collaborators<T, K, M, E> {
+        &mut self.peers
+    }
+
     /// The duration of the last rollback (`tolaria.rollback.restore_latency_ms`).
     pub fn last_restore_latency_ms(&self) -> f64 {
         self.last_restore_latency_ms

@@ -1,9 +1,22 @@
 //! Weatherlight, the supervisor of the Esper-Lite services.
 //!
-//! The supervisor itself (start, restart with backoff, emergency routing) arrives
-//! with its own issue. What lives here now is the piece every other part of it
-//! leans on: [`heartbeat`] — the liveness probe Weatherlight runs against each
-//! subsystem. It is also the first scenario the simulation drives end to end,
-//! because it exercises every seam (network, time, seeded RNG) with very little code.
+//! [`Weatherlight`] starts every subsystem as a [`Service`] (a local tokio task,
+//! so the same code runs on a turmoil host and on the real profile's runtime),
+//! watches each life, restarts the ones that crash with capped, jittered
+//! backoff, and shuts them down in order. Services send their telemetry through
+//! its hub ([`TelemetrySender`]); Weatherlight publishes it on Oona, where
+//! CRITICAL packets ride the emergency stream, and counts them
+//! (`weatherlight.emergency.*`, [`EmergencyCounters`]).
+//!
+//! [`heartbeat`] is the network liveness probe — beats over TCP to a subsystem on
+//! another host — which the `heartbeat` scenario drives across a partition.
+//! Supervised services beat in-process instead ([`ServiceContext::beat`]).
 
 pub mod heartbeat;
+mod hub;
+mod service;
+mod supervisor;
+
+pub use hub::{EmergencyCounters, TelemetrySender};
+pub use service::{Lifetime, Service, ServiceContext, ServiceError, ServiceFuture, ServiceSpec};
+pub use supervisor::{ServiceReport, ServiceState, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport};

@@ -1,13 +1,15 @@
 //! The pieces every control-loop scenario shares: the Tamiyo host, Tolaria's RPC
 //! client and training config.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::leyline::FieldReport;
 use esper_core::leyline::SigningKey;
-use esper_core::net::Connector;
+use esper_core::net::{Connector, Listener};
+use esper_core::storage::Storage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
     BlueprintCatalog, FieldReportSink, FieldReportSinkError, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig,
@@ -19,6 +21,7 @@ use esper_sim::{
     ClockSkew, Incarnations, Invariant, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, Violation, World,
 };
 use prost::Message;
+use rand_chacha::ChaCha8Rng;
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -91,6 +94,28 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
         }
     });
     host
+}
+
+/// Serves Tamiyo on `listener` — the real service, its field-report WAL under
+/// `dir` on `storage` — until the server fails; returns why. One life of a
+/// Tamiyo process, in the sim and in `esper up`.
+pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage>(
+    listener: L,
+    storage: S,
+    dir: impl Into<PathBuf>,
+    clock: UnixClock,
+    ids: ChaCha8Rng,
+    rpc: RpcConfig,
+) -> String {
+    let reports = FieldReportConfig::new(dir);
+    let store = match FieldReportStore::open(storage, reports, clock.now_ms()).await {
+        Ok(store) => store,
+        Err(error) => return format!("opening the field-report WAL: {error}"),
+    };
+    let sink = WalFieldReportSink::new(store, clock);
+    let catalog = BlueprintCatalog::karn_sample();
+    let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
+    format!("Tamiyo's server stopped: {}", serve_tamiyo(listener, &mut service, rpc, RpcStats::default()).await)
 }
 
 /// Opens the field-report store, retrying with backoff while the disk fails (an
@@ -166,9 +191,19 @@ pub fn tamiyo_client(
     skew: ClockSkew,
     rng: &RngTree,
 ) -> Result<TamiyoClient<TurmoilConnector>, String> {
+    tamiyo_client_at(TAMIYO, clock, skew, rng)
+}
+
+/// Tolaria's client of the Tamiyo serving on `host`.
+pub fn tamiyo_client_at(
+    host: &str,
+    clock: UnixClock,
+    skew: ClockSkew,
+    rng: &RngTree,
+) -> Result<TamiyoClient<TurmoilConnector>, String> {
     let nonces = rng.stream("rpc_nonces");
     let now = move || skew.adjust(clock.now_ms());
-    Ok(TamiyoClient::new(TurmoilConnector, TAMIYO, TAMIYO_PORT, rpc_config()?, now, nonces))
+    Ok(TamiyoClient::new(TurmoilConnector, host, TAMIYO_PORT, rpc_config()?, now, nonces))
 }
 
 /// The trainer's settings in the sim: a 500 ms step timeout and 5 ms of virtual

@@ -25,7 +25,7 @@ mod rollback;
 pub use crash::TolariaCrashScenario;
 pub(crate) use hosts::sim_clock;
 pub use rollback::RollbackDeadlineScenario;
-pub(crate) use rollback::{SIM_BUS_SECRET, read_emergency_stream};
+pub(crate) use rollback::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, read_emergency_stream};
 
 use std::time::Duration;
 

@@ -26,8 +26,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
-const REDIS: &str = "redis";
-const REDIS_PORT: u16 = 6_379;
+pub(crate) const REDIS: &str = "redis";
+pub(crate) const REDIS_PORT: u16 = 6_379;
 /// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
 pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
 
@@ -63,7 +63,8 @@ impl SimScenario for RollbackDeadlineScenario {
     }
 }
 
-fn bus(rng: &RngTree, name: &str) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
+/// An Oona client of the world's Redis, consumer `tolaria-<name>`, nonces from `rng`.
+pub(crate) fn bus(rng: &RngTree, name: &str) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
     let key = SigningKey::new(SIM_BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
     let parts = ClientParts { key, verify: VerifyPolicy::default(), clock: sim_clock(), rng: rng.stream(name) };
     let config = StreamConfig { consumer: format!("tolaria-{name}"), ..StreamConfig::default() };

@@ -1,0 +1,214 @@
+//! `esper up` for real: the binary against a real `redis-server` on loopback,
+//! read over HTTP while it runs, stopping by itself — and stopping gracefully on
+//! SIGINT with Nissa's consumer group left with nothing pending.
+//!
+//! The tests wait for the lines `esper up` prints (`ready`, per epoch,
+//! `finished`/`stopped`), each with a bound; nothing sleeps to let time pass.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use support::{RawClient, RealRedis};
+
+/// A running `esper up`, its stdout read line by line on a thread.
+struct Up {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(redis_port: u16, workdir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_esper"))
+            .args(["up", "--redis-url", &format!("redis://127.0.0.1:{redis_port}"), "--nissa-addr", "127.0.0.1:0"])
+            .arg("--workdir")
+            .arg(workdir)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("esper up starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines, seen: Vec::new() }
+    }
+
+    /// The next line starting with `prefix`, waiting at most `within` for each line
+    /// (`esper up` prints a bounded number of them).
+    fn wait_for(&mut self, prefix: &str, within: Duration) -> String {
+        loop {
+            match self.lines.recv_timeout(within) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line within {within:?} while waiting for {prefix:?}; saw {:#?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("esper up exited before {prefix:?}; saw {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// The exit status, polled every 20 ms for at most `within` (then the child is killed).
+    fn exit(&mut self, within: Duration) -> ExitStatus {
+        let polls = within.as_millis() / 20;
+        for _ in 0..polls {
+            if let Some(status) = self.child.try_wait().expect("wait on esper up") {
+                self.seen.extend(self.lines.try_iter());
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("esper up did not exit within {within:?}; saw {:#?}", self.seen);
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The number after `name=` in `line`.
+fn field(line: &str, name: &str) -> u64 {
+    let value = line.split_whitespace().find_map(|f| f.strip_prefix(name)?.strip_prefix('='));
+    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {name}=N in {line:?}"))
+}
+
+/// `nissa=http://ADDR` from the ready line.
+fn nissa_address(ready: &str) -> String {
+    let field = ready.split_whitespace().find_map(|field| field.strip_prefix("nissa=http://"));
+    field.unwrap_or_else(|| panic!("no nissa address in {ready:?}")).to_owned()
+}
+
+/// GET `path` from `address` (HTTP/1.1, Connection: close): status and body.
+fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// `/metrics/summary` as JSON, retried (at most 50 × 20 ms) while it is not 200.
+fn summary(address: &str) -> serde_json::Value {
+    let mut last = None;
+    for _ in 0..50 {
+        match get(address, "/metrics/summary") {
+            Ok((200, body)) => return serde_json::from_str(&body).expect("the summary is JSON"),
+            other => last = Some(other),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("/metrics/summary never answered 200: {last:?}");
+}
+
+#[test]
+fn up_trains_three_epochs_shows_them_in_nissa_and_stops_by_itself() {
+    let Some(redis) = RealRedis::start("up_trains_three_epochs") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"]);
+    let ready = up.wait_for("esper up: ready", Duration::from_secs(60));
+    let nissa = nissa_address(&ready);
+    let during = summary(&nissa);
+    assert!(during["health"]["redis_up"].is_boolean(), "Nissa answers while the run goes on: {during}");
+    for epoch in 1..=3 {
+        up.wait_for(&format!("esper up: epoch {epoch}/3"), Duration::from_secs(60));
+    }
+    let finished = up.wait_for("esper up: finished", Duration::from_secs(60));
+    assert!(finished.contains("epochs=3"), "{finished}");
+    let routed = field(&finished, "telemetry_routed");
+    assert!(routed >= 6, "{finished}");
+    assert_eq!(
+        field(&finished, "nissa_telemetry_ingested"),
+        routed,
+        "Nissa drained all Weatherlight routed: {finished}"
+    );
+    let after = summary(&nissa);
+    assert_eq!(after["slo"]["tolaria_latency"]["total"], 3, "one latency SLO sample per epoch: {after}");
+    assert_eq!(after["ingest"]["telemetry_packets"], routed, "{after}");
+    assert_eq!(after["health"]["redis_up"], true, "{after}");
+    let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");
+    assert_eq!(status, 200);
+    // Weatherlight's, Kasmina's and Tolaria's own series (counters appear once non-zero).
+    for name in ["esper_weatherlight_services_running", "esper_kasmina_seeds_active", "esper_tolaria_training_loss"] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    let status = up.exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}; saw {:#?}", up.seen);
+    assert!(up.seen.iter().any(|line| line.starts_with("esper up: lingering")), "{:#?}", up.seen);
+}
+
+#[test]
+fn sigint_stops_up_gracefully_with_nothing_left_pending() {
+    let Some(redis) = RealRedis::start("sigint_stops_up_gracefully") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "100000"]);
+    up.wait_for("esper up: ready", Duration::from_secs(60));
+    up.wait_for("esper up: epoch 2/", Duration::from_secs(60));
+    // The shell's builtin `kill`, so the test needs no procps.
+    let kill = format!("kill -INT {}", up.child.id());
+    let killed = Command::new("sh").args(["-c", &kill]).status().expect("sh runs");
+    assert!(killed.success());
+    up.wait_for("esper up: SIGINT received", Duration::from_secs(30));
+    let stopped = up.wait_for("esper up: stopped after SIGINT", Duration::from_secs(30));
+    assert!(!stopped.contains("epochs=100000"), "{stopped}");
+    let status = up.exit(Duration::from_secs(30));
+    assert!(status.success(), "a graceful stop exits 0: {status:?}; saw {:#?}", up.seen);
+    let mut client = RawClient::connect(redis.port);
+    for stream in ["oona.telemetry", "oona.emergency", "oona.normal"] {
+        let args: Vec<String> = ["XPENDING", stream, "nissa"].iter().map(|s| (*s).to_owned()).collect();
+        let reply = String::from_utf8_lossy(&client.call(&args)).into_owned();
+        assert!(reply.starts_with("*4\r\n:0\r\n"), "Nissa left entries pending on {stream}: {reply:?}");
+    }
+    let backup = workdir.path().join("tamiyo-backup");
+    let checked = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["tamiyo-wal", "backup", "--dest"])
+        .arg(&backup)
+        .arg("--dir")
+        .arg(workdir.path().join("tamiyo"))
+        .output()
+        .expect("esper tamiyo-wal runs");
+    assert!(checked.status.success(), "Tamiyo's WAL checks clean: {}", String::from_utf8_lossy(&checked.stderr));
+}
+
+/// Tamiyo germinates on a loss plateau (around epoch 30 of the seeded RC1 run);
+/// the germinated seed's kernel comes from Urza over Oona, not the fallback.
+#[test]
+fn germinated_seeds_get_their_kernels_from_urza() {
+    let Some(redis) = RealRedis::start("germinated_seeds_get_their_kernels_from_urza") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "60"]);
+    up.wait_for("esper up: ready", Duration::from_secs(60));
+    up.wait_for("esper up: finished", Duration::from_secs(120));
+    let attached = up.seen.iter().rev().find(|line| line.starts_with("esper up: epoch 60/60")).cloned();
+    let attached = attached.unwrap_or_else(|| panic!("no last epoch line: {:#?}", up.seen));
+    let kernels = field(&attached, "kernels_attached");
+    assert!(kernels >= 1, "no seed got a kernel: {attached}");
+    assert_eq!(field(&attached, "prefetch_ok"), kernels, "every kernel came from Urza: {attached}");
+    assert_eq!(field(&attached, "prefetch_fallback"), 0, "{attached}");
+    assert!(up.exit(Duration::from_secs(30)).success());
+}
