@@ -17,6 +17,7 @@
 
 pub mod breaker;
 pub mod clock;
+pub mod karn;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
@@ -24,6 +25,7 @@ pub mod nissa;
 pub mod oona;
 pub mod storage;
 pub mod tamiyo;
+pub mod tezzeret;
 pub mod tolaria;
 pub mod urza;
 pub mod wal;

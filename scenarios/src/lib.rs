@@ -17,4 +17,5 @@ pub mod real_profile;
 pub mod registry;
 pub mod seeds;
 pub mod tamiyo_wal;
+pub mod tezzeret_forge;
 pub mod wal_soak;

@@ -10,6 +10,7 @@ use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
 use crate::rc1::sim::TrainingScenario;
 use crate::rc1::training::TrainingDrill;
+use crate::tezzeret_forge::TezzeretForgeScenario;
 use crate::wal_soak::sim::WalSoakScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
@@ -25,6 +26,7 @@ static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rol
 static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
 static NISSA: NissaScenario = NissaScenario;
+static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
@@ -42,6 +44,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &RC1_TAMIYO_TIMEOUT,
         &KASMINA_PREFETCH,
         &NISSA,
+        &TEZZERET_FORGE,
     ];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);

@@ -55,7 +55,7 @@ pub fn tamiyo_host(world: &mut World) -> SimDisk {
             let reports = FieldReportConfig::new(FIELD_REPORT_DIR);
             let store = FieldReportStore::open(storage, reports, clock.now_ms()).await?;
             let sink = WalFieldReportSink::new(store, clock);
-            let catalog = BlueprintCatalog::karn_sample();
+            let catalog = BlueprintCatalog::karn();
             let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
             Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
         }
