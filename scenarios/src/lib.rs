@@ -16,6 +16,7 @@ pub mod rc1;
 pub mod real_profile;
 pub mod registry;
 pub mod seeds;
+pub mod simic;
 pub mod tamiyo_wal;
 pub mod tezzeret_forge;
 pub mod wal_soak;

@@ -188,7 +188,11 @@ fn validate(blueprint: &Blueprint) -> Result<(), KarnError> {
     if blueprint.allowed_stages.is_empty() || blueprint.allowed_stages.contains(&SeedLifecycleStage::Unknown) {
         return fail("allowed_stages must name at least one known stage".to_owned());
     }
-    if let Some((name, range)) = blueprint.allowed_parameters.iter().find(|(_, r)| !(r.min_value <= r.max_value)) {
+    if let Some((name, range)) = blueprint
+        .allowed_parameters
+        .iter()
+        .find(|(_, r)| r.min_value.is_nan() || r.max_value.is_nan() || r.min_value > r.max_value)
+    {
         return fail(format!("parameter `{name}` has min {} above max {}", range.min_value, range.max_value));
     }
     Ok(())
