@@ -217,12 +217,14 @@ async fn tamiyo_client(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let journal = journal.borrow();
-    if let Some(error) = &journal.error {
-        return Err(format!("simic failed: {error}"));
-    }
-    let published = journal.published.as_ref().ok_or("nothing was published")?;
-    let withheld = journal.withheld.as_ref().ok_or("the hostile run never finished")?;
+    let (published, withheld) = {
+        let journal = journal.borrow();
+        if let Some(error) = &journal.error {
+            return Err(format!("simic failed: {error}"));
+        }
+        let published = journal.published.clone().ok_or("nothing was published")?;
+        (published, journal.withheld.clone().ok_or("the hostile run never finished")?)
+    };
     // Anything the withheld run had published would have arrived by now (same stream, later).
     installed += apply_policy_updates(&mut bus, &mut tamiyo).await.map_err(|e| e.to_string())?.installed;
     if installed != 1 || tamiyo.policy_version() != published.version {
@@ -233,7 +235,7 @@ async fn tamiyo_client(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), 
     }
     let (uniform, trained) = (
         Environment::LEARNABLE.expected_reward(&GerminationHead::uniform("u", candidates())),
-        Environment::LEARNABLE.expected_reward(published),
+        Environment::LEARNABLE.expected_reward(&published),
     );
     if trained <= uniform + 0.02 {
         return Err(format!("training did not improve the expected reward: {uniform:.4} → {trained:.4}"));

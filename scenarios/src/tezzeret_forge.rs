@@ -172,27 +172,30 @@ async fn audit(journal: &RefCell<Journal>, disk: &SimDisk, seed: u64) -> Result<
     if disk.contents(&job().wal_path()).is_some() {
         return Err("forge_wal.json outlived a finished forge".to_owned());
     }
-    let journal = journal.borrow();
-    let crashes = journal.compiles.len() - 1;
-    let mut lives_per_blueprint: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
-    for (life, compiles) in journal.compiles.iter().enumerate() {
-        for id in compiles {
-            lives_per_blueprint.entry(id).or_default().insert(life);
+    let (crashes, redone, stopped_passes) = {
+        let journal = journal.borrow();
+        let crashes = journal.compiles.len() - 1;
+        let mut lives_per_blueprint: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+        for (life, compiles) in journal.compiles.iter().enumerate() {
+            for id in compiles {
+                lives_per_blueprint.entry(id).or_default().insert(life);
+            }
         }
-    }
-    let redone = lives_per_blueprint.values().filter(|lives| lives.len() > 1).count();
-    if lives_per_blueprint.len() != 50 || redone > crashes {
-        return Err(format!(
-            "{} blueprints compiled, {redone} in more than one life, {crashes} crashes",
-            lives_per_blueprint.len()
-        ));
-    }
+        let redone = lives_per_blueprint.values().filter(|lives| lives.len() > 1).count();
+        if lives_per_blueprint.len() != 50 || redone > crashes {
+            return Err(format!(
+                "{} blueprints compiled, {redone} in more than one life, {crashes} crashes",
+                lives_per_blueprint.len()
+            ));
+        }
+        (crashes, redone, journal.stopped_passes)
+    };
     if library_files(disk, &root).await? != library_files(&reference_forge(seed).await?, &root).await? {
         return Err("the library differs from an uninterrupted forge's".to_owned());
     }
     let telemetry = forge_telemetry(&report, sim_clock().now_ms()).map_err(|e| e.to_string())?;
     let retries = telemetry.metric("tezzeret.compile.retries_total");
-    tracing::info!(crashes, redone, stopped_passes = journal.stopped_passes, ?retries, "tezzeret-forge: audited");
+    tracing::info!(crashes, redone, stopped_passes, ?retries, "tezzeret-forge: audited");
     Ok(())
 }
 
