@@ -44,6 +44,8 @@ determinism_tests! {
     kasmina_prefetch_is_deterministic => "kasmina-prefetch",
     nissa_is_deterministic => "nissa",
     weatherlight_is_deterministic => "weatherlight",
+    tezzeret_forge_is_deterministic => "tezzeret-forge",
+    simic_is_deterministic => "simic",
 }
 
 /// `control-loop-tch` needs libtorch; `tests/control_loop_tch.rs` checks it.

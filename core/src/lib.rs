@@ -17,13 +17,16 @@
 
 pub mod breaker;
 pub mod clock;
+pub mod karn;
 pub mod kasmina;
 pub mod leyline;
 pub mod net;
 pub mod nissa;
 pub mod oona;
+pub mod simic;
 pub mod storage;
 pub mod tamiyo;
+pub mod tezzeret;
 pub mod tolaria;
 pub mod urza;
 pub mod wal;

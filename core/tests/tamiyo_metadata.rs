@@ -20,7 +20,7 @@ fn client(catalog: &BlueprintCatalog) -> MetadataClient<BlueprintCatalog> {
 
 #[tokio::test(start_paused = true)]
 async fn slow_lookup_times_out_at_the_deadline_with_a_typed_error() {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     catalog.delay().set(Duration::from_millis(30));
     let mut client = client(&catalog);
     let started = Instant::now();
@@ -37,7 +37,7 @@ async fn slow_lookup_times_out_at_the_deadline_with_a_typed_error() {
 
 #[tokio::test(start_paused = true)]
 async fn breaker_opens_after_three_timeouts_half_opens_after_cooldown_and_closes_on_success() {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     catalog.delay().set(Duration::from_millis(100));
     let mut client = client(&catalog);
     for attempt in 1..=3 {
@@ -64,7 +64,7 @@ async fn breaker_opens_after_three_timeouts_half_opens_after_cooldown_and_closes
 
 #[tokio::test(start_paused = true)]
 async fn cache_answers_within_ttl_and_unknown_blueprints_do_not_trip_the_breaker() {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     let mut client = client(&catalog);
     client.lookup("BP003").await.expect("cached now");
     catalog.delay().set(Duration::from_secs(1));
@@ -85,7 +85,7 @@ async fn cache_answers_within_ttl_and_unknown_blueprints_do_not_trip_the_breaker
 /// NEUTRAL; after three, the breaker answers for Urza.
 #[tokio::test(start_paused = true)]
 async fn service_pauses_on_urza_timeout_with_critical_event_and_neutral_report() {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     let config = TamiyoConfig {
         policy: esper_core::tamiyo::PolicyConfig { cooldown_steps: 1, ..Default::default() },
         ..Default::default()

@@ -205,7 +205,7 @@ async fn client_reconnects_after_the_server_restarts() {
 
 #[tokio::test]
 async fn an_abandoned_call_drops_its_connection_so_late_answers_cannot_leak() {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     let policy = PolicyConfig { trend_window: 1, ..PolicyConfig::default() };
     let config = TamiyoConfig {
         step_timeout: Duration::from_secs(5),

@@ -65,7 +65,7 @@ async fn issues_stamped_commands_with_one_report_and_budgeted_telemetry_each() {
 #[tokio::test(start_paused = true)]
 async fn quarantined_blueprint_becomes_a_pause_with_a_regression_report() {
     let policy = PolicyConfig { blueprints: vec!["BP043".into()], ..PolicyConfig::default() };
-    let mut service = service_with(TamiyoConfig { policy, ..TamiyoConfig::default() }, BlueprintCatalog::karn_sample());
+    let mut service = service_with(TamiyoConfig { policy, ..TamiyoConfig::default() }, BlueprintCatalog::karn());
     let commands = run(&mut service, &flat(0..PLATEAU as u64 + 1)).await;
     let vetoed = &commands[PLATEAU];
     assert_eq!(vetoed.command_type, i32::from(CommandType::Pause));
@@ -113,7 +113,7 @@ async fn a_failing_sink_is_counted_and_reported_but_the_command_still_goes_out()
     let clock = || NOW_MS;
     let mut service = TamiyoService::new(
         TamiyoConfig::default(),
-        BlueprintCatalog::karn_sample(),
+        BlueprintCatalog::karn(),
         sink,
         clock,
         ChaCha8Rng::seed_from_u64(1),

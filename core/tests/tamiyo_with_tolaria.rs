@@ -41,7 +41,7 @@ fn control_loop() -> Loop {
     let clock = UnixClock::anchored_at(NOW_MS);
     let tamiyo = TamiyoService::new(
         TamiyoConfig::default(),
-        BlueprintCatalog::karn_sample(),
+        BlueprintCatalog::karn(),
         MemoryFieldReportSink::default(),
         clock,
         ChaCha8Rng::seed_from_u64(11),

@@ -10,6 +10,8 @@ use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
 use crate::rc1::sim::TrainingScenario;
 use crate::rc1::training::TrainingDrill;
+use crate::simic::SimicScenario;
+use crate::tezzeret_forge::TezzeretForgeScenario;
 use crate::wal_soak::sim::WalSoakScenario;
 use crate::weatherlight::WeatherlightScenario;
 
@@ -27,6 +29,8 @@ static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDril
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
 static NISSA: NissaScenario = NissaScenario;
 static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
+static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
+static SIMIC: SimicScenario = SimicScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
 /// listed only in builds with the `tch` feature, the only ones that can run it.
@@ -45,6 +49,8 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &KASMINA_PREFETCH,
         &NISSA,
         &WEATHERLIGHT,
+        &TEZZERET_FORGE,
+        &SIMIC,
     ];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);

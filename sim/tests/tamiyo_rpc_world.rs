@@ -66,7 +66,7 @@ fn run(seed: u64) -> esper_sim::RunReport {
     world.host("tamiyo", move || async move {
         let listener = esper_core::net::Connector::bind(&esper_sim::TurmoilConnector, PORT).await?;
         let rng = ChaCha8Rng::seed_from_u64(seed);
-        let catalog = BlueprintCatalog::karn_sample();
+        let catalog = BlueprintCatalog::karn();
         let sink = MemoryFieldReportSink::default();
         let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, clock(), rng);
         Err(serve_tamiyo(listener, &mut service, rpc_config(), RpcStats::default()).await.into())

@@ -21,6 +21,7 @@ mod enums;
 mod envelope;
 mod kernel;
 pub mod nonce;
+mod policy;
 mod report;
 pub mod signing;
 mod state;
@@ -41,6 +42,7 @@ pub use enums::{
 };
 pub use envelope::BusEnvelope;
 pub use kernel::{KernelArtifactError, KernelArtifactReady, KernelPrefetchRequest};
+pub use policy::PolicyUpdate;
 pub use report::{FieldReport, FollowUpAction};
 pub use signing::{SigningKey, SigningKeyError};
 pub use state::{HardwareContext, SeedState, SystemStatePacket};

@@ -9,7 +9,7 @@
 //! through (half-open) to see whether Urza is back.
 //!
 //! The source is a trait so the Urza client can replace [`BlueprintCatalog`], the
-//! in-process stand-in built from a sample of Karn's catalog, whose injectable delay
+//! in-process stand-in built from Karn's catalog, whose injectable delay
 //! is how tests and the sim make Urza slow. All timing is tokio time.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout};
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+use crate::karn::{Blueprint, Catalog};
 use crate::leyline::BlueprintTier;
 
 /// What Tamiyo needs to know about a blueprint (a subset of Leyline's
@@ -34,6 +35,19 @@ pub struct BlueprintMetadata {
     /// May only run quarantined: Tamiyo never germinates it.
     pub quarantine_only: bool,
     pub approval_required: bool,
+}
+
+impl From<&Blueprint> for BlueprintMetadata {
+    fn from(blueprint: &Blueprint) -> Self {
+        Self {
+            blueprint_id: blueprint.blueprint_id.clone(),
+            name: blueprint.name.clone(),
+            tier: blueprint.tier,
+            risk: blueprint.risk,
+            quarantine_only: blueprint.quarantine_only,
+            approval_required: blueprint.approval_required,
+        }
+    }
 }
 
 /// Where blueprint metadata comes from (Urza, or the in-process catalog).
@@ -228,28 +242,14 @@ impl BlueprintCatalog {
         Self { entries: Arc::new(entries), delay: LookupDelay::default() }
     }
 
-    /// A sample of Karn's 50 blueprints, one or more per tier: SAFE BP001–BP004 (risk
-    /// ≤ 0.5), EXPERIMENTAL BP036–BP037 (0.7–0.8, approval), HIGH_RISK BP043
-    /// (0.95, quarantine only). BP001 is Karn's `identity_passthrough`.
-    pub fn karn_sample() -> Self {
-        use BlueprintTier::{Experimental, HighRisk, Safe};
-        let sample = [
-            ("BP001", "identity_passthrough", Safe, 0.0, false),
-            ("BP002", "residual_mlp_small", Safe, 0.1, false),
-            ("BP003", "layernorm_adapter", Safe, 0.25, false),
-            ("BP004", "low_rank_projection", Safe, 0.45, false),
-            ("BP036", "attention_probe", Experimental, 0.7, false),
-            ("BP037", "gated_mixture", Experimental, 0.8, false),
-            ("BP043", "wide_conv_unstable", HighRisk, 0.95, true),
-        ];
-        Self::new(sample.into_iter().map(|(id, name, tier, risk, quarantine_only)| BlueprintMetadata {
-            blueprint_id: id.to_owned(),
-            name: name.to_owned(),
-            tier,
-            risk,
-            quarantine_only,
-            approval_required: tier != Safe,
-        }))
+    /// Every blueprint of Karn's shipped catalog, with its metadata.
+    pub fn karn() -> Self {
+        Self::from_karn(&Catalog::default_catalog())
+    }
+
+    /// Every blueprint of `catalog`.
+    pub fn from_karn(catalog: &Catalog) -> Self {
+        Self::new(catalog.iter().map(BlueprintMetadata::from))
     }
 
     /// The handle that sets this catalog's (and its clones') lookup delay.

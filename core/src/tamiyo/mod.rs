@@ -10,9 +10,11 @@
 
 pub mod config;
 pub mod field_reports;
+pub mod learned;
 pub mod metadata;
 pub mod outcome;
 pub mod policy;
+pub mod policy_updates;
 pub mod risk;
 pub mod rpc;
 pub mod service;
@@ -21,6 +23,7 @@ pub mod telemetry;
 pub mod trend;
 
 pub use config::{TamiyoConfig, TamiyoConfigError};
+pub use learned::{GerminationHead, HeadError};
 pub use metadata::{BlueprintCatalog, BlueprintMetadata, BlueprintMetadataSource, MetadataError, TamiyoTimeoutError};
 pub use policy::{Policy, PolicyAction, PolicyConfig, PolicyDecision};
 pub use risk::{RiskConfig, RiskEngine, RiskVerdict};

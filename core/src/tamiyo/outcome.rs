@@ -18,6 +18,9 @@ use crate::leyline::{AdaptationCommand, CommandPayload, CommandType, FieldReport
 /// Annotation key holding the veto or pause reason.
 pub const RISK_REASON: &str = "risk_reason";
 
+/// Field report metric: the probability the learned head drew the blueprint with.
+pub const POLICY_PROBABILITY: &str = "policy_probability";
+
 /// Reasons that mean training itself was in trouble.
 pub const REGRESSION_REASONS: [&str; 4] = ["bp_quarantine", "loss_spike", "isolation_violation", "hook_budget"];
 
@@ -53,6 +56,9 @@ pub struct ReportFigures {
     pub inference_latency_ms: f32,
     /// Whether conservative mode was on after the decision.
     pub conservative_mode: bool,
+    /// The probability the learned head drew the germinated blueprint with (none
+    /// when the rule chose it).
+    pub policy_probability: Option<f32>,
 }
 
 /// The field report for `command`, issued in run `training_run_id` under `policy_version`.
@@ -67,12 +73,15 @@ pub fn field_report(
         Some(CommandPayload::SeedOperation(operation)) => operation.blueprint_id.clone(),
         _ => String::new(),
     };
-    let metrics = BTreeMap::from([
+    let mut metrics = BTreeMap::from([
         ("loss_delta".to_owned(), figures.loss_delta),
         ("validation_loss".to_owned(), figures.validation_loss),
         ("blueprint_risk".to_owned(), figures.blueprint_risk),
         ("inference_latency_ms".to_owned(), figures.inference_latency_ms),
     ]);
+    if let Some(probability) = figures.policy_probability {
+        metrics.insert(POLICY_PROBABILITY.to_owned(), probability);
+    }
     let follow_up_actions = figures
         .conservative_mode
         .then(|| FollowUpAction {

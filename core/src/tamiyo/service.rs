@@ -15,14 +15,16 @@ use tokio::time::Instant;
 use crate::breaker::BreakerState;
 use crate::clock::UnixClock;
 use crate::leyline::{
-    AdaptationCommand, CommandType, SystemStatePacket, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp,
+    AdaptationCommand, CommandPayload, CommandType, PolicyUpdate, SystemStatePacket, TelemetryEvent, TelemetryLevel,
+    TelemetryPacket, Timestamp,
 };
 use crate::tolaria::ports::{PortError, TamiyoPort};
 
 use super::config::TamiyoConfig;
+use super::learned::{GerminationHead, HeadError, features};
 use super::metadata::{BlueprintMetadata, BlueprintMetadataSource, MetadataClient, MetadataCounters, MetadataError};
 use super::outcome::{RISK_REASON, ReportFigures, field_report};
-use super::policy::{POLICY_VERSION, Policy, PolicyDecision};
+use super::policy::{POLICY_VERSION, Policy, PolicyAction, PolicyDecision};
 use super::risk::{RiskEngine, RiskInputs, RiskVerdict, event};
 use super::sink::FieldReportSink;
 use super::telemetry::{StepFigures, TelemetryOutbox, step_packets};
@@ -57,6 +59,10 @@ pub struct TamiyoCounters {
     pub field_reports_written: u64,
     pub field_report_failures: u64,
     pub timeouts_inference: u64,
+    /// Policy updates installed (hot swaps).
+    pub policy_updates_installed: u64,
+    /// Policy updates refused (the head in force was kept).
+    pub policy_updates_rejected: u64,
 }
 
 /// See the module docs.
@@ -70,6 +76,8 @@ pub struct TamiyoService<M, S> {
     rng: Box<dyn RngCore + Send>,
     outbox: TelemetryOutbox,
     counters: TamiyoCounters,
+    /// The learned germination head in force: the last known-good update.
+    head: Option<GerminationHead>,
 }
 
 impl<M, S> std::fmt::Debug for TamiyoService<M, S> {
@@ -110,13 +118,15 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
             clock: Box::new(clock),
             rng: Box::new(rng),
             counters: TamiyoCounters::default(),
+            head: None,
         }
     }
 
     /// Decides on `packet`; see the module docs. Never fails.
     pub async fn evaluate(&mut self, packet: &SystemStatePacket) -> AdaptationCommand {
         let started = Instant::now();
-        let decision = self.policy.decide(packet);
+        let mut decision = self.policy.decide(packet);
+        let policy_probability = self.choose_blueprint(&mut decision, packet);
         let blueprint = self.lookup_blueprint(&decision).await;
         let latency = started.elapsed();
         let over_step_budget = latency > self.config.step_timeout;
@@ -136,11 +146,23 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
             "tamiyo.decision"
         );
         let latency_ms = latency.as_secs_f64() * 1_000.0;
-        if let Some(failure) = self.report(&command, packet, &decision, &verdict, latency_ms).await {
+        if let Some(failure) = self.report(&command, packet, &decision, &verdict, latency_ms, policy_probability).await
+        {
             verdict.events.push(failure);
         }
         self.publish(packet, &decision, verdict, latency_ms);
         command
+    }
+
+    /// With a learned head installed, a germination's blueprint is drawn from it
+    /// (with the seeded RNG); returns the probability of the draw.
+    fn choose_blueprint(&mut self, decision: &mut PolicyDecision, packet: &SystemStatePacket) -> Option<f32> {
+        let head = self.head.as_ref()?;
+        let PolicyAction::Germinate { blueprint_id, .. } = &mut decision.action else { return None };
+        let uniform = (self.rng.next_u32() >> 8) as f32 / (1_u32 << 24) as f32;
+        let (index, probability) = head.sample(&features(packet.validation_loss), uniform);
+        blueprint_id.clone_from(&head.blueprints[index]);
+        Some(probability)
     }
 
     /// The proposed blueprint's metadata. Not looked up in conservative mode, where
@@ -167,6 +189,9 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
             command.payload = None;
             command.target_seed_id.clear();
         }
+        if let Some(head) = &self.head {
+            command.annotations.insert("policy_version".to_owned(), head.version.clone());
+        }
         command.command_id = format!("tamiyo-s{step}-{:016x}", self.rng.next_u64());
         command.issued_at = Some(Timestamp::from_millis(self.clock.now_ms()));
         command.issued_by = ISSUER.to_owned();
@@ -181,6 +206,7 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
         decision: &PolicyDecision,
         verdict: &RiskVerdict,
         latency_ms: f64,
+        policy_probability: Option<f32>,
     ) -> Option<TelemetryEvent> {
         let figures = ReportFigures {
             loss_delta: decision.loss_delta,
@@ -188,8 +214,9 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
             blueprint_risk: verdict.blueprint_risk,
             inference_latency_ms: latency_ms as f32,
             conservative_mode: self.risk.conservative_mode(),
+            policy_probability: policy_probability.filter(|_| is_germination(command)),
         };
-        let report = field_report(command, &packet.training_run_id, POLICY_VERSION, figures);
+        let report = field_report(command, &packet.training_run_id, self.policy_version(), figures);
         match self.sink.record(report).await {
             Ok(()) => {
                 self.counters.field_reports_written += 1;
@@ -224,7 +251,36 @@ impl<M: BlueprintMetadataSource, S: FieldReportSink> TamiyoService<M, S> {
     }
 }
 
+/// Whether `command` went out as a germination (not vetoed into a PAUSE).
+fn is_germination(command: &AdaptationCommand) -> bool {
+    matches!(command.payload, Some(CommandPayload::SeedOperation(_)))
+}
+
 impl<M, S> TamiyoService<M, S> {
+    /// Hot-swaps to the germination head in `update`. A payload that does not decode
+    /// or validate is refused, counted and logged, and the head in force — the last
+    /// known-good one — stays.
+    pub fn install_policy(&mut self, update: &PolicyUpdate) -> Result<(), HeadError> {
+        match GerminationHead::decode(&update.payload) {
+            Ok(head) => {
+                tracing::info!(policy_id = %update.policy_id, version = %head.version, "tamiyo.policy_installed");
+                self.counters.policy_updates_installed += 1;
+                self.head = Some(head);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(policy_id = %update.policy_id, %error, kept = self.policy_version(), "tamiyo.policy_rejected");
+                self.counters.policy_updates_rejected += 1;
+                Err(error)
+            }
+        }
+    }
+
+    /// The version of the policy in force: the installed head's, else the rule's.
+    pub fn policy_version(&self) -> &str {
+        self.head.as_ref().map_or(POLICY_VERSION, |head| head.version.as_str())
+    }
+
     /// Turns conservative mode on (every command becomes a PAUSE until turned off) or off.
     pub fn set_conservative_mode(&mut self, on: bool) {
         tracing::info!(on, "tamiyo.set_conservative_mode");

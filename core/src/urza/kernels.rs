@@ -2,7 +2,8 @@
 //! kernel request stream, answer each on the reply stream once its kernel is
 //! "ready" — `ready_latency ± jitter` after the request was issued, drawn from
 //! the injected seeded RNG — or at once with a `KernelArtifactError` for a
-//! blueprint Urza has no kernel for.
+//! blueprint the [`Library`] has no kernel for. A ready answer names the kernel's
+//! artifact, its SHA-256 and its guard digest from the library's record.
 //!
 //! Readiness is measured from the request's `issued_at` (the requester's clock),
 //! so the model is "the kernel is usable L after it was asked for", whatever
@@ -30,6 +31,8 @@ use crate::leyline::{BusEnvelope, KernelArtifactError, KernelArtifactReady, Kern
 use crate::net::Connector;
 use crate::oona::{OonaClient, PublishOutcome};
 
+use super::library::{ArtifactRecord, Library};
+
 /// How Urza answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrzaConfig {
@@ -37,8 +40,6 @@ pub struct UrzaConfig {
     pub ready_latency: Duration,
     /// Half-width of the uniform jitter around it: 8 ms.
     pub jitter: Duration,
-    /// Blueprints without a kernel: requests for them get an error answer.
-    pub unavailable: BTreeSet<String>,
     /// Requests waiting for their due time at most: 1024.
     pub queue_capacity: usize,
     /// Request ids remembered to drop redeliveries: 4096 (Esper-Lite's nonce cache).
@@ -52,7 +53,6 @@ impl Default for UrzaConfig {
         Self {
             ready_latency: Duration::from_millis(40),
             jitter: Duration::from_millis(8),
-            unavailable: BTreeSet::new(),
             queue_capacity: 1_024,
             replay_memory: 4_096,
             retry_pause: Duration::from_millis(100),
@@ -77,13 +77,14 @@ struct Queue {
     seen_order: VecDeque<String>,
 }
 
-/// Serves kernel requests until the future is dropped. `requests` consumes the
-/// request stream (a blocking read occupies its connection), `replies`
-/// publishes answers; `rng` draws latencies; `clock` is the Unix clock
-/// requesters stamp `issued_at` with.
-pub async fn serve_kernels<C: Connector, R: RngCore>(
+/// Serves kernel requests from `library` until the future is dropped.
+/// `requests` consumes the request stream (a blocking read occupies its
+/// connection), `replies` publishes answers; `rng` draws latencies; `clock` is
+/// the Unix clock requesters stamp `issued_at` with.
+pub async fn serve_kernels<C: Connector, R: RngCore, S>(
     mut requests: OonaClient<C, R>,
     mut replies: OonaClient<C, R>,
+    library: Library<S>,
     config: UrzaConfig,
     mut rng: impl RngCore,
     clock: UnixClock,
@@ -96,7 +97,8 @@ pub async fn serve_kernels<C: Connector, R: RngCore>(
             let round = requests
                 .consume(&stream, |delivery| {
                     let request: KernelPrefetchRequest = delivery.envelope.open().map_err(|e| e.to_string())?;
-                    admit(&mut queue.borrow_mut(), &config, &request, &mut rng, &clock)?;
+                    let record = library.record(&request.blueprint_id);
+                    admit(&mut queue.borrow_mut(), &config, &request, record.as_ref(), &mut rng, &clock)?;
                     arrived.notify_one();
                     Ok::<(), String>(())
                 })
@@ -135,6 +137,7 @@ fn admit(
     queue: &mut Queue,
     config: &UrzaConfig,
     request: &KernelPrefetchRequest,
+    record: Option<&ArtifactRecord>,
     rng: &mut impl RngCore,
     clock: &UnixClock,
 ) -> Result<(), String> {
@@ -152,21 +155,21 @@ fn admit(
             queue.seen.remove(&oldest);
         }
     }
-    let (envelope, due) = if config.unavailable.contains(&request.blueprint_id) || request.blueprint_id.is_empty() {
-        let error = KernelArtifactError {
-            request_id: request.request_id.clone(),
-            blueprint_id: request.blueprint_id.clone(),
-            reason: "no kernel for this blueprint".to_owned(),
-        };
-        (BusEnvelope::wrap(&error, MessagePriority::Normal), Instant::now())
-    } else {
+    let (envelope, due) = if let Some(record) = record {
         let latency = draw_latency(config, rng);
         let issued_ns = request.issued_at.map_or_else(|| clock.now_ns(), |at| at.as_nanos());
         let ready_ns = issued_ns.saturating_add(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         let wait = Duration::from_nanos(ready_ns.saturating_sub(clock.now_ns()));
         let latency_ms = latency.as_millis();
         tracing::debug!(request_id = %request.request_id, latency_ms, wait_ms = wait.as_millis(), "urza: kernel request admitted");
-        (BusEnvelope::wrap(&ready(request, latency), MessagePriority::Normal), Instant::now() + wait)
+        (BusEnvelope::wrap(&ready(request, record, latency), MessagePriority::Normal), Instant::now() + wait)
+    } else {
+        let error = KernelArtifactError {
+            request_id: request.request_id.clone(),
+            blueprint_id: request.blueprint_id.clone(),
+            reason: "no kernel for this blueprint in the library".to_owned(),
+        };
+        (BusEnvelope::wrap(&error, MessagePriority::Normal), Instant::now())
     };
     queue.arrivals += 1;
     let answer = Answer { envelope, request_id: request.request_id.clone() };
@@ -181,14 +184,14 @@ fn draw_latency(config: &UrzaConfig, rng: &mut impl RngCore) -> Duration {
     Duration::from_millis(rng.random_range(centre - jitter..=centre.saturating_add(jitter)))
 }
 
-fn ready(request: &KernelPrefetchRequest, latency: Duration) -> KernelArtifactReady {
+fn ready(request: &KernelPrefetchRequest, record: &ArtifactRecord, latency: Duration) -> KernelArtifactReady {
     let millis = latency.as_secs_f32() * 1_000.0;
     KernelArtifactReady {
         request_id: request.request_id.clone(),
         blueprint_id: request.blueprint_id.clone(),
-        artifact_ref: format!("urza://kernels/{}", request.blueprint_id),
-        checksum: String::new(),
-        guard_digest: String::new(),
+        artifact_ref: record.artifact_ref(),
+        checksum: record.artifact_sha256.clone(),
+        guard_digest: record.guard_digest.clone(),
         prewarm_p50_ms: millis,
         prewarm_p95_ms: millis,
     }

@@ -39,7 +39,7 @@ pub fn service_with(config: TamiyoConfig, catalog: BlueprintCatalog) -> TestServ
 
 /// A default service drawing ids and nonces from `seed`.
 pub fn service_seeded(seed: u64) -> TestService {
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     TamiyoService::new(
         TamiyoConfig::default(),
         catalog,
@@ -51,7 +51,7 @@ pub fn service_seeded(seed: u64) -> TestService {
 
 /// A default service over Karn's sample catalog.
 pub fn service() -> TestService {
-    service_with(TamiyoConfig::default(), BlueprintCatalog::karn_sample())
+    service_with(TamiyoConfig::default(), BlueprintCatalog::karn())
 }
 
 /// The step at which flat losses first show the default policy a plateau: the end

@@ -87,7 +87,7 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
             let reports = field_report_config();
             let store = open_with_retries(storage, reports, || skew.adjust(clock.now_ms())).await;
             let sink = AuditedSink { inner: WalFieldReportSink::new(store, clock), acknowledged };
-            let catalog = BlueprintCatalog::karn_sample();
+            let catalog = BlueprintCatalog::karn();
             let now = move || skew.adjust(clock.now_ms());
             let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, now, ids);
             Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
@@ -113,7 +113,7 @@ pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage>(
         Err(error) => return format!("opening the field-report WAL: {error}"),
     };
     let sink = WalFieldReportSink::new(store, clock);
-    let catalog = BlueprintCatalog::karn_sample();
+    let catalog = BlueprintCatalog::karn();
     let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
     format!("Tamiyo's server stopped: {}", serve_tamiyo(listener, &mut service, rpc, RpcStats::default()).await)
 }

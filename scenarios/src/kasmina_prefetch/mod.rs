@@ -15,13 +15,18 @@ mod sim;
 
 use std::time::Duration;
 
+use esper_core::karn::{Blueprint, Catalog};
 use esper_core::kasmina::{
     KernelSource, PrefetchConfig, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus,
 };
 use esper_core::net::Connector;
 use esper_core::oona::{OonaError, StreamConfig};
-use esper_core::urza::UrzaConfig;
+use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge};
+use esper_core::tolaria::device::DeviceKind;
+use esper_core::urza::{Library, UrzaConfig};
+use esper_sim::{SimDisk, SimDiskConfig};
 use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
 
 use crate::rc1::metrics::LatencySummary;
 
@@ -70,6 +75,40 @@ impl BurstConfig {
     fn blueprints(&self) -> Vec<String> {
         (0..self.requests).map(|n| format!("bench-{n:04}")).collect()
     }
+
+    /// A catalog of the bench blueprints: SAFE, risk 0, Karn's smallest module.
+    fn catalog(&self) -> Result<Catalog, BurstError> {
+        let template = Catalog::default_catalog().get("BP001").cloned().ok_or_else(|| {
+            BurstError::Config("Karn's catalog has no BP001 to model the bench blueprints on".to_owned())
+        })?;
+        let blueprints = self
+            .blueprints()
+            .into_iter()
+            .map(|blueprint_id| Blueprint { blueprint_id, name: "bench".to_owned(), ..template.clone() })
+            .collect();
+        Catalog::new("kasmina-prefetch-bench".to_owned(), blueprints).map_err(|e| BurstError::Config(e.to_string()))
+    }
+}
+
+/// Urza's library for a burst: Tezzeret forges every bench blueprint into an
+/// in-memory disk (`SimDisk` without fsync latency, so stocking takes no time in
+/// either profile; the bench measures the bus, not the disk). Kasmina's answers
+/// then carry real artifact digests.
+async fn bench_library(config: &BurstConfig, disk_rng: ChaCha8Rng) -> Result<Library<SimDisk>, BurstError> {
+    let disk_config = SimDiskConfig { fsync_latency: Duration::ZERO, ..SimDiskConfig::default() };
+    let disk = SimDisk::new(disk_config, disk_rng);
+    let job = CompileJobConfig::default();
+    let (library, _) =
+        Library::open(disk.clone(), &job.artifact_dir).await.map_err(|e| BurstError::Sim(e.to_string()))?;
+    let compiler = DeviceCompiler::new(DeviceKind::Synthetic, config.seed);
+    let report = Forge::new(disk, library.clone(), job, compiler)
+        .run(&config.catalog()?)
+        .await
+        .map_err(|e| BurstError::Sim(e.to_string()))?;
+    if !report.pending.is_empty() {
+        return Err(BurstError::Sim(format!("Tezzeret left {} bench kernels unbuilt", report.pending.len())));
+    }
+    Ok(library)
 }
 
 /// How the requests ended.

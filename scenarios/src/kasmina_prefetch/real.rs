@@ -16,7 +16,7 @@ use esper_core::urza::serve_kernels;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{BurstConfig, BurstError, BurstReport, burst, stream_config};
+use super::{BurstConfig, BurstError, BurstReport, bench_library, burst, stream_config};
 use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
 
 /// Runs the burst once against `redis`, on the wall clock.
@@ -38,7 +38,10 @@ pub fn run_real(config: &BurstConfig, redis: &RedisTarget) -> Result<BurstReport
         };
         let mut latency = streams.clone();
         latency.set_stream(4);
-        let urza = serve_kernels(client("urza", 0), client("urza", 1), config.urza(), latency, clock);
+        let mut disk = streams.clone();
+        disk.set_stream(5);
+        let library = bench_library(config, disk).await?;
+        let urza = serve_kernels(client("urza", 0), client("urza", 1), library, config.urza(), latency, clock);
         let coordinator =
             PrefetchCoordinator::new(client("kasmina", 2), client("kasmina", 3), config.prefetch("kasmina"), clock);
         tokio::select! {

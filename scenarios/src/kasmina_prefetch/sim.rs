@@ -23,7 +23,7 @@ use esper_sim::{
 };
 use rand_chacha::ChaCha8Rng;
 
-use super::{BurstConfig, BurstError, BurstReport, burst, stream_config};
+use super::{BurstConfig, BurstError, BurstReport, bench_library, burst, stream_config};
 use crate::control_loop::hosts::{signing_key, sim_clock};
 
 const URZA: &str = "urza";
@@ -76,7 +76,8 @@ impl KasminaPrefetchScenario {
             async move {
                 let (requests, replies) =
                     (client(URZA, life.stream("bus.requests"))?, client(URZA, life.stream("bus.replies"))?);
-                serve_kernels(requests, replies, config.urza(), life.stream("latency"), sim_clock()).await;
+                let library = bench_library(&config, life.stream("disk")).await.map_err(|e| e.to_string())?;
+                serve_kernels(requests, replies, library, config.urza(), life.stream("latency"), sim_clock()).await;
                 Ok(())
             }
         });

@@ -123,7 +123,7 @@ where
     let kasmina_plan = if drill == TrainingDrill::Rollback { StallPlan::Always } else { StallPlan::Never };
     let tamiyo = TamiyoService::new(
         TamiyoConfig::default(),
-        BlueprintCatalog::karn_sample(),
+        BlueprintCatalog::karn(),
         MemoryFieldReportSink::new(1_024),
         move || clock.now_ms(),
         rng.stream("tamiyo_ids"),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use esper_core::clock::UnixClock;
+use esper_core::karn::Catalog;
 use esper_core::kasmina::{KasminaConfig, PrefetchConfig, PrefetchCoordinator, PrefetchingKasmina, SeedManager};
 use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::http1::HttpLimits;
@@ -18,10 +19,11 @@ use esper_core::nissa::{self, Nissa, ingest_until};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::storage::RealStorage;
 use esper_core::tamiyo::{RpcConfig, TamiyoClient};
+use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::TelemetryPort as _;
 use esper_core::tolaria::{Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
-use esper_core::urza::{UrzaConfig, serve_kernels};
+use esper_core::urza::{Library, UrzaConfig, serve_kernels};
 use esper_core::weatherlight::{ServiceContext, ServiceError, ServiceFuture};
 use esper_sim::RngTree;
 use rand_chacha::ChaCha8Rng;
@@ -89,7 +91,27 @@ pub(super) fn nissa(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servic
     }
 }
 
-/// Urza's kernel server, until stopped.
+/// Urza's library under `<workdir>/urza`, stocked by Tezzeret: the forge compiles
+/// every blueprint of Karn's catalog on the run's device that is not in the
+/// library yet (resuming its `forge_wal.json` after a crash), so a restarted
+/// Urza serves what an earlier life built without building it again.
+async fn stocked_library(shared: &Shared) -> Result<Library<RealStorage>, String> {
+    let job = CompileJobConfig { artifact_dir: shared.workdir.join("urza"), ..CompileJobConfig::default() };
+    let (library, damaged) = Library::open(RealStorage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
+    if !damaged.is_empty() {
+        tracing::warn!(damaged = damaged.len(), "urza.library.damaged_records");
+    }
+    let seed = rand::RngCore::next_u64(&mut shared.rng.stream("tezzeret"));
+    let compiler = DeviceCompiler::new(shared.device, seed);
+    let report = Forge::new(RealStorage, library.clone(), job, compiler)
+        .run(&Catalog::default_catalog())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(pending = report.pending.len(), "tezzeret.forge.done");
+    Ok(library)
+}
+
+/// Urza's kernel server over the Tezzeret-stocked library, until stopped.
 pub(super) fn urza(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> ServiceFuture + use<> {
     let shared = Rc::clone(shared);
     move |context: ServiceContext| {
@@ -98,7 +120,9 @@ pub(super) fn urza(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Service
             let rng = shared.life("urza", context.life());
             let requests = shared.bus(shared.streams.clone(), "urza", rng.stream("requests"));
             let replies = shared.bus(shared.streams.clone(), "urza", rng.stream("replies"));
-            let serve = serve_kernels(requests, replies, UrzaConfig::default(), rng.stream("latency"), shared.clock);
+            let library = stocked_library(&shared).await.map_err(|e| ServiceError(format!("stocking Urza: {e}")))?;
+            let serve =
+                serve_kernels(requests, replies, library, UrzaConfig::default(), rng.stream("latency"), shared.clock);
             tokio::select! {
                 () = serve => Err(ServiceError("Urza stopped serving".to_owned())),
                 () = context.stopped() => Ok(()),
