@@ -189,6 +189,8 @@ impl Storage for SimDisk {
             .names
             .remove(from)
             .ok_or_else(|| StorageError::NotFound { path: from.to_path_buf(), op: StorageOp::Rename })?;
+        state.changed(from);
+        state.changed(to);
         if let Some(replaced) = state.names.insert(to.to_path_buf(), id) {
             state.collect(replaced);
         }
@@ -201,6 +203,7 @@ impl Storage for SimDisk {
             .names
             .remove(path)
             .ok_or_else(|| StorageError::NotFound { path: path.to_path_buf(), op: StorageOp::Remove })?;
+        state.changed(path);
         state.collect(id);
         Ok(())
     }
