@@ -43,9 +43,9 @@ use esper_sim::{
 };
 use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
 use prost::Message;
+use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
-use rand::Rng;
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
 /// Tamiyo and succeeded.
