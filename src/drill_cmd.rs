@@ -10,9 +10,8 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
-use esper_scenarios::drills::shrink::{episode_count, shrink};
+use esper_scenarios::drills::shrink::{episode_count, shrink_record};
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
 use esper_sim::{Invariant, Outcome, RunReport, SimScenario, TraceMode};
 
@@ -107,19 +106,11 @@ pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> an
         print_replay(&record, &first, path);
         return Ok(false);
     }
-    let scenario = esper_scenarios::registry::find(&record.scenario)?;
-    let mut runs_seen = 0;
-    let shrunk = shrink(&record.schedule, max_runs, |candidate| {
-        runs_seen += 1;
-        if runs_seen % 25 == 0 {
-            eprintln!("shrink: {runs_seen} runs");
+    let (shrunk, minimal) = shrink_record(&record, first, max_runs, |runs| {
+        if runs % 25 == 0 {
+            eprintln!("shrink: {runs} runs");
         }
-        let report = esper_sim::run_scenario_with(scenario, record.seed, candidate.clone(), TraceMode::Hash);
-        Invariant::of(&report.outcome) == Some(record.invariant)
-    });
-    let last = esper_sim::run_scenario_with(scenario, record.seed, shrunk.schedule.clone(), TraceMode::Hash);
-    let minimal = FailureRecord::from_report(&last, record.swarm, record.kinds.clone())
-        .context("the shrunk schedule passed on its final run; runs are not deterministic")?;
+    })?;
     let output = output.unwrap_or_else(|| minimised_path(path));
     minimal.write(&output)?;
     println!(

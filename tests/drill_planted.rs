@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 
 use esper_scenarios::drills::failure::FailureRecord;
-use esper_scenarios::drills::shrink::shrink;
+use esper_scenarios::drills::shrink::shrink_record;
 use esper_scenarios::drills::sweep::{SweepConfig, sweep};
 use esper_scenarios::registry;
-use esper_sim::{Invariant, TraceMode, run_scenario_with};
+use esper_sim::{Invariant, TraceMode};
 
 #[test]
 fn the_sweep_finds_the_planted_bug_and_shrinks_it_to_at_most_three_faults() {
@@ -35,10 +35,10 @@ fn the_sweep_finds_the_planted_bug_and_shrinks_it_to_at_most_three_faults() {
     println!("found at seed {} after {} seeds: {}", found.seed, summary.results.len(), path.display());
 
     let record = FailureRecord::read(&path).expect("the failure file reads back");
-    let shrunk = shrink(&record.schedule, 300, |candidate| {
-        let report = run_scenario_with(scenario, record.seed, candidate.clone(), TraceMode::Hash);
-        Invariant::of(&report.outcome) == Some(Invariant::OonaLedger)
-    });
+    let first = record.replay(TraceMode::Hash).expect("registered");
+    let (shrunk, minimal) = shrink_record(&record, first, 300, |_| {}).expect("the recorded failure shrinks");
+    assert_eq!(minimal.invariant, Invariant::OonaLedger);
+    assert_eq!(minimal.schedule, shrunk.schedule);
     assert!(
         shrunk.schedule.faults().len() <= 3,
         "from {} to {} faults: {}",

@@ -9,7 +9,10 @@
 //! fails the *same* invariant, so the shrinker cannot wander off to a different bug.
 //! Runs are deterministic, so the result is too.
 
-use esper_sim::{FaultSchedule, ScheduledFault};
+use esper_sim::{FaultSchedule, Invariant, RunReport, ScheduledFault, TraceMode, run_scenario_with};
+
+use super::failure::FailureRecord;
+use crate::registry::{self, UnknownScenario};
 
 /// A fault and, if it has one, the fault that ends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +122,49 @@ pub fn shrink(schedule: &FaultSchedule, max_runs: u32, mut still_fails: impl FnM
         }
     }
     Shrunk { schedule: schedule_of(&current), runs, steps }
+}
+
+/// Shrinks a failure file's schedule while its recorded invariant still fails.
+/// `first` is the run of the recorded schedule, which must fail that invariant;
+/// `on_run` hears the run count after each run. Returns what the shrinker did
+/// and the record of the smallest failing run — kept from the run that found it,
+/// not run again.
+pub fn shrink_record(
+    record: &FailureRecord,
+    first: RunReport,
+    max_runs: u32,
+    mut on_run: impl FnMut(u32),
+) -> Result<(Shrunk, FailureRecord), ShrinkError> {
+    let scenario = registry::find(&record.scenario)?;
+    let fails = |report: &RunReport| Invariant::of(&report.outcome) == Some(record.invariant);
+    if !fails(&first) {
+        return Err(ShrinkError::DoesNotFail(record.invariant));
+    }
+    let (mut smallest, mut runs) = (first, 0);
+    let shrunk = shrink(&record.schedule, max_runs, |candidate| {
+        let report = run_scenario_with(scenario, record.seed, candidate.clone(), TraceMode::Hash);
+        runs += 1;
+        on_run(runs);
+        let failed = fails(&report);
+        if failed {
+            // The shrinker keeps exactly the candidates that fail, so the last
+            // failing run is the run of the schedule it returns.
+            smallest = report;
+        }
+        failed
+    });
+    let minimal = FailureRecord::from_report(&smallest, record.swarm, record.kinds.clone())
+        .ok_or(ShrinkError::DoesNotFail(record.invariant))?;
+    Ok((shrunk, minimal))
+}
+
+/// A failure record that cannot be shrunk.
+#[derive(Debug, thiserror::Error)]
+pub enum ShrinkError {
+    #[error(transparent)]
+    Scenario(#[from] UnknownScenario),
+    #[error("the recorded schedule does not fail its invariant {0} on this commit; nothing to shrink")]
+    DoesNotFail(Invariant),
 }
 
 /// How many faults a schedule has, counting an episode's start and end as one.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with};
 
 use super::failure::{FailureFileError, FailureRecord};
-use super::generate::{FaultKind, draw};
+use super::generate::draw;
 use crate::seeds::SeedRange;
 
 /// One machine's share of a sweep: `k/n` takes every seed whose offset in the
@@ -219,8 +219,7 @@ fn run_seed(
         .twice
         .then(|| run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash).hash)
         .filter(|again| *again != report.hash);
-    let kinds: Vec<FaultKind> = drill.kinds;
-    let record = FailureRecord::from_report(&report, config.swarm, kinds);
+    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds);
     let result =
         SeedResult { seed, hash: report.hash, sim_time: report.sim_elapsed, faults, failure: None, divergent_hash };
     (result, record)
