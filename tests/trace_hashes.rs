@@ -100,8 +100,8 @@ fn hashes_now() -> PinnedHashes {
 
 fn read_pinned(path: &Path) -> PinnedHashes {
     let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    let pinned: PinnedHashes =
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{} is not a pinned-hash file: {error}", path.display()));
+    let pinned: PinnedHashes = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not a pinned-hash file: {error}", path.display()));
     assert_eq!(pinned.schema, SCHEMA, "{}", path.display());
     pinned
 }
