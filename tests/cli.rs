@@ -134,6 +134,7 @@ const EXIT_CODES: &[(&str, i32)] = &[
     ("redis --port x", 2),
     ("harness rollback --output-dir {tmp}/harness", 0),
     ("harness rollback --output-dir {garbled}/run", 1),
+    ("harness steady-train --profile real --redis-url redis://127.0.0.1:{closed_port} --output-dir {tmp}/h", 1),
     ("harness sprint", 2),
     ("gate --baseline {baseline} {run} --scenarios rollback", 0),
     ("gate --baseline {baseline} {run}", 1),
