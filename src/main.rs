@@ -161,8 +161,10 @@ enum Command {
         port: u16,
     },
     /// The main job: the RC1 harness. Runs steady-train, rollback, tamiyo-timeout and
-    /// kasmina-prefetch (or one of them), writes `<scenario>_metrics.json`, `summary.csv`, `env.json`,
-    /// `latency.svg` and `report.md` to the output directory, and prints the tables.
+    /// kasmina-prefetch (or one of them), writes `run.json` (the manifest: what ran, the
+    /// commit, and which files are this run's), `<scenario>_metrics.json`, `summary.csv`,
+    /// `env.json`, `latency.svg` and `report.md` to the output directory (removing an
+    /// earlier run's manifest, metrics and telemetry files first), and prints the tables.
     /// The sim profile (default) models time and gives each run a trace hash; the real
     /// profile measures wall time on a real device over a real TCP Redis.
     Harness(HarnessArgs),
