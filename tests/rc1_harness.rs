@@ -256,6 +256,54 @@ fn missing_or_garbled_inputs_exit_2_and_say_which_file() {
     assert!(text(&output.stderr).contains("run.json is not a valid run manifest"), "{}", text(&output.stderr));
 }
 
+/// The manifest of the run in `dir`.
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json")).expect("manifest json")
+}
+
+#[test]
+fn the_manifest_names_the_run_its_commit_and_exactly_its_metrics_files() {
+    let dir = scratch("manifest");
+    harness_one("all", &dir, &["--seed", "7", "--epochs", "2"]);
+    let run = manifest(&dir);
+    assert_eq!(run["schema"], "esper.rc1.run/v1");
+    assert_eq!(
+        (&run["profile"], &run["device"], &run["seed"], &run["epochs"]),
+        (&"sim".into(), &"synthetic".into(), &7.into(), &2.into())
+    );
+    let files: Vec<&str> =
+        run["scenarios"].as_array().expect("scenarios").iter().map(|s| s["metrics"].as_str().expect("file")).collect();
+    assert_eq!(
+        files,
+        [
+            "steady_train_metrics.json",
+            "rollback_deadline_metrics.json",
+            "tamiyo_timeout_metrics.json",
+            "kasmina_prefetch_burst_metrics.json"
+        ]
+    );
+    let commit = run["commit"].as_str().expect("commit");
+    // Where the tests run from a checkout, that is git's HEAD; from an archive without one, unknown.
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).output().ok().filter(|git| git.status.success());
+    let expected = head.map_or_else(|| "unknown".to_owned(), |git| text(&git.stdout).trim().to_owned());
+    assert_eq!(commit, expected, "{run}");
+
+    // Outside a git checkout the commit is unknown, and the harness says why.
+    let elsewhere = scratch("manifest-no-git");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let output = Command::new(esper_binary())
+        .args(["harness", "rollback", "--output-dir", "run"])
+        .current_dir(&elsewhere)
+        .env("GIT_CEILING_DIRECTORIES", std::env::temp_dir())
+        .output()
+        .expect("esper runs");
+    assert!(output.status.success(), "{output:?}");
+    let run = manifest(&elsewhere.join("run"));
+    assert_eq!(run["commit"], "unknown");
+    assert!(run["commit_unknown_because"].as_str().is_some_and(|why| !why.is_empty()), "{run}");
+    assert!(text(&output.stderr).contains("commit unknown ("), "{}", text(&output.stderr));
+}
+
 #[test]
 fn a_run_missing_one_scenario_fails_the_gate_naming_it() {
     let dir = scratch("one-scenario");
