@@ -250,6 +250,13 @@ fn missing_or_garbled_inputs_exit_2_and_say_which_file() {
     let output = gate(&cpu_baseline(), &dir);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("steady_train_metrics.json is not a valid metrics file"));
+    let listed = std::fs::read_to_string(dir.join("run.json")).expect("manifest");
+    let outside = listed.replace("\"steady_train_metrics.json\"", "\"../steady_train_metrics.json\"");
+    assert_ne!(listed, outside, "the manifest lists the file");
+    std::fs::write(dir.join("run.json"), outside).expect("list a file outside the run");
+    let output = gate(&cpu_baseline(), &dir);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("which is not a file name inside the run directory"));
     std::fs::write(dir.join("run.json"), "{").expect("garble the manifest");
     let output = gate(&cpu_baseline(), &dir);
     assert_eq!(output.status.code(), Some(2));

@@ -35,6 +35,8 @@ pub enum RunDirError {
     Schema { path: PathBuf, found: String, expected: &'static str },
     #[error("{path} holds scenario {found:?}, but {MANIFEST_FILE} lists it for {listed:?}")]
     Mismatch { path: PathBuf, found: String, listed: String },
+    #[error("{path} lists {name:?}, which is not a file name inside the run directory")]
+    OutsideRun { path: PathBuf, name: String },
     #[error("the latency plot could not be drawn: {0}")]
     Plot(String),
 }
@@ -121,6 +123,10 @@ pub fn read_run(dir: &Path) -> Result<RunDir, RunDirError> {
     let manifest: RunManifest = read_tagged(&manifest_path, "run manifest", MANIFEST_SCHEMA)?;
     let mut metrics = Vec::with_capacity(manifest.scenarios.len());
     for entry in &manifest.scenarios {
+        // A bare file name, so the gate judges this directory's files and no other.
+        if Path::new(&entry.metrics).file_name().and_then(|name| name.to_str()) != Some(entry.metrics.as_str()) {
+            return Err(RunDirError::OutsideRun { path: manifest_path, name: entry.metrics.clone() });
+        }
         let path = dir.join(&entry.metrics);
         let scenario: ScenarioMetrics = read_tagged(&path, "metrics file", SCHEMA)?;
         if scenario.scenario != entry.scenario {
