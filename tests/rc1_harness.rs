@@ -207,7 +207,10 @@ fn the_gate_fails_a_regressed_counter_and_a_run_judges_clean_against_its_twin() 
     harness(&twin, &[]);
     let trend = gate(path(&dir), &twin);
     assert!(trend.status.success(), "an identical sim run is no regression:\n{}", text(&trend.stdout));
-    assert!(text(&trend.stdout).contains("gate against run"));
+    assert!(
+        text(&trend.stdout)
+            .contains(&format!("against run {} (sim, synthetic, seed 42, epochs 3, commit ", path(&dir)))
+    );
 
     let file = dir.join("rollback_deadline_metrics.json");
     let original = std::fs::read_to_string(&file).expect("metrics");

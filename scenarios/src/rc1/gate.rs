@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::manifest::RunManifest;
 use super::metrics::{ScenarioMetrics, Timing};
-use super::output::{RunDirError, read_run};
+use super::output::{RunDir, RunDirError, read_run};
 
 /// The schema tag of a baseline file.
 pub const BASELINE_SCHEMA: &str = "esper.rc1.baseline/v1";
@@ -199,6 +200,8 @@ impl Check {
 /// The gate's judgement of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateReport {
+    /// The run judged: its directory and what its manifest says it was.
+    pub run: String,
     pub against: String,
     pub checks: Vec<Check>,
 }
@@ -230,7 +233,7 @@ impl GateReport {
 
 impl fmt::Display for GateReport {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(formatter, "gate against {}", self.against)?;
+        writeln!(formatter, "gate {} against {}", self.run, self.against)?;
         writeln!(formatter, "{:<24} {:<48} {:>14} {:>22}  verdict", "scenario", "check", "run", "expected")?;
         for c in &self.checks {
             writeln!(formatter, "{:<24} {:<48} {:>14} {:>22}  {}", c.scenario, c.what, c.run, c.expected, c.verdict)?;
@@ -314,17 +317,32 @@ impl Scope {
 /// Judges the run in `run_dir` against `against`: a baseline file, or an earlier
 /// run directory (trend). Only the files each run's manifest lists are read.
 pub fn gate(against: &Path, run_dir: &Path, tolerance: Tolerance, scope: &Scope) -> Result<GateReport, GateError> {
-    let run = read_run(run_dir)?.metrics;
+    let RunDir { manifest, metrics: run } = read_run(run_dir)?;
+    let described = describe_run(run_dir, &manifest);
     if against.is_dir() {
-        let earlier = read_run(against)?.metrics;
-        let name = format!("run {}", against.display());
-        scope.check(&name, earlier.iter().map(|m| &m.scenario))?;
-        return Ok(GateReport { against: name, checks: trend(&earlier, &run, tolerance, scope) });
+        let earlier = read_run(against)?;
+        let name = describe_run(against, &earlier.manifest);
+        scope.check(&name, earlier.metrics.iter().map(|m| &m.scenario))?;
+        let checks = trend(&earlier.metrics, &run, tolerance, scope);
+        return Ok(GateReport { run: described, against: name, checks });
     }
     let baseline = read_baseline(against)?;
     let name = format!("baseline {} ({})", baseline.name, against.display());
     scope.check(&name, baseline.scenarios.keys())?;
-    Ok(GateReport { against: name, checks: judge(&baseline, &run, tolerance, scope) })
+    Ok(GateReport { run: described, against: name, checks: judge(&baseline, &run, tolerance, scope) })
+}
+
+/// `run out/rc1 (sim, synthetic, seed 42, epochs 3, commit a834e5b…)`.
+fn describe_run(dir: &Path, manifest: &RunManifest) -> String {
+    format!(
+        "run {} ({}, {}, seed {}, epochs {}, commit {})",
+        dir.display(),
+        manifest.profile,
+        manifest.device,
+        manifest.seed,
+        manifest.epochs,
+        manifest.commit
+    )
 }
 
 /// Checks every scenario, latency, counter and threshold the baseline names (within
@@ -522,7 +540,7 @@ mod tests {
         assert_eq!(verdicts(&bad), [Verdict::Regressed, Verdict::Regressed, Verdict::Crit]);
         let warn = everything(&baseline(), &[run(Timing::Wall, vec![10.0, 10.0, 25.0], 1.0)]);
         assert_eq!(verdicts(&warn), [Verdict::Regressed, Verdict::Ok, Verdict::Warn]);
-        let report = GateReport { against: "t".to_owned(), checks: warn };
+        let report = GateReport { run: "r".to_owned(), against: "t".to_owned(), checks: warn };
         assert!(!report.passed());
         assert!((report.health_score() - 100.0 * 1.5 / 3.0).abs() < 1e-9);
     }
@@ -532,15 +550,20 @@ mod tests {
         let checks = everything(&baseline(), &[run(Timing::Modelled, vec![500.0], 1.0)]);
         let modelled = Verdict::NotJudged("modelled time".to_owned());
         assert_eq!(verdicts(&checks), [modelled.clone(), Verdict::Ok, modelled.clone()]);
-        let none = GateReport { against: "t".to_owned(), checks: Vec::new() };
+        let none = GateReport { run: "r".to_owned(), against: "t".to_owned(), checks: Vec::new() };
         assert!(!none.passed(), "a gate that judged nothing must not pass");
-        let only_skipped = GateReport { against: "t".to_owned(), checks: vec![checks[0].clone(), checks[2].clone()] };
+        let only_skipped = GateReport {
+            run: "r".to_owned(),
+            against: "t".to_owned(),
+            checks: vec![checks[0].clone(), checks[2].clone()],
+        };
         assert!(!only_skipped.passed(), "checks that were all not judged must not pass");
     }
 
     #[test]
     fn a_scenario_kpi_counter_or_threshold_the_run_lacks_is_missing_and_fails() {
-        let lacks_scenario = GateReport { against: "t".to_owned(), checks: everything(&baseline(), &[]) };
+        let lacks_scenario =
+            GateReport { run: "r".to_owned(), against: "t".to_owned(), checks: everything(&baseline(), &[]) };
         assert_eq!(verdicts(&lacks_scenario.checks), [Verdict::Missing]);
         assert!(!lacks_scenario.passed(), "{lacks_scenario}");
 
@@ -548,7 +571,7 @@ mod tests {
         lacks_counter.counters.clear();
         let checks = everything(&baseline(), &[lacks_counter]);
         assert_eq!(verdicts(&checks), [Verdict::Ok, Verdict::Missing, Verdict::Ok]);
-        assert!(!GateReport { against: "t".to_owned(), checks }.passed());
+        assert!(!GateReport { run: "r".to_owned(), against: "t".to_owned(), checks }.passed());
 
         let mut lacks_kpi = run(Timing::Modelled, vec![9.0], 1.0);
         lacks_kpi.kpis.clear();
