@@ -15,8 +15,10 @@ use esper_scenarios::drills::shrink::{episode_count, shrink_record};
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
 use esper_sim::{Invariant, Outcome, RunReport, SimScenario, TraceMode};
 
+use crate::exit::CommandResult;
+
 /// Runs a sweep with a progress bar on stderr; true when every seed passed.
-pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -> anyhow::Result<bool> {
+pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -> CommandResult {
     let started = Instant::now();
     let mut bar = ProgressBar::new(started);
     let summary = sweep(scenario, config, |progress| bar.show(progress))?;
@@ -63,7 +65,7 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
 }
 
 /// Reruns a failure file; true when the run passes (the invariant holds now).
-pub fn replay_command(path: &Path) -> anyhow::Result<bool> {
+pub fn replay_command(path: &Path) -> CommandResult {
     let record = FailureRecord::read(path)?;
     let report = record.replay(TraceMode::Hash)?;
     print_replay(&record, &report, path);
@@ -94,7 +96,7 @@ fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
 
 /// Minimises a failure file's schedule and writes the result; true when it shrank
 /// a failing schedule (false when the file does not fail to begin with).
-pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> anyhow::Result<bool> {
+pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> CommandResult {
     let record = FailureRecord::read(path)?;
     let first = record.replay(TraceMode::Hash)?;
     if Invariant::of(&first.outcome) != Some(record.invariant) {

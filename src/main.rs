@@ -1,9 +1,11 @@
 //! `esper`: the command line of the Esper deterministic simulation framework.
 //!
 //! Thin by design: it parses arguments, calls `esper-scenarios`/`esper-sim`, and
-//! prints. Exit codes: 0 success, 1 a run failed or diverged, 2 bad usage.
+//! prints. Exit codes: 0 success, 1 a run failed, diverged or was judged failing (or
+//! could not finish), 2 bad usage or unreadable input; see [`exit`].
 
 mod drill_cmd;
+mod exit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ use clap::{Parser, Subcommand};
 use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
+use esper_scenarios::rc1::gate::{Scope, Tolerance};
+use esper_scenarios::rc1::manifest::{Commit, RunManifest};
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
@@ -23,6 +27,7 @@ use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
 use esper_scenarios::wal_soak::{SoakConfig, SoakError};
 use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario};
+use exit::{CommandResult, Tag as _, usage};
 
 /// Deterministic simulation and testing for the Esper-Lite training control loop.
 ///
@@ -156,14 +161,18 @@ enum Command {
         port: u16,
     },
     /// The main job: the RC1 harness. Runs steady-train, rollback, tamiyo-timeout and
-    /// kasmina-prefetch (or one of them), writes `<scenario>_metrics.json`, `summary.csv`, `env.json`,
-    /// `latency.svg` and `report.md` to the output directory, and prints the tables.
+    /// kasmina-prefetch (or one of them), writes `run.json` (the manifest: what ran, the
+    /// commit, and which files are this run's), `<scenario>_metrics.json`, `summary.csv`,
+    /// `env.json`, `latency.svg` and `report.md` to the output directory (removing an
+    /// earlier run's manifest, metrics and telemetry files first), and prints the tables.
     /// The sim profile (default) models time and gives each run a trace hash; the real
     /// profile measures wall time on a real device over a real TCP Redis.
     Harness(HarnessArgs),
-    /// Judge a run directory against a baseline file (ok/warn/crit/regressed per KPI,
-    /// and a health score) or against an earlier run directory (trend). Exit 1 on a
-    /// critical or regressed KPI, 2 on a missing or garbled input.
+    /// Judge a run directory against a baseline file (ok/warn/crit/regressed/missing
+    /// per check, and a health score) or against an earlier run directory (trend).
+    /// Only the files the run's `run.json` lists are read. Exit 1 on a critical,
+    /// regressed or missing check (a scenario, KPI or counter the reference names and
+    /// the run lacks), 2 on a missing or garbled input.
     Gate {
         /// A baseline file (`baselines/rc1/cpu.json`) or an earlier run directory.
         #[arg(long, value_name = "FILE|DIR")]
@@ -171,10 +180,14 @@ enum Command {
         /// The run directory to judge (what `esper harness` wrote).
         #[arg(value_name = "RUN_DIR")]
         run_dir: PathBuf,
-        /// How far a latency may exceed its reference before it counts as regressed
-        /// (0.25 = 25 %).
-        #[arg(long, default_value_t = 0.25)]
-        tolerance: f64,
+        /// How far a latency may exceed its reference before it counts as regressed,
+        /// a fraction in 0..=10 (0.25 = 25 %).
+        #[arg(long, default_value = "0.25")]
+        tolerance: Tolerance,
+        /// Judge only these scenarios (comma-separated: steady-train, rollback,
+        /// tamiyo-timeout, kasmina-prefetch); by default every one the baseline names.
+        #[arg(long, value_name = "A,B", value_delimiter = ',')]
+        scenarios: Option<Vec<Rc1Scenario>>,
     },
     /// Kasmina's prefetch burst: kernel requests to Urza over Oona, a few at a time;
     /// prints mean and p95 latency per profile. The sim run is checked against
@@ -299,7 +312,7 @@ fn harness_target(text: &str) -> Result<HarnessTarget, String> {
     if text == "all" {
         Ok(HarnessTarget(Rc1Scenario::ALL.to_vec()))
     } else {
-        text.parse().map(|s| HarnessTarget(vec![s]))
+        text.parse().map(|s| HarnessTarget(vec![s])).map_err(|error| format!("{error}, or all"))
     }
 }
 
@@ -342,16 +355,16 @@ fn main() -> ExitCode {
     match execute(cli.command) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
+        Err(failure) => {
+            eprintln!("error: {:#}", failure.error);
+            failure.exit_code()
         }
     }
 }
 
 /// Runs a command; `Ok(false)` means a run failed (already reported), `Err` means
 /// the command itself could not be carried out.
-fn execute(command: Command) -> anyhow::Result<bool> {
+fn execute(command: Command) -> CommandResult {
     match command {
         Command::Scenarios => {
             for scenario in registry::all() {
@@ -369,8 +382,12 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Replay { file } => drill_cmd::replay_command(&file),
         Command::Shrink { file, output, max_runs } => drill_cmd::shrink_command(&file, output, max_runs),
         Command::Harness(args) => harness(args),
-        Command::Gate { baseline, run_dir, tolerance } => {
-            let report = rc1::gate::gate(&baseline, &run_dir, tolerance)?;
+        Command::Gate { baseline, run_dir, tolerance, scenarios } => {
+            let scope = match scenarios {
+                None => Scope::Everything,
+                Some(names) => Scope::Only(names.iter().map(|s| s.slug().to_owned()).collect()),
+            };
+            let report = rc1::gate::gate(&baseline, &run_dir, tolerance, &scope)?;
             println!("{report}");
             Ok(report.passed())
         }
@@ -403,15 +420,16 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::Redis { port } => {
             eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
             esper_scenarios::embedded_redis::serve_blocking(port)
-                .with_context(|| format!("serving Redis on port {port}"))?;
+                .with_context(|| format!("serving Redis on port {port}"))
+                .runtime()?;
             Ok(true)
         }
     }
 }
 
-fn up(args: UpArgs) -> anyhow::Result<bool> {
+fn up(args: UpArgs) -> CommandResult {
     let config = esper_scenarios::up::UpConfig {
-        redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg)?,
+        redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         device: args.device,
         epochs: args.epochs,
         nissa_addr: args.nissa_addr,
@@ -429,7 +447,7 @@ fn up(args: UpArgs) -> anyhow::Result<bool> {
     Ok(outcome.succeeded())
 }
 
-fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> anyhow::Result<bool> {
+fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> CommandResult {
     let mut passed = true;
     if profile != "real" {
         let report = kasmina_prefetch::run_sim(config)?;
@@ -441,13 +459,13 @@ fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<Strin
     }
     if profile != "sim" {
         let target = redis_url.as_deref().map_or(Ok(RedisTarget::Embedded), RedisTarget::parse);
-        let target = target.map_err(anyhow::Error::msg)?;
+        let target = target.map_err(anyhow::Error::msg).input()?;
         println!("{}", kasmina_prefetch::run_real(config, &target)?);
     }
     Ok(passed)
 }
 
-fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool> {
+fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> CommandResult {
     let temporary = workdir.is_none();
     let workdir =
         workdir.unwrap_or_else(|| std::env::temp_dir().join(format!("esper-wal-soak-{}", std::process::id())));
@@ -456,11 +474,13 @@ fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool
         Ok(report) => {
             println!("wal-soak passed ({mode}, {}): {report}", workdir.display());
             if temporary {
-                std::fs::remove_dir_all(&workdir).with_context(|| format!("removing {}", workdir.display()))?;
+                std::fs::remove_dir_all(&workdir)
+                    .with_context(|| format!("removing {}", workdir.display()))
+                    .runtime()?;
             }
             Ok(true)
         }
-        Err(SoakError::Usage(message)) => anyhow::bail!(message),
+        Err(SoakError::Usage(message)) => Err(usage(message)),
         Err(error) => {
             eprintln!("wal-soak failed ({mode}, {}): {error}", workdir.display());
             if let SoakError::Persistence { report, .. } = &error {
@@ -471,12 +491,13 @@ fn wal_soak(config: SoakConfig, workdir: Option<PathBuf>) -> anyhow::Result<bool
     }
 }
 
-fn tamiyo_wal(action: TamiyoWalAction) -> anyhow::Result<bool> {
+fn tamiyo_wal(action: TamiyoWalAction) -> CommandResult {
     let (verb, dir, other) = match &action {
         TamiyoWalAction::Backup { dest, dir } => ("backup", dir, dest),
         TamiyoWalAction::Restore { from, dir } => ("restore", dir, from),
     };
-    let config = tamiyo_wal::config_from_env(dir)?;
+    // The store's settings come from the environment: a bad one is bad input.
+    let config = tamiyo_wal::config_from_env(dir).input()?;
     let result = match &action {
         TamiyoWalAction::Backup { .. } => tamiyo_wal::backup_store(&config, other),
         TamiyoWalAction::Restore { .. } => tamiyo_wal::restore_store(&config, other),
@@ -500,13 +521,13 @@ fn tamiyo_wal(action: TamiyoWalAction) -> anyhow::Result<bool> {
     }
 }
 
-fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> anyhow::Result<bool> {
+fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> CommandResult {
     let mode = if trace.is_some() { TraceMode::Full } else { TraceMode::Hash };
     let report = run_scenario(scenario, seed, mode);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');
-        std::fs::write(&path, text).with_context(|| format!("writing trace to {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("writing trace to {}", path.display())).runtime()?;
     }
     println!("{report}");
     Ok(report.passed())
@@ -536,11 +557,11 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
     true
 }
 
-fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
+fn harness(args: HarnessArgs) -> CommandResult {
     let profile = if args.profile == "real" { Profile::Real } else { Profile::Sim };
-    let redis = RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg)?;
+    let redis = RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?;
     if profile == Profile::Sim && redis != RedisTarget::Embedded {
-        anyhow::bail!("--redis-url is for the real profile; the sim runs its own simulated Redis");
+        return Err(usage("--redis-url is for the real profile; the sim runs its own simulated Redis"));
     }
     let tamiyo_stalls = match args.tamiyo_timeout_ratio {
         Some(ratio) => TamiyoStalls::Ratio(ratio),
@@ -550,7 +571,7 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
     let training = TrainingParams {
         device: args.device,
         epochs: args.epochs,
-        batch_size: usize::try_from(args.batch_size)?,
+        batch_size: usize::try_from(args.batch_size).input()?,
         step_timeout: Duration::from_millis(args.step_timeout_ms),
         rollback_deadline: Duration::from_millis(args.deadline_ms),
         checkpoint_read_latency: Duration::from_millis(args.checkpoint_read_ms),
@@ -558,8 +579,8 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
         step_cost: if profile == Profile::Sim { defaults.step_cost } else { Duration::ZERO },
     };
     let prefetch = BurstConfig {
-        requests: usize::try_from(args.requests)?,
-        concurrency: usize::try_from(args.concurrency)?,
+        requests: usize::try_from(args.requests).input()?,
+        concurrency: usize::try_from(args.concurrency).input()?,
         ready_latency_ms: args.ready_latency_ms,
         jitter_ms: args.jitter_ms,
         ..RC1_BURST
@@ -588,11 +609,12 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
             }
             Err(error) => {
                 eprintln!("[{}/{}] {scenario} FAILED: {error}", index + 1, scenarios.len());
-                failed.push(scenario.cli_name());
+                failed.push(*scenario);
             }
         }
     }
-    let (_, key_source) = signing_key().map_err(anyhow::Error::msg)?;
+    // The Leyline key comes from the environment: a malformed one is bad input.
+    let (_, key_source) = signing_key().map_err(anyhow::Error::msg).input()?;
     let redis =
         if profile == Profile::Sim { "simulated (in the sim world)".to_owned() } else { config.redis.describe() };
     let env = rc1::env::Environment::capture(
@@ -603,7 +625,11 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
         started_ms,
     );
     let report = args.markdown_report.unwrap_or_else(|| args.output_dir.join("report.md"));
-    let written = rc1::output::write_run(&args.output_dir, &runs, &env, &report)?;
+    let manifest = RunManifest::new(&config, &runs, &failed, current_commit());
+    if let Some(why) = &manifest.commit_unknown_because {
+        eprintln!("commit unknown ({why}); run.json records \"unknown\"");
+    }
+    let written = rc1::output::write_run(&args.output_dir, &runs, &manifest, &env, &report).runtime()?;
     let metrics: Vec<_> = runs.iter().map(|run| run.metrics.clone()).collect();
     println!("{}", rc1::output::latency_table(&metrics));
     println!("{}", rc1::output::counter_table(&metrics));
@@ -614,7 +640,22 @@ fn harness(args: HarnessArgs) -> anyhow::Result<bool> {
     }
     println!("wrote {} files to {} (report: {})", written.len(), args.output_dir.display(), report.display());
     if !failed.is_empty() {
-        eprintln!("failed: {}", failed.join(", "));
+        let names: Vec<&str> = failed.iter().map(|scenario| scenario.cli_name()).collect();
+        eprintln!("failed: {}", names.join(", "));
     }
     Ok(failed.is_empty())
+}
+
+/// The commit being run, from `git rev-parse HEAD` in the working directory.
+fn current_commit() -> Commit {
+    let output = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output();
+    match output {
+        Ok(output) if output.status.success() => {
+            Commit::Known(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        }
+        Ok(output) => Commit::Unknown {
+            because: format!("git rev-parse HEAD: {}", String::from_utf8_lossy(&output.stderr).trim()),
+        },
+        Err(error) => Commit::Unknown { because: format!("git could not be run: {error}") },
+    }
 }

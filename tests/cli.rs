@@ -1,6 +1,12 @@
 //! The `esper` binary as a user meets it: hashes, exit codes, messages.
 
+mod support;
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::process::{Command, Output};
+
+use support::{esper_binary, free_port, workspace_file};
 
 fn esper(arguments: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_esper")).args(arguments).output().expect("esper binary runs")
@@ -68,9 +74,164 @@ fn check_determinism_reports_success_for_a_seed_range() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for subcommand in ["scenarios", "run", "check-determinism", "harness", "gate"] {
+    for subcommand in [
+        "scenarios",
+        "run",
+        "check-determinism",
+        "sweep",
+        "replay",
+        "shrink",
+        "wal-soak",
+        "tamiyo-wal",
+        "fault-drills",
+        "up",
+        "redis",
+        "harness",
+        "gate",
+        "kasmina-prefetch",
+    ] {
         let output = esper(&[subcommand, "--help"]);
         assert!(output.status.success(), "{subcommand}: {output:?}");
         assert!(stdout(&output).contains("Usage: esper"), "{subcommand}");
     }
+}
+
+/// Exit codes, per subcommand: 0 ok; 1 a run failed, diverged or was judged failing,
+/// or could not finish (an unreachable server, an I/O error mid-run); 2 bad usage or
+/// unreadable input. `{name}` in a case is a fixture's path (see [`Fixtures`]).
+/// Subcommands missing a code cannot produce it on a correct build: `sweep`,
+/// `check-determinism` and `fault-drills` fail only on a bug (the planted-bug tests
+/// show those), `scenarios` cannot fail, and `redis` serves until it is stopped.
+const EXIT_CODES: &[(&str, i32)] = &[
+    ("scenarios", 0),
+    ("scenarios extra", 2),
+    ("run --scenario heartbeat --seed 1", 0),
+    ("run --scenario heartbeat --seed 1 --trace {tmp}/no/such/dir/trace.txt", 1),
+    ("run --scenario nope --seed 1", 2),
+    ("check-determinism --scenario heartbeat --seeds 0..2", 0),
+    ("check-determinism --scenario heartbeat --seeds 2..1", 2),
+    ("sweep --scenario control-loop --seeds 0..2 --jobs 1 --failures-dir {tmp}/failures", 0),
+    ("sweep --scenario heartbeat --seeds 0..2", 2),
+    ("sweep --scenario control-loop --seeds 0..1 --shard 2/4", 2),
+    ("replay {regression}", 0),
+    ("replay {liveness}", 1),
+    ("replay {tmp}/no-such-failure.json", 2),
+    ("replay {garbled}", 2),
+    ("shrink {liveness} --output {tmp}/liveness.min.json", 0),
+    ("shrink {regression} --output {tmp}/regression.min.json", 1),
+    ("shrink {garbled}", 2),
+    ("wal-soak --iterations 5 --truncate-every 2 --workdir {tmp}/soak", 0),
+    ("wal-soak --iterations 5 --truncate-every 2 --strict --workdir {tmp}/soak-strict", 1),
+    ("wal-soak --iterations 0", 2),
+    ("tamiyo-wal backup --dir {store} --dest {tmp}/backup", 0),
+    ("tamiyo-wal backup --dir {tmp}/no-store --dest {tmp}/backup-none", 1),
+    ("tamiyo-wal backup --dir {store} --dest {tmp}/backup-bad-env TAMIYO_WAL_STRICT_VALIDATION=banana", 2),
+    ("fault-drills --seed 42", 0),
+    ("fault-drills --seed x", 2),
+    ("up --epochs 1 --nissa-addr 127.0.0.1:0 --workdir {tmp}/up", 0),
+    ("up --redis-url http://x", 2),
+    ("redis --port {busy_port}", 1),
+    ("redis --port x", 2),
+    ("harness rollback --output-dir {tmp}/harness", 0),
+    ("harness rollback --output-dir {garbled}/run", 1),
+    ("harness steady-train --profile real --redis-url redis://127.0.0.1:{closed_port} --output-dir {tmp}/h", 1),
+    ("harness sprint", 2),
+    ("gate --baseline {baseline} {run} --scenarios rollback", 0),
+    ("gate --baseline {baseline} {run}", 1),
+    ("gate --baseline {baseline} {run} --tolerance NaN", 2),
+    ("gate --baseline {baseline} {tmp}", 2),
+    ("kasmina-prefetch --profile sim --requests 8 --jitter-ms 0", 0),
+    ("kasmina-prefetch --profile sim --requests 8", 1),
+    ("kasmina-prefetch --profile real --requests 4 --redis-url redis://127.0.0.1:{closed_port}", 1),
+    ("kasmina-prefetch --profile sim --requests 0", 2),
+];
+
+/// What the cases read: a scratch directory with a passing and a failing drill
+/// record, a garbled file, a Tamiyo store, a harness run, a busy and a closed port.
+struct Fixtures {
+    dir: tempfile::TempDir,
+    /// Keeps `busy_port` taken while the cases run.
+    busy: TcpListener,
+    closed_port: u16,
+}
+
+impl Fixtures {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let regression = workspace_file("tests/drills/regressions/control-loop-eio-on-first-fsync.json");
+        let mut record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(regression).expect("regression")).expect("json");
+        // A link cut and never repaired: the loop cannot make progress, whatever the commit.
+        record["schedule"] = serde_json::json!({"faults": [
+            {"at_ms": 2, "fault": {"kind": "partition", "a": "tolaria", "b": "tamiyo"}}
+        ]});
+        record["invariant"] = "liveness".into();
+        std::fs::write(dir.path().join("liveness.json"), record.to_string()).expect("write record");
+        std::fs::write(dir.path().join("garbled.json"), "{ not json").expect("write garbled");
+        let fixtures = Self {
+            dir,
+            busy: TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind a busy port"),
+            closed_port: free_port(),
+        };
+        for setup in
+            ["wal-soak --iterations 5 --truncate-every 2 --workdir {tmp}/store", "harness rollback --output-dir {run}"]
+        {
+            let output = esper_line(&fixtures.expand(setup));
+            assert!(output.status.success(), "{setup}: {output:?}");
+        }
+        fixtures
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().expect("utf-8 temp path").to_owned()
+    }
+
+    /// A case's command line with its fixture names replaced.
+    fn expand(&self, line: &str) -> String {
+        let regression = workspace_file("tests/drills/regressions/control-loop-eio-on-first-fsync.json");
+        let baseline = workspace_file("baselines/rc1/cpu.json");
+        let busy_port = self.busy.local_addr().expect("busy address").port();
+        line.replace("{regression}", utf8(&regression))
+            .replace("{baseline}", utf8(&baseline))
+            .replace("{liveness}", &self.path("liveness.json"))
+            .replace("{garbled}", &self.path("garbled.json"))
+            .replace("{store}", &self.path("store/var/tamiyo"))
+            .replace("{run}", &self.path("run"))
+            .replace("{busy_port}", &busy_port.to_string())
+            .replace("{closed_port}", &self.closed_port.to_string())
+            .replace("{tmp}", utf8(self.dir.path()))
+    }
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("utf-8 checkout path")
+}
+
+/// Runs a whitespace-separated command line; `NAME=value` words set the environment.
+fn esper_line(line: &str) -> Output {
+    let (env, arguments): (Vec<&str>, Vec<&str>) = line.split_whitespace().partition(|word| {
+        word.split_once('=').is_some_and(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+    });
+    let mut command = Command::new(esper_binary());
+    command.args(arguments);
+    for pair in env {
+        let (name, value) = pair.split_once('=').expect("NAME=value");
+        command.env(name, value);
+    }
+    command.output().expect("esper binary runs")
+}
+
+#[test]
+fn every_subcommand_exits_0_when_ok_1_when_a_run_fails_and_2_on_bad_input() {
+    let fixtures = Fixtures::new();
+    let mut wrong = Vec::new();
+    for (line, expected) in EXIT_CODES {
+        let output = esper_line(&fixtures.expand(line));
+        if output.status.code() != Some(*expected) {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: String = stderr.chars().rev().take(400).collect::<Vec<_>>().into_iter().rev().collect();
+            wrong.push(format!("{line}: expected {expected}, got {:?}\n  {tail}", output.status.code()));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of {} cases exited wrongly:\n{}", wrong.len(), EXIT_CODES.len(), wrong.join("\n"));
 }

@@ -4,11 +4,13 @@
 //!
 //! [`training`] holds the three training drills and [`drills`] the faults they
 //! inject, [`prefetch`] Kasmina's prefetch burst; [`sim`] and [`real`] run them under each profile; [`metrics`] is the
-//! metrics-file schema, [`output`] writes a run directory, [`gate`] judges one.
+//! metrics-file schema, [`manifest`] a run directory's `run.json`, [`output`] writes a
+//! run directory, [`gate`] judges one.
 
 pub mod drills;
 pub mod env;
 pub mod gate;
+pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod plot;
@@ -80,7 +82,7 @@ impl FromStr for Rc1Scenario {
     fn from_str(text: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|s| s.cli_name() == text).ok_or_else(|| {
             let names: Vec<_> = Self::ALL.iter().map(|s| s.cli_name()).collect();
-            format!("unknown RC1 scenario {text:?}; expected one of {} or all", names.join(", "))
+            format!("unknown RC1 scenario {text:?}; expected one of {}", names.join(", "))
         })
     }
 }

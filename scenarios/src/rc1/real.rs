@@ -1,7 +1,9 @@
 //! The real profile: the same drills on a tokio runtime, wall-clock time, a real
 //! device, and Oona on a Redis over TCP (the embedded server, or `--redis-url`).
 
+use std::net::{TcpStream, ToSocketAddrs as _};
 use std::path::Path;
+use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::net::TokioConnector;
@@ -20,6 +22,7 @@ pub fn run(
     workdir: &Path,
 ) -> Result<TrainingOutcome, String> {
     let (host, port) = redis.address().map_err(|e| format!("starting the embedded Redis: {e}"))?;
+    ensure_reachable(&host, port)?;
     let (key, _) = signing_key()?;
     let bus = BusAddress { connector: TokioConnector, host, port, key };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -32,4 +35,23 @@ pub fn run(
         let clock = UnixClock::anchored_at(wall_clock_ms());
         training::run(drill, params, &bus, (RealStorage, &checkpoint), clock, &rng).await
     })
+}
+
+/// How long the real profile waits for its Redis to accept a connection.
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Refuses to start a drill whose Redis cannot be reached: a drill does not stop on a
+/// failed publish, so without this check a wrong `--redis-url` kept the harness
+/// retrying for minutes instead of failing the scenario (exit 1) at once.
+fn ensure_reachable(host: &str, port: u16) -> Result<(), String> {
+    let unreachable = |why: String| format!("Redis at {host}:{port} is unreachable: {why}");
+    let addresses = (host, port).to_socket_addrs().map_err(|error| unreachable(error.to_string()))?;
+    let mut last = "the host name resolves to no address".to_owned();
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, REDIS_CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(error) => last = format!("{address}: {error}"),
+        }
+    }
+    Err(unreachable(last))
 }
