@@ -4,8 +4,9 @@
 //! that scrapes Nissa and reports the target up, the Grafana dashboard's
 //! queries against what Nissa exposes, and bad input on HTTP and the bus.
 //!
-//! Each test starts what it needs on loopback and stops it; under `CI=true` a
-//! missing `redis-server`, `promtool` or `prometheus` fails the test.
+//! Each test starts what it needs on loopback and stops it; a missing
+//! `redis-server`, `promtool` or `prometheus` fails the test unless `ESPER_SKIP`
+//! names it (`support::external`).
 
 mod support;
 
@@ -22,7 +23,8 @@ use esper_core::nissa::alerts::default_rules;
 use esper_core::nissa::{NissaConfig, prometheus_rules};
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
 use esper_scenarios::nissa::{catalog_drills, checks};
-use support::{RealRedis, free_port, nissa, tool, wait_until_listening};
+use support::external::{Tool, require};
+use support::{RealRedis, free_port, nissa, wait_until_listening};
 
 const RULES: &str = "ci/prometheus/alert_rules.yml";
 const RULES_TEST: &str = "ci/prometheus/alert_rules_test.yml";
@@ -104,7 +106,7 @@ async fn populate(redis_port: u16, port: u16) -> String {
     rig.probe.get("/metrics").await.expect("scrape").text()
 }
 
-/// A populated Nissa's scrape, or `None` when `redis-server` is missing.
+/// A populated Nissa's scrape, or `None` when `ESPER_SKIP` skips `redis-server`.
 fn scrape(test: &str) -> Option<(RealRedis, u16, String)> {
     let redis = RealRedis::start(test)?;
     let port = nissa::spawn(redis.port, NissaConfig::default());
@@ -114,8 +116,9 @@ fn scrape(test: &str) -> Option<(RealRedis, u16, String)> {
 
 #[test]
 fn scraped_metrics_pass_promtool_check_metrics() {
-    let Some(promtool) = tool("promtool", "nissa_prometheus", "prometheus") else { return };
-    let Some((_redis, _port, text)) = scrape("nissa_prometheus") else { return };
+    let test = "scraped_metrics_pass_promtool_check_metrics";
+    let Some(promtool) = require(Tool::Promtool, test) else { return };
+    let Some((_redis, _port, text)) = scrape(test) else { return };
     for family in [
         "esper_telemetry_packets_total{source=\"tolaria\"} 1",
         "esper_system_state_packets_total{phase=\"training\"} 1",
@@ -158,7 +161,9 @@ fn rules_file_is_the_alert_catalog_and_passes_promtool() {
     }
     let committed = std::fs::read_to_string(repo(RULES)).expect("rules file exists");
     assert_eq!(committed, rendered, "{RULES} is stale; regenerate it with ESPER_UPDATE_RULES=1");
-    let Some(promtool) = tool("promtool", "nissa_prometheus", "prometheus") else { return };
+    let Some(promtool) = require(Tool::Promtool, "rules_file_is_the_alert_catalog_and_passes_promtool") else {
+        return;
+    };
     for args in [["check", "rules", RULES], ["test", "rules", RULES_TEST]] {
         let output = Command::new(&promtool).args(args).current_dir(repo(".")).output().expect("promtool runs");
         assert!(
@@ -217,8 +222,9 @@ impl Drop for PrometheusServer {
 
 #[test]
 fn prometheus_scrapes_nissa_and_reports_the_target_up() {
-    let Some(binary) = tool("prometheus", "nissa_prometheus", "prometheus") else { return };
-    let Some(redis) = RealRedis::start("nissa_prometheus") else { return };
+    let test = "prometheus_scrapes_nissa_and_reports_the_target_up";
+    let Some(binary) = require(Tool::Prometheus, test) else { return };
+    let Some(redis) = RealRedis::start(test) else { return };
     let port = nissa::spawn(redis.port, NissaConfig::default());
     let server = PrometheusServer::start(&binary, port);
     let api = nissa::probe(server.port);
@@ -270,7 +276,9 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 #[test]
 fn real_nissa_refuses_oversized_requests_and_dead_letters_bad_envelopes() {
-    let Some(redis) = RealRedis::start("nissa_prometheus") else { return };
+    let Some(redis) = RealRedis::start("real_nissa_refuses_oversized_requests_and_dead_letters_bad_envelopes") else {
+        return;
+    };
     let port = nissa::spawn(redis.port, NissaConfig::default());
     runtime().block_on(async {
         let mut rig = nissa::rig(redis.port, port).await;

@@ -61,10 +61,17 @@ impl RedisTarget {
     }
 }
 
+/// The process environment as the lookup `esper-core`'s configs take
+/// (`from_lookup`): core never reads the environment itself (clippy.toml), so a
+/// simulated run cannot depend on it; the real profile passes this in.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// The Leyline key: `ESPER_LEYLINE_SECRET`, or the local one when unset.
 pub fn signing_key() -> Result<(SigningKey, &'static str), String> {
     match std::env::var_os(SECRET_ENV) {
-        Some(_) => SigningKey::from_env().map(|key| (key, SECRET_ENV)).map_err(|e| e.to_string()),
+        Some(_) => SigningKey::from_lookup(process_env).map(|key| (key, SECRET_ENV)).map_err(|e| e.to_string()),
         None => {
             SigningKey::new(LOCAL_SECRET.to_vec()).map(|key| (key, "built-in local key")).map_err(|e| e.to_string())
         }

@@ -8,12 +8,13 @@ use std::path::Path;
 use esper_core::storage::RealStorage;
 use esper_core::tamiyo::field_reports::{BackupReport, FieldReportConfig, TamiyoPersistenceError, backup, restore};
 
+use crate::real_profile::process_env;
 use crate::wal_soak::{SoakConfig, SoakError, SoakReport, run_real};
 
 /// The store in `dir`, configured from the process environment
 /// (`TAMIYO_WAL_STRICT_VALIDATION`, `TAMIYO_FIELD_REPORT_RETENTION_HOURS`).
 pub fn config_from_env(dir: &Path) -> Result<FieldReportConfig, TamiyoPersistenceError> {
-    FieldReportConfig::from_env(dir, |name| std::env::var(name).ok())
+    FieldReportConfig::from_env(dir, process_env)
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

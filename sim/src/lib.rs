@@ -9,6 +9,17 @@
 //! Architecture invariant: nothing here reads the wall clock, the OS entropy pool,
 //! a thread RNG or a randomly-seeded hasher; `clippy.toml` enforces it.
 
+// turmoil hands tokio a seed for its scheduler only under `--cfg tokio_unstable`;
+// without it the order in which ready tasks run is tokio's own, and a seed no longer
+// names one run. A `RUSTFLAGS` variable replaces the flags `.cargo/config.toml` sets,
+// which silently dropped the cfg, so the build refuses instead.
+#[cfg(not(tokio_unstable))]
+compile_error!(
+    "esper-sim needs `--cfg tokio_unstable`: without it turmoil cannot seed tokio's scheduler and runs are not \
+     reproducible from their seed. .cargo/config.toml sets it, but a RUSTFLAGS variable replaces those flags: \
+     unset RUSTFLAGS, or keep the cfg in it, e.g. RUSTFLAGS=\"--cfg tokio_unstable -Dwarnings\"."
+);
+
 mod clock;
 mod determinism;
 pub mod disk;

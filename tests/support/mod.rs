@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use esper_sim::redis::{RedisServer, ServerConfig};
 
+pub mod external;
 pub mod nissa;
 
 /// A real `redis-server` on a free loopback port with its own temp dir, stopped
@@ -22,20 +23,14 @@ pub struct RealRedis {
 }
 
 impl RealRedis {
-    /// Starts one, or returns `None` (after printing why) when `redis-server` is
-    /// not installed. Under `CI=true` a missing binary is a test failure.
+    /// Starts one, or returns `None` when `ESPER_SKIP` names `redis` (see
+    /// [`external::require`]); a missing `redis-server` fails the test.
     pub fn start(test: &str) -> Option<Self> {
-        if Command::new("redis-server").arg("--version").output().is_err() {
-            let message =
-                format!("{test}: redis-server is not installed (Debian package redis-server; ci/setup installs it)");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-            eprintln!("SKIPPED {message}");
-            return None;
-        }
+        let binary = external::require(external::Tool::Redis, test)?;
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("esper-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir for redis-server");
-        let child = Command::new("redis-server")
+        let child = Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&dir)
@@ -156,22 +151,6 @@ impl RawClient {
             redis_protocol::resp2::decode::decode_range(&self.buffer).expect("valid RESP2").map(|(_, used)| used)
         }
     }
-}
-
-/// A command-line tool the tests need (`promtool`, `prometheus`), or `None` after
-/// printing why the test skips. Under `CI=true` a missing tool is a test failure.
-pub fn tool(name: &str, test: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file());
-    if found.is_none() {
-        let message = format!("{test}: {name} is not installed (Debian package {package}; ci/setup installs it)");
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-        eprintln!("SKIPPED {message}");
-    }
-    found
 }
 
 pub use esper_scenarios::real_profile::wall_clock_ms;

@@ -36,10 +36,10 @@ impl AlphaCurve {
         let raw = match self {
             AlphaCurve::Tanh { temperature } => {
                 let centred = position - total / 2.0;
-                0.5 * (1.0 + (0.5 * centred / temperature.max(f32::EPSILON)).tanh())
+                0.5 * (1.0 + libm::tanhf(0.5 * centred / temperature.max(f32::EPSILON)))
             }
             AlphaCurve::Linear => t,
-            AlphaCurve::Cosine => 0.5 * (1.0 - (std::f32::consts::PI * t).cos()),
+            AlphaCurve::Cosine => 0.5 * (1.0 - libm::cosf(std::f32::consts::PI * t)),
             AlphaCurve::WarmupHold => 2.0 * t,
         };
         raw.clamp(0.0, 1.0)
@@ -200,7 +200,7 @@ mod tests {
     fn tanh_ramp_matches_the_original_curve_and_rises_monotonically() {
         let schedule = AlphaSchedule::default();
         assert!((schedule.alpha(10) - 0.5).abs() < 1e-6);
-        assert!((schedule.alpha(0) - 0.5 * (1.0 + (-2.5f32).tanh())).abs() < 1e-6);
+        assert!((schedule.alpha(0) - 0.5 * (1.0 + libm::tanhf(-2.5))).abs() < 1e-6);
         let alphas: Vec<f32> = (0..=20).map(|n| schedule.alpha(n)).collect();
         assert!(alphas.windows(2).all(|w| w[0] <= w[1]), "{alphas:?}");
         assert_eq!(schedule.alpha(20), 1.0);
@@ -222,7 +222,7 @@ mod tests {
             ..BlendChange::from_parameters(&BTreeMap::new()).expect("defaults")
         };
         let mut plan = cosine.plan(0.0, 4);
-        assert!((plan.step() - 0.5 * (1.0 - std::f32::consts::FRAC_PI_4.cos())).abs() < 1e-6);
+        assert!((plan.step() - 0.5 * (1.0 - libm::cosf(std::f32::consts::FRAC_PI_4))).abs() < 1e-6);
     }
 
     #[test]

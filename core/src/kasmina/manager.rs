@@ -68,12 +68,8 @@ impl Default for KasminaConfig {
 }
 
 impl KasminaConfig {
-    /// This config with `KASMINA_STRICT_ISOLATION` from the environment.
-    pub fn with_env(self) -> Self {
-        self.with_lookup(|var| std::env::var(var).ok())
-    }
-
-    /// This config with `KASMINA_STRICT_ISOLATION` from `lookup`.
+    /// This config with `KASMINA_STRICT_ISOLATION` from `lookup` (the process
+    /// environment in the real profile; core itself never reads the environment).
     pub fn with_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
         Self { strict_isolation: isolation::strict_from(lookup), ..self }
     }

@@ -70,9 +70,10 @@ impl SigningKey {
         Ok(Self(secret))
     }
 
-    /// The key from `ESPER_LEYLINE_SECRET` (UTF-8, as the original read it).
-    pub fn from_env() -> Result<Self, SigningKeyError> {
-        let secret = std::env::var(SECRET_ENV).map_err(|_| SigningKeyError::Missing)?;
+    /// The key from `ESPER_LEYLINE_SECRET` as `lookup` gives it (UTF-8, as the
+    /// original read it from the environment; core itself never reads it).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SigningKeyError> {
+        let secret = lookup(SECRET_ENV).ok_or(SigningKeyError::Missing)?;
         Self::new(secret.into_bytes())
     }
 

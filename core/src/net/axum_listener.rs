@@ -1,5 +1,6 @@
-//! Any [`Listener`] of the seam as an axum listener, so `axum::serve` runs on
-//! tokio's sockets for real and on turmoil's in the sim without knowing which.
+//! Any [`Listener`] of the seam as an axum listener, so an axum app (Nissa's,
+//! served by `nissa::serve_http_on`) runs on tokio's sockets for real and on
+//! turmoil's in the sim without knowing which.
 
 use std::io;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use super::Listener;
 /// before trying again, as axum does for tokio's listener.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// Wraps a seam listener bound to `port` for `axum::serve`.
+/// Wraps a seam listener bound to `port`; its `accept` retries failed accepts.
 #[derive(Debug)]
 pub struct AxumListener<L> {
     inner: L,

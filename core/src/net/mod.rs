@@ -5,7 +5,7 @@
 //! [`TokioConnector`]; the sim passes turmoil's sockets through the same trait, so the
 //! code under test cannot tell the two apart. [`framed`] puts length-prefixed frames
 //! around messages on any such stream, [`http1`] is a small HTTP/1.1 client over it,
-//! and [`AxumListener`] lets `axum::serve` accept through any [`Listener`].
+//! and [`AxumListener`] lets an axum app accept through any [`Listener`].
 
 mod axum_listener;
 pub mod framed;

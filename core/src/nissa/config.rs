@@ -104,12 +104,8 @@ pub enum NissaConfigError {
 }
 
 impl NissaConfig {
-    /// The defaults with `NISSA_*` overrides from the process environment.
-    pub fn from_env() -> Result<Self, NissaConfigError> {
-        Self::from_lookup(|var| std::env::var(var).ok())
-    }
-
-    /// The defaults with overrides from `lookup`.
+    /// The defaults with `NISSA_*` overrides from `lookup` (the process environment in
+    /// the real profile; core itself never reads the environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, NissaConfigError> {
         let mut config = Self::default();
         let invalid = |var, value: &str, expected| NissaConfigError::Invalid { var, value: value.to_owned(), expected };

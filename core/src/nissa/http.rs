@@ -9,6 +9,11 @@
 //! No endpoint takes a body, so any request declaring one over
 //! `max_request_bytes` is refused with 413 before routing, and one streamed
 //! without a length with 411; hyper itself answers oversized heads with 431.
+//!
+//! Responses carry no `Date` header: hyper would stamp one from the wall clock,
+//! which under the sim puts the host's real time into simulated traffic, so the
+//! connections are served by hyper directly with `auto_date_header(false)`
+//! rather than through `axum::serve`, which has no such switch.
 
 use axum::Router;
 use axum::body::Body;
@@ -17,6 +22,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::Listener as _;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 
 use super::state::Nissa;
 use crate::net::{AxumListener, Connector, Listener};
@@ -44,10 +53,23 @@ pub async fn serve_http<C: Connector>(connector: &C, nissa: Nissa) -> std::io::R
 }
 
 /// Serves `nissa` on a listener the caller bound (`esper up` binds
-/// `--nissa-addr`, possibly port 0, and announces the address first).
+/// `--nissa-addr`, possibly port 0, and announces the address first). Each
+/// connection is its own task, as under `axum::serve`; accept errors are retried.
 pub async fn serve_http_on<L: Listener>(listener: L, port: u16, nissa: Nissa) -> std::io::Result<()> {
     tracing::info!(port, "nissa: HTTP listening");
-    axum::serve(AxumListener::new(listener, port), router(nissa)).await
+    let mut listener = AxumListener::new(listener, port);
+    let service = TowerToHyperService::new(router(nissa));
+    loop {
+        let (stream, _peer) = listener.accept().await;
+        let connection =
+            http1::Builder::new().auto_date_header(false).serve_connection(TokioIo::new(stream), service.clone());
+        // A connection that ends in an error (a peer that hung up mid-request) is
+        // that peer's business; like `axum::serve`, nothing is reported, which also
+        // keeps it out of the sim's trace.
+        tokio::spawn(async move {
+            let _ended = connection.await;
+        });
+    }
 }
 
 async fn limit_body(State(limit): State<u64>, request: Request, next: Next) -> Response {

@@ -133,12 +133,8 @@ pub enum StreamConfigError {
 }
 
 impl StreamConfig {
-    /// The defaults with `OONA_*` overrides from the process environment.
-    pub fn from_env() -> Result<Self, StreamConfigError> {
-        Self::from_lookup(|var| std::env::var(var).ok())
-    }
-
-    /// The defaults with overrides from `lookup` (the environment, or a map in tests).
+    /// The defaults with `OONA_*` overrides from `lookup` (the process environment in
+    /// the real profile, a map in tests; core itself never reads the environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StreamConfigError> {
         let mut config = Self::default();
         let names = [

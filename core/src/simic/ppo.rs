@@ -114,7 +114,7 @@ fn step(head: &mut GerminationHead, replay: &[Experience], advantages: &[f32], b
         for (action, probability) in probabilities.iter().enumerate() {
             let indicator = if action == experience.action { 1.0 } else { 0.0 };
             let surrogate = if clipped { 0.0 } else { advantage * ratio * (indicator - probability) };
-            let bonus = -probability * (probability.max(1e-12).ln() + entropy);
+            let bonus = -probability * (libm::logf(probability.max(1e-12)) + entropy);
             let dz = surrogate + config.entropy_coefficient * bonus;
             for (gradient, feature) in logit_gradient[action].iter_mut().zip(&experience.features) {
                 *gradient += dz * feature;
@@ -137,7 +137,7 @@ fn step(head: &mut GerminationHead, replay: &[Experience], advantages: &[f32], b
 }
 
 fn entropy_of(probabilities: &[f32]) -> f32 {
-    -probabilities.iter().map(|p| if *p > 0.0 { p * p.ln() } else { 0.0 }).sum::<f32>()
+    -probabilities.iter().map(|p| if *p > 0.0 { p * libm::logf(*p) } else { 0.0 }).sum::<f32>()
 }
 
 /// The iteration's figures on the whole replay.

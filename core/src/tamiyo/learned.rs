@@ -133,7 +133,7 @@ fn dot(weights: &[f32; FEATURES], features: &[f32; FEATURES]) -> f32 {
 /// Numerically stable softmax.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exponentials: Vec<f32> = logits.iter().map(|logit| (logit - max).exp()).collect();
+    let exponentials: Vec<f32> = logits.iter().map(|logit| libm::expf(logit - max)).collect();
     let total: f32 = exponentials.iter().sum();
     exponentials.iter().map(|value| value / total).collect()
 }

@@ -38,7 +38,7 @@ use esper_core::weatherlight::{ServiceSpec, ShutdownReason, SupervisorConfig, We
 use esper_sim::RngTree;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
+use crate::real_profile::{RedisTarget, process_env, signing_key, wall_clock_ms};
 use services::Shared;
 
 /// Nissa's default address (Esper-Lite's port).
@@ -125,8 +125,8 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
     let redis = config.redis.address().map_err(io("starting the embedded Redis"))?;
     let (key, key_source) = signing_key().map_err(UpError::Config)?;
     let clock = UnixClock::anchored_at(wall_clock_ms());
-    let streams = StreamConfig::from_env().map_err(|e| UpError::Config(e.to_string()))?;
-    let nissa_config = NissaConfig::from_env().map_err(|e| UpError::Config(e.to_string()))?;
+    let streams = StreamConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
+    let nissa_config = NissaConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa = Nissa::new(nissa_config, clock).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa_listener = TokioListener::bind_addr(config.nissa_addr).await.map_err(io("binding Nissa's address"))?;
     let nissa_addr = nissa_listener.local_addr().map_err(io("reading Nissa's address"))?;

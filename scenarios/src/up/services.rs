@@ -29,6 +29,7 @@ use esper_sim::RngTree;
 use rand_chacha::ChaCha8Rng;
 
 use crate::control_loop::hosts::serve_tamiyo_with_wal;
+use crate::real_profile::process_env;
 
 /// What every life of every service shares.
 pub(super) struct Shared {
@@ -222,7 +223,8 @@ async fn kasmina(
     context: &ServiceContext,
     life: &RngTree,
 ) -> Result<PrefetchingKasmina<TokioConnector, ChaCha8Rng>, String> {
-    let manager = SeedManager::new(KasminaConfig { builtin_kernels: false, ..KasminaConfig::default().with_env() });
+    let manager =
+        SeedManager::new(KasminaConfig { builtin_kernels: false, ..KasminaConfig::default().with_lookup(process_env) });
     let config = PrefetchConfig {
         requester: format!("kasmina-{}-{}", shared.run_id, context.life()),
         training_run_id: shared.run_id.clone(),

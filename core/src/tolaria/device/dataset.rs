@@ -94,11 +94,12 @@ impl Dataset {
     }
 }
 
-/// Box–Muller from two uniform draws; computed in f64 then rounded once.
+/// Box–Muller from two uniform draws; computed in f64 then rounded once. `libm`,
+/// not the platform's maths, so the dataset is the same bits everywhere.
 fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f32 {
     let uniform_open: f64 = 1.0 - rng.random::<f64>();
     let angle: f64 = rng.random::<f64>() * std::f64::consts::TAU;
-    ((-2.0 * uniform_open.ln()).sqrt() * angle.cos()) as f32
+    ((-2.0 * libm::log(uniform_open)).sqrt() * libm::cos(angle)) as f32
 }
 
 fn hidden_class(hidden: &[f32], sample: &[f32]) -> u32 {

@@ -35,9 +35,9 @@ impl Synthetic {
                 .map(|(row, bias)| bias + row.iter().zip(sample).map(|(w, x)| w * x).sum::<f32>())
                 .collect();
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exponentials: Vec<f32> = logits.iter().map(|logit| (logit - max).exp()).collect();
+            let exponentials: Vec<f32> = logits.iter().map(|logit| libm::expf(logit - max)).collect();
             let total: f32 = exponentials.iter().sum();
-            loss_sum += total.ln() - (logits[target as usize] - max);
+            loss_sum += libm::logf(total) - (logits[target as usize] - max);
             probabilities.extend(exponentials.iter().map(|value| value / total));
         }
         Ok((probabilities, loss_sum / batch.len() as f32))
