@@ -20,6 +20,9 @@ use esper_sim::{Invariant, Violation};
 use compare::first_mismatch;
 use oracle::{Change, ChangeKind, Reading};
 
+/// The run-tally group alert counts are reported under: `alerts_fired.<alert>`.
+pub const TALLY_GROUP: &str = "alerts_fired";
+
 /// How many times each catalog alert fired (episodes: escalations not counted
 /// again), by alert name; every rule is listed, fired or not.
 pub type AlertsFired = BTreeMap<String, u64>;
