@@ -46,7 +46,7 @@ use esper_sim::{
 use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
 use rand::Rng;
 
-use crate::drills::alerts::{TALLY_GROUP, check_alerts};
+use crate::drills::alerts::check_alerts;
 use crate::drills::wire::{WireReader, WireTelemetry, check_budget};
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
@@ -210,8 +210,10 @@ async fn train(
     let telemetry = wire_telemetry(trainer.collaborators().telemetry.config()).await?;
     check_budget(&telemetry)?;
     let packets: Vec<TelemetryPacket> = telemetry.into_iter().map(|entry| entry.packet).collect();
-    for (alert, fired) in check_alerts(&packets)? {
-        tally.add(&format!("{TALLY_GROUP}.{alert}"), fired);
+    for (alert, counts) in check_alerts(&packets)? {
+        for (group, count) in counts.by_group() {
+            tally.add(&format!("{group}.{alert}"), count);
+        }
     }
     tamiyo.check_reports_durable().await?;
     if expect.felt_cut {

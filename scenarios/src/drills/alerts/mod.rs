@@ -20,12 +20,27 @@ use esper_sim::{Invariant, Violation};
 use compare::first_mismatch;
 use oracle::{Change, ChangeKind, Reading};
 
-/// The run-tally group alert counts are reported under: `alerts_fired.<alert>`.
-pub const TALLY_GROUP: &str = "alerts_fired";
+/// The run-tally groups the counts are reported under: `alerts_fired.<alert>` and
+/// `alert_samples.<alert>`.
+pub const TALLY_GROUPS: [&str; 2] = ["alerts_fired", "alert_samples"];
 
-/// How many times each catalog alert fired (episodes: escalations not counted
-/// again), by alert name; every rule is listed, fired or not.
-pub type AlertsFired = BTreeMap<String, u64>;
+/// One rule's run: how many samples of its metric it was evaluated on, and how many
+/// times it fired (episodes: an escalation is not counted again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    pub samples: u64,
+    pub fired: u64,
+}
+
+impl RuleCounts {
+    /// The counts in the order of [`TALLY_GROUPS`].
+    pub fn by_group(self) -> [(&'static str, u64); 2] {
+        [(TALLY_GROUPS[0], self.fired), (TALLY_GROUPS[1], self.samples)]
+    }
+}
+
+/// Every catalog rule's counts, by alert name.
+pub type AlertsFired = BTreeMap<String, RuleCounts>;
 
 /// Checks the engine against the oracle on `telemetry`, in order; returns the
 /// alerts that fired.
@@ -51,13 +66,17 @@ pub fn check_alerts(telemetry: &[TelemetryPacket]) -> Result<AlertsFired, Violat
     }
     let mut fired = AlertsFired::new();
     for reading in rules.iter().map(Reading::of) {
-        let own = (0_u64..).zip(&samples).filter(|(_, (metric, _))| *metric == reading.metric);
-        let expected = reading.expected(own.map(|(evaluation, (_, value))| (evaluation, *value)));
+        let own: Vec<(u64, f64)> = (0_u64..)
+            .zip(&samples)
+            .filter(|(_, (metric, _))| *metric == reading.metric)
+            .map(|(evaluation, (_, value))| (evaluation, *value))
+            .collect();
+        let expected = reading.expected(own.iter().copied());
         let actual = transitions.remove(&reading.alert).unwrap_or_default();
         if let Some(detail) = first_mismatch(&reading.alert, &expected, &actual) {
             return Err(Invariant::AlertsMatch.violated(detail));
         }
-        fired.insert(reading.alert, episodes(&actual));
+        fired.insert(reading.alert, RuleCounts { samples: own.len() as u64, fired: episodes(&actual) });
     }
     match transitions.into_keys().next() {
         Some(stranger) => Err(Invariant::AlertsMatch.violated(format!("alert {stranger} is not in the rule table"))),
@@ -99,13 +118,12 @@ mod tests {
     fn the_real_engine_matches_the_oracle_and_fired_alerts_are_counted_per_rule() {
         let latency = [10.0, 400.0, 500.0, 600.0, 20.0, 20.0, 900.0, 900.0, 900.0];
         let fired = check_alerts(&packets("tolaria.training.latency_ms", &latency)).expect("the engine agrees");
-        assert_eq!(fired["training_latency_high"], 2, "two episodes: 400–600 ms, then 900 ms escalating");
-        assert_eq!(fired.values().sum::<u64>(), 2);
+        let latency_high = RuleCounts { samples: 9, fired: 2 };
+        assert_eq!(fired["training_latency_high"], latency_high, "two episodes: 400–600 ms, then 900 ms escalating");
+        assert_eq!(fired.values().map(|counts| counts.fired).sum::<u64>(), 2);
         let broken = [10.0, 400.0, 500.0, 20.0, 600.0];
-        assert_eq!(
-            check_alerts(&packets("tolaria.training.latency_ms", &broken)).map(|fired| fired.values().sum::<u64>()),
-            Ok(0)
-        );
+        let fired = check_alerts(&packets("tolaria.training.latency_ms", &broken)).expect("the engine agrees");
+        assert_eq!(fired.values().map(|counts| counts.fired).sum::<u64>(), 0, "never three in a row");
     }
 
     #[test]
@@ -113,7 +131,7 @@ mod tests {
         let mut telemetry = packets("tolaria.training.latency_ms", &[400.0, 400.0]);
         telemetry.extend(packets("tolaria.training.loss", &[0.5]));
         telemetry.extend(packets("tolaria.training.latency_ms", &[400.0]));
-        assert_eq!(check_alerts(&telemetry).map(|fired| fired["training_latency_high"]), Ok(1));
+        assert_eq!(check_alerts(&telemetry).map(|fired| fired["training_latency_high"].fired), Ok(1));
     }
 
     #[test]
