@@ -10,13 +10,14 @@
 //! crashing (tearing its WAL) or stalling, Tamiyo's disk failing or filling up,
 //! either clock jumping.
 //!
+//! Tolaria publishes its telemetry through Oona into the world's simulated Redis.
 //! Training goes on until an epoch after the last fault consulted Tamiyo and
-//! succeeded (liveness, within a bound), then the
-//! client judges the invariants: every telemetry packet fit 280 bytes; every failed
-//! epoch's rollback restored the model byte for byte; Nissa's alert engine, fed the
-//! run's telemetry, fired exactly the alerts whose conditions held; every field
-//! report Tamiyo's WAL acknowledged is on its disk; the loss fell. Under its own
-//! schedule it also checks that the cut was felt.
+//! succeeded (liveness, within a bound), then the client judges the invariants:
+//! every telemetry packet Redis holds fits 280 bytes; every failed epoch's rollback
+//! restored the model byte for byte; Nissa's alert engine, fed that telemetry,
+//! fired and cleared each alert in the evaluation the oracle expects (the counts
+//! go to the run's tally); every field report Tamiyo's WAL acknowledged is on its
+//! disk; the loss fell. Under its own schedule it also checks that the cut was felt.
 
 mod crash;
 pub(crate) mod hosts;

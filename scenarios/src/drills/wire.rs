@@ -114,7 +114,7 @@ mod tests {
     const TELEMETRY_STREAM: &str = "oona.telemetry";
 
     fn packet(id: &str, metrics: usize) -> TelemetryPacket {
-        let metric = |index| MetricPoint::new(&format!("tolaria.test.metric_{index}"), 1.0, "ms");
+        let metric = |index| MetricPoint::new(format!("tolaria.test.metric_{index}"), 1.0, "ms");
         TelemetryPacket {
             packet_id: id.to_owned(),
             metrics: (0..metrics).map(metric).collect(),
