@@ -6,6 +6,7 @@
     reason = "the progress bar and the speed line report wall time; nothing here feeds a simulation"
 )]
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,6 +55,7 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
             seeds => println!("  NOT deterministic: seeds {seeds:?} hashed differently on their second run"),
         }
     }
+    print_tally(&summary.tally());
     for result in &failures {
         if let Some((path, invariant)) = &result.failure {
             println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
@@ -62,6 +64,19 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
         }
     }
     Ok(summary.clean())
+}
+
+/// The sweep's tally, one line per group: `alerts_fired.training_latency_high`
+/// and its siblings print as `alerts_fired: training_latency_high=N …`.
+fn print_tally(tally: &BTreeMap<String, u64>) {
+    let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, count) in tally {
+        let (group, item) = name.split_once('.').unwrap_or(("tally", name));
+        groups.entry(group).or_default().push(format!("{item}={count}"));
+    }
+    for (group, items) in groups {
+        println!("  {group} (all seeds): {}", items.join(" "));
+    }
 }
 
 /// Reruns a failure file; true when the run passes (the invariant holds now).

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use esper_core::nissa::alerts::ALERT_NAMES;
 use esper_scenarios::drills::failure::FailureRecord;
 use esper_scenarios::drills::generate::{FaultKind, schedule_strategy};
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
@@ -49,6 +50,16 @@ fn control_loop_swarm_drills_keep_every_invariant_and_replay_identically() {
     assert_clean(&summary);
     let faults: usize = summary.results.iter().map(|result| result.faults).sum();
     assert!(faults > 64, "the drills should inject faults: {faults}");
+    let tally = summary.tally();
+    for alert in ALERT_NAMES {
+        assert!(tally.contains_key(&format!("alerts_fired.{alert}")), "{alert} is counted: {tally:?}");
+    }
+    // The rules a control loop can feed are fed, from what reached Redis: epoch
+    // latency every epoch, restore latency every rolled-back epoch.
+    for alert in ["training_latency_high", "tolaria_rollback_restore_slow"] {
+        let samples = tally[&format!("alert_samples.{alert}")];
+        assert!(samples > 0, "the drills never fed {alert}: {tally:?}");
+    }
 }
 
 #[test]
@@ -156,5 +167,7 @@ fn a_sweep_on_the_cli_reports_its_seeds_and_a_shard_covers_its_share() {
     assert!(stdout.contains("seeds=0..=7 shard 2/4 (swarm) jobs="), "{stdout}");
     assert!(stdout.contains(": 2 passed, 0 failed"), "seeds 1 and 5: {stdout}");
     assert!(stdout.contains("deterministic: every seed ran twice"), "{stdout}");
+    assert!(stdout.contains("alerts_fired (all seeds): kasmina_isolation_violation="), "{stdout}");
+    assert!(stdout.contains("alert_samples (all seeds): "), "{stdout}");
     assert!(!failures.exists(), "no failure, no file");
 }

@@ -54,6 +54,7 @@ async fn populate(redis_port: u16, port: u16) -> String {
         seeds_active: 1,
         conservative: false,
         latency_objective_ms: 250.0,
+        restore_latency_ms: None,
     };
     for packet in epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), 0).expect("fits 280 B") {
         rig.publish(&BusEnvelope::wrap(&packet, packet.priority())).await.expect("published");

@@ -97,6 +97,7 @@ fn tolaria_telemetry() -> TelemetryPacket {
         seeds_active: 1,
         conservative: false,
         latency_objective_ms: 18.0,
+        restore_latency_ms: None,
     };
     let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), NOW_MS).expect("fits the budget");
     packets.into_iter().next().expect("the KPI packet comes first")

@@ -55,6 +55,7 @@ async fn fill(port: u16, packets: u64) {
             seeds_active: 1,
             conservative: false,
             latency_objective_ms: 8.0,
+            restore_latency_ms: None,
         };
         let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), wall_clock_ms()).expect("fits");
         let envelope = BusEnvelope::wrap(&packets[0], packets[0].priority());

@@ -94,14 +94,24 @@ impl<C: Connector> BusFixture<C> {
 
     /// A plain connection for inspecting and seeding streams.
     pub async fn admin(&self) -> Result<MultiplexedConnection, String> {
-        let stream = self.connector.connect(&self.host, self.port).await.map_err(|error| error.to_string())?;
-        let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-        let (conn, driver) = MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
-            .await
-            .map_err(|error| error.to_string())?;
-        tokio::spawn(driver);
-        Ok(conn)
+        plain_connection(&self.connector, &self.host, self.port).await
     }
+}
+
+/// A plain Redis connection through `connector` (no Oona on top), for checks that
+/// read or write streams directly.
+pub async fn plain_connection<C: Connector>(
+    connector: &C,
+    host: &str,
+    port: u16,
+) -> Result<MultiplexedConnection, String> {
+    let stream = connector.connect(host, port).await.map_err(|error| error.to_string())?;
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let (conn, driver) = MultiplexedConnection::new_with_config(&RedisConnectionInfo::default(), stream, config)
+        .await
+        .map_err(|error| format!("connecting to {host}:{port}: {error}"))?;
+    tokio::spawn(driver);
+    Ok(conn)
 }
 
 /// A config with short waits, so checks run quickly in real time too.

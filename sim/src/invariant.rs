@@ -25,10 +25,10 @@ pub enum Invariant {
     WalAcknowledged,
     /// A rolled-back epoch leaves the model exactly as it was before the fault.
     RollbackRestores,
-    /// Every alert whose condition held fired, none fired without it, and those
-    /// whose condition ended cleared.
+    /// Every alert fired, escalated and cleared in the evaluation an oracle
+    /// independent of the engine reads off the rule table.
     AlertsMatch,
-    /// Every telemetry packet fits Leyline's 280-byte budget.
+    /// Every telemetry packet that reached Redis fits Leyline's 280-byte budget.
     TelemetryBudget,
     /// After the last fault is repaired, the work completes within a bound.
     Liveness,

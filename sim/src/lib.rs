@@ -31,6 +31,7 @@ mod report;
 mod rng;
 mod scenario;
 mod space;
+mod tally;
 pub mod trace;
 mod world;
 
@@ -44,5 +45,6 @@ pub use report::{Outcome, RunReport};
 pub use rng::{Incarnations, RngTree};
 pub use scenario::{SimScenario, replay_command, run_scenario, run_scenario_with};
 pub use space::{DiskTarget, FaultSpace};
+pub use tally::Tally;
 pub use trace::TraceMode;
 pub use world::{World, WorldConfig};

@@ -1,5 +1,6 @@
 //! What a run leaves behind.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct RunReport {
     pub lines: Vec<String>,
     /// The last trace lines, for failure reports.
     pub tail: Vec<String>,
+    /// What the hosts counted into the world's [`crate::Tally`].
+    pub tally: BTreeMap<String, u64>,
 }
 
 impl RunReport {

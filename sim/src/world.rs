@@ -16,6 +16,7 @@ use crate::net::TurmoilConnector;
 use crate::redis::{DurableStore, FaultHandle, RedisServer, ServerConfig};
 use crate::report::{Outcome, RunReport};
 use crate::rng::RngTree;
+use crate::tally::Tally;
 use crate::trace::{TraceMode, TraceRecorder, TraceSubscriber};
 
 /// Fixed start of sim time (2025-01-01T00:00:00Z): turmoil would otherwise take the
@@ -77,6 +78,8 @@ pub struct World {
     stalled: BTreeSet<String>,
     /// Hosts crashed and not yet restarted.
     down: BTreeSet<String>,
+    /// Counts hosts report for the run report.
+    tally: Tally,
 }
 
 impl std::fmt::Debug for World {
@@ -131,12 +134,18 @@ impl World {
             held: BTreeSet::new(),
             stalled: BTreeSet::new(),
             down: BTreeSet::new(),
+            tally: Tally::default(),
         }
     }
 
     /// The run's seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// A handle for hosts to count into; the counts end up in [`RunReport::tally`].
+    pub fn tally(&self) -> Tally {
+        self.tally.clone()
     }
 
     /// The faults this world will apply.
@@ -242,6 +251,7 @@ impl World {
             outcome: result.map_or_else(|error| Outcome::Failed { error }, |()| Outcome::Passed),
             lines: summary.lines,
             tail: summary.tail,
+            tally: self.tally.counts(),
         }
     }
 

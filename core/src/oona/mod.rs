@@ -40,7 +40,7 @@ pub use config::{
     StreamConfig, StreamConfigError, TELEMETRY_STREAM_ENV,
 };
 pub use consume::{ConsumeRound, Delivery, Handled};
-pub use entries::Entry;
+pub use entries::{Entry, entries};
 pub use error::OonaError;
 pub use metrics::OonaMetrics;
 pub use publish::{PublishOutcome, StreamKind};

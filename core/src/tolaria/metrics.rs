@@ -61,6 +61,9 @@ pub struct EpochFigures {
     pub seeds_active: usize,
     pub conservative: bool,
     pub latency_objective_ms: f64,
+    /// How long this epoch's rollback took (`tolaria.rollback.restore_latency_ms`),
+    /// if it rolled back: the sample Nissa's `tolaria_rollback_restore_slow` watches.
+    pub restore_latency_ms: Option<f64>,
 }
 
 /// The end-of-epoch telemetry. The first packet carries the KPIs (at high priority)
@@ -118,6 +121,12 @@ fn kpi_packet(
     if figures.conservative {
         builder = builder.metric(MessagePriority::Normal, metric("tolaria.mode.conservative", 1.0, ""));
     }
+    // A rollback's duration is that epoch's KPI (the RC1 rollback scenario's), and
+    // the only sample of it Nissa gets: it must not be the one the budget drops.
+    if let Some(restore_ms) = figures.restore_latency_ms {
+        builder =
+            builder.metric(MessagePriority::Critical, metric("tolaria.rollback.restore_latency_ms", restore_ms, "ms"));
+    }
     for (name, value) in moved_counters(counters) {
         builder = builder.metric(MessagePriority::Low, metric(name, value as f64, ""));
     }
@@ -128,4 +137,35 @@ fn kpi_packet(
 fn moved_counters(c: &TolariaCounters) -> impl Iterator<Item = (&'static str, u64)> {
     let [carried @ .., _, _, _, _, _, _] = c.named();
     carried.into_iter().filter(|&(_, value)| value > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rolled_back_epoch_reports_its_restore_latency_even_with_every_failure_counter_moved() {
+        let figures = EpochFigures {
+            epoch: 1_234,
+            loss: 0.75,
+            latency_ms: 612.5,
+            seeds_active: 3,
+            conservative: true,
+            latency_objective_ms: 250.0,
+            restore_latency_ms: Some(517.25),
+        };
+        let counters = TolariaCounters {
+            timeout_tamiyo_total: 1_000,
+            timeout_kasmina_total: 1_000,
+            rollback_deadline_exceeded_total: 1_000,
+            rollback_failures_total: 1_000,
+            epochs_failed_total: 1_000,
+            ..TolariaCounters::default()
+        };
+        let packets = epoch_packets(&figures, &counters, Vec::new(), 0).expect("fits the budget");
+        assert_eq!(packets[0].metric("tolaria.rollback.restore_latency_ms"), Some(517.25));
+        let calm = EpochFigures { restore_latency_ms: None, ..figures };
+        let packets = epoch_packets(&calm, &counters, Vec::new(), 0).expect("fits the budget");
+        assert_eq!(packets[0].metric("tolaria.rollback.restore_latency_ms"), None, "no rollback, no sample");
+    }
 }

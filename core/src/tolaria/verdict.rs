@@ -19,10 +19,13 @@ where
 {
     pub(super) async fn close_epoch(&mut self, close: EpochClose) -> Result<EpochReport, TolariaError> {
         let failure = self.failure_of(close.latency_ms, &close.tally);
-        match failure {
+        let restore_latency_ms = match failure {
             Some(failure) => self.epoch_failed(failure, &close.tally).await,
-            None => self.epoch_succeeded(),
-        }
+            None => {
+                self.epoch_succeeded();
+                None
+            }
+        };
         self.checkpoint().await;
         let figures = EpochFigures {
             epoch: self.epoch,
@@ -31,6 +34,7 @@ where
             seeds_active: self.peers.kasmina.seed_states().len(),
             conservative: self.conservative,
             latency_objective_ms: self.config.latency_objective_ms,
+            restore_latency_ms,
         };
         let events = std::mem::take(&mut self.events);
         let telemetry = epoch_packets(&figures, &self.counters, events, self.clock.now_ms())
@@ -78,7 +82,9 @@ where
         }
     }
 
-    async fn epoch_failed(&mut self, failure: EpochFailure, tally: &StepTally) {
+    /// Counts the failure, escalates, and rolls back; returns how long the
+    /// rollback took, if one ran.
+    async fn epoch_failed(&mut self, failure: EpochFailure, tally: &StepTally) -> Option<f64> {
         self.counters.epochs_failed_total += 1;
         self.failed_streak += 1;
         self.breaker.record_failure(Instant::now());
@@ -99,9 +105,11 @@ where
                 self.escalate(EmergencyLevel::Halt, "failed_epochs").await;
             }
         }
-        if self.config.rollback_enabled && !self.emergency.halted() {
-            self.rollback_to(tally.start_step).await;
+        if !self.config.rollback_enabled || self.emergency.halted() {
+            return None;
         }
+        self.rollback_to(tally.start_step).await;
+        Some(self.last_restore_latency_ms)
     }
 
     fn epoch_succeeded(&mut self) {

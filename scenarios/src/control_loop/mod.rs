@@ -10,13 +10,14 @@
 //! crashing (tearing its WAL) or stalling, Tamiyo's disk failing or filling up,
 //! either clock jumping.
 //!
+//! Tolaria publishes its telemetry through Oona into the world's simulated Redis.
 //! Training goes on until an epoch after the last fault consulted Tamiyo and
-//! succeeded (liveness, within a bound), then the
-//! client judges the invariants: every telemetry packet fit 280 bytes; every failed
-//! epoch's rollback restored the model byte for byte; Nissa's alert engine, fed the
-//! run's telemetry, fired exactly the alerts whose conditions held; every field
-//! report Tamiyo's WAL acknowledged is on its disk; the loss fell. Under its own
-//! schedule it also checks that the cut was felt.
+//! succeeded (liveness, within a bound), then the client judges the invariants:
+//! every telemetry packet Redis holds fits 280 bytes; every failed epoch's rollback
+//! restored the model byte for byte; Nissa's alert engine, fed that telemetry,
+//! fired and cleared each alert in the evaluation the oracle expects (the counts
+//! go to the run's tally); every field report Tamiyo's WAL acknowledged is on its
+//! disk; the loss fell. Under its own schedule it also checks that the cut was felt.
 
 mod crash;
 pub(crate) mod hosts;
@@ -30,22 +31,24 @@ pub(crate) use rollback::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, read_emergency
 use std::time::Duration;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
-use esper_core::leyline::{TELEMETRY_BYTE_LIMIT, TelemetryPacket};
+use esper_core::leyline::{SigningKey, TelemetryPacket};
+use esper_core::oona::StreamConfig;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::ports::Outbox;
 use esper_core::tolaria::{
     CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer, TrainingLoopConfig,
 };
+use esper_sim::redis::ServerConfig;
 use esper_sim::{
     ClockSkew, Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig,
-    SimScenario, Violation, World, WorldConfig,
+    SimScenario, Tally, TurmoilConnector, Violation, World, WorldConfig,
 };
 use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
-use prost::Message;
 use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
+use crate::drills::wire::{WireReader, WireTelemetry, check_budget};
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
 /// Tamiyo and succeeded.
@@ -125,11 +128,13 @@ impl SimScenario for ControlLoopScenario {
     fn populate(&self, world: &mut World) {
         let tamiyo = tamiyo_host(world);
         let device = self.device;
+        world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let rng = world.rng().child("tolaria");
         let expectations = Expectations::of(world.schedule());
         let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
+        let tally = world.tally();
         world.client(TOLARIA, async move {
-            train(device, rng, expectations, (disk, skew), tamiyo).await.map_err(Into::into)
+            train(device, rng, expectations, (disk, skew), (tamiyo, tally)).await.map_err(Into::into)
         });
     }
 }
@@ -161,7 +166,7 @@ async fn train(
     rng: RngTree,
     expect: Expectations,
     (disk, skew): (SimDisk, ClockSkew),
-    tamiyo: TamiyoHost,
+    (tamiyo, tally): (TamiyoHost, Tally),
 ) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
@@ -170,7 +175,7 @@ async fn train(
     let peers = Collaborators {
         tamiyo: tamiyo_client(clock, skew, &rng)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
-        telemetry: Outbox::default(),
+        telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
     let config = TrainingLoopConfig { rollback_enabled: true, ..training_config("sim-control-loop") };
@@ -203,9 +208,14 @@ async fn train(
         recovered |= started_ms >= expect.quiet_from_ms && consulted && report.failure.is_none();
         reports.push(report);
     }
-    let telemetry = &trainer.collaborators().telemetry.telemetry;
-    check_budget(telemetry)?;
-    check_alerts(telemetry)?;
+    let telemetry = wire_telemetry(trainer.collaborators().telemetry.config()).await?;
+    check_budget(&telemetry)?;
+    let packets: Vec<TelemetryPacket> = telemetry.into_iter().map(|entry| entry.packet).collect();
+    for (alert, counts) in check_alerts(&packets)? {
+        for (group, count) in counts.by_group() {
+            tally.add(&format!("{group}.{alert}"), count);
+        }
+    }
     tamiyo.check_reports_durable().await?;
     if expect.felt_cut {
         check_cut_felt(&reports, trainer.counters())?;
@@ -214,15 +224,18 @@ async fn train(
     Ok(())
 }
 
-fn check_budget(telemetry: &[TelemetryPacket]) -> Result<(), Violation> {
-    match telemetry.iter().find(|p| p.encoded_len() > TELEMETRY_BYTE_LIMIT) {
-        Some(packet) => Err(Invariant::TelemetryBudget.violated(format!(
-            "telemetry packet {} is {} bytes",
-            packet.packet_id,
-            packet.encoded_len()
-        ))),
-        None => Ok(()),
-    }
+/// Every telemetry packet Tolaria's bus client got into the world's Redis, as
+/// Redis holds it (telemetry rides the emergency stream when an event raised its
+/// priority).
+async fn wire_telemetry(config: &StreamConfig) -> Result<Vec<WireTelemetry>, String> {
+    let reader = WireReader {
+        connector: TurmoilConnector,
+        host: REDIS.to_owned(),
+        port: REDIS_PORT,
+        key: SigningKey::new(SIM_BUS_SECRET.to_vec()).map_err(|e| e.to_string())?,
+        now_ms: sim_clock().now_ms(),
+    };
+    reader.telemetry(&[&config.telemetry_stream, &config.emergency_stream]).await
 }
 
 /// The cut this scenario's own schedule makes was noticed and failed an epoch.

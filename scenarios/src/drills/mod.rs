@@ -13,3 +13,4 @@ pub mod failure;
 pub mod generate;
 pub mod shrink;
 pub mod sweep;
+pub mod wire;

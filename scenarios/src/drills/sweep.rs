@@ -9,6 +9,7 @@
 //! With `twice`, every seed runs a second time and the two trace hashes must
 //! match: the run-twice determinism check, over the whole sweep.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -107,6 +108,8 @@ pub struct SeedResult {
     pub failure: Option<(PathBuf, Invariant)>,
     /// The second run's hash, when it differed from the first.
     pub divergent_hash: Option<String>,
+    /// What the run's hosts counted (e.g. alerts fired per rule).
+    pub tally: BTreeMap<String, u64>,
 }
 
 /// Progress as the sweep goes.
@@ -140,6 +143,15 @@ impl SweepSummary {
     /// Sim time over every seed (each counted once, even with `twice`).
     pub fn sim_time(&self) -> Duration {
         self.results.iter().map(|result| result.sim_time).sum()
+    }
+
+    /// Every seed's tally added up, by name.
+    pub fn tally(&self) -> BTreeMap<String, u64> {
+        let mut total = BTreeMap::new();
+        for (name, count) in self.results.iter().flat_map(|result| &result.tally) {
+            *total.entry(name.clone()).or_default() += count;
+        }
+        total
     }
 
     /// Whether every seed passed (and, if checked, was deterministic).
@@ -220,8 +232,15 @@ fn run_seed(
         .then(|| run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash).hash)
         .filter(|again| *again != report.hash);
     let record = FailureRecord::from_report(&report, config.swarm, drill.kinds);
-    let result =
-        SeedResult { seed, hash: report.hash, sim_time: report.sim_elapsed, faults, failure: None, divergent_hash };
+    let result = SeedResult {
+        seed,
+        hash: report.hash,
+        sim_time: report.sim_elapsed,
+        faults,
+        failure: None,
+        divergent_hash,
+        tally: report.tally,
+    };
     (result, record)
 }
 
