@@ -36,6 +36,25 @@ struct Cli {
     command: Command,
 }
 
+/// `--plant BUG`: arms one planted bug for every run (test builds with the
+/// `planted-bugs` feature only; other builds have no such flag).
+#[derive(Debug, Clone, Default, clap::Args)]
+struct PlantArg {
+    /// A planted bug to arm: see `esper_core::planted::PlantedBug`.
+    #[cfg(feature = "planted-bugs")]
+    #[arg(long, value_name = "BUG")]
+    plant: Option<esper_core::planted::PlantedBug>,
+}
+
+impl PlantArg {
+    fn planted(&self) -> esper_core::planted::Planted {
+        #[cfg(feature = "planted-bugs")]
+        return esper_core::planted::Planted::bug(self.plant);
+        #[cfg(not(feature = "planted-bugs"))]
+        esper_core::planted::Planted::NONE
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the scenarios that `run` and `check-determinism` accept.
@@ -91,6 +110,8 @@ enum Command {
         /// Stop starting new seeds after this many failures.
         #[arg(long, value_name = "N")]
         max_failures: Option<usize>,
+        #[command(flatten)]
+        plant: PlantArg,
     },
     /// Rerun one failure file exactly (scenario, seed, schedule). Exit 1 if it still
     /// fails, 0 if its invariant holds now.
@@ -361,9 +382,10 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         }
         Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
-        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures } => {
+        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures, plant } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures };
+            let planted = plant.planted();
+            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config)
         }
         Command::Replay { file } => drill_cmd::replay_command(&file),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::fault::FaultSchedule;
+use crate::invariant::{Invariant, Violation};
 use crate::scenario::replay_command;
 use crate::trace::format_sim_time;
 
@@ -12,8 +13,19 @@ use crate::trace::format_sim_time;
 pub enum Outcome {
     /// Every host finished cleanly and the scenario's own checks held.
     Passed,
-    /// A host returned an error, panicked, or the run outlived its sim-time budget.
-    Failed { error: String },
+    /// An invariant broke: a host's check, a panic, an exhausted sim-time
+    /// budget, a host's plain error or an unusable schedule (see [`Invariant`]).
+    Failed { violation: Violation },
+}
+
+impl Outcome {
+    /// The invariant a failed run broke; `None` for a pass.
+    pub fn invariant(&self) -> Option<Invariant> {
+        match self {
+            Self::Passed => None,
+            Self::Failed { violation } => Some(violation.invariant),
+        }
+    }
 }
 
 /// The result of one run: enough to compare it with another run and to replay it.
@@ -64,12 +76,12 @@ impl fmt::Display for RunReport {
             self.events,
             format_sim_time(self.sim_elapsed)
         )?;
-        let Outcome::Failed { error } = &self.outcome else {
+        let Outcome::Failed { violation } = &self.outcome else {
             return Ok(());
         };
         writeln!(formatter, " FAILED")?;
         writeln!(formatter, "  schedule: {}", self.schedule)?;
-        writeln!(formatter, "  error: {error}")?;
+        writeln!(formatter, "  {violation}")?;
         writeln!(formatter, "  last {} trace events:", self.tail.len())?;
         for line in &self.tail {
             writeln!(formatter, "    {line}")?;

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{TELEMETRY_BYTE_LIMIT, TelemetryPacket};
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::ports::Outbox;
@@ -41,7 +42,7 @@ use esper_sim::{
     ClockSkew, Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig,
     SimScenario, Violation, World, WorldConfig,
 };
-use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
+use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client_at, tamiyo_host, training_config};
 use prost::Message;
 use rand::Rng;
 
@@ -128,8 +129,9 @@ impl SimScenario for ControlLoopScenario {
         let rng = world.rng().child("tolaria");
         let expectations = Expectations::of(world.schedule());
         let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
+        let planted = world.planted();
         world.client(TOLARIA, async move {
-            train(device, rng, expectations, (disk, skew), tamiyo).await.map_err(Into::into)
+            train(device, rng, expectations, (disk, skew), (tamiyo, planted)).await
         });
     }
 }
@@ -161,19 +163,19 @@ async fn train(
     rng: RngTree,
     expect: Expectations,
     (disk, skew): (SimDisk, ClockSkew),
-    tamiyo: TamiyoHost,
-) -> Result<(), String> {
+    (tamiyo, planted): (TamiyoHost, Planted),
+) -> turmoil::Result {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, skew, &rng)?,
+        tamiyo: tamiyo_client_at(TAMIYO, clock, skew, &rng, planted)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),
     };
-    let config = TrainingLoopConfig { rollback_enabled: true, ..training_config("sim-control-loop") };
+    let config = TrainingLoopConfig { rollback_enabled: true, planted, ..training_config("sim-control-loop") };
     let mut trainer =
         Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
             .map_err(|e| e.to_string())?;
@@ -205,7 +207,7 @@ async fn train(
     }
     let telemetry = &trainer.collaborators().telemetry.telemetry;
     check_budget(telemetry)?;
-    check_alerts(telemetry)?;
+    check_alerts(telemetry, planted)?;
     tamiyo.check_reports_durable().await?;
     if expect.felt_cut {
         check_cut_felt(&reports, trainer.counters())?;

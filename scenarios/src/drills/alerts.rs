@@ -11,14 +11,17 @@
 use std::collections::BTreeMap;
 
 use esper_core::leyline::TelemetryPacket;
+use esper_core::planted::Planted;
 use esper_core::nissa::alerts::{AlertEngine, AlertRule, PrefetchRule, TrainingLatencyRule, Transition, default_rules};
 use esper_sim::{Invariant, Violation};
 
-/// Checks the engine against the oracle on `telemetry`; returns how many alerts fired.
-pub fn check_alerts(telemetry: &[TelemetryPacket]) -> Result<usize, Violation> {
+/// Checks the engine (with `planted` armed) against the oracle on `telemetry`;
+/// returns how many alerts fired.
+pub fn check_alerts(telemetry: &[TelemetryPacket], planted: Planted) -> Result<usize, Violation> {
     let rules = default_rules(TrainingLatencyRule::Rc1, PrefetchRule::Rc1);
     let mut engine = AlertEngine::new(rules.clone())
-        .map_err(|error| Invariant::AlertsMatch.violated(format!("the RC1 alert rules do not validate: {error}")))?;
+        .map_err(|error| Invariant::AlertsMatch.violated(format!("the RC1 alert rules do not validate: {error}")))?
+        .with_planted(planted);
     let mut samples: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut fired: BTreeMap<String, u32> = BTreeMap::new();
     let points = telemetry.iter().flat_map(|packet| &packet.metrics).filter(|point| point.value.is_finite());
@@ -89,8 +92,17 @@ mod tests {
 
     #[test]
     fn three_slow_epochs_fire_and_two_fast_ones_clear() {
-        assert_eq!(check_alerts(&packet(&[10.0, 400.0, 500.0, 600.0, 20.0, 20.0])), Ok(1));
-        assert_eq!(check_alerts(&packet(&[10.0, 400.0, 500.0, 20.0, 600.0])), Ok(0), "never three in a row");
+        assert_eq!(check_alerts(&packet(&[10.0, 400.0, 500.0, 600.0, 20.0, 20.0]), Planted::NONE), Ok(1));
+        let never = check_alerts(&packet(&[10.0, 400.0, 500.0, 20.0, 600.0]), Planted::NONE);
+        assert_eq!(never, Ok(0), "never three in a row");
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    #[test]
+    fn an_engine_that_fires_one_evaluation_late_fails_the_check() {
+        let late = Planted::bug(Some(esper_core::planted::PlantedBug::AlertFiresLate));
+        let result = check_alerts(&packet(&[10.0, 400.0, 500.0, 600.0, 20.0, 20.0]), late);
+        assert_eq!(result.map_err(|violation| violation.invariant), Err(Invariant::AlertsMatch));
     }
 
     #[test]
