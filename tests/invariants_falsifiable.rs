@@ -30,20 +30,25 @@ struct Case {
     seeds: &'static str,
 }
 
-const CASES: [Case; 7] = [
-    Case { bug: PlantedBug::WalAckBeforeSync, invariant: Invariant::WalAcknowledged, scenario: "control-loop", seeds: "0..40" },
-    Case { bug: PlantedBug::RollbackSkipsTensor, invariant: Invariant::RollbackRestores, scenario: "control-loop", seeds: "0..10" },
-    Case { bug: PlantedBug::AlertFiresLate, invariant: Invariant::AlertsMatch, scenario: "control-loop", seeds: "0..10" },
-    Case { bug: PlantedBug::OutboxForgetsCritical, invariant: Invariant::OonaLedger, scenario: "oona-ledger", seeds: "0..40" },
-    Case { bug: PlantedBug::PanicOnRarePath, invariant: Invariant::NoPanic, scenario: "control-loop", seeds: "0..40" },
-    Case { bug: PlantedBug::LivelockAfterRepair, invariant: Invariant::Liveness, scenario: "control-loop", seeds: "0..10" },
-    Case { bug: PlantedBug::TelemetrySentRaw, invariant: Invariant::TelemetryBudget, scenario: "control-loop", seeds: "0..10" },
+const CASES: [Case; 8] = [
+    case(PlantedBug::WalAckBeforeSync, Invariant::WalAcknowledged, "control-loop", "0..10"),
+    case(PlantedBug::RollbackSkipsTensor, Invariant::RollbackRestores, "control-loop", "0..5"),
+    case(PlantedBug::AlertFiresLate, Invariant::AlertsMatch, "control-loop", "0..50"),
+    case(PlantedBug::ConsumerLeavesPending, Invariant::OonaLedger, "oona-ledger", "0..5"),
+    case(PlantedBug::OutboxForgetsCritical, Invariant::OonaLedger, "oona-ledger", "0..10"),
+    case(PlantedBug::PanicOnRarePath, Invariant::NoPanic, "control-loop", "0..40"),
+    case(PlantedBug::LivelockAfterRepair, Invariant::Liveness, "control-loop", "0..10"),
+    case(PlantedBug::TelemetrySentRaw, Invariant::TelemetryBudget, "control-loop", "0..5"),
 ];
+
+const fn case(bug: PlantedBug, invariant: Invariant, scenario: &'static str, seeds: &'static str) -> Case {
+    Case { bug, invariant, scenario, seeds }
+}
 
 /// Shrinker runs allowed per case.
 const SHRINK_RUNS: u32 = 60;
 
-fn case(bug: PlantedBug) -> &'static Case {
+fn case_of(bug: PlantedBug) -> &'static Case {
     CASES.iter().find(|case| case.bug == bug).expect("every planted bug has a case")
 }
 
@@ -64,7 +69,7 @@ fn sweep_with(case: &Case, planted: Planted, dir: &Path, max_failures: Option<us
 
 /// Sweep with `bug` armed → failure file → shrink → `esper replay` of the shrunk file.
 fn falsify(bug: PlantedBug) {
-    let case = case(bug);
+    let case = case_of(bug);
     let dir = tempfile::tempdir().expect("temp dir");
     let summary = sweep_with(case, Planted::bug(Some(bug)), dir.path(), Some(1));
     let found = summary
@@ -111,6 +116,11 @@ fn an_alert_engine_one_evaluation_late_breaks_alerts_match() {
 }
 
 #[test]
+fn a_consumer_that_leaves_entries_pending_breaks_oona_ledger() {
+    falsify(PlantedBug::ConsumerLeavesPending);
+}
+
+#[test]
 fn an_outbox_that_forgets_critical_messages_breaks_oona_ledger() {
     falsify(PlantedBug::OutboxForgetsCritical);
 }
@@ -128,6 +138,13 @@ fn a_client_that_never_redials_breaks_liveness() {
 #[test]
 fn telemetry_sent_raw_breaks_telemetry_budget() {
     falsify(PlantedBug::TelemetrySentRaw);
+}
+
+#[test]
+fn every_planted_bug_has_a_case() {
+    for bug in PlantedBug::ALL {
+        assert_eq!(case_of(bug).bug, bug);
+    }
 }
 
 #[test]

@@ -22,12 +22,15 @@ pub enum PlantedBug {
     /// Nissa's alert engine fires one evaluation after the rule's condition held
     /// for its count (`alerts-match`).
     AlertFiresLate,
+    /// Oona's consumer skips the XACK of a redelivered entry, taking it to have
+    /// been acknowledged at its first delivery (`oona-ledger`).
+    ConsumerLeavesPending,
     /// Oona drops a critical message from its outbox as soon as XADD returns,
     /// before Redis has surely persisted it (`oona-ledger`).
     OutboxForgetsCritical,
-    /// Tamiyo's client takes a failed retry on a fresh connection to have kept
-    /// that connection, and panics when it has not: a kept connection broken
-    /// and the peer still unreachable (`no-panic`).
+    /// Tamiyo's client takes a refusal (a whole, signed answer) to have kept its
+    /// connection, and panics when it has not — after a clock jump makes Tamiyo
+    /// refuse Tolaria's frames (`no-panic`).
     PanicOnRarePath,
     /// Tamiyo's client stops dialling after one failed dial (a breaker that
     /// never half-opens), so the loop stays cut off once the link heals (`liveness`).
@@ -39,10 +42,11 @@ pub enum PlantedBug {
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::WalAckBeforeSync,
         Self::RollbackSkipsTensor,
         Self::AlertFiresLate,
+        Self::ConsumerLeavesPending,
         Self::OutboxForgetsCritical,
         Self::PanicOnRarePath,
         Self::LivelockAfterRepair,
@@ -55,6 +59,7 @@ impl PlantedBug {
             Self::WalAckBeforeSync => "wal-ack-before-sync",
             Self::RollbackSkipsTensor => "rollback-skips-tensor",
             Self::AlertFiresLate => "alert-fires-late",
+            Self::ConsumerLeavesPending => "consumer-leaves-pending",
             Self::OutboxForgetsCritical => "outbox-forgets-critical",
             Self::PanicOnRarePath => "panic-on-rare-path",
             Self::LivelockAfterRepair => "livelock-after-repair",

@@ -98,9 +98,6 @@ struct Ledger {
     handled: BTreeMap<u64, u32>,
     /// Failed handler attempts per seq.
     refused: BTreeMap<u64, u32>,
-    /// Entries (`stream/id` → seq) whose last delivery the handler refused, so
-    /// they stay pending until a redelivery is handled.
-    pending: BTreeMap<String, u64>,
     /// The publisher's counters, once it is done.
     publisher: Option<OonaMetrics>,
 }
@@ -175,7 +172,7 @@ impl SimScenario for OonaLedgerScenario {
             publish_all(&for_publisher, bus, publisher_rng).await
         });
         world.client(CONSUMER, async move {
-            let bus = client(config(CONSUMER), consumer_bus)?;
+            let bus = client(StreamConfig { planted, ..config(CONSUMER) }, consumer_bus)?;
             consume_all(&ledger, bus, consumer_rng).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
             audit(&ledger.borrow(), &crashes, REDIS_LOSS_WINDOW)
                 .map_err(|detail| Invariant::OonaLedger.violated(detail).into())
@@ -269,26 +266,41 @@ async fn drain_outbox(bus: &mut Bus) -> Result<(), String> {
 async fn consume_all(ledger: &Shared, mut bus: Bus, mut rng: ChaCha8Rng) -> Result<(), String> {
     let streams = [bus.config().normal_stream.clone(), bus.config().emergency_stream.clone()];
     let start = Instant::now();
-    while start.elapsed() < CONSUMER_DEADLINE {
+    let mut drained = false;
+    while !drained && start.elapsed() < CONSUMER_DEADLINE {
         for stream in &streams {
             if let Err(error) = round(&mut bus, stream, ledger, &mut rng).await {
                 tracing::info!(%error, "consume round failed; retrying");
                 sleep(Duration::from_millis(100)).await;
             }
         }
-        if settled(&ledger.borrow()) && quiet(&mut bus, &streams, ledger, &mut rng).await {
-            return Ok(());
-        }
+        drained = settled(&ledger.borrow()) && quiet(&mut bus, &streams, ledger, &mut rng).await;
+    }
+    let pending = still_pending(&mut bus, &streams).await;
+    if drained && pending.is_empty() {
+        return Ok(());
     }
     let ledger = ledger.borrow();
     let unhandled: Vec<u64> =
         ledger.acked.iter().filter(|(seq, _)| !ledger.handled.contains_key(seq)).map(|(seq, _)| *seq).collect();
     Err(format!(
-        "the consumer's {} s deadline passed with the group not drained: entries still pending {:?}, \
-         acknowledged messages not handled {unhandled:?}",
-        CONSUMER_DEADLINE.as_secs(),
-        ledger.pending.keys().collect::<Vec<_>>()
+        "the group is not drained at the end (consumer deadline {} s): still pending {pending:?}; \
+         acknowledged messages never handled {unhandled:?}",
+        CONSUMER_DEADLINE.as_secs()
     ))
+}
+
+/// What Redis holds pending in the group on `streams`, as `stream/id`, or why it
+/// could not be read.
+async fn still_pending(bus: &mut Bus, streams: &[String; 2]) -> Vec<String> {
+    let mut pending = Vec::new();
+    for stream in streams {
+        match bus.pending(stream, 100).await {
+            Ok(entries) => pending.extend(entries.into_iter().map(|(id, _)| format!("{stream}/{id}"))),
+            Err(error) => pending.push(format!("{stream}: unreadable ({error})")),
+        }
+    }
+    pending
 }
 
 /// One consume round whose handler records deliveries and sometimes fails (at
@@ -298,13 +310,10 @@ async fn round(bus: &mut Bus, stream: &str, ledger: &Shared, rng: &mut ChaCha8Rn
         let seq = seq_of(delivery).ok_or("a delivery without a seq attribute")?;
         let mut ledger = ledger.borrow_mut();
         let refusals = ledger.refused.get(&seq).copied().unwrap_or(0);
-        let entry = format!("{}/{}", delivery.stream, delivery.id);
         if refusals < 2 && rng.random_bool(0.05) {
             *ledger.refused.entry(seq).or_default() += 1;
-            ledger.pending.insert(entry, seq);
             return Err("handler fails this time");
         }
-        ledger.pending.remove(&entry);
         *ledger.handled.entry(seq).or_default() += 1;
         Ok(())
     };

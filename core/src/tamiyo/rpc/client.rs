@@ -90,19 +90,20 @@ impl<C: Connector> TamiyoClient<C> {
             Err(error) if kept && error.is_broken_connection() => {
                 tracing::debug!(%error, "tamiyo.rpc.retry_on_fresh_connection");
                 self.counters.retries += 1;
-                let retried = self.exchange(packet).await;
-                if retried.is_err() && self.config.planted.armed(PlantedBug::PanicOnRarePath) {
-                    // The planted bug: it takes the failed retry to have kept the
-                    // connection it dialled, which `exchange` drops on any error.
-                    let Some(_kept) = self.connection.as_ref() else {
-                        unreachable!("a retried Tamiyo request keeps its fresh connection")
-                    };
-                }
-                retried
+                self.exchange(packet).await
             }
             other => other,
         };
         match &result {
+            Err(RpcError::Refused(_)) if self.config.planted.armed(PlantedBug::PanicOnRarePath) => {
+                // The planted bug: it takes a refusal, a whole signed answer, to
+                // have kept the connection — but `exchange` keeps only a
+                // connection that delivered a command.
+                let Some(_kept) = self.connection.as_ref() else {
+                    unreachable!("a refused Tamiyo request keeps its connection")
+                };
+                self.counters.refused += 1;
+            }
             Err(RpcError::Refused(_)) => self.counters.refused += 1,
             Err(_) => self.counters.failures += 1,
             Ok(_) => {}
