@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use esper_core::planted::Planted;
 use esper_scenarios::drills::failure::FailureRecord;
 use esper_scenarios::drills::generate::{FaultKind, schedule_strategy};
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
-use esper_core::planted::Planted;
 use esper_scenarios::registry;
 use esper_sim::{TraceMode, run_scenario_with};
 use proptest::prelude::*;

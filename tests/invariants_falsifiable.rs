@@ -91,7 +91,8 @@ fn falsify(bug: PlantedBug) {
 
     let shrunk_path = dir.path().join("shrunk.json");
     minimal.write(&shrunk_path).expect("the shrunk record writes");
-    let output = Command::new(env!("CARGO_BIN_EXE_esper")).arg("replay").arg(&shrunk_path).output().expect("esper runs");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_esper")).arg("replay").arg(&shrunk_path).output().expect("esper runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     let named = format!("FAILED: invariant {} (the recorded one", case.invariant);

@@ -16,9 +16,9 @@
 
 use std::time::{Duration, Instant};
 
+use esper_core::planted::Planted;
 use esper_scenarios::drills::generate::draw;
 use esper_scenarios::registry;
-use esper_core::planted::Planted;
 use esper_sim::{TraceMode, WorldConfig, run_scenario_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};

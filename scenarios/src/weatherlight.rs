@@ -29,11 +29,11 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use esper_core::planted::Planted;
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{BusMessageType, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp};
 use esper_core::net::Connector as _;
 use esper_core::oona::Backoff;
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::{Outbox, TelemetryPort as _};
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};

@@ -22,9 +22,9 @@ use super::client::{FRAME_FIELD, OonaClient, reply_error};
 use super::entries::{Entry, autoclaim_reply, pending_deliveries, read_reply};
 use super::error::OonaError;
 use super::link::Target;
-use crate::planted::PlantedBug;
 use crate::leyline::BusEnvelope;
 use crate::net::Connector;
+use crate::planted::PlantedBug;
 
 /// One entry handed to a handler.
 #[derive(Debug, Clone, Copy)]

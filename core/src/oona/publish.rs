@@ -15,9 +15,9 @@ use super::client::OonaClient;
 use super::config::StreamConfig;
 use super::error::OonaError;
 use super::outbox::Held;
-use crate::planted::PlantedBug;
 use crate::leyline::{BusEnvelope, BusMessageType, MessagePriority};
 use crate::net::Connector;
+use crate::planted::PlantedBug;
 
 /// Oona's four streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,10 +1,10 @@
 //! Tolaria's counters and the per-epoch telemetry packet built from them.
 
-use crate::planted::{Planted, PlantedBug};
 use crate::leyline::{
     MessagePriority, MetricPoint, TelemetryBuilder, TelemetryEvent, TelemetryLevel, TelemetryPacket, TelemetryTooLarge,
     Timestamp, encode_within_budget,
 };
+use crate::planted::{Planted, PlantedBug};
 
 /// Monotonic counters over the life of a trainer, named as Esper-Lite's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,13 +122,17 @@ fn kpi_packet(
     if figures.conservative {
         metrics.push((MessagePriority::Normal, metric("tolaria.mode.conservative", 1.0, "")));
     }
-    metrics.extend(moved_counters(counters).map(|(name, value)| (MessagePriority::Low, metric(name, value as f64, ""))));
+    metrics
+        .extend(moved_counters(counters).map(|(name, value)| (MessagePriority::Low, metric(name, value as f64, ""))));
     if planted.armed(PlantedBug::TelemetrySentRaw) && moved_counters(counters).next().is_some() {
         // The planted bug: an epoch whose failure counters moved sends every
         // metric raw, however many bytes that makes, bypassing the builder's cap.
         return Ok(TelemetryPacket { metrics: metrics.into_iter().map(|(_, point)| point).collect(), ..header });
     }
-    metrics.into_iter().fold(TelemetryBuilder::new(header), |builder, (priority, point)| builder.metric(priority, point)).build()
+    metrics
+        .into_iter()
+        .fold(TelemetryBuilder::new(header), |builder, (priority, point)| builder.metric(priority, point))
+        .build()
 }
 
 /// The counters the epoch packet carries (the failure signals), those that moved.

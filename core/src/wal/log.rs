@@ -121,7 +121,8 @@ impl<S: Storage> Wal<S> {
             return Err(io()(error));
         }
         // The planted bug acknowledges the batch once it is written, unsynced.
-        let synced = if self.config.planted.armed(PlantedBug::WalAckBeforeSync) { Ok(()) } else { self.file.sync().await };
+        let synced =
+            if self.config.planted.armed(PlantedBug::WalAckBeforeSync) { Ok(()) } else { self.file.sync().await };
         if let Err(error) = synced {
             // After a failed fsync the kernel may have dropped the dirty pages: the
             // file's durable contents are unknown (fsyncgate). Only a reopen can tell.

@@ -130,9 +130,7 @@ impl SimScenario for ControlLoopScenario {
         let expectations = Expectations::of(world.schedule());
         let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
         let planted = world.planted();
-        world.client(TOLARIA, async move {
-            train(device, rng, expectations, (disk, skew), (tamiyo, planted)).await
-        });
+        world.client(TOLARIA, async move { train(device, rng, expectations, (disk, skew), (tamiyo, planted)).await });
     }
 }
 

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use esper_core::leyline::TelemetryPacket;
-use esper_core::planted::Planted;
 use esper_core::nissa::alerts::{AlertEngine, AlertRule, PrefetchRule, TrainingLatencyRule, Transition, default_rules};
+use esper_core::planted::Planted;
 use esper_sim::{Invariant, Violation};
 
 /// Checks the engine (with `planted` armed) against the oracle on `telemetry`;

@@ -59,9 +59,7 @@ pub enum FailureFileError {
     Schema { path: PathBuf, found: String },
     #[error("{path}: {source}")]
     Scenario { path: PathBuf, source: registry::UnknownScenario },
-    #[error(
-        "{path} arms the planted bug {bug}, which this build cannot arm; rerun with `--features planted-bugs`"
-    )]
+    #[error("{path} arms the planted bug {bug}, which this build cannot arm; rerun with `--features planted-bugs`")]
     PlantedUnavailable { path: PathBuf, bug: PlantedBug },
 }
 

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::planted::{Planted, PlantedBug};
 use super::{AlertRule, AlertRuleError, Route, Severity};
+use crate::planted::{Planted, PlantedBug};
 
 /// A firing alert.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

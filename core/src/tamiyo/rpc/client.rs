@@ -10,10 +10,10 @@
 
 use rand::RngCore;
 
-use crate::planted::PlantedBug;
 use crate::leyline::{AdaptationCommand, SystemStatePacket, Verifier};
 use crate::net::Connector;
 use crate::net::framed::{read_frame, write_frame};
+use crate::planted::PlantedBug;
 use crate::tolaria::ports::{PortError, TamiyoPort};
 
 use super::super::service::UnixMillis;

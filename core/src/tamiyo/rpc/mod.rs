@@ -22,13 +22,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::RngCore;
 
-use crate::planted::Planted;
 use crate::leyline::signing::sign;
 use crate::leyline::{
     AdaptationCommand, BusEnvelope, Contract, DecodeError, MessagePriority, SigningKey, VerifyCounters, VerifyError,
     VerifyPolicy,
 };
 use crate::net::framed::{DEFAULT_MAX_FRAME_BYTES, FramedError};
+use crate::planted::Planted;
 
 pub use client::{ClientCounters, TamiyoClient};
 pub use server::serve_tamiyo;

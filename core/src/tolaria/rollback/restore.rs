@@ -8,10 +8,10 @@
 use tokio::time::{Instant, timeout};
 
 use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
-use crate::planted::PlantedBug;
 use crate::planted::Planted;
-use crate::tolaria::device::{Device, DeviceError, ModelSpec, ModelState};
+use crate::planted::PlantedBug;
 use crate::tolaria::checkpoint::CheckpointStore;
+use crate::tolaria::device::{Device, DeviceError, ModelSpec, ModelState};
 use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use crate::tolaria::trainer::Trainer;
 
@@ -59,10 +59,12 @@ where
             Err(_) => RollbackOutcome::DeadlineExceeded,
             Ok(Err(error)) => RollbackOutcome::Failed { reason: error.to_string() },
             Ok(Ok(None)) => RollbackOutcome::Failed { reason: "no checkpoint".to_owned() },
-            Ok(Ok(Some(checkpoint))) => match restore_model(self.device.as_mut(), self.config.planted, &checkpoint.model) {
-                Ok(()) => RollbackOutcome::Checkpoint { epoch: checkpoint.epoch, step: checkpoint.global_step },
-                Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
-            },
+            Ok(Ok(Some(checkpoint))) => {
+                match restore_model(self.device.as_mut(), self.config.planted, &checkpoint.model) {
+                    Ok(()) => RollbackOutcome::Checkpoint { epoch: checkpoint.epoch, step: checkpoint.global_step },
+                    Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
+                }
+            }
         }
     }
 
