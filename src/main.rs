@@ -36,23 +36,14 @@ struct Cli {
     command: Command,
 }
 
-/// `--plant BUG`: arms one planted bug for every run (test builds with the
-/// `planted-bugs` feature only; other builds have no such flag).
+/// `--plant BUG`: arms one planted bug for every run. The flag exists only in
+/// test builds with the `planted-bugs` feature; elsewhere it is always `None`.
 #[derive(Debug, Clone, Default, clap::Args)]
 struct PlantArg {
     /// A planted bug to arm: see `esper_core::planted::PlantedBug`.
-    #[cfg(feature = "planted-bugs")]
-    #[arg(long, value_name = "BUG")]
+    #[cfg_attr(feature = "planted-bugs", arg(long, value_name = "BUG"))]
+    #[cfg_attr(not(feature = "planted-bugs"), arg(skip))]
     plant: Option<esper_core::planted::PlantedBug>,
-}
-
-impl PlantArg {
-    fn planted(&self) -> esper_core::planted::Planted {
-        #[cfg(feature = "planted-bugs")]
-        return esper_core::planted::Planted::bug(self.plant);
-        #[cfg(not(feature = "planted-bugs"))]
-        esper_core::planted::Planted::NONE
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,7 +375,7 @@ fn execute(command: Command) -> anyhow::Result<bool> {
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures, plant } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let planted = plant.planted();
+            let planted = esper_core::planted::Planted::bug(plant.plant);
             let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config)
         }
