@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
@@ -22,7 +23,7 @@ use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
 use esper_scenarios::wal_soak::{SoakConfig, SoakError};
-use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario};
+use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario_planted};
 
 /// Deterministic simulation and testing for the Esper-Lite training control loop.
 ///
@@ -61,6 +62,8 @@ enum Command {
         /// Also write every canonical trace line to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        #[command(flatten)]
+        plant: PlantArg,
     },
     /// Run each seed twice in fresh worlds and compare the traces event by event.
     CheckDeterminism {
@@ -371,11 +374,11 @@ fn execute(command: Command) -> anyhow::Result<bool> {
             }
             Ok(true)
         }
-        Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
+        Command::Run { scenario, seed, trace, plant } => run(scenario, seed, Planted::bug(plant.plant), trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures, plant } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let planted = esper_core::planted::Planted::bug(plant.plant);
+            let planted = Planted::bug(plant.plant);
             let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config)
         }
@@ -513,9 +516,9 @@ fn tamiyo_wal(action: TamiyoWalAction) -> anyhow::Result<bool> {
     }
 }
 
-fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> anyhow::Result<bool> {
+fn run(scenario: &dyn SimScenario, seed: u64, planted: Planted, trace: Option<PathBuf>) -> anyhow::Result<bool> {
     let mode = if trace.is_some() { TraceMode::Full } else { TraceMode::Hash };
-    let report = run_scenario(scenario, seed, mode);
+    let report = run_scenario_planted(scenario, seed, planted, mode);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');

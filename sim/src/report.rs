@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use esper_core::planted::Planted;
+
 use crate::fault::FaultSchedule;
 use crate::invariant::{Invariant, Violation};
 use crate::scenario::replay_command;
@@ -37,6 +39,8 @@ pub struct RunReport {
     pub seed: u64,
     /// The faults the run was subjected to.
     pub schedule: FaultSchedule,
+    /// The planted bug the run armed (test builds only).
+    pub planted: Planted,
     /// SHA-256 of the canonical trace, hex.
     pub hash: String,
     /// Events in the trace.
@@ -59,7 +63,13 @@ impl RunReport {
 
     /// The command that reruns exactly this run.
     pub fn replay_command(&self) -> String {
-        replay_command(&self.scenario, self.seed)
+        match self.planted.asked() {
+            Some(bug) => format!(
+                "cargo run --release --features planted-bugs -- run --scenario {} --seed {} --plant {bug}",
+                self.scenario, self.seed
+            ),
+            None => replay_command(&self.scenario, self.seed),
+        }
     }
 }
 

@@ -40,8 +40,13 @@ pub trait SimScenario: Sync + std::fmt::Debug {
 
 /// Runs `scenario` once for `seed`, under the faults it draws for that seed.
 pub fn run_scenario(scenario: &dyn SimScenario, seed: u64, mode: TraceMode) -> RunReport {
+    run_scenario_planted(scenario, seed, Planted::NONE, mode)
+}
+
+/// [`run_scenario`] with `planted` armed (`esper run --plant`, test builds only).
+pub fn run_scenario_planted(scenario: &dyn SimScenario, seed: u64, planted: Planted, mode: TraceMode) -> RunReport {
     let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
-    run_scenario_with(scenario, seed, schedule, Planted::NONE, mode)
+    run_scenario_with(scenario, seed, schedule, planted, mode)
 }
 
 /// Runs `scenario` once for `seed` under `schedule` instead of its own faults (a

@@ -254,6 +254,7 @@ impl World {
             scenario: scenario.to_owned(),
             seed: self.seed,
             schedule: self.schedule,
+            planted: self.planted,
             hash: summary.hash,
             events: summary.events,
             sim_elapsed: self.sim.elapsed(),

@@ -233,6 +233,7 @@ mod tests {
             scenario: "control-loop".to_owned(),
             seed: 7,
             schedule: FaultSchedule::new(vec![at(10, crash("tamiyo")), at(20, restart("tamiyo"))]),
+            planted: esper_core::planted::Planted::NONE,
             hash: "0".repeat(64),
             events: 1,
             sim_elapsed: std::time::Duration::from_secs(1),
