@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
-use esper_scenarios::drills::shrink::{episode_count, shrink_record};
+use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_record};
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
-use esper_sim::{Invariant, Outcome, RunReport, SimScenario, TraceMode};
+use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
 
 use crate::exit::CommandResult;
 
@@ -28,6 +28,10 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
     let seeds = summary.results.len();
     let failures: Vec<_> = summary.failures().collect();
     let mode = if config.swarm { "swarm" } else { "all fault kinds" };
+    let mode = match config.planted.asked() {
+        Some(bug) => format!("{mode}, planted bug {bug}"),
+        None => mode.to_owned(),
+    };
     let shard = config.shard.map(|shard| format!(" shard {}/{}", shard.index, shard.count)).unwrap_or_default();
     let stopped = if summary.results.len() < summary.planned { " (stopped early at --max-failures)" } else { "" };
     println!(
@@ -92,11 +96,14 @@ fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
         "seed={} scenario={} hash={} events={} faults: {}",
         report.seed, report.scenario, report.hash, report.events, record.schedule
     );
-    match (&report.outcome, Invariant::of(&report.outcome)) {
-        (Outcome::Failed { error }, Some(invariant)) => {
-            let same = if invariant == record.invariant { "the recorded one" } else { "NOT the recorded one" };
-            println!("FAILED: invariant {invariant} ({same}, {})", record.invariant);
-            println!("  error: {error}");
+    if let Some(bug) = record.planted {
+        println!("planted bug armed: {bug}");
+    }
+    match &report.outcome {
+        Outcome::Failed { violation } => {
+            let same = if fails_the_same(record, report) { "the recorded one" } else { "NOT the recorded one" };
+            println!("FAILED: invariant {} ({same}, {})", violation.invariant, record.invariant());
+            println!("  detail: {}", violation.detail);
             let hash = if report.hash == record.hash { "same as recorded" } else { "differs from the recorded run" };
             println!("  trace hash {hash}");
             println!("  last {} trace events:", report.tail.len());
@@ -105,7 +112,7 @@ fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
             }
             println!("  replay: {}", replay_file_command(path));
         }
-        _ => println!("passed: the {} invariant holds under this schedule now", record.invariant),
+        Outcome::Passed => println!("passed: the {} invariant holds under this schedule now", record.invariant()),
     }
 }
 
@@ -114,11 +121,11 @@ fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
 pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> CommandResult {
     let record = FailureRecord::read(path)?;
     let first = record.replay(TraceMode::Hash)?;
-    if Invariant::of(&first.outcome) != Some(record.invariant) {
+    if !fails_the_same(&record, &first) {
         println!(
             "{} does not fail its invariant {} on this commit; nothing to shrink",
             path.display(),
-            record.invariant
+            record.invariant()
         );
         print_replay(&record, &first, path);
         return Ok(false);
@@ -139,7 +146,7 @@ pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> Co
         shrunk.steps,
         minimal.schedule
     );
-    println!("  invariant {}: {}", minimal.invariant, minimal.error);
+    println!("  {}", minimal.violation);
     println!("  wrote {}", output.display());
     println!("  replay: {}", replay_file_command(&output));
     Ok(true)

@@ -95,7 +95,11 @@ impl Classify for FailureFileError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Write { .. } => ErrorKind::Runtime,
-            Self::Read { .. } | Self::Parse { .. } | Self::Schema { .. } | Self::Scenario { .. } => ErrorKind::Input,
+            Self::Read { .. }
+            | Self::Parse { .. }
+            | Self::Schema { .. }
+            | Self::Scenario { .. }
+            | Self::PlantedUnavailable { .. } => ErrorKind::Input,
         }
     }
 }

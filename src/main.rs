@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
@@ -26,7 +27,7 @@ use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
 use esper_scenarios::wal_soak::{SoakConfig, SoakError};
-use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario};
+use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario_planted};
 use exit::{CommandResult, Tag as _, usage};
 
 /// Deterministic simulation and testing for the Esper-Lite training control loop.
@@ -39,6 +40,16 @@ use exit::{CommandResult, Tag as _, usage};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--plant BUG`: arms one planted bug for every run. The flag exists only in
+/// test builds with the `planted-bugs` feature; elsewhere it is always `None`.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct PlantArg {
+    /// A planted bug to arm: see `esper_core::planted::PlantedBug`.
+    #[cfg_attr(feature = "planted-bugs", arg(long, value_name = "BUG"))]
+    #[cfg_attr(not(feature = "planted-bugs"), arg(skip))]
+    plant: Option<esper_core::planted::PlantedBug>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +67,8 @@ enum Command {
         /// Also write every canonical trace line to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        #[command(flatten)]
+        plant: PlantArg,
     },
     /// Run each seed twice in fresh worlds and compare the traces event by event.
     CheckDeterminism {
@@ -96,6 +109,8 @@ enum Command {
         /// Stop starting new seeds after this many failures.
         #[arg(long, value_name = "N")]
         max_failures: Option<usize>,
+        #[command(flatten)]
+        plant: PlantArg,
     },
     /// Rerun one failure file exactly (scenario, seed, schedule). Exit 1 if it still
     /// fails, 0 if its invariant holds now.
@@ -372,11 +387,12 @@ fn execute(command: Command) -> CommandResult {
             }
             Ok(true)
         }
-        Command::Run { scenario, seed, trace } => run(scenario, seed, trace),
+        Command::Run { scenario, seed, trace, plant } => run(scenario, seed, Planted::bug(plant.plant), trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
-        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures } => {
+        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures, plant } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures };
+            let planted = Planted::bug(plant.plant);
+            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config)
         }
         Command::Replay { file } => drill_cmd::replay_command(&file),
@@ -521,9 +537,9 @@ fn tamiyo_wal(action: TamiyoWalAction) -> CommandResult {
     }
 }
 
-fn run(scenario: &dyn SimScenario, seed: u64, trace: Option<PathBuf>) -> CommandResult {
+fn run(scenario: &dyn SimScenario, seed: u64, planted: Planted, trace: Option<PathBuf>) -> CommandResult {
     let mode = if trace.is_some() { TraceMode::Full } else { TraceMode::Hash };
-    let report = run_scenario(scenario, seed, mode);
+    let report = run_scenario_planted(scenario, seed, planted, mode);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');

@@ -165,7 +165,8 @@ impl Fixtures {
         record["schedule"] = serde_json::json!({"faults": [
             {"at_ms": 2, "fault": {"kind": "partition", "a": "tolaria", "b": "tamiyo"}}
         ]});
-        record["invariant"] = "liveness".into();
+        record["violation"] =
+            serde_json::json!({"invariant": "liveness", "detail": "no epoch succeeded after the cut"});
         std::fs::write(dir.path().join("liveness.json"), record.to_string()).expect("write record");
         std::fs::write(dir.path().join("garbled.json"), "{ not json").expect("write garbled");
         let fixtures = Self {

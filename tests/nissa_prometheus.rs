@@ -21,6 +21,7 @@ use esper_core::leyline::{
 };
 use esper_core::nissa::alerts::default_rules;
 use esper_core::nissa::{NissaConfig, prometheus_rules};
+use esper_core::planted::Planted;
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
 use esper_scenarios::nissa::{catalog_drills, checks};
 use support::external::{Tool, require};
@@ -56,7 +57,9 @@ async fn populate(redis_port: u16, port: u16) -> String {
         latency_objective_ms: 250.0,
         restore_latency_ms: None,
     };
-    for packet in epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), 0).expect("fits 280 B") {
+    for packet in
+        epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), 0, Planted::NONE).expect("fits 280 B")
+    {
         rig.publish(&BusEnvelope::wrap(&packet, packet.priority())).await.expect("published");
         rig.ingested += 1;
     }

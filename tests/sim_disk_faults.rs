@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use esper_core::storage::StorageError;
 use esper_core::wal::{PersistenceError, Wal, WalConfig};
-use esper_sim::{DiskOp, Fault, FaultSchedule, Outcome, ScheduledFault, SimDisk, SimDiskConfig, TraceMode, World};
+use esper_sim::{
+    DiskOp, Fault, FaultSchedule, Invariant, Outcome, ScheduledFault, SimDisk, SimDiskConfig, TraceMode, World,
+};
 
 const HOST: &str = "tamiyo";
 const LOG: &str = "var/wal.log";
@@ -94,7 +96,10 @@ fn a_schedule_naming_the_disk_of_a_diskless_host_fails_before_the_run() {
     world.client("weatherlight", async { Ok(()) });
     let report = world.run("disk-faults", TraceMode::Hash);
     match report.outcome {
-        Outcome::Failed { error } => assert!(error.contains("has no disk"), "{error}"),
+        Outcome::Failed { violation } => {
+            assert_eq!(violation.invariant, Invariant::InvalidSchedule, "{violation}");
+            assert!(violation.detail.contains("has no disk"), "{violation}");
+        }
         Outcome::Passed => panic!("a diskless host's disk fault must be refused"),
     }
 }

@@ -14,6 +14,7 @@ use esper_core::leyline::{
     FieldReport, FieldReportOutcome, MessagePriority, SeedLifecycleStage, SeedOperation, SeedState, SigningKey,
     SystemStatePacket, TelemetryPacket, Timestamp, Verifier, VerifyPolicy,
 };
+use esper_core::planted::Planted;
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
 use hmac::{Hmac, Mac};
 use prost::Message;
@@ -99,7 +100,8 @@ fn tolaria_telemetry() -> TelemetryPacket {
         latency_objective_ms: 18.0,
         restore_latency_ms: None,
     };
-    let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), NOW_MS).expect("fits the budget");
+    let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), NOW_MS, Planted::NONE)
+        .expect("fits the budget");
     packets.into_iter().next().expect("the KPI packet comes first")
 }
 

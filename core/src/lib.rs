@@ -23,6 +23,7 @@ pub mod leyline;
 pub mod net;
 pub mod nissa;
 pub mod oona;
+pub mod planted;
 pub mod simic;
 pub mod storage;
 pub mod tamiyo;

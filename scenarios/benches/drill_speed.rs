@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use esper_core::planted::Planted;
 use esper_scenarios::drills::generate::draw;
 use esper_scenarios::registry;
 use esper_sim::{TraceMode, WorldConfig, run_scenario_with};
@@ -38,7 +39,7 @@ fn main() {
     for seed in 0..seeds {
         let drill = draw(&space, seed, true);
         faults += drill.schedule.faults().len();
-        let report = run_scenario_with(scenario, seed, drill.schedule, TraceMode::Hash);
+        let report = run_scenario_with(scenario, seed, drill.schedule, Planted::NONE, TraceMode::Hash);
         assert!(report.passed(), "{report}");
         sim_times.push(report.sim_elapsed);
     }

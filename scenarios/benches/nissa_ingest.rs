@@ -23,6 +23,7 @@ use esper_core::net::TokioConnector;
 use esper_core::nissa::index::MemoryIndex;
 use esper_core::nissa::{self, Nissa, NissaConfig, run_ingest};
 use esper_core::oona::{ClientParts, Handled, OonaClient, PublishOutcome, StreamConfig};
+use esper_core::planted::Planted;
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
 use esper_scenarios::real_profile::wall_clock_ms;
 use rand::SeedableRng;
@@ -57,7 +58,8 @@ async fn fill(port: u16, packets: u64) {
             latency_objective_ms: 8.0,
             restore_latency_ms: None,
         };
-        let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), wall_clock_ms()).expect("fits");
+        let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), wall_clock_ms(), Planted::NONE)
+            .expect("fits");
         let envelope = BusEnvelope::wrap(&packets[0], packets[0].priority());
         let outcome = publisher.publish(&envelope).await.expect("Redis takes it");
         assert!(matches!(outcome, PublishOutcome::Published { .. }), "{outcome:?}");

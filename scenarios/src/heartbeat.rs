@@ -13,7 +13,7 @@ use std::time::Duration;
 use esper_core::weatherlight::heartbeat::{
     Beat, BeatResult, HeartbeatConfig, HeartbeatLog, HeartbeatMonitor, serve_heartbeats,
 };
-use esper_sim::{Fault, FaultSchedule, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World};
+use esper_sim::{Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -95,7 +95,7 @@ impl SimScenario for HeartbeatScenario {
         world.client(MONITOR, async move {
             let origin = turmoil::sim_elapsed().unwrap_or_default();
             let log = HeartbeatMonitor::new(TurmoilConnector, SUBSYSTEM, config, rng).run().await;
-            check(&log, origin, cut).map_err(Into::into)
+            check(&log, origin, cut).map_err(|detail| Invariant::Scenario.violated(detail).into())
         });
     }
 }

@@ -33,6 +33,7 @@ use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{BusMessageType, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp};
 use esper_core::net::Connector as _;
 use esper_core::oona::Backoff;
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::{Outbox, TelemetryPort as _};
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer};
@@ -265,7 +266,7 @@ async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &N
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client_at(WEATHERLIGHT, clock, esper_sim::ClockSkew::default(), &rng)?,
+        tamiyo: tamiyo_client_at(WEATHERLIGHT, clock, esper_sim::ClockSkew::default(), &rng, Planted::NONE)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: Outbox::default(),
         emergency: Outbox::default(),

@@ -1,15 +1,15 @@
 //! Named invariants, so a failed drill says which property broke.
 //!
-//! A scenario's hosts check their invariants and fail the run with a
-//! [`Violation`]; the world adds two of its own — no host panicked, and the run
-//! finished inside its sim-time budget (liveness). [`Invariant::of`] reads the
-//! name back from a failed run, for failure files, for the shrinker (which must
-//! keep the *same* invariant failing while it simplifies a schedule) and for
-//! sweep summaries.
+//! A scenario's hosts check their invariants and fail the run by returning a
+//! [`Violation`] as turmoil's error; `World::run` takes it back out by type and
+//! adds what only the world knows — a host panicked, the run outlived its
+//! sim-time budget (liveness), a host failed with a plain error, the schedule
+//! could not run. The value travels unchanged into the run report, the failure
+//! file, the shrinker (which must keep the *same* invariant failing while it
+//! simplifies a schedule) and sweep summaries: nothing reads an invariant back
+//! out of a message.
 
 use std::fmt;
-
-use crate::report::Outcome;
 
 /// The properties drills check, in the order a run meets them. Safety first
 /// (nothing lost, nothing corrupted), then liveness (the loop recovers).
@@ -32,13 +32,19 @@ pub enum Invariant {
     TelemetryBudget,
     /// After the last fault is repaired, the work completes within a bound.
     Liveness,
-    /// A check specific to the scenario (its own expectations of a fixed schedule).
+    /// A check specific to the scenario (its own expectations of a fixed
+    /// schedule), named so by the host that makes it.
     Scenario,
+    /// A host failed with a plain error rather than a named violation: not a
+    /// property the drill checks, but the run did not do what it should.
+    HostError,
+    /// The fault schedule names something the world lacks, so the run never started.
+    InvalidSchedule,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::NoPanic,
         Self::OonaLedger,
         Self::WalAcknowledged,
@@ -47,6 +53,8 @@ impl Invariant {
         Self::TelemetryBudget,
         Self::Liveness,
         Self::Scenario,
+        Self::HostError,
+        Self::InvalidSchedule,
     ];
 
     /// The kebab-case name used in messages and files.
@@ -60,26 +68,14 @@ impl Invariant {
             Self::TelemetryBudget => "telemetry-budget",
             Self::Liveness => "liveness",
             Self::Scenario => "scenario",
+            Self::HostError => "host-error",
+            Self::InvalidSchedule => "invalid-schedule",
         }
     }
 
     /// A violation of this invariant.
     pub fn violated(self, detail: impl Into<String>) -> Violation {
         Violation { invariant: self, detail: detail.into() }
-    }
-
-    /// Which invariant a run broke, if it failed: the one its error names, a panic,
-    /// an exhausted sim-time budget (liveness), or else the scenario's own check.
-    pub fn of(outcome: &Outcome) -> Option<Self> {
-        let Outcome::Failed { error } = outcome else { return None };
-        if error.starts_with(PANIC_PREFIX) {
-            return Some(Self::NoPanic);
-        }
-        if error.contains(BUDGET_EXHAUSTED) {
-            return Some(Self::Liveness);
-        }
-        let named = Self::ALL.into_iter().find(|invariant| error.contains(&Violation::prefix(*invariant)));
-        Some(named.unwrap_or(Self::Scenario))
     }
 }
 
@@ -89,14 +85,10 @@ impl fmt::Display for Invariant {
     }
 }
 
-/// How the world reports a panicking host (see `World::run`).
-pub(crate) const PANIC_PREFIX: &str = "a host panicked";
-/// What turmoil says when a run outlives its sim-time budget.
-const BUDGET_EXHAUSTED: &str = "Ran for duration";
-
-/// A broken invariant and what was seen. Hosts return it (as a string, through
-/// turmoil's error) to fail the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A broken invariant and what was seen. Hosts return it boxed as turmoil's
+/// error to fail the run; turmoil passes a host's error through untouched, so
+/// the world gets this very value back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Violation {
     /// Which invariant.
     pub invariant: Invariant,
@@ -104,44 +96,10 @@ pub struct Violation {
     pub detail: String,
 }
 
-impl Violation {
-    fn prefix(invariant: Invariant) -> String {
-        format!("invariant {invariant} violated:")
-    }
-}
-
 impl fmt::Display for Violation {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{} {}", Self::prefix(self.invariant), self.detail)
+        write!(formatter, "invariant {} violated: {}", self.invariant, self.detail)
     }
 }
 
 impl std::error::Error for Violation {}
-
-impl From<Violation> for String {
-    fn from(violation: Violation) -> Self {
-        violation.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn failed(error: &str) -> Outcome {
-        Outcome::Failed { error: error.to_owned() }
-    }
-
-    #[test]
-    fn reads_the_broken_invariant_back_from_a_failed_run() {
-        assert_eq!(Invariant::of(&Outcome::Passed), None);
-        let violation = Invariant::WalAcknowledged.violated("3 answered, 2 durable");
-        assert_eq!(Invariant::of(&failed(&violation.to_string())), Some(Invariant::WalAcknowledged));
-        assert_eq!(Invariant::of(&failed("a host panicked: boom")), Some(Invariant::NoPanic));
-        assert_eq!(
-            Invariant::of(&failed("Ran for duration: 120s steps: 120000 without completing")),
-            Some(Invariant::Liveness)
-        );
-        assert_eq!(Invariant::of(&failed("loss did not fall")), Some(Invariant::Scenario));
-    }
-}

@@ -43,7 +43,7 @@ pub use invariant::{Invariant, Violation};
 pub use net::{TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};
 pub use rng::{Incarnations, RngTree};
-pub use scenario::{SimScenario, replay_command, run_scenario, run_scenario_with};
+pub use scenario::{SimScenario, replay_command, run_scenario, run_scenario_planted, run_scenario_with};
 pub use space::{DiskTarget, FaultSpace};
 pub use tally::Tally;
 pub use trace::TraceMode;

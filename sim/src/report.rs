@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use esper_core::planted::Planted;
+
 use crate::fault::FaultSchedule;
+use crate::invariant::{Invariant, Violation};
 use crate::scenario::replay_command;
 use crate::trace::format_sim_time;
 
@@ -13,8 +16,19 @@ use crate::trace::format_sim_time;
 pub enum Outcome {
     /// Every host finished cleanly and the scenario's own checks held.
     Passed,
-    /// A host returned an error, panicked, or the run outlived its sim-time budget.
-    Failed { error: String },
+    /// An invariant broke: a host's check, a panic, an exhausted sim-time
+    /// budget, a host's plain error or an unusable schedule (see [`Invariant`]).
+    Failed { violation: Violation },
+}
+
+impl Outcome {
+    /// The invariant a failed run broke; `None` for a pass.
+    pub fn invariant(&self) -> Option<Invariant> {
+        match self {
+            Self::Passed => None,
+            Self::Failed { violation } => Some(violation.invariant),
+        }
+    }
 }
 
 /// The result of one run: enough to compare it with another run and to replay it.
@@ -26,6 +40,8 @@ pub struct RunReport {
     pub seed: u64,
     /// The faults the run was subjected to.
     pub schedule: FaultSchedule,
+    /// The planted bug the run armed (test builds only).
+    pub planted: Planted,
     /// SHA-256 of the canonical trace, hex.
     pub hash: String,
     /// Events in the trace.
@@ -50,7 +66,13 @@ impl RunReport {
 
     /// The command that reruns exactly this run.
     pub fn replay_command(&self) -> String {
-        replay_command(&self.scenario, self.seed)
+        match self.planted.asked() {
+            Some(bug) => format!(
+                "cargo run --release --features planted-bugs -- run --scenario {} --seed {} --plant {bug}",
+                self.scenario, self.seed
+            ),
+            None => replay_command(&self.scenario, self.seed),
+        }
     }
 }
 
@@ -67,12 +89,12 @@ impl fmt::Display for RunReport {
             self.events,
             format_sim_time(self.sim_elapsed)
         )?;
-        let Outcome::Failed { error } = &self.outcome else {
+        let Outcome::Failed { violation } = &self.outcome else {
             return Ok(());
         };
         writeln!(formatter, " FAILED")?;
         writeln!(formatter, "  schedule: {}", self.schedule)?;
-        writeln!(formatter, "  error: {error}")?;
+        writeln!(formatter, "  {violation}")?;
         writeln!(formatter, "  last {} trace events:", self.tail.len())?;
         for line in &self.tail {
             writeln!(formatter, "    {line}")?;

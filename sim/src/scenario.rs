@@ -1,5 +1,7 @@
 //! The contract between a scenario and the world.
 
+use esper_core::planted::Planted;
+
 use crate::fault::FaultSchedule;
 use crate::report::RunReport;
 use crate::rng::RngTree;
@@ -9,7 +11,7 @@ use crate::world::{World, WorldConfig};
 
 /// A scenario: which hosts run which `esper-core` code, under which faults, and
 /// what must hold at the end (checked by its client host, which fails the run by
-/// returning an error).
+/// returning a [`crate::Violation`] boxed as turmoil's error).
 pub trait SimScenario: Sync + std::fmt::Debug {
     /// Name used on the command line.
     fn name(&self) -> &'static str;
@@ -38,13 +40,27 @@ pub trait SimScenario: Sync + std::fmt::Debug {
 
 /// Runs `scenario` once for `seed`, under the faults it draws for that seed.
 pub fn run_scenario(scenario: &dyn SimScenario, seed: u64, mode: TraceMode) -> RunReport {
-    run_scenario_with(scenario, seed, scenario.schedule(&RngTree::new(seed).child("faults")), mode)
+    run_scenario_planted(scenario, seed, Planted::NONE, mode)
 }
 
-/// Runs `scenario` once for `seed` under `schedule` instead of its own faults: a
-/// drill's generated schedule, or one read back from a failure file.
-pub fn run_scenario_with(scenario: &dyn SimScenario, seed: u64, schedule: FaultSchedule, mode: TraceMode) -> RunReport {
+/// [`run_scenario`] with `planted` armed (`esper run --plant`, test builds only).
+pub fn run_scenario_planted(scenario: &dyn SimScenario, seed: u64, planted: Planted, mode: TraceMode) -> RunReport {
+    let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
+    run_scenario_with(scenario, seed, schedule, planted, mode)
+}
+
+/// Runs `scenario` once for `seed` under `schedule` instead of its own faults (a
+/// drill's generated schedule, or one read back from a failure file), with
+/// `planted` armed (a no-op outside `planted-bugs` builds).
+pub fn run_scenario_with(
+    scenario: &dyn SimScenario,
+    seed: u64,
+    schedule: FaultSchedule,
+    planted: Planted,
+    mode: TraceMode,
+) -> RunReport {
     let mut world = World::with_config(seed, schedule, &scenario.world_config());
+    world.plant(planted);
     scenario.populate(&mut world);
     world.run(scenario.name(), mode)
 }

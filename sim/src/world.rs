@@ -6,18 +6,19 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
+use esper_core::planted::Planted;
 use rand::RngCore;
 
 use crate::clock::ClockSkew;
 use crate::disk::{SimDisk, SimDiskConfig};
 use crate::fault::{Fault, FaultSchedule};
-use crate::invariant::PANIC_PREFIX;
+use crate::invariant::{Invariant, Violation};
 use crate::net::TurmoilConnector;
 use crate::redis::{DurableStore, FaultHandle, RedisServer, ServerConfig};
 use crate::report::{Outcome, RunReport};
 use crate::rng::RngTree;
 use crate::tally::Tally;
-use crate::trace::{TraceMode, TraceRecorder, TraceSubscriber};
+use crate::trace::{TraceMode, TraceRecorder, TraceSubscriber, format_sim_time};
 
 /// Fixed start of sim time (2025-01-01T00:00:00Z): turmoil would otherwise take the
 /// wall clock, and anything that prints a timestamp would differ between runs.
@@ -80,6 +81,10 @@ pub struct World {
     down: BTreeSet<String>,
     /// Counts hosts report for the run report.
     tally: Tally,
+    /// The sim-time budget: a run stopped past it failed liveness.
+    duration: Duration,
+    /// The planted bug this run arms; scenarios pass it to the code under test.
+    planted: Planted,
 }
 
 impl std::fmt::Debug for World {
@@ -135,6 +140,8 @@ impl World {
             stalled: BTreeSet::new(),
             down: BTreeSet::new(),
             tally: Tally::default(),
+            duration: config.duration,
+            planted: Planted::NONE,
         }
     }
 
@@ -151,6 +158,17 @@ impl World {
     /// The faults this world will apply.
     pub fn schedule(&self) -> &FaultSchedule {
         &self.schedule
+    }
+
+    /// Arms a planted bug for this run (see `esper_core::planted`); call before
+    /// the scenario populates the world.
+    pub fn plant(&mut self, planted: Planted) {
+        self.planted = planted;
+    }
+
+    /// The planted bug this run arms, for a scenario to pass down its configs.
+    pub fn planted(&self) -> Planted {
+        self.planted
     }
 
     /// The root of the run's RNG tree; components take named streams from it.
@@ -245,10 +263,11 @@ impl World {
             scenario: scenario.to_owned(),
             seed: self.seed,
             schedule: self.schedule,
+            planted: self.planted,
             hash: summary.hash,
             events: summary.events,
             sim_elapsed: self.sim.elapsed(),
-            outcome: result.map_or_else(|error| Outcome::Failed { error }, |()| Outcome::Passed),
+            outcome: result.map_or_else(|violation| Outcome::Failed { violation }, |()| Outcome::Passed),
             lines: summary.lines,
             tail: summary.tail,
             tally: self.tally.counts(),
@@ -257,7 +276,11 @@ impl World {
 
     /// Why the schedule cannot run in this world: it names a host the world lacks,
     /// or the disk of a host that has none.
-    fn invalid_schedule(&self) -> Option<String> {
+    fn invalid_schedule(&self) -> Option<Violation> {
+        self.schedule_problem().map(|problem| Invariant::InvalidSchedule.violated(problem))
+    }
+
+    fn schedule_problem(&self) -> Option<String> {
         let faults = self.schedule.faults().iter().map(|scheduled| &scheduled.fault);
         if let Some(host) = faults.clone().flat_map(Fault::hosts).find(|host| !self.hosts.contains(*host)) {
             return Some(format!("fault schedule names host {host:?}, which this world does not have"));
@@ -289,7 +312,7 @@ impl World {
 
     /// The step loop. Faults due at or before the current sim time are applied
     /// before the step, so a fault at `t` is in force for everything at `t`.
-    fn drive(&mut self, recorder: &Mutex<TraceRecorder>) -> Result<(), String> {
+    fn drive(&mut self, recorder: &Mutex<TraceRecorder>) -> Result<(), Violation> {
         let faults = self.schedule.faults().to_vec();
         let mut next_fault = 0;
         loop {
@@ -302,9 +325,27 @@ impl World {
             match catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
                 Ok(Ok(true)) => return Ok(()),
                 Ok(Ok(false)) => {}
-                Ok(Err(error)) => return Err(error.to_string()),
-                Err(panic) => return Err(format!("{PANIC_PREFIX}: {}", panic_message(panic.as_ref()))),
+                Ok(Err(error)) => return Err(self.violation_of(error)),
+                // turmoil runs hosts with tokio's `ShutdownRuntime` panic policy, so
+                // a host's panic unwinds out of `step` to here.
+                Err(panic) => return Err(Invariant::NoPanic.violated(panic_message(panic.as_ref()))),
             }
+        }
+    }
+
+    /// What a failed step broke. A host's [`Violation`] comes back as the very
+    /// value it returned (turmoil passes a host's boxed error through). Any other
+    /// error is turmoil's own when the run has outlived its sim-time budget —
+    /// turmoil checks the budget only after every host has stepped cleanly —
+    /// and otherwise a host's plain error.
+    fn violation_of(&self, error: Box<dyn std::error::Error>) -> Violation {
+        match error.downcast::<Violation>() {
+            Ok(violation) => *violation,
+            Err(error) if self.sim.elapsed() > self.duration => Invariant::Liveness.violated(format!(
+                "the run was still going after its sim-time budget of {} s ({error})",
+                format_sim_time(self.duration)
+            )),
+            Err(error) => Invariant::HostError.violated(error.to_string()),
         }
     }
 

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::planted::Planted;
+
 /// Env var overriding [`StreamConfig::normal_stream`].
 pub const NORMAL_STREAM_ENV: &str = "OONA_NORMAL_STREAM";
 /// Env var overriding [`StreamConfig::emergency_stream`].
@@ -83,6 +85,8 @@ pub struct StreamConfig {
     pub outbox_capacity: usize,
     /// Redelivered entry ids remembered as already verified: 4096.
     pub verified_cache: usize,
+    /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
+    pub planted: Planted,
 }
 
 impl Default for StreamConfig {
@@ -115,6 +119,7 @@ impl Default for StreamConfig {
             durability_window: Duration::from_secs(2),
             outbox_capacity: 10_000,
             verified_cache: 4_096,
+            planted: Planted::NONE,
         }
     }
 }

@@ -24,6 +24,7 @@ use super::error::OonaError;
 use super::link::Target;
 use crate::leyline::BusEnvelope;
 use crate::net::Connector;
+use crate::planted::PlantedBug;
 
 /// One entry handed to a handler.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +132,16 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         Ok(round)
     }
 
+    /// The entries of `stream` pending in the group (delivered, never XACKed),
+    /// at most `count`, with their delivery counts: what an audit or an operator
+    /// asks before calling a stream drained.
+    pub async fn pending(&mut self, stream: &str, count: u32) -> Result<Vec<(String, u64)>, OonaError> {
+        let cmd = redis::cmd("XPENDING").arg(stream).arg(&self.config.group).arg("-").arg("+").arg(count).clone();
+        let target = Target { command: "XPENDING", stream };
+        let reply = self.query(&cmd, target, Duration::ZERO).await?;
+        pending_deliveries(&reply).map_err(|detail| reply_error(target, detail))
+    }
+
     /// Recreates the group when `error` says it is missing; otherwise returns it.
     async fn recreate_if_nogroup(&mut self, stream: &str, error: OonaError) -> Result<(), OonaError> {
         if error.server_code() != Some("NOGROUP") {
@@ -201,20 +212,20 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         if deliveries > self.config.retry_max_attempts {
             self.metrics.retries_exhausted += 1;
             let reason = format!("handler failed {} deliveries", deliveries - 1);
-            return self.dead_letter(stream, entry, &reason, round).await;
+            return self.dead_letter(stream, entry, deliveries, &reason, round).await;
         }
         let envelope = match self.open(stream, entry) {
             Ok(envelope) => envelope,
             Err(reason) => {
                 self.metrics.invalid_envelopes += 1;
-                return self.dead_letter(stream, entry, &reason, round).await;
+                return self.dead_letter(stream, entry, deliveries, &reason, round).await;
             }
         };
         self.metrics.consumed += 1;
         let delivery = Delivery { stream, id: &entry.id, envelope: &envelope, deliveries };
         match handler(&delivery) {
             Handled::Done => {
-                self.ack(stream, &entry.id).await?;
+                self.ack(stream, &entry.id, deliveries).await?;
                 self.metrics.acked += 1;
                 round.handled += 1;
             }
@@ -225,7 +236,8 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
             }
             Handled::Reject(why) => {
                 self.metrics.handler_rejected += 1;
-                return self.dead_letter(stream, entry, &format!("handler rejected it: {why}"), round).await;
+                let reason = format!("handler rejected it: {why}");
+                return self.dead_letter(stream, entry, deliveries, &reason, round).await;
             }
         }
         Ok(())
@@ -243,7 +255,13 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         Ok(envelope)
     }
 
-    async fn ack(&mut self, stream: &str, id: &str) -> Result<(), OonaError> {
+    /// XACK. The planted `consumer-leaves-pending` bug takes a redelivered entry
+    /// to have been acknowledged at its first delivery and skips it: the entry
+    /// stays pending in the group for good.
+    async fn ack(&mut self, stream: &str, id: &str, deliveries: u64) -> Result<(), OonaError> {
+        if deliveries > 1 && self.config.planted.armed(PlantedBug::ConsumerLeavesPending) {
+            return Ok(());
+        }
         let cmd = redis::cmd("XACK").arg(stream).arg(&self.config.group).arg(id).clone();
         self.query(&cmd, Target { command: "XACK", stream }, Duration::ZERO).await.map(drop)
     }
@@ -253,6 +271,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         &mut self,
         stream: &str,
         entry: &Entry,
+        deliveries: u64,
         reason: &str,
         round: &mut ConsumeRound,
     ) -> Result<(), OonaError> {
@@ -266,7 +285,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         if !matches!(reply, Value::BulkString(_)) {
             return Err(reply_error(Target { command: "XADD", stream: &dead_letter }, format!("{reply:?}")));
         }
-        self.ack(stream, &entry.id).await?;
+        self.ack(stream, &entry.id, deliveries).await?;
         self.metrics.dead_letter_total += 1;
         round.dead_lettered += 1;
         tracing::warn!(stream, id = %entry.id, reason, "oona: entry dead-lettered");

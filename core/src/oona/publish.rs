@@ -17,6 +17,7 @@ use super::error::OonaError;
 use super::outbox::Held;
 use crate::leyline::{BusEnvelope, BusMessageType, MessagePriority};
 use crate::net::Connector;
+use crate::planted::PlantedBug;
 
 /// Oona's four streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -121,7 +122,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
         if target == StreamKind::Emergency {
             self.metrics.emergency_published += 1;
         }
-        if critical && !cfg!(feature = "planted-bug-outbox") {
+        if critical && !self.config.planted.armed(PlantedBug::OutboxForgetsCritical) {
             self.outbox.push(Held { stream, id: id.clone(), envelope: envelope.clone(), sent_at: Instant::now() });
         }
         Ok(PublishOutcome::Published { stream: target, id, rerouted })

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::breaker::BreakerConfig;
+use crate::planted::Planted;
 
 /// Everything the training loop needs to know besides its collaborators.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,8 @@ pub struct TrainingLoopConfig {
     pub step_cost: Duration,
     /// Objective for `slo.tolaria_latency_*` (the runbooks' 18 ms).
     pub latency_objective_ms: f64,
+    /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
+    pub planted: Planted,
 }
 
 impl Default for TrainingLoopConfig {
@@ -64,6 +67,7 @@ impl Default for TrainingLoopConfig {
             breaker: BreakerConfig::default(),
             step_cost: Duration::ZERO,
             latency_objective_ms: 18.0,
+            planted: Planted::NONE,
         }
     }
 }

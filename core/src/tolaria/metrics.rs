@@ -4,6 +4,7 @@ use crate::leyline::{
     MessagePriority, MetricPoint, TelemetryBuilder, TelemetryEvent, TelemetryLevel, TelemetryPacket, TelemetryTooLarge,
     Timestamp, encode_within_budget,
 };
+use crate::planted::{Planted, PlantedBug};
 
 /// Monotonic counters over the life of a trainer, named as Esper-Lite's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,6 +76,7 @@ pub fn epoch_packets(
     counters: &TolariaCounters,
     events: Vec<TelemetryEvent>,
     now_ms: u64,
+    planted: Planted,
 ) -> Result<Vec<TelemetryPacket>, TelemetryTooLarge> {
     let header = |suffix: String, level: TelemetryLevel| TelemetryPacket {
         packet_id: format!("tolaria-e{}{suffix}", figures.epoch),
@@ -83,7 +85,7 @@ pub fn epoch_packets(
         level: level.into(),
         ..TelemetryPacket::default()
     };
-    let mut packets = vec![kpi_packet(header(String::new(), TelemetryLevel::Info), figures, counters)?];
+    let mut packets = vec![kpi_packet(header(String::new(), TelemetryLevel::Info), figures, counters, planted)?];
     let mut pending: Option<TelemetryPacket> = None;
     for event in events {
         if let Some(packet) = pending.as_mut() {
@@ -109,28 +111,36 @@ fn kpi_packet(
     header: TelemetryPacket,
     figures: &EpochFigures,
     counters: &TolariaCounters,
+    planted: Planted,
 ) -> Result<TelemetryPacket, TelemetryTooLarge> {
     let metric = |name: &str, value: f64, unit: &str| MetricPoint::new(name, value, unit);
-    let mut builder = TelemetryBuilder::new(header)
-        .metric(MessagePriority::Critical, metric("tolaria.training.loss", f64::from(figures.loss), ""))
-        .metric(MessagePriority::Critical, metric("tolaria.training.latency_ms", figures.latency_ms, "ms"))
-        .metric(MessagePriority::Normal, metric("tolaria.seeds.active", figures.seeds_active as f64, ""))
-        .metric(MessagePriority::Normal, metric("tolaria.train.graph_enabled", 0.0, ""))
-        .metric(MessagePriority::High, metric("slo.tolaria_latency_actual", figures.latency_ms, "ms"))
-        .metric(MessagePriority::High, metric("slo.tolaria_latency_objective", figures.latency_objective_ms, "ms"));
+    let mut metrics = vec![
+        (MessagePriority::Critical, metric("tolaria.training.loss", f64::from(figures.loss), "")),
+        (MessagePriority::Critical, metric("tolaria.training.latency_ms", figures.latency_ms, "ms")),
+        (MessagePriority::Normal, metric("tolaria.seeds.active", figures.seeds_active as f64, "")),
+        (MessagePriority::Normal, metric("tolaria.train.graph_enabled", 0.0, "")),
+        (MessagePriority::High, metric("slo.tolaria_latency_actual", figures.latency_ms, "ms")),
+        (MessagePriority::High, metric("slo.tolaria_latency_objective", figures.latency_objective_ms, "ms")),
+    ];
     if figures.conservative {
-        builder = builder.metric(MessagePriority::Normal, metric("tolaria.mode.conservative", 1.0, ""));
+        metrics.push((MessagePriority::Normal, metric("tolaria.mode.conservative", 1.0, "")));
     }
     // A rollback's duration is that epoch's KPI (the RC1 rollback scenario's), and
     // the only sample of it Nissa gets: it must not be the one the budget drops.
     if let Some(restore_ms) = figures.restore_latency_ms {
-        builder =
-            builder.metric(MessagePriority::Critical, metric("tolaria.rollback.restore_latency_ms", restore_ms, "ms"));
+        metrics.push((MessagePriority::Critical, metric("tolaria.rollback.restore_latency_ms", restore_ms, "ms")));
     }
-    for (name, value) in moved_counters(counters) {
-        builder = builder.metric(MessagePriority::Low, metric(name, value as f64, ""));
+    metrics
+        .extend(moved_counters(counters).map(|(name, value)| (MessagePriority::Low, metric(name, value as f64, ""))));
+    if planted.armed(PlantedBug::TelemetrySentRaw) && moved_counters(counters).next().is_some() {
+        // The planted bug: an epoch whose failure counters moved sends every
+        // metric raw, however many bytes that makes, bypassing the builder's cap.
+        return Ok(TelemetryPacket { metrics: metrics.into_iter().map(|(_, point)| point).collect(), ..header });
     }
-    builder.build()
+    metrics
+        .into_iter()
+        .fold(TelemetryBuilder::new(header), |builder, (priority, point)| builder.metric(priority, point))
+        .build()
 }
 
 /// The counters the epoch packet carries (the failure signals), those that moved.
@@ -162,10 +172,10 @@ mod tests {
             epochs_failed_total: 1_000,
             ..TolariaCounters::default()
         };
-        let packets = epoch_packets(&figures, &counters, Vec::new(), 0).expect("fits the budget");
+        let packets = epoch_packets(&figures, &counters, Vec::new(), 0, Planted::NONE).expect("fits the budget");
         assert_eq!(packets[0].metric("tolaria.rollback.restore_latency_ms"), Some(517.25));
         let calm = EpochFigures { restore_latency_ms: None, ..figures };
-        let packets = epoch_packets(&calm, &counters, Vec::new(), 0).expect("fits the budget");
+        let packets = epoch_packets(&calm, &counters, Vec::new(), 0, Planted::NONE).expect("fits the budget");
         assert_eq!(packets[0].metric("tolaria.rollback.restore_latency_ms"), None, "no rollback, no sample");
     }
 }

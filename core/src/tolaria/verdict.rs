@@ -37,7 +37,7 @@ where
             restore_latency_ms,
         };
         let events = std::mem::take(&mut self.events);
-        let telemetry = epoch_packets(&figures, &self.counters, events, self.clock.now_ms())
+        let telemetry = epoch_packets(&figures, &self.counters, events, self.clock.now_ms(), self.config.planted)
             .unwrap_or_else(|too_large| vec![self.refused_packet(&too_large.to_string())]);
         for packet in &telemetry {
             if let Err(error) = self.peers.telemetry.publish_telemetry(packet).await {

@@ -1,5 +1,7 @@
 //! `WalConfig`: strictness and the bounds every log enforces.
 
+use crate::planted::Planted;
+
 /// How a log recovers and how large it may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalConfig {
@@ -11,6 +13,8 @@ pub struct WalConfig {
     pub max_log_bytes: u64,
     /// Most records one group-commit batch (one fsync) carries.
     pub max_batch_records: usize,
+    /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
+    pub planted: Planted,
 }
 
 /// 1 MiB: far above any Leyline message, far below what would make recovery slow.
@@ -27,6 +31,7 @@ impl Default for WalConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             max_batch_records: DEFAULT_MAX_BATCH_RECORDS,
+            planted: Planted::NONE,
         }
     }
 }

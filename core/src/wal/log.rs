@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+use crate::planted::PlantedBug;
 use crate::storage::{OpenMode, Storage, StorageFile, parent_dir};
 
 use super::config::WalConfig;
@@ -119,7 +120,10 @@ impl<S: Storage> Wal<S> {
             self.poisoned = self.file.truncate(self.len).await.is_err();
             return Err(io()(error));
         }
-        if let Err(error) = self.file.sync().await {
+        // The planted bug acknowledges the batch once it is written, unsynced.
+        let synced =
+            if self.config.planted.armed(PlantedBug::WalAckBeforeSync) { Ok(()) } else { self.file.sync().await };
+        if let Err(error) = synced {
             // After a failed fsync the kernel may have dropped the dirty pages: the
             // file's durable contents are unknown (fsyncgate). Only a reopen can tell.
             self.poisoned = true;

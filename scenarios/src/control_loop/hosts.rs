@@ -9,6 +9,7 @@ use esper_core::clock::UnixClock;
 use esper_core::leyline::FieldReport;
 use esper_core::leyline::SigningKey;
 use esper_core::net::{Connector, Listener};
+use esper_core::planted::Planted;
 use esper_core::storage::Storage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
 use esper_core::tamiyo::{
@@ -55,9 +56,10 @@ pub const FIELD_REPORT_DIR: &str = "var/tamiyo";
 /// control-loop drill produces within a few dozen seeds — into a Tamiyo that
 /// cannot restart until an operator intervenes; the drill's liveness invariant
 /// would (rightly) fail on it. See ARCHITECTURE.md, "Drills".
-fn field_report_config() -> FieldReportConfig {
+fn field_report_config(planted: Planted) -> FieldReportConfig {
     let mut config = FieldReportConfig::new(FIELD_REPORT_DIR);
     config.wal.strict = false;
+    config.wal.planted = planted;
     config
 }
 
@@ -67,6 +69,8 @@ fn field_report_config() -> FieldReportConfig {
 pub struct TamiyoHost {
     pub disk: SimDisk,
     acknowledged: Arc<Mutex<Vec<String>>>,
+    /// The run's planted bug, which Tamiyo's WAL config carries.
+    planted: Planted,
 }
 
 /// Registers the `tamiyo` host: the real service over signed RPC, writing a field
@@ -76,7 +80,8 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
     let lives = Incarnations::new(world.rng().child("tamiyo"));
     let disk = world.disk(TAMIYO, SimDiskConfig::default());
     let skew = world.clock_skew(TAMIYO);
-    let host = TamiyoHost { disk: disk.clone(), acknowledged: Arc::default() };
+    let planted = world.planted();
+    let host = TamiyoHost { disk: disk.clone(), acknowledged: Arc::default(), planted };
     let acknowledged = Arc::clone(&host.acknowledged);
     world.host(TAMIYO, move || {
         let (ids, storage, skew) = (lives.next().stream("command_ids"), disk.clone(), skew.clone());
@@ -84,7 +89,7 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
-            let reports = field_report_config();
+            let reports = field_report_config(planted);
             let store = open_with_retries(storage, reports, || skew.adjust(clock.now_ms())).await;
             let sink = AuditedSink { inner: WalFieldReportSink::new(store, clock), acknowledged };
             let catalog = BlueprintCatalog::karn();
@@ -160,7 +165,7 @@ impl TamiyoHost {
     /// The `wal-acknowledged` invariant: every report the WAL acknowledged is
     /// recovered from the disk (read without disturbing the live store).
     pub async fn check_reports_durable(&self) -> Result<usize, Violation> {
-        let config = field_report_config();
+        let config = field_report_config(self.planted);
         let recovery =
             inspect(&self.disk.inspection_copy(), &config.log_path(), &config.wal).await.map_err(|error| {
                 Invariant::WalAcknowledged.violated(format!("the field-report WAL is unreadable: {error}"))
@@ -191,19 +196,21 @@ pub fn tamiyo_client(
     skew: ClockSkew,
     rng: &RngTree,
 ) -> Result<TamiyoClient<TurmoilConnector>, String> {
-    tamiyo_client_at(TAMIYO, clock, skew, rng)
+    tamiyo_client_at(TAMIYO, clock, skew, rng, Planted::NONE)
 }
 
-/// Tolaria's client of the Tamiyo serving on `host`.
+/// Tolaria's client of the Tamiyo serving on `host`, with `planted` armed.
 pub fn tamiyo_client_at(
     host: &str,
     clock: UnixClock,
     skew: ClockSkew,
     rng: &RngTree,
+    planted: Planted,
 ) -> Result<TamiyoClient<TurmoilConnector>, String> {
     let nonces = rng.stream("rpc_nonces");
     let now = move || skew.adjust(clock.now_ms());
-    Ok(TamiyoClient::new(TurmoilConnector, host, TAMIYO_PORT, rpc_config()?, now, nonces))
+    let config = RpcConfig { planted, ..rpc_config()? };
+    Ok(TamiyoClient::new(TurmoilConnector, host, TAMIYO_PORT, config, now, nonces))
 }
 
 /// The trainer's settings in the sim: a 500 ms step timeout and 5 ms of virtual

@@ -33,6 +33,7 @@ use std::time::Duration;
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{SigningKey, TelemetryPacket};
 use esper_core::oona::StreamConfig;
+use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::ports::Outbox;
@@ -44,7 +45,7 @@ use esper_sim::{
     ClockSkew, Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig,
     SimScenario, Tally, TurmoilConnector, Violation, World, WorldConfig,
 };
-use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client, tamiyo_host, training_config};
+use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client_at, tamiyo_host, training_config};
 use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
@@ -132,10 +133,11 @@ impl SimScenario for ControlLoopScenario {
         let rng = world.rng().child("tolaria");
         let expectations = Expectations::of(world.schedule());
         let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
-        let tally = world.tally();
-        world.client(TOLARIA, async move {
-            train(device, rng, expectations, (disk, skew), (tamiyo, tally)).await.map_err(Into::into)
-        });
+        let (tally, planted) = (world.tally(), world.planted());
+        world.client(
+            TOLARIA,
+            async move { train(device, rng, expectations, (disk, skew), (tamiyo, tally, planted)).await },
+        );
     }
 }
 
@@ -166,19 +168,19 @@ async fn train(
     rng: RngTree,
     expect: Expectations,
     (disk, skew): (SimDisk, ClockSkew),
-    (tamiyo, tally): (TamiyoHost, Tally),
-) -> Result<(), String> {
+    (tamiyo, tally, planted): (TamiyoHost, Tally, Planted),
+) -> turmoil::Result {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, skew, &rng)?,
+        tamiyo: tamiyo_client_at(TAMIYO, clock, skew, &rng, planted)?,
         kasmina: SeedManager::new(KasminaConfig::default()),
         telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
-    let config = TrainingLoopConfig { rollback_enabled: true, ..training_config("sim-control-loop") };
+    let config = TrainingLoopConfig { rollback_enabled: true, planted, ..training_config("sim-control-loop") };
     let mut trainer =
         Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
             .map_err(|e| e.to_string())?;
@@ -211,7 +213,7 @@ async fn train(
     let telemetry = wire_telemetry(trainer.collaborators().telemetry.config()).await?;
     check_budget(&telemetry)?;
     let packets: Vec<TelemetryPacket> = telemetry.into_iter().map(|entry| entry.packet).collect();
-    for (alert, counts) in check_alerts(&packets)? {
+    for (alert, counts) in check_alerts(&packets, planted)? {
         for (group, count) in counts.by_group() {
             tally.add(&format!("{group}.{alert}"), count);
         }

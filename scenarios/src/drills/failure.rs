@@ -9,14 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use esper_sim::{FaultSchedule, Invariant, RunReport, TraceMode, run_scenario_with};
+use esper_core::planted::{Planted, PlantedBug};
+use esper_sim::{FaultSchedule, Invariant, Outcome, RunReport, TraceMode, Violation, run_scenario_with};
 use serde::{Deserialize, Serialize};
 
 use super::generate::FaultKind;
 use crate::registry;
 
-/// The file format's name and version.
-pub const FAILURE_SCHEMA: &str = "esper.drill.failure/v1";
+/// The file format's name and version. v2 carries the typed violation (v1 had
+/// the invariant's name and the error text apart) and the planted bug, if any.
+pub const FAILURE_SCHEMA: &str = "esper.drill.failure/v2";
 
 /// One failed (or, for a regression, once-failed) drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,12 +33,13 @@ pub struct FailureRecord {
     /// Whether the schedule came from swarm mode, and the kinds it could use.
     pub swarm: bool,
     pub kinds: Vec<FaultKind>,
+    /// The planted bug the run armed (test builds only; `esper replay` re-arms it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planted: Option<PlantedBug>,
     /// The faults.
     pub schedule: FaultSchedule,
-    /// The first invariant the run broke.
-    pub invariant: Invariant,
-    /// The run's error.
-    pub error: String,
+    /// The invariant the run broke and what was seen, as the run reported it.
+    pub violation: Violation,
     /// The trace hash of the failing run (same commit ⇒ same hash on replay).
     pub hash: String,
     /// The last trace lines before the failure.
@@ -56,25 +59,23 @@ pub enum FailureFileError {
     Schema { path: PathBuf, found: String },
     #[error("{path}: {source}")]
     Scenario { path: PathBuf, source: registry::UnknownScenario },
+    #[error("{path} arms the planted bug {bug}, which this build cannot arm; rerun with `--features planted-bugs`")]
+    PlantedUnavailable { path: PathBuf, bug: PlantedBug },
 }
 
 impl FailureRecord {
-    /// The record of a failed run; `None` if it passed.
-    pub fn from_report(report: &RunReport, swarm: bool, kinds: Vec<FaultKind>) -> Option<Self> {
-        let invariant = Invariant::of(&report.outcome)?;
-        let error = match &report.outcome {
-            esper_sim::Outcome::Failed { error } => error.clone(),
-            esper_sim::Outcome::Passed => return None,
-        };
+    /// The record of a failed run that armed `planted`; `None` if it passed.
+    pub fn from_report(report: &RunReport, swarm: bool, kinds: Vec<FaultKind>, planted: Planted) -> Option<Self> {
+        let Outcome::Failed { violation } = &report.outcome else { return None };
         Some(Self {
             schema: FAILURE_SCHEMA.to_owned(),
             scenario: report.scenario.clone(),
             seed: report.seed,
             swarm,
             kinds,
+            planted: planted.asked(),
             schedule: report.schedule.clone(),
-            invariant,
-            error,
+            violation: violation.clone(),
             hash: report.hash.clone(),
             trace_tail: report.tail.clone(),
         })
@@ -91,6 +92,9 @@ impl FailureRecord {
         }
         registry::find(&record.scenario)
             .map_err(|source| FailureFileError::Scenario { path: path.to_path_buf(), source })?;
+        if let Some(bug) = record.planted.filter(|_| !Planted::AVAILABLE) {
+            return Err(FailureFileError::PlantedUnavailable { path: path.to_path_buf(), bug });
+        }
         Ok(Self { schedule: FaultSchedule::new(record.schedule.faults().to_vec()), ..record })
     }
 
@@ -104,10 +108,25 @@ impl FailureRecord {
         std::fs::write(path, text + "\n").map_err(write)
     }
 
-    /// Reruns the recorded drill: same scenario, seed and schedule.
+    /// The invariant the recorded run broke.
+    pub fn invariant(&self) -> Invariant {
+        self.violation.invariant
+    }
+
+    /// The bug the recorded run armed.
+    pub fn planted(&self) -> Planted {
+        Planted::bug(self.planted)
+    }
+
+    /// Reruns the recorded drill: same scenario, seed, schedule and planted bug.
     pub fn replay(&self, mode: TraceMode) -> Result<RunReport, registry::UnknownScenario> {
+        self.run(self.schedule.clone(), mode)
+    }
+
+    /// Runs the recorded drill under `schedule` instead (the shrinker's candidates).
+    pub fn run(&self, schedule: FaultSchedule, mode: TraceMode) -> Result<RunReport, registry::UnknownScenario> {
         let scenario = registry::find(&self.scenario)?;
-        Ok(run_scenario_with(scenario, self.seed, self.schedule.clone(), mode))
+        Ok(run_scenario_with(scenario, self.seed, schedule, self.planted(), mode))
     }
 }
 

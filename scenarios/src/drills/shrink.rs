@@ -9,7 +9,7 @@
 //! fails the *same* invariant, so the shrinker cannot wander off to a different bug.
 //! Runs are deterministic, so the result is too.
 
-use esper_sim::{FaultSchedule, Invariant, RunReport, ScheduledFault, TraceMode, run_scenario_with};
+use esper_sim::{FaultSchedule, Invariant, RunReport, ScheduledFault, TraceMode};
 
 use super::failure::FailureRecord;
 use crate::registry::{self, UnknownScenario};
@@ -135,14 +135,15 @@ pub fn shrink_record(
     max_runs: u32,
     mut on_run: impl FnMut(u32),
 ) -> Result<(Shrunk, FailureRecord), ShrinkError> {
-    let scenario = registry::find(&record.scenario)?;
-    let fails = |report: &RunReport| Invariant::of(&report.outcome) == Some(record.invariant);
+    registry::find(&record.scenario)?;
+    let fails = |report: &RunReport| fails_the_same(record, report);
     if !fails(&first) {
-        return Err(ShrinkError::DoesNotFail(record.invariant));
+        return Err(ShrinkError::DoesNotFail(record.invariant()));
     }
     let (mut smallest, mut runs) = (first, 0);
     let shrunk = shrink(&record.schedule, max_runs, |candidate| {
-        let report = run_scenario_with(scenario, record.seed, candidate.clone(), TraceMode::Hash);
+        // The scenario was found above, so the run cannot fail to start.
+        let Ok(report) = record.run(candidate.clone(), TraceMode::Hash) else { return false };
         runs += 1;
         on_run(runs);
         let failed = fails(&report);
@@ -153,9 +154,16 @@ pub fn shrink_record(
         }
         failed
     });
-    let minimal = FailureRecord::from_report(&smallest, record.swarm, record.kinds.clone())
-        .ok_or(ShrinkError::DoesNotFail(record.invariant))?;
+    let minimal = FailureRecord::from_report(&smallest, record.swarm, record.kinds.clone(), record.planted())
+        .ok_or(ShrinkError::DoesNotFail(record.invariant()))?;
     Ok((shrunk, minimal))
+}
+
+/// Whether `report` fails the invariant `record` failed — compared as the typed
+/// value, so a candidate that fails a *different* invariant (a shrink drifting
+/// to another bug) is refused.
+pub fn fails_the_same(record: &FailureRecord, report: &RunReport) -> bool {
+    report.outcome.invariant() == Some(record.invariant())
 }
 
 /// A failure record that cannot be shrunk.
@@ -218,6 +226,35 @@ mod tests {
         assert!((200..400).contains(&length), "halved down towards 200 ms: {}", shrunk.schedule);
         assert!(faults[0].at_ms > 100, "moved later: {}", shrunk.schedule);
         assert!(fails(&shrunk.schedule));
+    }
+
+    fn report_failing(invariant: Invariant) -> RunReport {
+        RunReport {
+            scenario: "control-loop".to_owned(),
+            seed: 7,
+            schedule: FaultSchedule::new(vec![at(10, crash("tamiyo")), at(20, restart("tamiyo"))]),
+            planted: esper_core::planted::Planted::NONE,
+            hash: "0".repeat(64),
+            events: 1,
+            sim_elapsed: std::time::Duration::from_secs(1),
+            outcome: esper_sim::Outcome::Failed { violation: invariant.violated("seen") },
+            lines: Vec::new(),
+            tail: Vec::new(),
+            tally: std::collections::BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_shrink_that_drifts_to_another_invariant_is_refused() {
+        let planted = esper_core::planted::Planted::NONE;
+        let found = report_failing(Invariant::WalAcknowledged);
+        let record = FailureRecord::from_report(&found, true, Vec::new(), planted).expect("a failed run");
+        assert!(fails_the_same(&record, &found));
+        // A candidate that fails, but a different invariant, does not count as
+        // still failing — even with the very same detail text.
+        assert!(!fails_the_same(&record, &report_failing(Invariant::Liveness)));
+        let drifted = shrink_record(&record, report_failing(Invariant::Liveness), 10, |_| {});
+        assert!(matches!(drifted, Err(ShrinkError::DoesNotFail(Invariant::WalAcknowledged))), "{drifted:?}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use esper_core::planted::Planted;
 use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with};
 
 use super::failure::{FailureFileError, FailureRecord};
@@ -72,6 +73,8 @@ pub struct SweepConfig {
     /// Stop taking new seeds once this many have failed (seeds already running
     /// finish); `None` sweeps every seed.
     pub max_failures: Option<usize>,
+    /// The planted bug every run arms (`--plant`, test builds only).
+    pub planted: Planted,
 }
 
 /// A sweep that could not run.
@@ -203,7 +206,7 @@ pub fn sweep(
             if let Some(record) = record {
                 let path = failure_path(&config.failures_dir, record.seed);
                 record.write(&path)?;
-                result.failure = Some((path, record.invariant));
+                result.failure = Some((path, record.invariant()));
                 failures += 1;
                 if config.max_failures.is_some_and(|max| failures >= max) {
                     stop.store(true, Ordering::Relaxed);
@@ -226,12 +229,10 @@ fn run_seed(
 ) -> (SeedResult, Option<FailureRecord>) {
     let drill = draw(space, seed, config.swarm);
     let faults = drill.schedule.faults().len();
-    let report = run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash);
-    let divergent_hash = config
-        .twice
-        .then(|| run_scenario_with(scenario, seed, drill.schedule.clone(), TraceMode::Hash).hash)
-        .filter(|again| *again != report.hash);
-    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds);
+    let run = || run_scenario_with(scenario, seed, drill.schedule.clone(), config.planted, TraceMode::Hash);
+    let report = run();
+    let divergent_hash = config.twice.then(|| run().hash).filter(|again| *again != report.hash);
+    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds, config.planted);
     let result = SeedResult {
         seed,
         hash: report.hash,

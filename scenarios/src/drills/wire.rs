@@ -129,11 +129,11 @@ mod tests {
         let mut world = World::new(11, FaultSchedule::new(Vec::new()));
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let rng = world.rng().child("wire");
-        world.client("tolaria", async move { publish_and_judge(rng, oversize).await.map_err(Into::into) });
+        world.client("tolaria", publish_and_judge(rng, oversize));
         world.run("wire-budget", TraceMode::Hash).outcome
     }
 
-    async fn publish_and_judge(rng: esper_sim::RngTree, oversize: bool) -> Result<(), String> {
+    async fn publish_and_judge(rng: esper_sim::RngTree, oversize: bool) -> turmoil::Result {
         {
             let mut publisher = bus(&rng, "telemetry")?;
             assert_eq!(publisher.config().telemetry_stream, TELEMETRY_STREAM);
@@ -158,7 +158,8 @@ mod tests {
             };
             let telemetry = reader.telemetry(&[TELEMETRY_STREAM]).await?;
             assert_eq!(telemetry.len(), 1 + usize::from(oversize), "every entry read back: {telemetry:?}");
-            check_budget(&telemetry).map_err(Into::into)
+            check_budget(&telemetry)?;
+            Ok(())
         }
     }
 
@@ -169,9 +170,9 @@ mod tests {
 
     #[test]
     fn an_oversize_packet_xadded_past_the_builder_fails_naming_its_entry_and_size() {
-        let Outcome::Failed { error } = judge_the_wire(true) else { panic!("an over-budget entry must fail") };
-        let large = packet("large", 20).encoded_len();
-        assert!(error.contains("telemetry-budget"), "{error}");
+        let Outcome::Failed { violation } = judge_the_wire(true) else { panic!("an over-budget entry must fail") };
+        assert_eq!(violation.invariant, Invariant::TelemetryBudget, "{violation}");
+        let (large, error) = (packet("large", 20).encoded_len(), violation.detail);
         assert!(error.contains(&format!("carries a {large}-byte packet (large)")), "{error}");
         assert!(error.contains("telemetry entry ") && error.contains("on oona.telemetry"), "{error}");
     }

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::{AlertRule, AlertRuleError, Route, Severity};
+use crate::planted::{Planted, PlantedBug};
 
 /// A firing alert.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -52,6 +53,8 @@ pub struct AlertEngine {
     /// Rule indices by watched metric.
     by_metric: BTreeMap<String, Vec<usize>>,
     evaluations: u64,
+    /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
+    planted: Planted,
 }
 
 impl AlertEngine {
@@ -62,7 +65,18 @@ impl AlertEngine {
             rule.validate()?;
             by_metric.entry(rule.metric.clone()).or_default().push(index);
         }
-        Ok(Self { states: vec![RuleState::default(); rules.len()], rules, by_metric, evaluations: 0 })
+        Ok(Self {
+            states: vec![RuleState::default(); rules.len()],
+            rules,
+            by_metric,
+            evaluations: 0,
+            planted: Planted::NONE,
+        })
+    }
+
+    /// The same engine with `planted` armed.
+    pub fn with_planted(self, planted: Planted) -> Self {
+        Self { planted, ..self }
     }
 
     /// The rules.
@@ -87,7 +101,8 @@ impl AlertEngine {
         let mut transitions = Vec::new();
         for &index in indices {
             let (rule, state) = (&self.rules[index], &mut self.states[index]);
-            transitions.extend(step(rule, state, value, now_ms));
+            let late = self.planted.armed(PlantedBug::AlertFiresLate);
+            transitions.extend(step(rule, state, value, now_ms, late));
             self.evaluations += 1;
         }
         transitions
@@ -104,13 +119,16 @@ impl AlertEngine {
 }
 
 /// One rule, one sample.
-fn step(rule: &AlertRule, state: &mut RuleState, value: f64, now_ms: u64) -> Option<Transition> {
+/// `late` is the planted `alert-fires-late` bug: a streak must exceed the rule's
+/// count rather than reach it, so every alert fires one evaluation late.
+fn step(rule: &AlertRule, state: &mut RuleState, value: f64, now_ms: u64, late: bool) -> Option<Transition> {
     let level = rule.level(value);
     state.warning_streak = if level.is_some() { state.warning_streak + 1 } else { 0 };
     state.critical_streak = if level == Some(Severity::Critical) { state.critical_streak + 1 } else { 0 };
-    let due = if state.critical_streak >= rule.for_count {
+    let reached = |streak: u32| if late { streak > rule.for_count } else { streak >= rule.for_count };
+    let due = if reached(state.critical_streak) {
         Some(Severity::Critical)
-    } else if state.warning_streak >= rule.for_count && rule.warning.is_some() {
+    } else if reached(state.warning_streak) && rule.warning.is_some() {
         Some(Severity::Warning)
     } else {
         None

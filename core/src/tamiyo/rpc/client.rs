@@ -13,6 +13,7 @@ use rand::RngCore;
 use crate::leyline::{AdaptationCommand, SystemStatePacket, Verifier};
 use crate::net::Connector;
 use crate::net::framed::{read_frame, write_frame};
+use crate::planted::PlantedBug;
 use crate::tolaria::ports::{PortError, TamiyoPort};
 
 use super::super::service::UnixMillis;
@@ -40,6 +41,8 @@ pub struct TamiyoClient<C: Connector> {
     rng: Box<dyn RngCore + Send>,
     connection: Option<C::Stream>,
     counters: ClientCounters,
+    /// Set by a failed dial under the planted `livelock-after-repair` bug.
+    dial_failed: bool,
 }
 
 impl<C: Connector> std::fmt::Debug for TamiyoClient<C> {
@@ -75,6 +78,7 @@ impl<C: Connector> TamiyoClient<C> {
             rng: Box::new(rng),
             connection: None,
             counters: ClientCounters::default(),
+            dial_failed: false,
         }
     }
 
@@ -91,6 +95,15 @@ impl<C: Connector> TamiyoClient<C> {
             other => other,
         };
         match &result {
+            Err(RpcError::Refused(_)) if self.config.planted.armed(PlantedBug::PanicOnRarePath) => {
+                // The planted bug: it takes a refusal, a whole signed answer, to
+                // have kept the connection — but `exchange` keeps only a
+                // connection that delivered a command.
+                let Some(_kept) = self.connection.as_ref() else {
+                    unreachable!("a refused Tamiyo request keeps its connection")
+                };
+                self.counters.refused += 1;
+            }
             Err(RpcError::Refused(_)) => self.counters.refused += 1,
             Err(_) => self.counters.failures += 1,
             Ok(_) => {}
@@ -116,7 +129,15 @@ impl<C: Connector> TamiyoClient<C> {
 
     async fn connect(&mut self) -> Result<C::Stream, RpcError> {
         self.counters.connects += 1;
-        let connected = self.connector.connect(&self.host, self.port).await;
+        let connected = if self.dial_failed {
+            // The planted `livelock-after-repair` bug: after one failed dial the
+            // client stops dialling — a breaker that opens and never half-opens —
+            // so it stays cut off once the link heals.
+            Err(std::io::Error::new(std::io::ErrorKind::NotConnected, "not redialling after a failed dial"))
+        } else {
+            self.connector.connect(&self.host, self.port).await
+        };
+        self.dial_failed = connected.is_err() && self.config.planted.armed(PlantedBug::LivelockAfterRepair);
         connected.map_err(|source| RpcError::Connect { host: self.host.clone(), port: self.port, source })
     }
 

@@ -28,6 +28,7 @@ use crate::leyline::{
     VerifyPolicy,
 };
 use crate::net::framed::{DEFAULT_MAX_FRAME_BYTES, FramedError};
+use crate::planted::Planted;
 
 pub use client::{ClientCounters, TamiyoClient};
 pub use server::serve_tamiyo;
@@ -46,12 +47,20 @@ pub struct RpcConfig {
     pub max_frame_bytes: u32,
     /// Connections the server serves at once; more are closed on accept (counted).
     pub max_connections: usize,
+    /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
+    pub planted: Planted,
 }
 
 impl RpcConfig {
     /// Defaults around `key`: Leyline's verify policy, 1 MiB frames, 16 connections.
     pub fn new(key: SigningKey) -> Self {
-        Self { key, verify: VerifyPolicy::default(), max_frame_bytes: DEFAULT_MAX_FRAME_BYTES, max_connections: 16 }
+        Self {
+            key,
+            verify: VerifyPolicy::default(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections: 16,
+            planted: Planted::NONE,
+        }
     }
 }
 

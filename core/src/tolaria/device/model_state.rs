@@ -68,15 +68,21 @@ impl ModelState {
         bytes
     }
 
-    /// Parses snapshot bytes of a model shaped like `spec`.
-    pub fn decode(bytes: &[u8], spec: &ModelSpec) -> Result<Self, DeviceError> {
+    /// The `(features, classes)` shape a snapshot's header declares.
+    pub fn shape(bytes: &[u8]) -> Result<(usize, usize), DeviceError> {
         let reject = |reason: String| DeviceError::BadSnapshot { reason };
         let header = bytes.get(..HEADER_BYTES).ok_or_else(|| reject(format!("{} bytes is too short", bytes.len())))?;
         if &header[..MAGIC.len()] != MAGIC {
             return Err(reject("not an Esper model snapshot (bad magic)".to_owned()));
         }
         let field = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-        let (features, classes) = (field(8) as usize, field(12) as usize);
+        Ok((field(8) as usize, field(12) as usize))
+    }
+
+    /// Parses snapshot bytes of a model shaped like `spec`.
+    pub fn decode(bytes: &[u8], spec: &ModelSpec) -> Result<Self, DeviceError> {
+        let reject = |reason: String| DeviceError::BadSnapshot { reason };
+        let (features, classes) = Self::shape(bytes)?;
         if (features, classes) != (spec.features, spec.classes) {
             return Err(reject(format!(
                 "snapshot is of a {features}→{classes} model, this one is {}→{}",

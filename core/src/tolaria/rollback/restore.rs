@@ -8,7 +8,10 @@
 use tokio::time::{Instant, timeout};
 
 use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
+use crate::planted::Planted;
+use crate::planted::PlantedBug;
 use crate::tolaria::checkpoint::CheckpointStore;
+use crate::tolaria::device::{Device, DeviceError, ModelSpec, ModelState};
 use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use crate::tolaria::trainer::Trainer;
 
@@ -37,7 +40,7 @@ where
     pub async fn rollback_to(&mut self, step: u64) -> RollbackOutcome {
         let started = Instant::now();
         let outcome = match self.fast_cache.nearest_at_or_before(step) {
-            Some((at, snapshot)) => match self.device.restore(snapshot) {
+            Some((at, snapshot)) => match restore_model(self.device.as_mut(), self.config.planted, snapshot) {
                 Ok(()) => RollbackOutcome::FastHit { step: at },
                 Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
             },
@@ -56,10 +59,12 @@ where
             Err(_) => RollbackOutcome::DeadlineExceeded,
             Ok(Err(error)) => RollbackOutcome::Failed { reason: error.to_string() },
             Ok(Ok(None)) => RollbackOutcome::Failed { reason: "no checkpoint".to_owned() },
-            Ok(Ok(Some(checkpoint))) => match self.device.restore(&checkpoint.model) {
-                Ok(()) => RollbackOutcome::Checkpoint { epoch: checkpoint.epoch, step: checkpoint.global_step },
-                Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
-            },
+            Ok(Ok(Some(checkpoint))) => {
+                match restore_model(self.device.as_mut(), self.config.planted, &checkpoint.model) {
+                    Ok(()) => RollbackOutcome::Checkpoint { epoch: checkpoint.epoch, step: checkpoint.global_step },
+                    Err(error) => RollbackOutcome::Failed { reason: error.to_string() },
+                }
+            }
         }
     }
 
@@ -92,4 +97,18 @@ where
             }
         }
     }
+}
+
+/// Puts `snapshot` on `device`. The planted `rollback-skips-tensor` bug restores
+/// the snapshot tensor by tensor and misses one: the bias keeps the value the
+/// failed epoch left it.
+fn restore_model(device: &mut dyn Device, planted: Planted, snapshot: &[u8]) -> Result<(), DeviceError> {
+    if !planted.armed(PlantedBug::RollbackSkipsTensor) {
+        return device.restore(snapshot);
+    }
+    let (features, classes) = ModelState::shape(snapshot)?;
+    let spec = ModelSpec { features, classes, ..ModelSpec::rc1() };
+    let current = ModelState::decode(&device.snapshot()?, &spec)?;
+    let restored = ModelState { bias: current.bias, ..ModelState::decode(snapshot, &spec)? };
+    device.restore(&restored.encode(&spec))
 }

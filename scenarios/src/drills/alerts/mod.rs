@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use esper_core::leyline::TelemetryPacket;
 use esper_core::nissa::alerts::{AlertEngine, PrefetchRule, TrainingLatencyRule, Transition, default_rules};
+use esper_core::planted::Planted;
 use esper_sim::{Invariant, Violation};
 
 use compare::first_mismatch;
@@ -44,10 +45,11 @@ pub type AlertsFired = BTreeMap<String, RuleCounts>;
 
 /// Checks the engine against the oracle on `telemetry`, in order; returns the
 /// alerts that fired.
-pub fn check_alerts(telemetry: &[TelemetryPacket]) -> Result<AlertsFired, Violation> {
+pub fn check_alerts(telemetry: &[TelemetryPacket], planted: Planted) -> Result<AlertsFired, Violation> {
     let rules = default_rules(TrainingLatencyRule::Rc1, PrefetchRule::Rc1);
     let mut engine = AlertEngine::new(rules.clone())
-        .map_err(|error| Invariant::AlertsMatch.violated(format!("the RC1 alert rules do not validate: {error}")))?;
+        .map_err(|error| Invariant::AlertsMatch.violated(format!("the RC1 alert rules do not validate: {error}")))?
+        .with_planted(planted);
     let samples: Vec<(&str, f64)> = telemetry
         .iter()
         .flat_map(|packet| &packet.metrics)
@@ -117,12 +119,14 @@ mod tests {
     #[test]
     fn the_real_engine_matches_the_oracle_and_fired_alerts_are_counted_per_rule() {
         let latency = [10.0, 400.0, 500.0, 600.0, 20.0, 20.0, 900.0, 900.0, 900.0];
-        let fired = check_alerts(&packets("tolaria.training.latency_ms", &latency)).expect("the engine agrees");
+        let fired =
+            check_alerts(&packets("tolaria.training.latency_ms", &latency), Planted::NONE).expect("the engine agrees");
         let latency_high = RuleCounts { samples: 9, fired: 2 };
         assert_eq!(fired["training_latency_high"], latency_high, "two episodes: 400–600 ms, then 900 ms escalating");
         assert_eq!(fired.values().map(|counts| counts.fired).sum::<u64>(), 2);
         let broken = [10.0, 400.0, 500.0, 20.0, 600.0];
-        let fired = check_alerts(&packets("tolaria.training.latency_ms", &broken)).expect("the engine agrees");
+        let fired =
+            check_alerts(&packets("tolaria.training.latency_ms", &broken), Planted::NONE).expect("the engine agrees");
         assert_eq!(fired.values().map(|counts| counts.fired).sum::<u64>(), 0, "never three in a row");
     }
 
@@ -131,7 +135,7 @@ mod tests {
         let mut telemetry = packets("tolaria.training.latency_ms", &[400.0, 400.0]);
         telemetry.extend(packets("tolaria.training.loss", &[0.5]));
         telemetry.extend(packets("tolaria.training.latency_ms", &[400.0]));
-        assert_eq!(check_alerts(&telemetry).map(|fired| fired["training_latency_high"].fired), Ok(1));
+        assert_eq!(check_alerts(&telemetry, Planted::NONE).map(|fired| fired["training_latency_high"].fired), Ok(1));
     }
 
     #[test]
@@ -145,5 +149,14 @@ mod tests {
             change(7, ChangeKind::Fired(Critical)),
         ];
         assert_eq!(episodes(&changes), 2);
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    #[test]
+    fn an_engine_that_fires_one_evaluation_late_fails_the_check() {
+        let late = Planted::bug(Some(esper_core::planted::PlantedBug::AlertFiresLate));
+        let latency = [10.0, 400.0, 500.0, 600.0, 20.0, 20.0];
+        let result = check_alerts(&packets("tolaria.training.latency_ms", &latency), late);
+        assert_eq!(result.map_err(|violation| violation.invariant), Err(Invariant::AlertsMatch));
     }
 }

@@ -1,0 +1,72 @@
+//! How a run's failure becomes a typed [`Violation`]: a host's own violation
+//! comes back unchanged, and the world names the rest — a panic, an exhausted
+//! sim-time budget, a host's plain error, an unusable schedule — by what it
+//! knows, never by reading a message.
+
+use std::time::Duration;
+
+use esper_sim::{Fault, FaultSchedule, Invariant, Outcome, ScheduledFault, TraceMode, Violation, World, WorldConfig};
+
+fn outcome_of<F>(client: F) -> Outcome
+where
+    F: Future<Output = turmoil::Result> + 'static,
+{
+    let config = WorldConfig { duration: Duration::from_secs(1), ..WorldConfig::default() };
+    let mut world = World::with_config(1, FaultSchedule::default(), &config);
+    world.client("checker", client);
+    world.run("violations", TraceMode::Hash).outcome
+}
+
+fn failed(outcome: Outcome) -> Violation {
+    match outcome {
+        Outcome::Failed { violation } => violation,
+        Outcome::Passed => panic!("the run should have failed"),
+    }
+}
+
+#[test]
+fn a_hosts_violation_reaches_the_report_unchanged() {
+    let violation = Invariant::RollbackRestores.violated("epoch 3 rolled back, model differs");
+    let returned = violation.clone();
+    let outcome = outcome_of(async move { Err(returned.into()) });
+    assert_eq!(failed(outcome), violation);
+}
+
+#[test]
+fn a_hosts_plain_error_is_a_host_error_not_a_scenario_check() {
+    // Even text that looks like a violation is not read as one.
+    let outcome = outcome_of(async { Err("invariant oona-ledger violated: lookalike".into()) });
+    let violation = failed(outcome);
+    assert_eq!(violation.invariant, Invariant::HostError);
+    assert_eq!(violation.detail, "invariant oona-ledger violated: lookalike");
+}
+
+#[test]
+fn a_panicking_host_breaks_no_panic() {
+    let outcome = outcome_of(async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        panic!("boom on a rare path");
+    });
+    // The detail is tokio's ("a spawned task panicked …"): turmoil's LocalSet
+    // re-raises a host's panic with its own payload; the host's message is
+    // what the panic hook printed to stderr.
+    assert_eq!(failed(outcome).invariant, Invariant::NoPanic);
+}
+
+#[test]
+fn a_run_past_its_sim_time_budget_breaks_liveness() {
+    let outcome = outcome_of(async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Ok(())
+    });
+    assert_eq!(failed(outcome).invariant, Invariant::Liveness);
+}
+
+#[test]
+fn an_unusable_schedule_is_named_as_such() {
+    let fault = ScheduledFault { at_ms: 1, fault: Fault::Crash { host: "nobody".to_owned() } };
+    let mut world = World::new(1, FaultSchedule::new(vec![fault]));
+    world.client("checker", async { Ok(()) });
+    let violation = failed(world.run("violations", TraceMode::Hash).outcome);
+    assert_eq!(violation.invariant, Invariant::InvalidSchedule, "{violation}");
+}
