@@ -7,6 +7,7 @@
 //! fairly (a fault that outlasts the run proves nothing about recovery). The
 //! generator in `esper-scenarios` draws schedules from it; nothing here is random.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// A host's disk and the files on it that may be corrupted at rest.
@@ -45,8 +46,8 @@ pub struct FaultSpace {
     pub max_skew_ms: u64,
     /// Hosts whose training device may be throttled.
     pub devices: Vec<String>,
-    /// The slowest a throttled device runs, in percent of its nominal step time.
-    pub max_slowdown_percent: u32,
+    /// How slow a throttled device runs, in percent of its nominal step time.
+    pub slowdown_percent: RangeInclusive<u32>,
 }
 
 impl FaultSpace {
@@ -65,7 +66,7 @@ impl FaultSpace {
             clocks: Vec::new(),
             max_skew_ms: 0,
             devices: Vec::new(),
-            max_slowdown_percent: 0,
+            slowdown_percent: 0..=0,
         }
     }
 
@@ -107,11 +108,11 @@ impl FaultSpace {
         self
     }
 
-    /// Lets the devices of `hosts` be throttled to at most `max_slowdown_percent`
-    /// of their nominal speed's step time (1000: ten times slower).
-    pub fn devices(mut self, hosts: &[&str], max_slowdown_percent: u32) -> Self {
+    /// Lets the devices of `hosts` be throttled to a step time in
+    /// `slowdown_percent` of nominal (1000: ten times slower).
+    pub fn devices(mut self, hosts: &[&str], slowdown_percent: RangeInclusive<u32>) -> Self {
         self.devices.extend(hosts.iter().map(|host| (*host).to_owned()));
-        self.max_slowdown_percent = max_slowdown_percent;
+        self.slowdown_percent = slowdown_percent;
         self
     }
 }

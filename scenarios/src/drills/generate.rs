@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+use esper_core::tolaria::pace::NOMINAL_PERCENT;
 use esper_sim::{DiskOp, Fault, FaultSchedule, FaultSpace, RngTree, ScheduledFault};
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
@@ -54,11 +55,14 @@ pub enum FaultKind {
     RedisReset,
     /// A host's wall clock stepping away and back.
     ClockJump,
+    /// A host's training device running slower for a while (a throttled GPU).
+    DeviceSlow,
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [Self; 14] = [
+    /// Every kind, in a fixed order. New kinds go last, so a swarm seed's coins
+    /// for the older kinds keep their order.
+    pub const ALL: [Self; 15] = [
         Self::Partition,
         Self::OneWayPartition,
         Self::Hold,
@@ -73,6 +77,7 @@ impl FaultKind {
         Self::RedisRefusal,
         Self::RedisReset,
         Self::ClockJump,
+        Self::DeviceSlow,
     ];
 
     /// The kinds `space` has targets for.
@@ -91,6 +96,7 @@ impl FaultKind {
             Self::DiskCorruption => space.disks.iter().any(|disk| !disk.corruptible.is_empty()),
             Self::RedisSlow | Self::RedisRefusal | Self::RedisReset => !space.redis.is_empty(),
             Self::ClockJump => !space.clocks.is_empty() && space.max_skew_ms > 0,
+            Self::DeviceSlow => !space.devices.is_empty() && *space.slowdown_percent.end() > NOMINAL_PERCENT,
         }
     }
 
@@ -111,6 +117,7 @@ impl FaultKind {
             Self::RedisRefusal => "redis_refusal",
             Self::RedisReset => "redis_reset",
             Self::ClockJump => "clock_jump",
+            Self::DeviceSlow => "device_slow",
         }
     }
 }
@@ -271,6 +278,18 @@ fn episode_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<Episod
                     let by_ms = if back { -size } else { size };
                     let start = Fault::ClockJump { host: host.clone(), by_ms };
                     Episode::window(at, length, start, Fault::ClockJump { host, by_ms: -by_ms })
+                })
+                .boxed()
+        }
+        FaultKind::DeviceSlow => {
+            // Never faster than nominal: a "throttle" that speeds the device up
+            // is not a fault.
+            let slowest = *space.slowdown_percent.end();
+            let factors = (*space.slowdown_percent.start()).clamp(NOMINAL_PERCENT + 1, slowest)..=slowest;
+            (timing, prop::sample::select(space.devices.clone()), factors)
+                .prop_map(|((at, length), host, factor_percent)| {
+                    let start = Fault::DeviceSlow { host: host.clone(), factor_percent };
+                    Episode::window(at, length, start, Fault::DeviceHeal { host })
                 })
                 .boxed()
         }
