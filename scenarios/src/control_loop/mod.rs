@@ -155,6 +155,9 @@ struct Expectations {
     /// When the last fault strikes (sim ms): liveness is judged after it.
     quiet_from_ms: u64,
     /// Whether a two-way Tolaria–Tamiyo cut was long enough that it must be felt.
+    /// Not when the device was throttled before the cut healed: slow epochs put
+    /// Tolaria in conservative mode and can open its epoch breaker for 30 s, and
+    /// a trainer that does not call Tamiyo rightly never notices the cut.
     felt_cut: bool,
 }
 
@@ -165,7 +168,10 @@ impl Expectations {
         let felt_cut = faults.iter().enumerate().any(|(index, cut)| {
             let ours = matches!(&cut.fault, Fault::Partition { a, b } if [a, b] == [TOLARIA, TAMIYO] || [a, b] == [TAMIYO, TOLARIA]);
             let repaired = faults[index + 1..].iter().find(|later| cut.fault.ends(&later.fault));
-            ours && repaired.is_none_or(|repair| repair.at_ms - cut.at_ms >= FELT_CUT_MS)
+            let throttled = faults.iter().any(|slow| {
+                matches!(slow.fault, Fault::DeviceSlow { .. }) && repaired.is_none_or(|repair| slow.at_ms < repair.at_ms)
+            });
+            ours && !throttled && repaired.is_none_or(|repair| repair.at_ms - cut.at_ms >= FELT_CUT_MS)
         });
         Self { quiet_from_ms, felt_cut }
     }
@@ -315,6 +321,24 @@ mod tests {
     use super::*;
 
     const OPEN_MS: u64 = 30_000;
+
+    fn at(at_ms: u64, fault: Fault) -> ScheduledFault {
+        ScheduledFault { at_ms, fault }
+    }
+
+    #[test]
+    fn a_long_cut_must_be_felt_unless_the_device_was_throttled_before_it_healed() {
+        let (a, b, host) = (|| TOLARIA.to_owned(), || TAMIYO.to_owned(), || TOLARIA.to_owned());
+        let cut = || vec![at(1_000, Fault::Partition { a: a(), b: b() }), at(1_700, Fault::Repair { a: a(), b: b() })];
+        assert!(Expectations::of(&FaultSchedule::new(cut())).felt_cut);
+        let mut throttled = cut();
+        throttled.push(at(400, Fault::DeviceSlow { host: host(), factor_percent: 500 }));
+        throttled.push(at(900, Fault::DeviceHeal { host: host() }));
+        assert!(!Expectations::of(&FaultSchedule::new(throttled)).felt_cut);
+        let mut throttled_after = cut();
+        throttled_after.push(at(1_800, Fault::DeviceSlow { host: host(), factor_percent: 500 }));
+        assert!(Expectations::of(&FaultSchedule::new(throttled_after)).felt_cut);
+    }
 
     #[test]
     fn liveness_fails_past_the_bound_after_the_last_fault() {

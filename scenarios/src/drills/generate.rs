@@ -347,6 +347,7 @@ mod tests {
             .stallable(&["tamiyo"])
             .disk("tamiyo", &[])
             .clocks(&["tamiyo"], Duration::from_secs(5))
+            .devices(&["tolaria"], 450..=1_000)
     }
 
     #[test]
@@ -359,6 +360,9 @@ mod tests {
             let faults = drill.schedule.faults();
             for (index, scheduled) in faults.iter().enumerate() {
                 assert!(scheduled.at_ms < space.horizon_ms + space.max_window_ms, "{scheduled:?}");
+                if let Fault::DeviceSlow { factor_percent, .. } = scheduled.fault {
+                    assert!(space.slowdown_percent.contains(&factor_percent), "{scheduled:?}");
+                }
                 let opens_window = !matches!(scheduled.fault, Fault::DiskError { .. } | Fault::RedisReset { .. });
                 let is_end = faults[..index].iter().any(|earlier| earlier.fault.ends(&scheduled.fault));
                 if opens_window && !is_end {
@@ -378,6 +382,7 @@ mod tests {
         let available = FaultKind::available(&space);
         assert!(!available.contains(&FaultKind::DiskCorruption) && !available.contains(&FaultKind::RedisSlow));
         assert!(subsets.iter().flatten().all(|kind| available.contains(kind)));
+        assert!(subsets.iter().any(|kinds| kinds.contains(&FaultKind::DeviceSlow)), "{subsets:?}");
         assert_eq!(draw(&space, 7, false).kinds, available);
     }
 }
