@@ -8,7 +8,7 @@
 //! seed); as a drill (`esper sweep`) it runs under schedules generated from its
 //! [`FaultSpace`] instead: partitions, holds, loss and latency on the link, Tamiyo
 //! crashing (tearing its WAL) or stalling, Tamiyo's disk failing or filling up,
-//! either clock jumping.
+//! either clock jumping, Tolaria's device slowing down.
 //!
 //! Tolaria publishes its telemetry through Oona into the world's simulated Redis.
 //! Training goes on until an epoch after the last fault consulted Tamiyo and
