@@ -12,7 +12,7 @@ use esper_scenarios::drills::failure::FailureRecord;
 use esper_scenarios::drills::generate::{FaultKind, schedule_strategy};
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
 use esper_scenarios::registry;
-use esper_sim::{TraceMode, run_scenario_with};
+use esper_sim::{Fault, FaultSchedule, ScheduledFault, TraceMode, run_scenario_with};
 use proptest::prelude::*;
 
 fn drill(name: &str, seeds: &str, failures_dir: &Path) -> SweepSummary {
@@ -62,6 +62,28 @@ fn control_loop_swarm_drills_keep_every_invariant_and_replay_identically() {
         let samples = tally[&format!("alert_samples.{alert}")];
         assert!(samples > 0, "the drills never fed {alert}: {tally:?}");
     }
+    // Drills that never fire anything prove nothing: in this range device
+    // throttles (seeds 20..30 and 50..60) hold the training latency high long
+    // enough for the alert, and alerts-match held in every run.
+    let fired = tally["alerts_fired.training_latency_high"];
+    assert!(fired >= 1, "no control-loop drill fired training_latency_high: {tally:?}");
+}
+
+/// Two windows of a device at 500 % (epochs of ~400 ms, over the 350 ms warning)
+/// with a healthy stretch between: `training_latency_high` fires in each and so
+/// must have cleared in between, in the evaluations the oracle expects (the run
+/// fails `alerts-match` otherwise).
+#[test]
+fn a_throttled_device_fires_training_latency_high_and_clears_after_the_heal() {
+    let (slow, heal) = (
+        |at_ms| ScheduledFault { at_ms, fault: Fault::DeviceSlow { host: "tolaria".into(), factor_percent: 500 } },
+        |at_ms| ScheduledFault { at_ms, fault: Fault::DeviceHeal { host: "tolaria".into() } },
+    );
+    let schedule = FaultSchedule::new(vec![slow(1_000), heal(3_000), slow(5_000), heal(7_000)]);
+    let scenario = registry::find("control-loop").expect("registered");
+    let report = run_scenario_with(scenario, 3, schedule, Planted::NONE, TraceMode::Hash);
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.tally.get("alerts_fired.training_latency_high"), Some(&2), "{:?}", report.tally);
 }
 
 #[test]

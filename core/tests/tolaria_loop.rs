@@ -15,7 +15,7 @@ use esper_core::leyline::{
 use esper_core::tolaria::device::{Dataset, ModelSpec, Synthetic};
 use esper_core::tolaria::ports::{KasminaPort, Outbox, PortError, TamiyoPort};
 use esper_core::tolaria::{
-    Checkpoint, CheckpointError, CheckpointStore, Collaborators, EpochFailure, RollbackOutcome, Trainer,
+    Checkpoint, CheckpointError, CheckpointStore, Collaborators, EpochFailure, RollbackOutcome, StepPace, Trainer,
     TrainingLoopConfig,
 };
 use prost::Message;
@@ -295,4 +295,29 @@ fn a_failed_epoch_rolls_back_to_its_start_only_when_rollback_is_enabled() {
             assert_eq!(trainer.counters().rollback_fast_hits_total, u64::from(rollback_enabled));
         });
     }
+}
+
+/// A throttled device stretches every epoch past its budget (16 steps of 1 ms at
+/// 2000 % take 320 ms > 250 ms), and each failed epoch rolls back to its own
+/// start — also the second in a row, whose start is the state the first one was
+/// rolled back to, not the state that epoch ended in.
+#[test]
+fn a_throttled_device_fails_epochs_in_a_row_and_each_rolls_back_to_its_own_start() {
+    block_on(async {
+        let pace = StepPace::default();
+        let config = TrainingLoopConfig { rollback_enabled: true, ..config() };
+        let store = SharedCheckpoints::default();
+        let mut trainer = trainer(config, dataset(), StallingTamiyo::default(), store).with_pace(pace.clone());
+        let nominal = trainer.run_epoch().await.expect("runs");
+        assert_eq!(nominal.failure, None, "{} ms at the nominal pace", nominal.latency_ms);
+        pace.set_percent(2_000);
+        let start = trainer.snapshot().expect("snapshot");
+        for _ in 0..3 {
+            let report = trainer.run_epoch().await.expect("runs");
+            assert_eq!(report.failure, Some(EpochFailure::EpochBudget), "{} ms", report.latency_ms);
+            assert!(report.latency_ms >= 320.0, "the throttle must reach the step cost: {} ms", report.latency_ms);
+            assert!(trainer.snapshot().expect("snapshot") == start, "epoch {} rolled back elsewhere", report.epoch);
+        }
+        assert_eq!(trainer.counters().rollback_fast_hits_total, 3);
+    });
 }

@@ -79,6 +79,12 @@ pub enum Fault {
     RedisClear { host: String },
     /// The simulated Redis on `host` closes every client connection.
     RedisReset { host: String },
+    /// `host`'s device slows down: each training step takes `factor_percent` % of
+    /// its nominal time (a throttled or contended GPU, a noisy neighbour). Hosts
+    /// feel it through the pace handle of [`crate::World::device_pace`].
+    DeviceSlow { host: String, factor_percent: u32 },
+    /// End a [`Fault::DeviceSlow`]: `host`'s device runs at its nominal pace again.
+    DeviceHeal { host: String },
 }
 
 impl Fault {
@@ -109,6 +115,15 @@ impl Fault {
             | Self::RedisLoading { host }
             | Self::RedisClear { host }
             | Self::RedisReset { host } => vec![host],
+            Self::DeviceSlow { host, .. } | Self::DeviceHeal { host } => vec![host],
+        }
+    }
+
+    /// The host whose device this fault paces, if it paces one.
+    pub fn device_host(&self) -> Option<&str> {
+        match self {
+            Self::DeviceSlow { host, .. } | Self::DeviceHeal { host } => Some(host),
+            _ => None,
         }
     }
 
@@ -151,7 +166,8 @@ impl Fault {
             (Self::PartitionOneWay { from, to }, Self::RepairOneWay { from: f, to: t }) => from == f && to == t,
             (Self::Crash { host }, Self::Restart { host: h })
             | (Self::DiskFull { host, .. }, Self::DiskFreed { host: h })
-            | (Self::Stall { host }, Self::Resume { host: h }) => host == h,
+            | (Self::Stall { host }, Self::Resume { host: h })
+            | (Self::DeviceSlow { host, .. }, Self::DeviceHeal { host: h }) => host == h,
             (
                 Self::RedisSlow { host, .. } | Self::RedisOom { host } | Self::RedisLoading { host },
                 Self::RedisClear { host: h },
@@ -190,6 +206,8 @@ impl Fault {
             Self::RedisLoading { .. } => "redis_loading",
             Self::RedisClear { .. } => "redis_clear",
             Self::RedisReset { .. } => "redis_reset",
+            Self::DeviceSlow { .. } => "device_slow",
+            Self::DeviceHeal { .. } => "device_heal",
         }
     }
 }
@@ -225,6 +243,10 @@ impl fmt::Display for Fault {
             Self::RedisLoading { host } => write!(formatter, "redis on {host} answers -LOADING"),
             Self::RedisClear { host } => write!(formatter, "redis on {host} healthy again"),
             Self::RedisReset { host } => write!(formatter, "redis on {host} resets its connections"),
+            Self::DeviceSlow { host, factor_percent } => {
+                write!(formatter, "device of {host} takes {factor_percent}% of its step time")
+            }
+            Self::DeviceHeal { host } => write!(formatter, "device of {host} at full pace again"),
         }
     }
 }
@@ -361,6 +383,7 @@ mod tests {
             (Fault::ClockJump { host: a(), by_ms: -5_000 }, Fault::ClockJump { host: a(), by_ms: 5_000 }),
             (Fault::DiskFull { host: b(), capacity_bytes: 0 }, Fault::DiskFreed { host: b() }),
             (Fault::Crash { host: b() }, Fault::Restart { host: b() }),
+            (Fault::DeviceSlow { host: a(), factor_percent: 450 }, Fault::DeviceHeal { host: a() }),
         ];
         for (start, end) in &pairs {
             assert!(start.ends(end), "{start} should be ended by {end}");
@@ -368,6 +391,7 @@ mod tests {
         }
         assert!(!Fault::PartitionOneWay { from: a(), to: b() }.ends(&Fault::RepairOneWay { from: b(), to: a() }));
         assert!(!Fault::Stall { host: a() }.ends(&Fault::Resume { host: b() }));
+        assert!(!Fault::DeviceSlow { host: a(), factor_percent: 450 }.ends(&Fault::DeviceHeal { host: b() }));
         let schedule = FaultSchedule::new(
             pairs
                 .into_iter()
@@ -377,8 +401,13 @@ mod tests {
         );
         let json = schedule.to_json();
         assert!(json.contains(r#""kind":"clock_jump","host":"tolaria","by_ms":-5000"#), "{json}");
+        assert!(json.contains(r#""kind":"device_slow","host":"tolaria","factor_percent":450"#), "{json}");
         assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
-        assert!(schedule.to_string().contains("t=9ms partition tolaria -> tamiyo; t=9ms repair tolaria -> tamiyo"));
+        let text = schedule.to_string();
+        assert!(text.contains("t=9ms partition tolaria -> tamiyo; t=9ms repair tolaria -> tamiyo"), "{text}");
+        assert!(text.contains("device of tolaria takes 450% of its step time"), "{text}");
+        let device_hosts: Vec<_> = schedule.faults().iter().filter_map(|f| f.fault.device_host()).collect();
+        assert_eq!(device_hosts, ["tolaria", "tolaria"]);
     }
 
     #[test]

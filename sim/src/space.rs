@@ -2,11 +2,12 @@
 //!
 //! A [`FaultSpace`] is the scenario's answer to "which faults make sense in my
 //! world?": the links it has, the hosts that may crash or stall, the disks and
-//! Redis servers it runs, the clocks its hosts read, and how long and how late
-//! faults may be for its invariants to still be judged fairly (a fault that
-//! outlasts the run proves nothing about recovery). The generator in
-//! `esper-scenarios` draws schedules from it; nothing here is random.
+//! Redis servers it runs, the clocks its hosts read, the devices it trains on,
+//! and how long and how late faults may be for its invariants to still be judged
+//! fairly (a fault that outlasts the run proves nothing about recovery). The
+//! generator in `esper-scenarios` draws schedules from it; nothing here is random.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// A host's disk and the files on it that may be corrupted at rest.
@@ -43,6 +44,10 @@ pub struct FaultSpace {
     pub clocks: Vec<String>,
     /// The largest clock skew a jump introduces (ms).
     pub max_skew_ms: u64,
+    /// Hosts whose training device may be throttled.
+    pub devices: Vec<String>,
+    /// How slow a throttled device runs, in percent of its nominal step time.
+    pub slowdown_percent: RangeInclusive<u32>,
 }
 
 impl FaultSpace {
@@ -60,6 +65,8 @@ impl FaultSpace {
             redis: Vec::new(),
             clocks: Vec::new(),
             max_skew_ms: 0,
+            devices: Vec::new(),
+            slowdown_percent: 0..=0,
         }
     }
 
@@ -98,6 +105,14 @@ impl FaultSpace {
     pub fn clocks(mut self, hosts: &[&str], max_skew: Duration) -> Self {
         self.clocks.extend(hosts.iter().map(|host| (*host).to_owned()));
         self.max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Lets the devices of `hosts` be throttled to a step time in
+    /// `slowdown_percent` of nominal (1000: ten times slower).
+    pub fn devices(mut self, hosts: &[&str], slowdown_percent: RangeInclusive<u32>) -> Self {
+        self.devices.extend(hosts.iter().map(|host| (*host).to_owned()));
+        self.slowdown_percent = slowdown_percent;
         self
     }
 }

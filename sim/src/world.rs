@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
 use esper_core::planted::Planted;
+use esper_core::tolaria::StepPace;
+use esper_core::tolaria::pace::NOMINAL_PERCENT;
 use rand::RngCore;
 
 use crate::clock::ClockSkew;
@@ -67,6 +69,8 @@ pub struct World {
     disks: BTreeMap<String, SimDisk>,
     redis: BTreeMap<String, FaultHandle>,
     clocks: BTreeMap<String, ClockSkew>,
+    /// Device paces, set by [`Fault::DeviceSlow`] and [`Fault::DeviceHeal`].
+    paces: BTreeMap<String, StepPace>,
     /// The default latency range, restored by [`Fault::LinkHeal`].
     latency: (Duration, Duration),
     /// Links the schedule has cut (pairs in name order).
@@ -133,6 +137,7 @@ impl World {
             disks: BTreeMap::new(),
             redis: BTreeMap::new(),
             clocks: BTreeMap::new(),
+            paces: BTreeMap::new(),
             latency: (config.min_latency, config.max_latency),
             cut: BTreeSet::new(),
             cut_one_way: BTreeSet::new(),
@@ -214,6 +219,14 @@ impl World {
         self.clocks.entry(host.to_owned()).or_default().clone()
     }
 
+    /// The pace of `host`'s device (the first call creates it, nominal). A trainer
+    /// given it ([`esper_core::tolaria::Trainer::with_pace`]) feels the schedule's
+    /// [`Fault::DeviceSlow`]s; the pace outlives the host's software, as a slow
+    /// GPU stays slow across a process restart.
+    pub fn device_pace(&mut self, host: &str) -> StepPace {
+        self.paces.entry(host.to_owned()).or_default().clone()
+    }
+
     /// Runs the simulated Redis on host `name`, serving `port`, with `config`
     /// (its clock origin and `run_id` are set at each start). Writes reach a
     /// durable store every `config.fsync_interval`, which outlives the host: a
@@ -275,7 +288,7 @@ impl World {
     }
 
     /// Why the schedule cannot run in this world: it names a host the world lacks,
-    /// or the disk of a host that has none.
+    /// or the disk, Redis, clock or device of a host that has none.
     fn invalid_schedule(&self) -> Option<Violation> {
         self.schedule_problem().map(|problem| Invariant::InvalidSchedule.violated(problem))
     }
@@ -299,6 +312,10 @@ impl World {
         let no_redis = faults.clone().filter_map(Fault::redis_host).find(|host| !self.redis.contains_key(*host));
         if let Some(host) = no_redis {
             return Some(format!("fault schedule names the Redis of host {host:?}, which runs none"));
+        }
+        let unpaced = faults.clone().filter_map(Fault::device_host).find(|host| !self.paces.contains_key(*host));
+        if let Some(host) = unpaced {
+            return Some(format!("fault schedule paces the device of host {host:?}, which trains on none"));
         }
         let unclocked = faults.filter_map(|fault| match fault {
             Fault::ClockJump { host, .. } if !self.clocks.contains_key(host) => Some(host),
@@ -390,6 +407,8 @@ impl World {
             }
             Fault::Crash { host } => self.crash(host),
             Fault::Restart { host } => self.restart(host),
+            Fault::DeviceSlow { host, factor_percent } => self.pace_device(host, *factor_percent),
+            Fault::DeviceHeal { host } => self.pace_device(host, NOMINAL_PERCENT),
             _ if fault.redis_host().is_some() => self.apply_redis_fault(fault),
             _ => self.apply_disk_fault(fault),
         }
@@ -459,6 +478,13 @@ impl World {
         }
         self.update_host(host, |world| world.down.remove(host));
         self.sim.bounce(host);
+    }
+
+    /// Sets the pace of a host's device (checked to exist before the run).
+    fn pace_device(&self, host: &str, percent: u32) {
+        if let Some(pace) = self.paces.get(host) {
+            pace.set_percent(percent);
+        }
     }
 
     /// Switches a fault on (or off) in a host's simulated Redis.

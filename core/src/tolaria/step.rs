@@ -58,11 +58,12 @@ where
         tally.hook_max_ms = tally.hook_max_ms.max(hook_ms);
     }
 
-    /// The sim's cost model: virtual time for the step just taken. tokio's timers
-    /// count whole milliseconds, so sub-millisecond costs accrue and are slept in
-    /// whole milliseconds as they add up (16 steps of 270 µs take 4 ms, not 16).
+    /// The sim's cost model: virtual time for the step just taken, at the device's
+    /// current pace (a throttled device takes longer). tokio's timers count whole
+    /// milliseconds, so sub-millisecond costs accrue and are slept in whole
+    /// milliseconds as they add up (16 steps of 270 µs take 4 ms, not 16).
     async fn charge_step_cost(&mut self) {
-        self.cost_debt += self.config.step_cost;
+        self.cost_debt += self.pace.scale(self.config.step_cost);
         let whole = Duration::from_millis(u64::try_from(self.cost_debt.as_millis()).unwrap_or(u64::MAX));
         if !whole.is_zero() {
             tokio::time::sleep(whole).await;

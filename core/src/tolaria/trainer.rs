@@ -13,6 +13,7 @@ use super::device::Dataset;
 use super::device::{Device, DeviceError};
 use super::emergency::EmergencyController;
 use super::metrics::TolariaCounters;
+use super::pace::StepPace;
 use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::rollback::FastCache;
 use crate::breaker::CircuitBreaker;
@@ -115,6 +116,8 @@ pub struct Trainer<T, K, M, E, C> {
     pub(super) last_restore_latency_ms: f64,
     /// Step cost not yet slept (the cost model's sub-millisecond remainder).
     pub(super) cost_debt: std::time::Duration,
+    /// The device's pace, which scales the step cost (nominal unless a driver throttles it).
+    pub(super) pace: StepPace,
 }
 
 impl<T, K, M, E, C> Trainer<T, K, M, E, C>
@@ -159,7 +162,16 @@ where
             last_hook_ms: (0.0, 0.0),
             last_restore_latency_ms: 0.0,
             cost_debt: std::time::Duration::ZERO,
+            pace: StepPace::default(),
         })
+    }
+
+    /// The trainer with its step cost scaled by `pace`, which a driver may change
+    /// while training runs (the sim's device throttle).
+    #[must_use]
+    pub fn with_pace(mut self, pace: StepPace) -> Self {
+        self.pace = pace;
+        self
     }
 
     /// Continues from the latest checkpoint, if there is one; returns it.

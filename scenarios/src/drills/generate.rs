@@ -15,6 +15,7 @@
 
 use std::fmt;
 
+use esper_core::tolaria::pace::NOMINAL_PERCENT;
 use esper_sim::{DiskOp, Fault, FaultSchedule, FaultSpace, RngTree, ScheduledFault};
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
@@ -54,11 +55,14 @@ pub enum FaultKind {
     RedisReset,
     /// A host's wall clock stepping away and back.
     ClockJump,
+    /// A host's training device running slower for a while (a throttled GPU).
+    DeviceSlow,
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [Self; 14] = [
+    /// Every kind, in a fixed order. New kinds go last, so a swarm seed's coins
+    /// for the older kinds keep their order.
+    pub const ALL: [Self; 15] = [
         Self::Partition,
         Self::OneWayPartition,
         Self::Hold,
@@ -73,6 +77,7 @@ impl FaultKind {
         Self::RedisRefusal,
         Self::RedisReset,
         Self::ClockJump,
+        Self::DeviceSlow,
     ];
 
     /// The kinds `space` has targets for.
@@ -91,6 +96,7 @@ impl FaultKind {
             Self::DiskCorruption => space.disks.iter().any(|disk| !disk.corruptible.is_empty()),
             Self::RedisSlow | Self::RedisRefusal | Self::RedisReset => !space.redis.is_empty(),
             Self::ClockJump => !space.clocks.is_empty() && space.max_skew_ms > 0,
+            Self::DeviceSlow => !space.devices.is_empty() && *space.slowdown_percent.end() > NOMINAL_PERCENT,
         }
     }
 
@@ -111,6 +117,7 @@ impl FaultKind {
             Self::RedisRefusal => "redis_refusal",
             Self::RedisReset => "redis_reset",
             Self::ClockJump => "clock_jump",
+            Self::DeviceSlow => "device_slow",
         }
     }
 }
@@ -274,6 +281,18 @@ fn episode_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<Episod
                 })
                 .boxed()
         }
+        FaultKind::DeviceSlow => {
+            // Never faster than nominal: a "throttle" that speeds the device up
+            // is not a fault.
+            let slowest = *space.slowdown_percent.end();
+            let factors = (*space.slowdown_percent.start()).clamp(NOMINAL_PERCENT + 1, slowest)..=slowest;
+            (timing, prop::sample::select(space.devices.clone()), factors)
+                .prop_map(|((at, length), host, factor_percent)| {
+                    let start = Fault::DeviceSlow { host: host.clone(), factor_percent };
+                    Episode::window(at, length, start, Fault::DeviceHeal { host })
+                })
+                .boxed()
+        }
     }
 }
 
@@ -328,6 +347,7 @@ mod tests {
             .stallable(&["tamiyo"])
             .disk("tamiyo", &[])
             .clocks(&["tamiyo"], Duration::from_secs(5))
+            .devices(&["tolaria"], 450..=1_000)
     }
 
     #[test]
@@ -340,6 +360,9 @@ mod tests {
             let faults = drill.schedule.faults();
             for (index, scheduled) in faults.iter().enumerate() {
                 assert!(scheduled.at_ms < space.horizon_ms + space.max_window_ms, "{scheduled:?}");
+                if let Fault::DeviceSlow { factor_percent, .. } = scheduled.fault {
+                    assert!(space.slowdown_percent.contains(&factor_percent), "{scheduled:?}");
+                }
                 let opens_window = !matches!(scheduled.fault, Fault::DiskError { .. } | Fault::RedisReset { .. });
                 let is_end = faults[..index].iter().any(|earlier| earlier.fault.ends(&scheduled.fault));
                 if opens_window && !is_end {
@@ -359,6 +382,7 @@ mod tests {
         let available = FaultKind::available(&space);
         assert!(!available.contains(&FaultKind::DiskCorruption) && !available.contains(&FaultKind::RedisSlow));
         assert!(subsets.iter().flatten().all(|kind| available.contains(kind)));
+        assert!(subsets.iter().any(|kinds| kinds.contains(&FaultKind::DeviceSlow)), "{subsets:?}");
         assert_eq!(draw(&space, 7, false).kinds, available);
     }
 }

@@ -50,8 +50,24 @@ where
             }
         };
         self.last_restore_latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+        if matches!(outcome, RollbackOutcome::FastHit { .. } | RollbackOutcome::Checkpoint { .. }) {
+            self.rekey_restored_state();
+        }
         self.account(&outcome).await;
         outcome
+    }
+
+    /// Files the restored model as the state at the current global step. Steps
+    /// are never rewound, so without this the fast tier would still hold, at the
+    /// step the next epoch starts from, the end state of the epoch just rolled
+    /// back — and a second failed epoch in a row would "roll back" to it.
+    fn rekey_restored_state(&mut self) {
+        match self.device.snapshot() {
+            Ok(snapshot) => {
+                self.fast_cache.insert(self.global_step, snapshot);
+            }
+            Err(error) => tracing::warn!(step = self.global_step, %error, "tolaria.rollback.rekey_failed"),
+        }
     }
 
     async fn restore_checkpoint(&mut self) -> RollbackOutcome {
