@@ -66,13 +66,7 @@ impl RunReport {
 
     /// The command that reruns exactly this run.
     pub fn replay_command(&self) -> String {
-        match self.planted.asked() {
-            Some(bug) => format!(
-                "cargo run --release --features planted-bugs -- run --scenario {} --seed {} --plant {bug}",
-                self.scenario, self.seed
-            ),
-            None => replay_command(&self.scenario, self.seed),
-        }
+        replay_command(&self.scenario, self.seed, self.planted)
     }
 }
 

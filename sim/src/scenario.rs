@@ -65,7 +65,15 @@ pub fn run_scenario_with(
     world.run(scenario.name(), mode)
 }
 
-/// The one command that reruns `scenario` at `seed`, from a checkout of the same commit.
-pub fn replay_command(scenario: &str, seed: u64) -> String {
-    format!("cargo run --release -- run --scenario {scenario} --seed {seed}")
+/// The one command that reruns `scenario` at `seed` with `planted` armed, from a
+/// checkout of the same commit (a planted bug needs the `planted-bugs` build).
+pub fn replay_command(scenario: &str, seed: u64, planted: Planted) -> String {
+    match planted.asked() {
+        Some(bug) => {
+            format!(
+                "cargo run --release --features planted-bugs -- run --scenario {scenario} --seed {seed} --plant {bug}"
+            )
+        }
+        None => format!("cargo run --release -- run --scenario {scenario} --seed {seed}"),
+    }
 }

@@ -64,8 +64,8 @@ pub enum FailureFileError {
 }
 
 impl FailureRecord {
-    /// The record of a failed run that armed `planted`; `None` if it passed.
-    pub fn from_report(report: &RunReport, swarm: bool, kinds: Vec<FaultKind>, planted: Planted) -> Option<Self> {
+    /// The record of a failed run (with the bug it armed); `None` if it passed.
+    pub fn from_report(report: &RunReport, swarm: bool, kinds: Vec<FaultKind>) -> Option<Self> {
         let Outcome::Failed { violation } = &report.outcome else { return None };
         Some(Self {
             schema: FAILURE_SCHEMA.to_owned(),
@@ -73,7 +73,7 @@ impl FailureRecord {
             seed: report.seed,
             swarm,
             kinds,
-            planted: planted.asked(),
+            planted: report.planted.asked(),
             schedule: report.schedule.clone(),
             violation: violation.clone(),
             hash: report.hash.clone(),

@@ -154,7 +154,7 @@ pub fn shrink_record(
         }
         failed
     });
-    let minimal = FailureRecord::from_report(&smallest, record.swarm, record.kinds.clone(), record.planted())
+    let minimal = FailureRecord::from_report(&smallest, record.swarm, record.kinds.clone())
         .ok_or(ShrinkError::DoesNotFail(record.invariant()))?;
     Ok((shrunk, minimal))
 }
@@ -246,9 +246,8 @@ mod tests {
 
     #[test]
     fn a_shrink_that_drifts_to_another_invariant_is_refused() {
-        let planted = esper_core::planted::Planted::NONE;
         let found = report_failing(Invariant::WalAcknowledged);
-        let record = FailureRecord::from_report(&found, true, Vec::new(), planted).expect("a failed run");
+        let record = FailureRecord::from_report(&found, true, Vec::new()).expect("a failed run");
         assert!(fails_the_same(&record, &found));
         // A candidate that fails, but a different invariant, does not count as
         // still failing — even with the very same detail text.

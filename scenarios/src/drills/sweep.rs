@@ -232,7 +232,7 @@ fn run_seed(
     let run = || run_scenario_with(scenario, seed, drill.schedule.clone(), config.planted, TraceMode::Hash);
     let report = run();
     let divergent_hash = config.twice.then(|| run().hash).filter(|again| *again != report.hash);
-    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds, config.planted);
+    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds);
     let result = SeedResult {
         seed,
         hash: report.hash,

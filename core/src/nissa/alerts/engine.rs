@@ -99,9 +99,9 @@ impl AlertEngine {
         debug_assert!(value.is_finite(), "the ingestor filters non-finite samples");
         let Some(indices) = self.by_metric.get(metric) else { return Vec::new() };
         let mut transitions = Vec::new();
+        let late = self.planted.armed(PlantedBug::AlertFiresLate);
         for &index in indices {
             let (rule, state) = (&self.rules[index], &mut self.states[index]);
-            let late = self.planted.armed(PlantedBug::AlertFiresLate);
             transitions.extend(step(rule, state, value, now_ms, late));
             self.evaluations += 1;
         }

@@ -8,8 +8,7 @@
 use tokio::time::{Instant, timeout};
 
 use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
-use crate::planted::Planted;
-use crate::planted::PlantedBug;
+use crate::planted::{Planted, PlantedBug};
 use crate::tolaria::checkpoint::CheckpointStore;
 use crate::tolaria::device::{Device, DeviceError, ModelSpec, ModelState};
 use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
