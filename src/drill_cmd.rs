@@ -16,10 +16,18 @@ use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_reco
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
 use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
 
-use crate::exit::CommandResult;
+use anyhow::Context as _;
 
-/// Runs a sweep with a progress bar on stderr; true when every seed passed.
-pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -> CommandResult {
+use crate::exit::{CommandResult, Tag as _};
+use crate::sweep_summary;
+
+/// Runs a sweep with a progress bar on stderr, and writes its markdown summary to
+/// `summary_md` if given; true when every seed passed.
+pub fn sweep_command(
+    scenario: &'static dyn SimScenario,
+    config: &SweepConfig,
+    summary_md: Option<&Path>,
+) -> CommandResult {
     let started = Instant::now();
     let mut bar = ProgressBar::new(started);
     let summary = sweep(scenario, config, |progress| bar.show(progress))?;
@@ -66,6 +74,11 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
             println!("    replay: {}", replay_file_command(path));
             println!("    shrink: cargo run --release -- shrink {}", path.display());
         }
+    }
+    if let Some(path) = summary_md {
+        sweep_summary::write(path, config, &summary)
+            .with_context(|| format!("writing the sweep summary to {}", path.display()))
+            .runtime()?;
     }
     Ok(summary.clean())
 }

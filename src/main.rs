@@ -6,6 +6,7 @@
 
 mod drill_cmd;
 mod exit;
+mod sweep_summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,7 +56,12 @@ struct PlantArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the scenarios that `run` and `check-determinism` accept.
-    Scenarios,
+    Scenarios {
+        /// Only the names of those `sweep` can drill (the ones with a fault space),
+        /// one per line: what CI loops over.
+        #[arg(long)]
+        drillable: bool,
+    },
     /// Run one scenario at one seed in the simulated world and print its trace hash.
     Run {
         /// Scenario name (see `esper scenarios`).
@@ -109,6 +115,10 @@ enum Command {
         /// Stop starting new seeds after this many failures.
         #[arg(long, value_name = "N")]
         max_failures: Option<usize>,
+        /// Also write a markdown summary (seeds, failures, replay commands) to FILE,
+        /// e.g. for a CI job summary.
+        #[arg(long, value_name = "FILE")]
+        summary_md: Option<PathBuf>,
         #[command(flatten)]
         plant: PlantArg,
     },
@@ -381,19 +391,34 @@ fn main() -> ExitCode {
 /// the command itself could not be carried out.
 fn execute(command: Command) -> CommandResult {
     match command {
-        Command::Scenarios => {
+        Command::Scenarios { drillable: false } => {
             for scenario in registry::all() {
                 println!("{:<12} {}", scenario.name(), scenario.summary());
             }
             Ok(true)
         }
+        Command::Scenarios { drillable: true } => {
+            esper_scenarios::drills::sweep::sweepable().iter().for_each(|name| println!("{name}"));
+            Ok(true)
+        }
         Command::Run { scenario, seed, trace, plant } => run(scenario, seed, Planted::bug(plant.plant), trace),
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
-        Command::Sweep { scenario, seeds, jobs, shard, swarm, twice, failures_dir, max_failures, plant } => {
+        Command::Sweep {
+            scenario,
+            seeds,
+            jobs,
+            shard,
+            swarm,
+            twice,
+            failures_dir,
+            max_failures,
+            summary_md,
+            plant,
+        } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
             let planted = Planted::bug(plant.plant);
             let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
-            drill_cmd::sweep_command(scenario, &config)
+            drill_cmd::sweep_command(scenario, &config, summary_md.as_deref())
         }
         Command::Replay { file } => drill_cmd::replay_command(&file),
         Command::Shrink { file, output, max_runs } => drill_cmd::shrink_command(&file, output, max_runs),

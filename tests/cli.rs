@@ -96,6 +96,69 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// The seeds a `--summary-md` file says ran (its "Seeds run" block).
+fn seeds_in_summary(markdown: &str) -> Vec<u64> {
+    let block = markdown
+        .split_once("</summary>")
+        .and_then(|(_, rest)| rest.split_once("</details>"))
+        .unwrap_or_else(|| panic!("no seeds block in {markdown}"))
+        .0;
+    block
+        .split_whitespace()
+        .map(|seed| seed.parse().unwrap_or_else(|_| panic!("seed {seed:?} in {markdown}")))
+        .collect()
+}
+
+/// What CI's sweep matrix relies on: N runners given `--shard k/N` (k = 1..=N) over
+/// the same range sweep every seed of it exactly once, for N = 1..=16, and each
+/// runner's `--summary-md` lists the seeds it swept.
+#[test]
+fn shards_k_of_n_sweep_every_seed_once_and_their_summaries_list_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let range: Vec<u64> = (3..=18).collect();
+    for count in 1..=16_u64 {
+        let mut swept = Vec::new();
+        for index in 1..=count {
+            let summary = dir.path().join(format!("{index}-of-{count}.md"));
+            let output = esper(&[
+                "sweep",
+                "--scenario",
+                "control-loop",
+                "--seeds",
+                "3..=18",
+                "--shard",
+                &format!("{index}/{count}"),
+                "--jobs",
+                "1",
+                "--failures-dir",
+                utf8(&dir.path().join("failures")),
+                "--summary-md",
+                utf8(&summary),
+            ]);
+            assert!(output.status.success(), "shard {index}/{count}: {output:?}");
+            let markdown = std::fs::read_to_string(&summary).expect("summary written");
+            assert!(markdown.contains(&format!("shard {index}/{count}")), "{markdown}");
+            swept.extend(seeds_in_summary(&markdown));
+        }
+        swept.sort_unstable();
+        assert_eq!(swept, range, "the {count} shards of 3..=18 swept these seeds");
+    }
+}
+
+#[test]
+fn scenarios_drillable_names_exactly_the_scenarios_sweep_accepts() {
+    let listed = stdout(&esper(&["scenarios", "--drillable"]));
+    let listed: Vec<&str> = listed.lines().collect();
+    assert!(listed.contains(&"control-loop") && listed.contains(&"oona-ledger"), "{listed:?}");
+    let all = stdout(&esper(&["scenarios"]));
+    for name in all.lines().filter_map(|line| line.split_whitespace().next()) {
+        let swept =
+            esper(&["sweep", "--scenario", name, "--seeds", "0", "--jobs", "1", "--failures-dir", "/nonexistent"]);
+        let not_sweepable = String::from_utf8_lossy(&swept.stderr).contains("has no fault space");
+        assert_eq!(listed.contains(&name), !not_sweepable, "{name}: {swept:?}");
+    }
+}
+
 /// Exit codes, per subcommand: 0 ok; 1 a run failed, diverged or was judged failing,
 /// or could not finish (an unreachable server, an I/O error mid-run); 2 bad usage or
 /// unreadable input. `{name}` in a case is a fixture's path (see [`Fixtures`]).
@@ -105,6 +168,7 @@ fn every_subcommand_has_help() {
 const EXIT_CODES: &[(&str, i32)] = &[
     ("scenarios", 0),
     ("scenarios extra", 2),
+    ("scenarios --drillable", 0),
     ("run --scenario heartbeat --seed 1", 0),
     ("run --scenario heartbeat --seed 1 --trace {tmp}/no/such/dir/trace.txt", 1),
     ("run --scenario nope --seed 1", 2),
@@ -113,6 +177,7 @@ const EXIT_CODES: &[(&str, i32)] = &[
     ("sweep --scenario control-loop --seeds 0..2 --jobs 1 --failures-dir {tmp}/failures", 0),
     ("sweep --scenario heartbeat --seeds 0..2", 2),
     ("sweep --scenario control-loop --seeds 0..1 --shard 2/4", 2),
+    ("sweep --scenario control-loop --seeds 0..1 --jobs 1 --failures-dir {tmp}/f --summary-md {tmp}/no/dir/s.md", 1),
     ("replay {regression}", 0),
     ("replay {liveness}", 1),
     ("replay {tmp}/no-such-failure.json", 2),

@@ -255,9 +255,11 @@ mod tests {
         for bad in ["0/4", "5/4", "x/4", "3", "1/0"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-        for offset in 0..40 {
-            let owners = (1..=4).filter(|index| Shard { index: *index, count: 4 }.owns(offset)).count();
-            assert_eq!(owners, 1, "offset {offset}");
+        for count in 1..=16 {
+            for offset in 0..40 {
+                let owners = (1..=count).filter(|index| Shard { index: *index, count }.owns(offset)).count();
+                assert_eq!(owners, 1, "offset {offset} of {count} shards");
+            }
         }
     }
 }
