@@ -11,12 +11,11 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
 use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_record};
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
 use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
-
-use anyhow::Context as _;
 
 use crate::exit::{CommandResult, Tag as _};
 use crate::sweep_summary;
