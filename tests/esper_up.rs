@@ -212,3 +212,39 @@ fn germinated_seeds_get_their_kernels_from_urza() {
     assert_eq!(field(&attached, "prefetch_fallback"), 0, "{attached}");
     assert!(up.exit(Duration::from_secs(30)).success());
 }
+
+/// `--log-format json`: every line `esper up` writes to stderr is one JSON object
+/// with `timestamp`, `level` and `target`, and the run's own events are among them
+/// (Oona connecting, Tolaria's epochs); `--log-level` filters what is written.
+#[test]
+fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
+    let Some(redis) = RealRedis::start("json_logs") else { return };
+    let run = |level: &str| {
+        let workdir = tempfile::tempdir().expect("workdir");
+        let output = Command::new(env!("CARGO_BIN_EXE_esper"))
+            .args(["up", "--redis-url", &format!("redis://127.0.0.1:{}", redis.port), "--nissa-addr", "127.0.0.1:0"])
+            .arg("--workdir")
+            .arg(workdir.path())
+            .args(["--epochs", "1", "--log-format", "json", "--log-level", level])
+            .output()
+            .expect("esper up runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stderr).expect("utf8 logs")
+    };
+    let logs = run("info");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "no logs at info");
+    for line in &lines {
+        for key in ["timestamp", "level", "target"] {
+            assert!(line[key].is_string(), "no {key}: {line}");
+        }
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|line| line["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"oona: connected to Redis"), "{messages:?}");
+    assert!(messages.contains(&"tolaria.epoch"), "{messages:?}");
+    let quiet = run("error");
+    assert!(quiet.lines().all(|line| line.contains("\"level\":\"ERROR\"")), "--log-level error: {quiet}");
+}
