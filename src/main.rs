@@ -496,14 +496,16 @@ fn up(args: UpArgs) -> CommandResult {
         seed: args.seed,
         linger: Duration::from_millis(args.linger_ms),
     };
-    let announce = |line: String| {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout (the caller went away) must not stop the run.
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-    };
     let outcome = esper_scenarios::up::run(&config, announce)?;
     Ok(outcome.succeeded())
+}
+
+/// Prints one progress line of a long-running command and flushes it, so a caller
+/// can wait for it. A closed stdout (the caller went away) must not stop the run.
+fn announce(line: String) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 fn nissa(args: NissaArgs) -> CommandResult {
@@ -512,12 +514,6 @@ fn nissa(args: NissaArgs) -> CommandResult {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         addr: args.addr,
         seed: args.seed,
-    };
-    let announce = |line: String| {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout (the caller went away) must not stop Nissa.
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
     };
     esper_scenarios::up::run_nissa(&config, announce)?;
     Ok(true)

@@ -7,14 +7,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use support::{RawClient, RealRedis};
+use support::{RawClient, RealRedis, http_get as get};
 
 /// A running `esper up`, its stdout read line by line on a thread.
 struct Up {
@@ -99,18 +98,6 @@ fn field(line: &str, name: &str) -> u64 {
 fn nissa_address(ready: &str) -> String {
     let field = ready.split_whitespace().find_map(|field| field.strip_prefix("nissa=http://"));
     field.unwrap_or_else(|| panic!("no nissa address in {ready:?}")).to_owned()
-}
-
-/// GET `path` from `address` (HTTP/1.1, Connection: close): status and body.
-fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
 }
 
 /// `/metrics/summary` as JSON, retried (at most 50 × 20 ms) while it is not 200.

@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -15,21 +14,9 @@ use esper_core::leyline::{
 use esper_core::storage::RealStorage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
 use rand::SeedableRng;
-use support::RealRedis;
+use support::{RealRedis, http_get as get};
 
 const SECRET: &str = "operator-tools-test-secret";
-
-/// GET `path` (HTTP/1.1, Connection: close): status and body.
-fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
 
 /// Polls `path` every 20 ms, at most 500 times, until `done` accepts the answer.
 fn poll(address: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> String {
