@@ -6,6 +6,7 @@
 
 mod drill_cmd;
 mod exit;
+mod logging;
 mod sweep_summary;
 
 use std::path::PathBuf;
@@ -179,6 +180,14 @@ enum Command {
     /// `esper up: finished …` after --epochs; SIGINT/SIGTERM stop it gracefully
     /// (`esper up: stopped …`, exit 0). Exit 1 if Weatherlight gave up on a service.
     Up(UpArgs),
+    /// Run Nissa alone: ingest from Oona on --redis-url, serve /metrics, /healthz,
+    /// /readyz and /metrics/summary on --addr, until SIGINT or SIGTERM.
+    Nissa(NissaArgs),
+    /// Read Tamiyo's field-report log.
+    FieldReports {
+        #[command(subcommand)]
+        action: FieldReportsAction,
+    },
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
     Redis {
         /// TCP port to listen on, on every local address.
@@ -327,6 +336,37 @@ struct UpArgs {
     /// Keep Nissa serving this long after the last epoch, so the final state can be read.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     linger_ms: u64,
+    #[command(flatten)]
+    log: logging::LogArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct NissaArgs {
+    /// `embedded` (the simulated server over TCP, started here) or redis://host[:port].
+    #[arg(long, value_name = "URL")]
+    redis_url: String,
+    /// Where the HTTP endpoints listen (port 0: a free one).
+    #[arg(long, default_value_t = esper_scenarios::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
+    addr: std::net::SocketAddr,
+    /// Seeds the bus client's nonces and retry jitter.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    log: logging::LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum FieldReportsAction {
+    /// Print every report in the log as one JSON object a line, oldest first,
+    /// without changing the log; exit 1 if the log is damaged past what was printed.
+    Dump {
+        /// The store directory (holds `field_reports.log`).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Keep reading: print reports as they are appended, until stopped.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 /// `all`, or one RC1 scenario.
@@ -458,6 +498,8 @@ fn execute(command: Command) -> CommandResult {
             Ok(report.passed())
         }
         Command::Up(args) => up(args),
+        Command::Nissa(args) => nissa(args),
+        Command::FieldReports { action: FieldReportsAction::Dump { dir, follow } } => dump_field_reports(&dir, follow),
         Command::Redis { port } => {
             eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
             esper_scenarios::embedded_redis::serve_blocking(port)
@@ -469,6 +511,7 @@ fn execute(command: Command) -> CommandResult {
 }
 
 fn up(args: UpArgs) -> CommandResult {
+    logging::install(&args.log)?;
     let config = esper_scenarios::up::UpConfig {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         device: args.device,
@@ -478,14 +521,51 @@ fn up(args: UpArgs) -> CommandResult {
         seed: args.seed,
         linger: Duration::from_millis(args.linger_ms),
     };
-    let announce = |line: String| {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout (the caller went away) must not stop the run.
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-    };
     let outcome = esper_scenarios::up::run(&config, announce)?;
     Ok(outcome.succeeded())
+}
+
+/// Prints one progress line of a long-running command and flushes it, so a caller
+/// can wait for it. A closed stdout (the caller went away) must not stop the run.
+fn announce(line: String) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+}
+
+fn nissa(args: NissaArgs) -> CommandResult {
+    logging::install(&args.log)?;
+    let config = esper_scenarios::up::NissaAloneConfig {
+        redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
+        addr: args.addr,
+        seed: args.seed,
+    };
+    esper_scenarios::up::run_nissa(&config, announce)?;
+    Ok(true)
+}
+
+fn dump_field_reports(dir: &std::path::Path, follow: bool) -> CommandResult {
+    use std::io::Write as _;
+    let config = tamiyo_wal::config_from_env(dir).input()?;
+    let mut stdout = std::io::stdout().lock();
+    let mut closed = false;
+    let end = tamiyo_wal::dump_reports(&config, follow, |line| match line {
+        Ok(json) if !closed => closed = writeln!(stdout, "{json}").and_then(|()| stdout.flush()).is_err(),
+        Ok(_) => {}
+        Err(error) => eprintln!("esper field-reports: {error}"),
+    })
+    .runtime()?;
+    if let Some(damage) = end.damage {
+        eprintln!(
+            "esper field-reports: {} is damaged at offset {}: {} ({} bytes past the last valid record); the {} reports before it were printed",
+            config.log_path().display(),
+            damage.offset,
+            damage.reason,
+            damage.dropped_bytes,
+            end.printed
+        );
+    }
+    Ok(end.damage.is_none() && end.undecodable == 0)
 }
 
 fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> CommandResult {

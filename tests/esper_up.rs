@@ -7,14 +7,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use support::{RawClient, RealRedis};
+use support::{RawClient, RealRedis, http_get as get};
 
 /// A running `esper up`, its stdout read line by line on a thread.
 struct Up {
@@ -99,18 +98,6 @@ fn field(line: &str, name: &str) -> u64 {
 fn nissa_address(ready: &str) -> String {
     let field = ready.split_whitespace().find_map(|field| field.strip_prefix("nissa=http://"));
     field.unwrap_or_else(|| panic!("no nissa address in {ready:?}")).to_owned()
-}
-
-/// GET `path` from `address` (HTTP/1.1, Connection: close): status and body.
-fn get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
-    Ok((status, body.to_owned()))
 }
 
 /// `/metrics/summary` as JSON, retried (at most 50 × 20 ms) while it is not 200.
@@ -211,4 +198,40 @@ fn germinated_seeds_get_their_kernels_from_urza() {
     assert_eq!(field(&attached, "prefetch_ok"), kernels, "every kernel came from Urza: {attached}");
     assert_eq!(field(&attached, "prefetch_fallback"), 0, "{attached}");
     assert!(up.exit(Duration::from_secs(30)).success());
+}
+
+/// `--log-format json`: every line `esper up` writes to stderr is one JSON object
+/// with `timestamp`, `level` and `target`, and the run's own events are among them
+/// (Oona connecting, Tolaria's epochs); `--log-level` filters what is written.
+#[test]
+fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
+    let Some(redis) = RealRedis::start("json_logs") else { return };
+    let run = |level: &str| {
+        let workdir = tempfile::tempdir().expect("workdir");
+        let output = Command::new(env!("CARGO_BIN_EXE_esper"))
+            .args(["up", "--redis-url", &format!("redis://127.0.0.1:{}", redis.port), "--nissa-addr", "127.0.0.1:0"])
+            .arg("--workdir")
+            .arg(workdir.path())
+            .args(["--epochs", "1", "--log-format", "json", "--log-level", level])
+            .output()
+            .expect("esper up runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stderr).expect("utf8 logs")
+    };
+    let logs = run("info");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+        .collect();
+    assert!(!lines.is_empty(), "no logs at info");
+    for line in &lines {
+        for key in ["timestamp", "level", "target"] {
+            assert!(line[key].is_string(), "no {key}: {line}");
+        }
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|line| line["fields"]["message"].as_str()).collect();
+    assert!(messages.contains(&"oona: connected to Redis"), "{messages:?}");
+    assert!(messages.contains(&"tolaria.epoch"), "{messages:?}");
+    let quiet = run("error");
+    assert!(quiet.lines().all(|line| line.contains("\"level\":\"ERROR\"")), "--log-level error: {quiet}");
 }

@@ -30,15 +30,16 @@ struct Case {
     seeds: &'static str,
 }
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     case(PlantedBug::WalAckBeforeSync, Invariant::WalAcknowledged, "control-loop", "0..10"),
     case(PlantedBug::RollbackSkipsTensor, Invariant::RollbackRestores, "control-loop", "0..5"),
-    case(PlantedBug::AlertFiresLate, Invariant::AlertsMatch, "control-loop", "0..50"),
+    case(PlantedBug::AlertFiresLate, Invariant::AlertsMatch, "control-loop", "0..300"),
     case(PlantedBug::ConsumerLeavesPending, Invariant::OonaLedger, "oona-ledger", "0..5"),
     case(PlantedBug::OutboxForgetsCritical, Invariant::OonaLedger, "oona-ledger", "0..10"),
     case(PlantedBug::PanicOnRarePath, Invariant::NoPanic, "control-loop", "0..40"),
     case(PlantedBug::LivelockAfterRepair, Invariant::Liveness, "control-loop", "0..10"),
     case(PlantedBug::TelemetrySentRaw, Invariant::TelemetryBudget, "control-loop", "0..5"),
+    case(PlantedBug::SplitLosesMetric, Invariant::TelemetryComplete, "control-loop", "0..15"),
 ];
 
 const fn case(bug: PlantedBug, invariant: Invariant, scenario: &'static str, seeds: &'static str) -> Case {
@@ -139,6 +140,11 @@ fn a_client_that_never_redials_breaks_liveness() {
 #[test]
 fn telemetry_sent_raw_breaks_telemetry_budget() {
     falsify(PlantedBug::TelemetrySentRaw);
+}
+
+#[test]
+fn a_split_that_loses_a_metric_breaks_telemetry_complete() {
+    falsify(PlantedBug::SplitLosesMetric);
 }
 
 #[test]

@@ -38,11 +38,14 @@ pub enum PlantedBug {
     /// Tolaria sends an epoch's metrics raw when its failure counters moved,
     /// bypassing the builder's 280-byte cap (`telemetry-budget`).
     TelemetrySentRaw,
+    /// The telemetry builder opens a new part for the metric that overflowed the
+    /// last one but never writes the metric into it (`telemetry-complete`).
+    SplitLosesMetric,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::WalAckBeforeSync,
         Self::RollbackSkipsTensor,
         Self::AlertFiresLate,
@@ -51,6 +54,7 @@ impl PlantedBug {
         Self::PanicOnRarePath,
         Self::LivelockAfterRepair,
         Self::TelemetrySentRaw,
+        Self::SplitLosesMetric,
     ];
 
     /// The kebab-case name used on the command line and in failure files.
@@ -64,6 +68,7 @@ impl PlantedBug {
             Self::PanicOnRarePath => "panic-on-rare-path",
             Self::LivelockAfterRepair => "livelock-after-repair",
             Self::TelemetrySentRaw => "telemetry-sent-raw",
+            Self::SplitLosesMetric => "split-loses-metric",
         }
     }
 }

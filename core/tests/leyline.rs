@@ -124,10 +124,11 @@ prop_compose! {
     fn telemetry()(packet_id in name(), timestamp in timestamp(), source_subsystem in name(), level in telemetry_level(),
         metrics in prop::collection::vec((name(), real64(), name(), string_map()), 0..4),
         events in prop::collection::vec((name(), name(), telemetry_level(), string_map()), 0..3),
-        health in prop::option::of((one_of(wire(esper_core::leyline::HealthStatus::ALL)), name(), string_map())))
+        health in prop::option::of((one_of(wire(esper_core::leyline::HealthStatus::ALL)), name(), string_map())),
+        (part, parts) in (any::<u32>(), any::<u32>()))
         -> TelemetryPacket {
         TelemetryPacket {
-            packet_id, timestamp, source_subsystem, level,
+            packet_id, timestamp, source_subsystem, level, part, parts,
             metrics: metrics.into_iter().map(|(name, value, unit, attributes)| MetricPoint { name, value, unit, attributes }).collect(),
             events: events.into_iter()
                 .map(|(event_id, description, level, attributes)| TelemetryEvent { event_id, description, level, attributes })

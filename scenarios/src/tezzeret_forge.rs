@@ -194,7 +194,7 @@ async fn audit(journal: &RefCell<Journal>, disk: &SimDisk, seed: u64) -> Result<
         return Err("the library differs from an uninterrupted forge's".to_owned());
     }
     let telemetry = forge_telemetry(&report, sim_clock().now_ms()).map_err(|e| e.to_string())?;
-    let retries = telemetry.metric("tezzeret.compile.retries_total");
+    let retries = telemetry.iter().find_map(|packet| packet.metric("tezzeret.compile.retries_total"));
     tracing::info!(crashes, redone, stopped_passes, ?retries, "tezzeret-forge: audited");
     Ok(())
 }

@@ -30,6 +30,10 @@ pub enum Invariant {
     AlertsMatch,
     /// Every telemetry packet that reached Redis fits Leyline's 280-byte budget.
     TelemetryBudget,
+    /// Every counter a subsystem moved during the run shows its final value in
+    /// Nissa's exporter, fed the telemetry Redis holds — or the shortfall is
+    /// accounted for by a counted drop on the producer's bus.
+    TelemetryComplete,
     /// After the last fault is repaired, the work completes within a bound.
     Liveness,
     /// A check specific to the scenario (its own expectations of a fixed
@@ -44,13 +48,14 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::NoPanic,
         Self::OonaLedger,
         Self::WalAcknowledged,
         Self::RollbackRestores,
         Self::AlertsMatch,
         Self::TelemetryBudget,
+        Self::TelemetryComplete,
         Self::Liveness,
         Self::Scenario,
         Self::HostError,
@@ -66,6 +71,7 @@ impl Invariant {
             Self::RollbackRestores => "rollback-restores",
             Self::AlertsMatch => "alerts-match",
             Self::TelemetryBudget => "telemetry-budget",
+            Self::TelemetryComplete => "telemetry-complete",
             Self::Liveness => "liveness",
             Self::Scenario => "scenario",
             Self::HostError => "host-error",

@@ -189,3 +189,16 @@ pub fn cuda_or_skip(test: &str) -> bool {
     eprintln!("SKIPPED {message}; the nextest profile `gpu` runs it on a GPU runner (ci/gpu-profile)");
     false
 }
+
+/// GET `path` from `address` (HTTP/1.1, Connection: close): status and body.
+pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_owned()))
+}

@@ -30,6 +30,7 @@ use super::isolation::{self, OVERLAP_TOLERANCE};
 use super::lifecycle::{self, IllegalTransition};
 use super::prefetch::{Kernel, KernelSource};
 use super::telemetry;
+use crate::leyline::counters::leyline_counters;
 use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
     SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
@@ -133,18 +134,20 @@ impl Seed {
     }
 }
 
-/// Counters, named as Kasmina's metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct KasminaCounters {
-    pub commands_applied: u64,
-    pub commands_rejected: u64,
-    pub transitions: u64,
-    pub gates_passed: u64,
-    pub gate_failures: u64,
-    /// `kasmina.isolation.violations`.
-    pub isolation_violations: u64,
-    /// Events discarded because nobody drained them in time.
-    pub events_dropped: u64,
+leyline_counters! {
+    /// Counters, named as Kasmina's metrics.
+    #[derive(serde::Serialize)]
+    pub struct KasminaCounters {
+        commands_applied => "kasmina.commands.applied",
+        commands_rejected => "kasmina.commands.rejected",
+        transitions => "kasmina.seed.transitions",
+        gates_passed => "kasmina.gate.passed",
+        gate_failures => "kasmina.gate.failures",
+        /// `kasmina.isolation.violations`, which `kasmina_isolation_violation` watches.
+        isolation_violations => "kasmina.isolation.violations",
+        /// Events discarded because nobody drained them in time.
+        events_dropped => "kasmina.events.dropped",
+    }
 }
 
 /// Events held for [`SeedManager::take_events`]; the oldest go first beyond this.
@@ -524,8 +527,9 @@ impl SeedManager {
         std::mem::take(&mut self.events)
     }
 
-    /// Per-seed `kasmina.seed.alpha`, `.stage`, `.health` (attribute `seed`) and
-    /// the totals, with the pending events, as packets within 280 bytes.
+    /// Per-seed `kasmina.seed.alpha`, `.stage`, `.health` (attribute `seed`),
+    /// every counter and `kasmina.seeds.active`, with the pending events, as
+    /// packets within 280 bytes.
     pub fn telemetry(&mut self, timestamp_ms: u64) -> Vec<TelemetryPacket> {
         let mut metrics = Vec::new();
         for (id, seed) in &self.seeds {
@@ -539,13 +543,8 @@ impl SeedManager {
                 metrics.push(point);
             }
         }
-        let c = self.counters;
-        metrics.extend([
-            MetricPoint::new("kasmina.isolation.violations", c.isolation_violations as f64, "count"),
-            MetricPoint::new("kasmina.gate.failures", c.gate_failures as f64, "count"),
-            MetricPoint::new("kasmina.commands.rejected", c.commands_rejected as f64, "count"),
-            MetricPoint::new("kasmina.seeds.active", self.active() as f64, "count"),
-        ]);
+        metrics.extend(self.counters.points());
+        metrics.push(MetricPoint::new("kasmina.seeds.active", self.active() as f64, ""));
         telemetry::packets("kasmina", metrics, self.take_events(), timestamp_ms)
     }
 

@@ -16,6 +16,7 @@
 pub mod budget;
 pub mod codec;
 mod command;
+pub(crate) mod counters;
 mod emergency;
 mod enums;
 mod envelope;
@@ -29,7 +30,10 @@ mod telemetry;
 mod timestamp;
 mod verify;
 
-pub use budget::{TELEMETRY_BYTE_LIMIT, TelemetryBuilder, TelemetryTooLarge, encode_within_budget};
+pub use budget::{
+    DROPPABLE, MAX_PARTS, METRICS_DROPPED_EVENT, TELEMETRY_BYTE_LIMIT, TelemetryBuilder, TelemetryTooLarge,
+    encode_within_budget,
+};
 pub use codec::{Contract, DecodeError};
 pub use command::{
     AdaptationCommand, CommandCircuitBreaker, CommandOptimizerAdjustment, CommandPayload, CommandRollback,

@@ -71,7 +71,9 @@ pub struct SystemHealth {
 }
 
 /// Metrics and events from one subsystem. Tag 30 (`spans`) is left unused: the
-/// original declared it but never filled it.
+/// original declared it but never filled it. Tags 5 and 6 (`part`, `parts`) are
+/// Esper's addition for telemetry split across packets (see
+/// [`super::budget`]); the original's decoders skip them as unknown fields.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct TelemetryPacket {
     #[prost(string, tag = "1")]
@@ -82,12 +84,25 @@ pub struct TelemetryPacket {
     pub source_subsystem: String,
     #[prost(enumeration = "TelemetryLevel", tag = "4")]
     pub level: i32,
+    /// This packet's place (1-based) among the parts of a split packet; 0 when
+    /// the telemetry was not split.
+    #[prost(uint32, tag = "5")]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part: u32,
+    /// How many parts the telemetry was split into; 0 when it was not.
+    #[prost(uint32, tag = "6")]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts: u32,
     #[prost(message, repeated, tag = "10")]
     pub metrics: Vec<MetricPoint>,
     #[prost(message, repeated, tag = "20")]
     pub events: Vec<TelemetryEvent>,
     #[prost(message, optional, tag = "40")]
     pub system_health: Option<SystemHealth>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl TelemetryPacket {

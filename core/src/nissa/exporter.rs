@@ -7,6 +7,14 @@
 //! (later sources are labelled `other`); a name the naming rule refuses, or one
 //! whose Prometheus name collides with a metric of another shape, is counted in
 //! `esper_ingest_rejected_metrics_total{reason}` and skipped.
+//!
+//! Point attributes become labels, so `kasmina.prefetch.requests_total{status}`
+//! and per-seed series stay apart instead of collapsing into one. Only the keys
+//! in [`LABEL_ALLOW_LIST`] are kept (others are outside input with no bound);
+//! a metric's label names are fixed by the first point seen (a later point
+//! lacking one gets the empty value, which Prometheus reads as unset); and one
+//! metric has at most [`MAX_SERIES_PER_METRIC`] label sets — a point that would
+//! add one more is counted (`reason="too_many_series"`) and dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +41,16 @@ pub const REJECTED_MESSAGE_REASONS: [&str; 3] =
 /// Longest `source` label value kept.
 const SOURCE_LABEL_CHARS: usize = 64;
 
+/// Point attributes kept as labels, in label order: the ones Esper's producers
+/// set with values from small sets (prefetch status, seed ids, services, streams).
+pub const LABEL_ALLOW_LIST: [&str; 4] = ["seed", "service", "status", "stream"];
+
+/// Distinct label sets (sources included) one ingested metric may have.
+pub const MAX_SERIES_PER_METRIC: usize = 64;
+
+/// Longest attribute label value kept.
+const ATTRIBUTE_LABEL_CHARS: usize = 64;
+
 /// Why an ingested metric point was not exported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricRejection {
@@ -44,6 +62,8 @@ pub enum MetricRejection {
     Collision,
     /// NaN or infinite.
     NonFinite,
+    /// The metric already has [`MAX_SERIES_PER_METRIC`] label sets.
+    TooManySeries,
 }
 
 impl MetricRejection {
@@ -54,6 +74,7 @@ impl MetricRejection {
             Self::TooManyNames => "too_many_names",
             Self::Collision => "collision",
             Self::NonFinite => "non_finite",
+            Self::TooManySeries => "too_many_series",
         }
     }
 }
@@ -65,11 +86,21 @@ enum Series {
     Counter { counter: CounterVec, unit: PromName },
 }
 
+/// One ingested name: its series, the attribute keys it is labelled by, and the
+/// label sets (`source` first) it has so far.
+#[derive(Debug, Clone)]
+struct Dynamic {
+    series: Series,
+    attribute_labels: Vec<&'static str>,
+    label_sets: BTreeSet<Vec<String>>,
+}
+
 /// The fixed metrics and the dynamic series, in one registry.
 #[derive(Debug, Clone)]
 pub struct Exporter {
     registry: Registry,
     pub(super) telemetry_packets: IntCounterVec,
+    pub(super) telemetry_parts_missing: IntCounterVec,
     pub(super) system_state_packets: IntCounterVec,
     pub(super) field_reports: IntCounterVec,
     pub(super) simic_reward: CounterVec,
@@ -85,9 +116,9 @@ pub struct Exporter {
     pub(super) redis_up: IntGauge,
     pub(super) index_documents: IntCounterVec,
     pub(super) index_fallback_active: IntGauge,
-    dynamic: BTreeMap<String, Series>,
-    /// Last running total seen per (Esper name, source), for counters.
-    running_totals: BTreeMap<(String, String), f64>,
+    dynamic: BTreeMap<String, Dynamic>,
+    /// Last running total seen per (Esper name, label set), for counters.
+    running_totals: BTreeMap<(String, Vec<String>), f64>,
     sources: BTreeSet<String>,
     max_metric_names: usize,
     max_sources: usize,
@@ -143,6 +174,12 @@ impl Exporter {
                 r,
                 "esper_telemetry_packets_total",
                 "Telemetry packets ingested.",
+                &["source"],
+            ),
+            telemetry_parts_missing: counter_vec(
+                r,
+                "esper_telemetry_parts_missing_total",
+                "Parts of split telemetry packets that never arrived.",
                 &["source"],
             ),
             system_state_packets: counter_vec(
@@ -222,6 +259,7 @@ impl Exporter {
             MetricRejection::TooManyNames,
             MetricRejection::Collision,
             MetricRejection::NonFinite,
+            MetricRejection::TooManySeries,
         ] {
             self.rejected_metrics.with_label_values(&[reason.label()]);
         }
@@ -246,58 +284,93 @@ impl Exporter {
         label
     }
 
-    /// Exports one ingested metric point from `source` (already a label).
-    pub fn observe(&mut self, esper_name: &str, source: &str, value: f64) -> Result<(), MetricRejection> {
-        let outcome = self.try_observe(esper_name, source, value);
+    /// Exports one ingested metric point from `source` (already a label), with
+    /// its allow-listed `attributes` as labels.
+    pub fn observe(
+        &mut self,
+        esper_name: &str,
+        source: &str,
+        attributes: &BTreeMap<String, String>,
+        value: f64,
+    ) -> Result<(), MetricRejection> {
+        let outcome = self.try_observe(esper_name, source, attributes, value);
         if let Err(rejection) = outcome {
             self.rejected_metrics.with_label_values(&[rejection.label()]).inc();
         }
         outcome
     }
 
-    fn try_observe(&mut self, esper_name: &str, source: &str, value: f64) -> Result<(), MetricRejection> {
+    fn try_observe(
+        &mut self,
+        esper_name: &str,
+        source: &str,
+        attributes: &BTreeMap<String, String>,
+        value: f64,
+    ) -> Result<(), MetricRejection> {
         if !value.is_finite() {
             return Err(MetricRejection::NonFinite);
         }
-        let series = match self.dynamic.get(esper_name) {
-            Some(series) => series.clone(),
-            None => self.create(esper_name)?,
+        if !self.dynamic.contains_key(esper_name) {
+            self.create(esper_name, attributes)?;
+        }
+        let Some(dynamic) = self.dynamic.get_mut(esper_name) else {
+            return Err(MetricRejection::Unnamable);
         };
-        match series {
+        let mut labels = vec![source.to_owned()];
+        labels.extend(
+            dynamic
+                .attribute_labels
+                .iter()
+                .map(|key| label_value(attributes.get(*key).map_or("", String::as_str), ATTRIBUTE_LABEL_CHARS)),
+        );
+        if !dynamic.label_sets.contains(&labels) {
+            if dynamic.label_sets.len() >= MAX_SERIES_PER_METRIC {
+                return Err(MetricRejection::TooManySeries);
+            }
+            dynamic.label_sets.insert(labels.clone());
+        }
+        let values: Vec<&str> = labels.iter().map(String::as_str).collect();
+        match &dynamic.series {
             Series::Gauge { gauge, histogram, unit } => {
-                gauge.with_label_values(&[source]).set(unit.to_base(value));
+                gauge.with_label_values(&values).set(unit.to_base(value));
                 if let Some(histogram) = histogram {
-                    histogram.with_label_values(&[source]).observe(unit.to_base(value));
+                    histogram.with_label_values(&values).observe(unit.to_base(value));
                 }
             }
             Series::Counter { counter, unit } => {
-                let key = (esper_name.to_owned(), source.to_owned());
-                let last = self.running_totals.insert(key, value).unwrap_or(0.0);
+                let counter = counter.with_label_values(&values);
+                let last = self.running_totals.insert((esper_name.to_owned(), labels), value).unwrap_or(0.0);
                 // A running total that went down means the producer restarted and
                 // counts from zero again: all of the new value is new.
                 let delta = if value >= last { value - last } else { value };
                 if delta > 0.0 {
-                    counter.with_label_values(&[source]).inc_by(unit.to_base(delta));
+                    counter.inc_by(unit.to_base(delta));
                 }
             }
         }
         Ok(())
     }
 
-    /// Registers the series for a name seen for the first time.
-    fn create(&mut self, esper_name: &str) -> Result<Series, MetricRejection> {
+    /// Registers the series for a name seen for the first time, labelled by
+    /// `source` and the allow-listed keys among `attributes`.
+    fn create(&mut self, esper_name: &str, attributes: &BTreeMap<String, String>) -> Result<(), MetricRejection> {
         if self.dynamic.len() >= self.max_metric_names {
             return Err(MetricRejection::TooManyNames);
         }
         let unit = prometheus_name(esper_name).ok_or(MetricRejection::Unnamable)?;
+        let attribute_labels: Vec<&'static str> =
+            LABEL_ALLOW_LIST.into_iter().filter(|key| attributes.contains_key(*key)).collect();
+        let mut label_names = vec!["source"];
+        label_names.extend(&attribute_labels);
         let name = unit.name.clone();
         let help = format!("Esper metric {esper_name} (last value, base unit)");
         let series = match unit.kind {
             PromKind::Gauge => {
-                let gauge = GaugeVec::new(Opts::new(name.clone(), help), &["source"])
+                let gauge = GaugeVec::new(Opts::new(name.clone(), help), &label_names)
                     .map_err(|_| MetricRejection::Unnamable)?;
                 self.registry.register(Box::new(gauge.clone())).map_err(|_| MetricRejection::Collision)?;
-                let histogram = match unit.seconds.then(|| self.histogram(esper_name, &name)).transpose() {
+                let histogram = match unit.seconds.then(|| self.histogram(esper_name, &name, &label_names)).transpose()
+                {
                     Ok(histogram) => histogram,
                     Err(rejection) => {
                         let _unregistered = self.registry.unregister(Box::new(gauge));
@@ -309,22 +382,22 @@ impl Exporter {
             PromKind::Counter => {
                 let help = format!("Esper metric {esper_name} (running total, base unit)");
                 let counter =
-                    CounterVec::new(Opts::new(name, help), &["source"]).map_err(|_| MetricRejection::Unnamable)?;
+                    CounterVec::new(Opts::new(name, help), &label_names).map_err(|_| MetricRejection::Unnamable)?;
                 self.registry.register(Box::new(counter.clone())).map_err(|_| MetricRejection::Collision)?;
                 Series::Counter { counter, unit }
             }
         };
-        self.dynamic.insert(esper_name.to_owned(), series.clone());
-        Ok(series)
+        self.dynamic.insert(esper_name.to_owned(), Dynamic { series, attribute_labels, label_sets: BTreeSet::new() });
+        Ok(())
     }
 
     /// The distribution of a seconds gauge `name` (`…_seconds`), as
     /// `…_distribution_seconds` (the unit stays last; `_histogram` in a name is linted).
-    fn histogram(&self, esper_name: &str, name: &str) -> Result<HistogramVec, MetricRejection> {
+    fn histogram(&self, esper_name: &str, name: &str, label_names: &[&str]) -> Result<HistogramVec, MetricRejection> {
         let base = name.strip_suffix("_seconds").ok_or(MetricRejection::Unnamable)?;
         let opts = HistogramOpts::new(format!("{base}_distribution_seconds"), format!("Distribution of {esper_name}"))
             .buckets(LATENCY_BUCKETS_SECONDS.to_vec());
-        let histogram = HistogramVec::new(opts, &["source"]).map_err(|_| MetricRejection::Unnamable)?;
+        let histogram = HistogramVec::new(opts, label_names).map_err(|_| MetricRejection::Unnamable)?;
         self.registry.register(Box::new(histogram.clone())).map_err(|_| MetricRejection::Collision)?;
         Ok(histogram)
     }
@@ -366,12 +439,14 @@ impl Exporter {
 mod tests {
     use super::*;
 
+    const NONE: &BTreeMap<String, String> = &BTreeMap::new();
+
     #[test]
     fn gauges_scale_counters_follow_running_totals_and_histograms_bucket() {
         let mut exporter = Exporter::new(16, 4);
-        exporter.observe("tolaria.training.latency_ms", "tolaria", 412.0).expect("exported");
+        exporter.observe("tolaria.training.latency_ms", "tolaria", NONE, 412.0).expect("exported");
         for total in [3.0, 5.0, 2.0] {
-            exporter.observe("tolaria.timeout.tamiyo_total", "tolaria", total).expect("exported");
+            exporter.observe("tolaria.timeout.tamiyo_total", "tolaria", NONE, total).expect("exported");
         }
         let text = exporter.render();
         assert!(text.contains("esper_tolaria_training_latency_seconds{source=\"tolaria\"} 0.412"), "{text}");
@@ -396,16 +471,63 @@ mod tests {
     #[test]
     fn bounds_and_refusals_are_counted() {
         let mut exporter = Exporter::new(2, 1);
-        assert_eq!(exporter.observe("a.b", "x", f64::NAN), Err(MetricRejection::NonFinite));
-        assert_eq!(exporter.observe("ms", "x", 1.0), Err(MetricRejection::Unnamable));
-        exporter.observe("a.one", "x", 1.0).expect("first name");
-        assert_eq!(exporter.observe("telemetry.packets_total", "x", 1.0), Err(MetricRejection::Collision));
-        exporter.observe("a.two", "x", 1.0).expect("second name");
-        assert_eq!(exporter.observe("a.three", "x", 1.0), Err(MetricRejection::TooManyNames));
+        assert_eq!(exporter.observe("a.b", "x", NONE, f64::NAN), Err(MetricRejection::NonFinite));
+        assert_eq!(exporter.observe("ms", "x", NONE, 1.0), Err(MetricRejection::Unnamable));
+        exporter.observe("a.one", "x", NONE, 1.0).expect("first name");
+        assert_eq!(exporter.observe("telemetry.packets_total", "x", NONE, 1.0), Err(MetricRejection::Collision));
+        exporter.observe("a.two", "x", NONE, 1.0).expect("second name");
+        assert_eq!(exporter.observe("a.three", "x", NONE, 1.0), Err(MetricRejection::TooManyNames));
         assert_eq!((exporter.source_label("s1"), exporter.source_label("s2")), ("s1".to_owned(), "other".to_owned()));
         let text = exporter.render();
         for reason in ["non_finite", "unnamable", "collision", "too_many_names"] {
             assert!(text.contains(&format!("esper_ingest_rejected_metrics_total{{reason=\"{reason}\"}} 1")), "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
+    }
+
+    #[test]
+    fn allow_listed_attributes_become_labels_one_series_each_with_counter_deltas() {
+        let mut exporter = Exporter::new(16, 4);
+        for (status, total) in [("ok", 5.0), ("timeout", 2.0), ("error", 1.0), ("ok", 7.0)] {
+            let attributes = with(&[("status", status), ("request_id", "r-123")]);
+            exporter.observe("kasmina.prefetch.requests_total", "kasmina", &attributes, total).expect("exported");
+        }
+        let text = exporter.render();
+        let series: Vec<&str> =
+            text.lines().filter(|line| line.starts_with("esper_kasmina_prefetch_requests_total{")).collect();
+        assert_eq!(
+            series,
+            [
+                "esper_kasmina_prefetch_requests_total{source=\"kasmina\",status=\"error\"} 1",
+                "esper_kasmina_prefetch_requests_total{source=\"kasmina\",status=\"ok\"} 7",
+                "esper_kasmina_prefetch_requests_total{source=\"kasmina\",status=\"timeout\"} 2",
+            ],
+            "one series per status, running totals per series, request_id not a label: {text}"
+        );
+    }
+
+    #[test]
+    fn past_the_series_cap_points_are_counted_and_dropped() {
+        let mut exporter = Exporter::new(16, 4);
+        for seed in 0..=MAX_SERIES_PER_METRIC {
+            let outcome =
+                exporter.observe("kasmina.seed.alpha", "kasmina", &with(&[("seed", &format!("s{seed}"))]), 0.5);
+            assert_eq!(outcome.is_err(), seed == MAX_SERIES_PER_METRIC, "seed {seed}");
+        }
+        let text = exporter.render();
+        assert!(text.contains("esper_ingest_rejected_metrics_total{reason=\"too_many_series\"} 1"), "{text}");
+        assert_eq!(
+            text.lines().filter(|line| line.starts_with("esper_kasmina_seed_alpha{")).count(),
+            MAX_SERIES_PER_METRIC
+        );
+        exporter.observe("kasmina.seed.alpha", "kasmina", &with(&[("seed", "s0")]), 0.75).expect("a known series");
     }
 }

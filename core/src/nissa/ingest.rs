@@ -1,7 +1,10 @@
 //! Turning bus messages into metrics, alert evaluations, SLO samples and documents.
 //!
-//! * Telemetry: `esper_telemetry_packets_total{source}`; every finite metric point
-//!   exported (see `naming`) and evaluated by the alert rules; `slo.*` pairs
+//! * Telemetry: `esper_telemetry_packets_total{source}`, and
+//!   `esper_telemetry_parts_missing_total{source}` for parts of split telemetry
+//!   that never came (see `parts`); every finite metric point
+//!   exported (see `naming`; allow-listed attributes as labels, see `exporter`)
+//!   and evaluated by the alert rules; `slo.*` pairs
 //!   recorded; a packet from `simic` carrying `simic.training.reward` is one Simic
 //!   training iteration with that reward.
 //! * System state: `esper_system_state_packets_total{phase}`, where the phase is
@@ -13,6 +16,8 @@
 //! A message whose payload does not decode is rejected: counted in
 //! `esper_ingest_rejected_total{reason}` and dead-lettered by Oona at once.
 //! Other message types are acked and left alone.
+
+use std::collections::BTreeMap;
 
 use super::exporter::REJECTED_MESSAGE_REASONS;
 use super::index::{Document, IndexName};
@@ -68,8 +73,11 @@ impl Nissa {
         let mut state = self.lock();
         let source = state.exporter.source_label(&packet.source_subsystem);
         state.exporter.telemetry_packets.with_label_values(&[source.as_str()]).inc();
+        let missing = state.parts.note(&source, packet);
+        // Created at zero with the source's first packet, so a loss shows as a rise.
+        state.exporter.telemetry_parts_missing.with_label_values(&[source.as_str()]).inc_by(missing);
         for metric in &packet.metrics {
-            state.sample(&metric.name, &source, metric.value, now_ms);
+            state.sample(&metric.name, &source, &metric.attributes, metric.value, now_ms);
             if packet.source_subsystem == SIMIC_SOURCE && metric.name == SIMIC_REWARD_METRIC && metric.value.is_finite()
             {
                 state.exporter.add_simic_reward(metric.value);
@@ -97,7 +105,7 @@ impl Nissa {
         let source = state.exporter.source_label(&packet.source_subsystem);
         for (key, value) in &packet.training_metrics {
             let name = if key.contains('.') { key.clone() } else { format!("{}.{key}", packet.source_subsystem) };
-            state.sample(&name, &source, f64::from(*value), now_ms);
+            state.sample(&name, &source, &BTreeMap::new(), f64::from(*value), now_ms);
         }
         state.counts.system_state_packets += 1;
         state.document(IndexName::SystemState, &packet.packet_id, packet, now_ms);
@@ -118,8 +126,8 @@ impl State {
     /// One metric point: exported (a non-finite value is refused and counted
     /// there) and, when finite, evaluated by the alert rules — also when the
     /// exporter refused its name, since the rules do not depend on exporting.
-    fn sample(&mut self, name: &str, source: &str, value: f64, now_ms: u64) {
-        let _exported_or_counted = self.exporter.observe(name, source, value);
+    fn sample(&mut self, name: &str, source: &str, attributes: &BTreeMap<String, String>, value: f64, now_ms: u64) {
+        let _exported_or_counted = self.exporter.observe(name, source, attributes, value);
         if value.is_finite() {
             self.evaluate(name, value, now_ms);
         }

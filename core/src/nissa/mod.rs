@@ -23,6 +23,7 @@ pub mod index;
 mod ingest;
 mod ingest_loop;
 pub mod naming;
+mod parts;
 pub mod prometheus_rules;
 pub mod slo;
 mod state;

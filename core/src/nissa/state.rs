@@ -12,6 +12,7 @@ use super::alerts::{
 use super::config::NissaConfig;
 use super::exporter::Exporter;
 use super::index::{Document, IndexStatus};
+use super::parts::PartTracker;
 use super::slo::SloTracker;
 use super::summary::{Health, IngestCounts};
 use crate::clock::UnixClock;
@@ -39,6 +40,8 @@ pub(super) struct State {
     pub health: Health,
     pub counts: IngestCounts,
     pub index: IndexStatus,
+    /// Split telemetry still arriving, to count parts that never do.
+    pub parts: PartTracker,
     /// Documents waiting for the ingest loop to hand them to the index.
     pub documents: Vec<Document>,
 }
@@ -62,6 +65,7 @@ impl Nissa {
             health: Health::default(),
             counts: IngestCounts::default(),
             index: IndexStatus::default(),
+            parts: PartTracker::default(),
             documents: Vec::new(),
         };
         Ok(Self { shared: Arc::new(Shared { config, clock, state: Mutex::new(state) }) })

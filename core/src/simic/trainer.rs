@@ -201,7 +201,7 @@ impl Simic {
                 .metric(MessagePriority::High, MetricPoint::new("simic.training.loss", f64::from(stats.loss), ""))
                 .metric(MessagePriority::Normal, MetricPoint::new("simic.training.iterations", iteration as f64, ""))
                 .build()?;
-            packets.push(packet);
+            packets.extend(packet);
         }
         let passed = run.validation.passed();
         let level = if passed { TelemetryLevel::Info } else { TelemetryLevel::Warning };
@@ -213,7 +213,7 @@ impl Simic {
             verdict =
                 verdict.event(TelemetryEvent::named("simic.validation_failed", TelemetryLevel::Warning, &attributes));
         }
-        packets.push(verdict.build()?);
+        packets.extend(verdict.build()?);
         Ok(packets)
     }
 }

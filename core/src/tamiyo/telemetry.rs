@@ -1,20 +1,17 @@
 //! Tamiyo's per-step telemetry, held to Leyline's 280-byte packet budget.
 //!
-//! Each decision yields one metrics packet (`tamiyo.validation_loss`,
+//! Each decision yields its metrics (`tamiyo.validation_loss`,
 //! `tamiyo.loss_delta`, `tamiyo.blueprint.risk`, `tamiyo.inference.latency_ms`,
-//! `tamiyo.conservative_mode`) and, when the risk engine raised events, as many event
-//! packets as the events need — events are never dropped, and a packet with a
-//! CRITICAL event travels at CRITICAL priority. Packets wait in a bounded outbox
+//! `tamiyo.conservative_mode`) and the risk engine's events, split by Leyline's
+//! packet plan into as many numbered parts as they need — events are never
+//! dropped, and a part with a CRITICAL event travels at CRITICAL priority. Packets wait in a bounded outbox
 //! until the publisher (Oona, or a test) drains them; when it falls behind, the oldest
 //! are dropped and counted rather than growing without bound.
 
 use std::collections::VecDeque;
 
-use prost::Message;
-
 use crate::leyline::{
-    MessagePriority, MetricPoint, TELEMETRY_BYTE_LIMIT, TelemetryBuilder, TelemetryEvent, TelemetryLevel,
-    TelemetryPacket, Timestamp,
+    MessagePriority, MetricPoint, TelemetryBuilder, TelemetryEvent, TelemetryLevel, TelemetryPacket, Timestamp,
 };
 
 /// `source_subsystem` of every Tamiyo packet.
@@ -31,52 +28,32 @@ pub struct StepFigures {
     pub conservative_mode: bool,
 }
 
-/// The packets for one decision: metrics first, then events (see the module docs).
+/// The packets for one decision: metrics first, then events, split by Leyline's
+/// packet plan (see the module docs).
 pub fn step_packets(figures: &StepFigures, events: Vec<TelemetryEvent>, timestamp_ms: u64) -> Vec<TelemetryPacket> {
-    let header = |suffix: &str| TelemetryPacket {
-        packet_id: format!("tamiyo-s{}{suffix}", figures.global_step),
+    let header = TelemetryPacket {
+        packet_id: format!("tamiyo-s{}", figures.global_step),
         timestamp: Some(Timestamp::from_millis(timestamp_ms)),
         source_subsystem: SOURCE.to_owned(),
         level: TelemetryLevel::Info.into(),
         ..TelemetryPacket::default()
     };
     let metric = |name: &str, value: f64, unit: &str| MetricPoint::new(name, value, unit);
-    let metrics = TelemetryBuilder::new(header(""))
+    let conservative = f64::from(u8::from(figures.conservative_mode));
+    TelemetryBuilder::new(header)
         .metric(MessagePriority::High, metric("tamiyo.loss_delta", f64::from(figures.loss_delta), ""))
         .metric(MessagePriority::High, metric("tamiyo.inference.latency_ms", figures.inference_latency_ms, "ms"))
+        .metric(MessagePriority::High, metric("tamiyo.conservative_mode", conservative, ""))
         .metric(MessagePriority::Normal, metric("tamiyo.validation_loss", f64::from(figures.validation_loss), ""))
         .metric(MessagePriority::Normal, metric("tamiyo.blueprint.risk", f64::from(figures.blueprint_risk), ""))
-        .metric(
-            MessagePriority::Normal,
-            metric("tamiyo.conservative_mode", f64::from(u8::from(figures.conservative_mode)), ""),
-        );
-    // Five short metrics fit with room to spare; the builder's drop rule is the backstop.
-    let mut packets = Vec::from_iter(metrics.build().ok());
-    let mut pending = events.into_iter().peekable();
-    while pending.peek().is_some() {
-        let mut packet = header(&format!("-e{}", packets.len()));
-        while let Some(event) = pending.next_if(|event| fits_with(&packet, event)) {
-            packet.level = packet.level.max(event.level);
-            packet.events.push(event);
-        }
-        if packet.events.is_empty() {
-            // One event too large for a packet of its own: send it without attributes.
-            if let Some(mut event) = pending.next() {
-                event.attributes.clear();
-                packet.level = packet.level.max(event.level);
-                packet.events.push(event);
-            }
-        }
-        debug_assert!(packet.encoded_len() <= TELEMETRY_BYTE_LIMIT);
-        packets.push(packet);
-    }
-    packets
-}
-
-fn fits_with(packet: &TelemetryPacket, event: &TelemetryEvent) -> bool {
-    // A repeated field costs its tag, its length varint and the message.
-    let added = 1 + prost::length_delimiter_len(event.encoded_len()) + event.encoded_len();
-    packet.encoded_len() + added <= TELEMETRY_BYTE_LIMIT
+        .events(events)
+        .build()
+        .unwrap_or_else(|error| {
+            // Only an item too large for a packet of its own is refused, and
+            // Tamiyo's metric names are short; events lose their attributes instead.
+            tracing::error!(%error, "tamiyo.telemetry_refused");
+            Vec::new()
+        })
 }
 
 /// Packets waiting for the publisher, bounded.
@@ -117,8 +94,10 @@ impl TelemetryOutbox {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
-    use crate::leyline::MessagePriority;
+    use crate::leyline::TELEMETRY_BYTE_LIMIT;
     use crate::tamiyo::risk::event;
 
     fn figures() -> StepFigures {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::karn::{Blueprint, Catalog};
+use crate::leyline::counters::leyline_counters;
 use crate::leyline::{
     MessagePriority, MetricPoint, TelemetryBuilder, TelemetryLevel, TelemetryPacket, TelemetryTooLarge, Timestamp,
 };
@@ -38,21 +39,23 @@ impl CompileJobConfig {
     }
 }
 
-/// What a forge has done since it was built (one process life).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ForgeCounters {
-    /// Blueprints compiled and published.
-    pub compiled_total: u64,
-    /// Compile attempts after a failed one (`tezzeret.compile.retries_total`).
-    pub retries_total: u64,
-    /// Jobs that failed after every retry.
-    pub failed_total: u64,
-    /// Jobs skipped because the library already held the kernel.
-    pub skipped_built_total: u64,
-    /// Jobs naming a blueprint the catalog does not have (dropped from the WAL).
-    pub skipped_unknown_total: u64,
-    /// Jobs skipped because the breaker was open (left pending).
-    pub breaker_open_skip_total: u64,
+leyline_counters! {
+    /// What a forge has done since it was built (one process life).
+    #[derive(serde::Serialize)]
+    pub struct ForgeCounters {
+        /// Blueprints compiled and published.
+        compiled_total => "tezzeret.compile.compiled_total",
+        /// Compile attempts after a failed one.
+        retries_total => "tezzeret.compile.retries_total",
+        /// Jobs that failed after every retry.
+        failed_total => "tezzeret.compile.failed_total",
+        /// Jobs skipped because the library already held the kernel.
+        skipped_built_total => "tezzeret.compile.skipped_built_total",
+        /// Jobs naming a blueprint the catalog does not have (dropped from the WAL).
+        skipped_unknown_total => "tezzeret.compile.skipped_unknown_total",
+        /// Jobs skipped because the breaker was open (left pending).
+        breaker_open_skip_total => "tezzeret.compile.breaker_open_skip_total",
+    }
 }
 
 /// One forge pass.
@@ -220,8 +223,9 @@ pub const SOURCE: &str = "tezzeret";
 /// The pass's telemetry: `tezzeret.compile.retry_count` (this pass; the
 /// `tezzeret_compile_retry_high` alert watches it), `tezzeret.compile.retries_total`,
 /// `tezzeret.compile.compiled_total`, `tezzeret.compile.failed_total` and
-/// `tezzeret.forge.pending`. WARNING level when anything is left pending.
-pub fn forge_telemetry(report: &ForgeReport, timestamp_ms: u64) -> Result<TelemetryPacket, TelemetryTooLarge> {
+/// `tezzeret.forge.pending`, then every other counter. WARNING level when
+/// anything is left pending.
+pub fn forge_telemetry(report: &ForgeReport, timestamp_ms: u64) -> Result<Vec<TelemetryPacket>, TelemetryTooLarge> {
     let level = if report.pending.is_empty() { TelemetryLevel::Info } else { TelemetryLevel::Warning };
     let header = TelemetryPacket {
         packet_id: format!("tezzeret-forge-{timestamp_ms}"),
@@ -231,25 +235,13 @@ pub fn forge_telemetry(report: &ForgeReport, timestamp_ms: u64) -> Result<Teleme
         ..TelemetryPacket::default()
     };
     let count = |value: u64| value as f64;
-    let counters = &report.counters;
-    // Five short metrics at High and Normal priority: the builder keeps what fits.
+    // The pass's figures first; the counters follow in declaration order.
     TelemetryBuilder::new(header)
         .metric(MessagePriority::High, MetricPoint::new("tezzeret.compile.retry_count", count(report.retry_count), ""))
-        .metric(
-            MessagePriority::High,
-            MetricPoint::new("tezzeret.compile.retries_total", count(counters.retries_total), ""),
-        )
-        .metric(
-            MessagePriority::Normal,
-            MetricPoint::new("tezzeret.compile.compiled_total", count(counters.compiled_total), ""),
-        )
-        .metric(
-            MessagePriority::Normal,
-            MetricPoint::new("tezzeret.compile.failed_total", count(counters.failed_total), ""),
-        )
         .metric(
             MessagePriority::Normal,
             MetricPoint::new("tezzeret.forge.pending", count(report.pending.len() as u64), ""),
         )
+        .metrics(MessagePriority::Normal, report.counters.points())
         .build()
 }

@@ -16,7 +16,8 @@
 //! every telemetry packet Redis holds fits 280 bytes; every failed epoch's rollback
 //! restored the model byte for byte; Nissa's alert engine, fed that telemetry,
 //! fired and cleared each alert in the evaluation the oracle expects (the counts
-//! go to the run's tally); every field report Tamiyo's WAL acknowledged is on its
+//! go to the run's tally); every counter Tolaria moved shows its final value in
+//! Nissa's `/metrics` (`telemetry-complete`); every field report Tamiyo's WAL acknowledged is on its
 //! disk; the loss fell. Under its own schedule it also checks that the cut was felt.
 
 mod crash;
@@ -50,6 +51,7 @@ use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client_at, tamiyo_
 use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
+use crate::drills::complete::{Produced, check_complete};
 use crate::drills::wire::{WireReader, WireTelemetry, check_budget};
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
@@ -230,6 +232,9 @@ async fn train(
             tally.add(&format!("{group}.{alert}"), count);
         }
     }
+    let counters = trainer.counters().named();
+    let bus = trainer.collaborators().telemetry.metrics_snapshot();
+    check_complete(&packets, &Produced { source: "tolaria", counters: &counters, bus }, clock)?;
     tamiyo.check_reports_durable().await?;
     if expect.felt_cut {
         check_cut_felt(&reports, trainer.counters())?;

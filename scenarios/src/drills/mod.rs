@@ -9,6 +9,7 @@
 //! worth replaying forever.
 
 pub mod alerts;
+pub mod complete;
 pub mod failure;
 pub mod generate;
 pub mod shrink;

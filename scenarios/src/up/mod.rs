@@ -21,7 +21,10 @@
 //! pending. Urza and Kasmina may leave a kernel request unanswered; it stays in
 //! the group's pending list, where the next Urza's XAUTOCLAIM reclaims it.
 
+mod nissa_alone;
 mod services;
+
+pub use nissa_alone::{NissaAloneConfig, run_nissa};
 
 use std::cell::{Cell, RefCell};
 use std::net::{Ipv4Addr, SocketAddr};

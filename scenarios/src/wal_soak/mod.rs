@@ -59,7 +59,7 @@ impl std::fmt::Display for SoakReport {
             "acknowledged={} injections={} restarts={} recovered={} truncated_bytes={}",
             self.acknowledged, self.injections, self.restarts, self.recovered, self.truncated_bytes
         )?;
-        for (name, value) in self.metrics.points() {
+        for (name, value) in self.metrics.named() {
             write!(formatter, " {name}={value}")?;
         }
         Ok(())
