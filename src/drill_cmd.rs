@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
 use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_record};
-use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
+use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep, timeline_path};
 use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
 
 use crate::exit::CommandResult;
@@ -65,6 +65,7 @@ pub fn sweep_command(scenario: &'static dyn SimScenario, config: &SweepConfig) -
             println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
             println!("    replay: {}", replay_file_command(path));
             println!("    shrink: cargo run --release -- shrink {}", path.display());
+            println!("    timeline: {}", timeline_path(path).display());
         }
     }
     Ok(summary.clean())
@@ -83,11 +84,16 @@ fn print_tally(tally: &BTreeMap<String, u64>) {
     }
 }
 
-/// Reruns a failure file; true when the run passes (the invariant holds now).
-pub fn replay_command(path: &Path) -> CommandResult {
+/// Reruns a failure file, writing its timeline if asked; true when the run passes
+/// (the invariant holds now).
+pub fn replay_command(path: &Path, timeline: Option<&Path>) -> CommandResult {
     let record = FailureRecord::read(path)?;
-    let report = record.replay(TraceMode::Hash)?;
+    let report = record.replay(if timeline.is_some() { TraceMode::Full } else { TraceMode::Hash })?;
     print_replay(&record, &report, path);
+    if let Some(page) = timeline {
+        esper_scenarios::timeline::write(page, &report, replay_file_command(path))?;
+        println!("timeline: {}", page.display());
+    }
     Ok(report.passed())
 }
 
