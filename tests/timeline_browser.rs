@@ -30,8 +30,17 @@ struct Expected<'a> {
     episodes: usize,
 }
 
+/// The chart as drawn: the DOM from `<svg id="chart"` to its `</svg>`. The page's
+/// script, which spells the same class names in its source, comes after it.
+fn chart(dom: &str) -> Option<&str> {
+    let start = dom.find(r#"<svg id="chart""#)?;
+    let end = start + dom[start..].find("</svg>")?;
+    Some(&dom[start..end])
+}
+
 /// Counts the elements the page's script drew; `Err` names what is wrong.
 fn check_dom(dom: &str, expected: &Expected<'_>) -> Result<(), String> {
+    let dom = chart(dom).ok_or("no chart in the page")?;
     let lanes: Vec<&str> = dom
         .match_indices(r#"class="lane" data-host=""#)
         .filter_map(|(at, found)| dom[at + found.len()..].split('"').next())
@@ -133,9 +142,15 @@ fn the_check_fails_on_a_page_drawn_without_message_lines() {
 fn the_check_names_each_missing_or_extra_element() {
     let hosts = ["a".to_owned(), "b".to_owned()];
     let expected = Expected { hosts: &hosts, episodes: 1 };
-    let good = r#"<g class="lane" data-host="a"></g><g class="lane" data-host="b"></g><g class="band" data-kind="crash">
-        </g><line class="arrow" x1="1"></line><g class="violation"></g>"#;
+    let good = r#"<svg id="chart"><g class="lane" data-host="a"></g><g class="lane" data-host="b"></g>
+        <g class="band" data-kind="crash"></g><line class="arrow" x1="1"></line><g class="violation"></g></svg>
+        <script>`<g class="band" data-kind="${kind}">`</script>"#;
     assert_eq!(check_dom(good, &expected), Ok(()));
+    // What the script's source spells is not drawn.
+    let undrawn =
+        good.replacen(r#"<line class="arrow" x1="1"></line>"#, "", 1) + r#"<script>`<line class="arrow"`</script>"#;
+    assert_eq!(check_dom(&undrawn, &expected), Err("no message arrow".to_owned()));
+    assert_eq!(check_dom("<body></body>", &expected), Err("no chart in the page".to_owned()));
     let cases = [
         (r#"<g class="lane" data-host="b"></g>"#, "", "lanes"),
         (r#"<g class="band" data-kind="crash">"#, "", "fault bands"),
