@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
 use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_record};
-use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep};
+use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep, timeline_path};
 use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
 
 use crate::exit::{CommandResult, Tag as _};
@@ -72,6 +72,7 @@ pub fn sweep_command(
             println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
             println!("    replay: {}", replay_file_command(path));
             println!("    shrink: cargo run --release -- shrink {}", path.display());
+            println!("    timeline: {}", timeline_path(path).display());
         }
     }
     if let Some(path) = summary_md {
@@ -95,11 +96,16 @@ fn print_tally(tally: &BTreeMap<String, u64>) {
     }
 }
 
-/// Reruns a failure file; true when the run passes (the invariant holds now).
-pub fn replay_command(path: &Path) -> CommandResult {
+/// Reruns a failure file, writing its timeline if asked; true when the run passes
+/// (the invariant holds now).
+pub fn replay_command(path: &Path, timeline: Option<&Path>) -> CommandResult {
     let record = FailureRecord::read(path)?;
-    let report = record.replay(TraceMode::Hash)?;
+    let report = record.replay(if timeline.is_some() { TraceMode::Full } else { TraceMode::Hash })?;
     print_replay(&record, &report, path);
+    if let Some(page) = timeline {
+        esper_scenarios::timeline::write(page, &report, replay_file_command(path))?;
+        println!("timeline: {}", page.display());
+    }
     Ok(report.passed())
 }
 

@@ -20,6 +20,7 @@ use esper_scenarios::drills::sweep::SweepError;
 use esper_scenarios::kasmina_prefetch::BurstError;
 use esper_scenarios::rc1::gate::GateError;
 use esper_scenarios::registry::UnknownScenario;
+use esper_scenarios::timeline::TimelineError;
 use esper_scenarios::up::UpError;
 
 /// Whose problem an error is.
@@ -109,6 +110,17 @@ impl Classify for SweepError {
         match self {
             Self::NotSweepable(_) | Self::EmptyShard { .. } => ErrorKind::Input,
             Self::File(error) => error.kind(),
+            Self::Timeline(error) => error.kind(),
+        }
+    }
+}
+
+/// A timeline is drawn from a run this esper just made: a trace it cannot read or
+/// a file it cannot write is not the user's input.
+impl Classify for TimelineError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TraceNotKept | Self::Trace(_) | Self::Write { .. } => ErrorKind::Runtime,
         }
     }
 }

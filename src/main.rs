@@ -74,6 +74,10 @@ enum Command {
         /// Also write every canonical trace line to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Also write the run's timeline to FILE.html: one self-contained page
+        /// (hosts as lanes, faults as bands, messages as arrows).
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
         #[command(flatten)]
         plant: PlantArg,
     },
@@ -89,7 +93,8 @@ enum Command {
     /// Drill a scenario over many seeds: each seed draws a fault schedule from the
     /// scenario's fault space (with `--swarm`, first a subset of fault kinds), runs
     /// it and judges the invariants. Seeds run in parallel; each failure is written
-    /// to `<failures-dir>/<seed>.json` with the command that replays it. Exit 1 if
+    /// to `<failures-dir>/<seed>.json` with the command that replays it, and its
+    /// timeline to `<failures-dir>/<seed>.html`. Exit 1 if
     /// any seed fails (or, with `--twice`, hashes differently on its second run).
     Sweep {
         /// Scenario name; only scenarios with a fault space can be swept.
@@ -129,6 +134,9 @@ enum Command {
         /// A file `esper sweep` or `esper shrink` wrote.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Also write the rerun's timeline to FILE.html.
+        #[arg(long, value_name = "FILE.html")]
+        timeline: Option<PathBuf>,
     },
     /// Minimise a failure file's schedule: remove faults, shorten and delay them
     /// while the same invariant still fails; writes `<FILE stem>.min.json`.
@@ -441,7 +449,9 @@ fn execute(command: Command) -> CommandResult {
             esper_scenarios::drills::sweep::sweepable().iter().for_each(|name| println!("{name}"));
             Ok(true)
         }
-        Command::Run { scenario, seed, trace, plant } => run(scenario, seed, Planted::bug(plant.plant), trace),
+        Command::Run { scenario, seed, trace, timeline, plant } => {
+            run(scenario, seed, Planted::bug(plant.plant), trace, timeline)
+        }
         Command::CheckDeterminism { scenario, seeds } => Ok(check(scenario, &seeds)),
         Command::Sweep {
             scenario,
@@ -460,7 +470,7 @@ fn execute(command: Command) -> CommandResult {
             let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config, summary_md.as_deref())
         }
-        Command::Replay { file } => drill_cmd::replay_command(&file),
+        Command::Replay { file, timeline } => drill_cmd::replay_command(&file, timeline.as_deref()),
         Command::Shrink { file, output, max_runs } => drill_cmd::shrink_command(&file, output, max_runs),
         Command::Harness(args) => harness(args),
         Command::Gate { baseline, run_dir, tolerance, scenarios } => {
@@ -642,13 +652,23 @@ fn tamiyo_wal(action: TamiyoWalAction) -> CommandResult {
     }
 }
 
-fn run(scenario: &dyn SimScenario, seed: u64, planted: Planted, trace: Option<PathBuf>) -> CommandResult {
-    let mode = if trace.is_some() { TraceMode::Full } else { TraceMode::Hash };
+fn run(
+    scenario: &dyn SimScenario,
+    seed: u64,
+    planted: Planted,
+    trace: Option<PathBuf>,
+    timeline: Option<PathBuf>,
+) -> CommandResult {
+    let mode = if trace.is_some() || timeline.is_some() { TraceMode::Full } else { TraceMode::Hash };
     let report = run_scenario_planted(scenario, seed, planted, mode);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');
         std::fs::write(&path, text).with_context(|| format!("writing trace to {}", path.display())).runtime()?;
+    }
+    if let Some(path) = timeline {
+        esper_scenarios::timeline::write(&path, &report, report.replay_command())?;
+        eprintln!("timeline: {}", path.display());
     }
     println!("{report}");
     Ok(report.passed())

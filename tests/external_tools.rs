@@ -21,9 +21,12 @@ fn an_installed_tool_runs_when_nothing_is_skipped() {
 
 #[test]
 fn a_missing_tool_fails_with_the_debian_package_whatever_ci_says() {
-    for (tool, package) in
-        [(Tool::Redis, "redis-server"), (Tool::Promtool, "prometheus"), (Tool::Prometheus, "prometheus")]
-    {
+    for (tool, package) in [
+        (Tool::Redis, "redis-server"),
+        (Tool::Promtool, "prometheus"),
+        (Tool::Prometheus, "prometheus"),
+        (Tool::Chromium, "chromium"),
+    ] {
         let Decision::Fail(message) = decide("the_test", tool, false, None) else {
             panic!("{tool:?} missing must fail");
         };
@@ -49,7 +52,7 @@ fn a_typo_in_esper_skip_fails_even_where_the_tool_is_installed() {
             panic!("ESPER_SKIP={value} must fail");
         };
         assert!(message.contains("ESPER_SKIP names"), "{message}");
-        assert!(message.contains("known: redis,promtool,prometheus"), "{message}");
+        assert!(message.contains("known: redis,promtool,prometheus,chromium"), "{message}");
     }
 }
 

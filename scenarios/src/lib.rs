@@ -20,6 +20,7 @@ pub mod seeds;
 pub mod simic;
 pub mod tamiyo_wal;
 pub mod tezzeret_forge;
+pub mod timeline;
 pub mod up;
 pub mod wal_soak;
 pub mod weatherlight;

@@ -40,7 +40,7 @@ pub use determinism::{Divergence, check_determinism};
 pub use disk::{DiskOp, SimDisk, SimDiskConfig};
 pub use fault::{Fault, FaultSchedule, FaultScheduleError, ScheduledFault};
 pub use invariant::{Invariant, Violation};
-pub use net::{TurmoilConnector, TurmoilListener};
+pub use net::{NET_TARGET, TracedStream, TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};
 pub use rng::{Incarnations, RngTree};
 pub use scenario::{SimScenario, replay_command, run_scenario, run_scenario_planted, run_scenario_with};

@@ -42,6 +42,8 @@ pub struct RunReport {
     pub schedule: FaultSchedule,
     /// The planted bug the run armed (test builds only).
     pub planted: Planted,
+    /// The world's hosts, in name order (the lanes of a timeline).
+    pub hosts: Vec<String>,
     /// SHA-256 of the canonical trace, hex.
     pub hash: String,
     /// Events in the trace.

@@ -277,6 +277,7 @@ impl World {
             seed: self.seed,
             schedule: self.schedule,
             planted: self.planted,
+            hosts: self.hosts.iter().cloned().collect(),
             hash: summary.hash,
             events: summary.events,
             sim_elapsed: self.sim.elapsed(),

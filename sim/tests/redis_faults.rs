@@ -15,7 +15,7 @@ const PORT: u16 = 6379;
 
 /// One connection that sends a command and returns the raw reply.
 struct Probe {
-    stream: turmoil::net::TcpStream,
+    stream: esper_sim::TracedStream,
     buffer: Vec<u8>,
 }
 

@@ -18,11 +18,13 @@ pub enum Tool {
     Redis,
     Promtool,
     Prometheus,
+    /// Headless Chromium, which opens the `--timeline` pages.
+    Chromium,
 }
 
 impl Tool {
     /// Every tool, in the order the messages list them.
-    pub const ALL: [Self; 3] = [Self::Redis, Self::Promtool, Self::Prometheus];
+    pub const ALL: [Self; 4] = [Self::Redis, Self::Promtool, Self::Prometheus, Self::Chromium];
 
     /// Its name in `ESPER_SKIP`.
     pub const fn skip_name(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Tool {
             Self::Redis => "redis",
             Self::Promtool => "promtool",
             Self::Prometheus => "prometheus",
+            Self::Chromium => "chromium",
         }
     }
 
@@ -39,6 +42,7 @@ impl Tool {
             Self::Redis => "redis-server",
             Self::Promtool => "promtool",
             Self::Prometheus => "prometheus",
+            Self::Chromium => "chromium",
         }
     }
 
@@ -47,6 +51,7 @@ impl Tool {
         match self {
             Self::Redis => "redis-server",
             Self::Promtool | Self::Prometheus => "prometheus",
+            Self::Chromium => "chromium",
         }
     }
 }

@@ -14,11 +14,12 @@ use esper_sim::{FaultSchedule, Invariant, RunReport, ScheduledFault, TraceMode};
 use super::failure::FailureRecord;
 use crate::registry::{self, UnknownScenario};
 
-/// A fault and, if it has one, the fault that ends it.
+/// A fault and, if it has one, the fault that ends it (the timeline draws one
+/// band per episode).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Episode {
-    start: ScheduledFault,
-    end: Option<ScheduledFault>,
+pub(crate) struct Episode {
+    pub(crate) start: ScheduledFault,
+    pub(crate) end: Option<ScheduledFault>,
 }
 
 impl Episode {
@@ -33,7 +34,7 @@ impl Episode {
 }
 
 /// Pairs each fault with the first later fault that ends it and is not taken.
-fn episodes(schedule: &FaultSchedule) -> Vec<Episode> {
+pub(crate) fn episodes(schedule: &FaultSchedule) -> Vec<Episode> {
     let faults = schedule.faults();
     let mut taken = vec![false; faults.len()];
     let mut episodes = Vec::new();
@@ -234,6 +235,7 @@ mod tests {
             seed: 7,
             schedule: FaultSchedule::new(vec![at(10, crash("tamiyo")), at(20, restart("tamiyo"))]),
             planted: esper_core::planted::Planted::NONE,
+            hosts: vec!["tamiyo".to_owned()],
             hash: "0".repeat(64),
             events: 1,
             sim_elapsed: std::time::Duration::from_secs(1),

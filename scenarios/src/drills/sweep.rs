@@ -19,9 +19,10 @@ use std::time::Duration;
 use esper_core::planted::Planted;
 use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with};
 
-use super::failure::{FailureFileError, FailureRecord};
+use super::failure::{FailureFileError, FailureRecord, replay_file_command};
 use super::generate::draw;
 use crate::seeds::SeedRange;
+use crate::timeline::{self, TimelineError};
 
 /// One machine's share of a sweep: `k/n` takes every seed whose offset in the
 /// range is `k - 1` modulo `n`, so `n` machines together cover the range once.
@@ -89,6 +90,8 @@ pub enum SweepError {
     EmptyShard { index: u64, count: u64, seeds: String },
     #[error(transparent)]
     File(#[from] FailureFileError),
+    #[error(transparent)]
+    Timeline(#[from] TimelineError),
 }
 
 /// The registered scenarios that have a fault space.
@@ -168,6 +171,11 @@ pub fn failure_path(dir: &Path, seed: u64) -> PathBuf {
     dir.join(format!("{seed}.json"))
 }
 
+/// The timeline written next to a failure file: `failures/17.json` → `failures/17.html`.
+pub fn timeline_path(failure: &Path) -> PathBuf {
+    failure.with_extension("html")
+}
+
 /// Runs the sweep; `progress` is called on the calling thread after every seed.
 pub fn sweep(
     scenario: &'static dyn SimScenario,
@@ -201,11 +209,12 @@ pub fn sweep(
         }
         drop(sender);
         let mut failures = 0;
-        for (run, record) in receiver {
+        for (run, failure) in receiver {
             let mut result = run;
-            if let Some(record) = record {
+            if let Some((record, page)) = failure {
                 let path = failure_path(&config.failures_dir, record.seed);
                 record.write(&path)?;
+                timeline::write_page(&timeline_path(&path), &page?)?;
                 result.failure = Some((path, record.invariant()));
                 failures += 1;
                 if config.max_failures.is_some_and(|max| failures >= max) {
@@ -221,18 +230,26 @@ pub fn sweep(
     Ok(SweepSummary { scenario: scenario.name().to_owned(), planned: seeds.len(), results })
 }
 
+/// A failing seed's record and its timeline page.
+type Failure = (FailureRecord, Result<String, TimelineError>);
+
 fn run_seed(
     scenario: &dyn SimScenario,
     space: &FaultSpace,
     seed: u64,
     config: &SweepConfig,
-) -> (SeedResult, Option<FailureRecord>) {
+) -> (SeedResult, Option<Failure>) {
     let drill = draw(space, seed, config.swarm);
     let faults = drill.schedule.faults().len();
-    let run = || run_scenario_with(scenario, seed, drill.schedule.clone(), config.planted, TraceMode::Hash);
-    let report = run();
-    let divergent_hash = config.twice.then(|| run().hash).filter(|again| *again != report.hash);
-    let record = FailureRecord::from_report(&report, config.swarm, drill.kinds);
+    let run = |mode| run_scenario_with(scenario, seed, drill.schedule.clone(), config.planted, mode);
+    let report = run(TraceMode::Hash);
+    let divergent_hash = config.twice.then(|| run(TraceMode::Hash).hash).filter(|again| *again != report.hash);
+    // The sweep keeps only hashes; a failure's timeline needs every line, so the
+    // seed runs once more in full (the same run: same seed, schedule and commit).
+    let failure = FailureRecord::from_report(&report, config.swarm, drill.kinds).map(|record| {
+        let replay = replay_file_command(&failure_path(&config.failures_dir, seed));
+        (record, timeline::render(&run(TraceMode::Full), replay))
+    });
     let result = SeedResult {
         seed,
         hash: report.hash,
@@ -242,7 +259,7 @@ fn run_seed(
         divergent_hash,
         tally: report.tally,
     };
-    (result, record)
+    (result, failure)
 }
 
 #[cfg(test)]
