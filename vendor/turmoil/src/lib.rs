@@ -212,6 +212,8 @@ pub mod barriers;
 
 pub mod net;
 
+mod fast_forward;
+
 mod rt;
 use rt::Rt;
 

@@ -188,6 +188,28 @@ impl<'a> Rt<'a> {
         }
     }
 
+    /// ESPER PATCH (idle fast-forward): how many ticks of `tick` this runtime
+    /// can pass with nothing to do — none while a task is ready to run, else
+    /// those before its earliest timer falls due (unbounded without timers).
+    pub(crate) fn idle_ticks(&self, tick: Duration) -> u64 {
+        if !self.tokio.is_idle() || !self.local.is_idle() {
+            return 0;
+        }
+        self.tokio
+            .time_until_next_timer()
+            .map_or(u64::MAX, |until| crate::fast_forward::ticks_before(until, tick))
+    }
+
+    /// ESPER PATCH (idle fast-forward): the effect of `ticks` calls of
+    /// [`Rt::tick`] on an idle runtime (see [`Rt::idle_ticks`]), without making
+    /// them: the clock moves on, and the RNG seeds and scheduler ticks those
+    /// calls would have used up are used up, so that what runs next runs as it
+    /// would have.
+    pub(crate) fn skip_idle_ticks(&mut self, ticks: u32, tick: Duration) {
+        self.tokio.skip_idle_passes(ticks, tick * ticks);
+        self.local.skip_idle_passes(ticks);
+    }
+
     pub(crate) fn crash(&mut self) {
         if !self.is_host() {
             panic!("can only crash host's software");

@@ -377,6 +377,59 @@ impl<'a> Sim<'a> {
         f(top.iter_mut())
     }
 
+    /// Passes, in one go, the coming ticks in which nothing can happen, never
+    /// going past `horizon` of elapsed time nor the simulation's duration, and
+    /// returns how many it passed (ESPER PATCH, idle fast-forward).
+    ///
+    /// A tick can be passed when no host with running software has a task ready
+    /// to run or a timer falling due in it, and no message falls due on the
+    /// network. Every clock, RNG stream and scheduler counter is left where
+    /// [`Sim::step`] would have left it after that many steps, so a simulation
+    /// that calls this between steps behaves exactly as one that does not, only
+    /// faster. The caller bounds `horizon` by anything it will do to the
+    /// simulation from outside (crashes, partitions, holds), since those can
+    /// make a tick eventful.
+    pub fn fast_forward(&mut self, horizon: Duration) -> u64 {
+        let tick = self.config.tick;
+        let horizon = horizon.min(self.config.duration);
+        let mut ticks = crate::fast_forward::ticks_within(horizon.saturating_sub(self.elapsed), tick);
+        ticks = ticks.min(u64::from(u32::MAX));
+        for rt in self.rts.values().filter(|rt| rt.is_software_running()) {
+            if ticks == 0 {
+                return 0;
+            }
+            ticks = ticks.min(rt.idle_ticks(tick));
+        }
+        let world = self.world.get_mut();
+        let rts = &self.rts;
+        let running = |addr: IpAddr| rts.get(&addr).is_some_and(Rt::is_software_running);
+        ticks = ticks.min(world.topology.idle_ticks(tick, running));
+        let Ok(passes @ 1..) = u32::try_from(ticks) else {
+            return 0;
+        };
+        tracing::trace!(target: TRACING_TARGET, "fast-forward {} steps from step {}", passes, self.steps);
+
+        world.topology.skip_idle_ticks(passes, tick);
+        if self.config.random_node_order {
+            // Each step shuffles the hosts with running software; the RNG draws
+            // depend only on how many there are.
+            let running = self.rts.values().filter(|rt| rt.is_software_running()).count();
+            let mut order: Vec<usize> = (0..running).collect();
+            for _ in 0..passes {
+                order.shuffle(&mut world.rng);
+            }
+        }
+        for (&addr, rt) in self.rts.iter_mut() {
+            if rt.is_software_running() {
+                rt.skip_idle_ticks(passes, tick);
+            }
+            world.tick(addr, tick * passes);
+        }
+        self.elapsed += tick * passes;
+        self.steps += passes as usize;
+        ticks
+    }
+
     /// Run the simulation until all client hosts have completed.
     ///
     /// Executes a simple event loop that calls [step](#method.step) each

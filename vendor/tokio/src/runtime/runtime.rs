@@ -128,6 +128,55 @@ pub(super) enum Scheduler {
     MultiThread(MultiThread),
 }
 
+cfg_test_util! {
+    // ESPER PATCH (idle fast-forward): lets a simulator that drives paused
+    // current-thread runtimes one tick at a time skip ticks in which nothing can
+    // happen, with the same result as running them. See vendor/turmoil/ESPER-PATCH.md.
+    impl Runtime {
+        /// Whether no task is queued to run on this runtime. Always `false` for a
+        /// multi-thread runtime, or while the runtime is being driven.
+        #[doc(hidden)]
+        pub fn is_idle(&self) -> bool {
+            match &self.scheduler {
+                Scheduler::CurrentThread(exec) => exec.is_idle(&self.handle.inner),
+                #[cfg(feature = "rt-multi-thread")]
+                Scheduler::MultiThread(_) => false,
+            }
+        }
+
+        /// How far this runtime's clock must advance before its earliest timer
+        /// fires; `None` when no timer is pending or time is disabled.
+        #[doc(hidden)]
+        pub fn time_until_next_timer(&self) -> Option<std::time::Duration> {
+            let driver = self.handle.inner.driver();
+            driver.time.as_ref()?.time_until_next_timer(driver.clock())
+        }
+
+        /// Does what `passes` calls of `block_on`, each waiting out a sleep that
+        /// together span `advance`, would do on an idle runtime whose clock is
+        /// paused and whose earliest timer lies beyond `advance` — without making
+        /// them: advances the clock, processes the timer wheel, draws and
+        /// discards the RNG seed each call draws on entry and counts the
+        /// scheduler ticks each call counts, so that the runtime's later choices
+        /// are the ones it would have made had those calls happened.
+        #[doc(hidden)]
+        pub fn skip_idle_passes(&self, passes: u32, advance: std::time::Duration) {
+            for _ in 0..passes {
+                let _ = self.handle.inner.seed_generator().next_seed();
+            }
+            let driver = self.handle.inner.driver();
+            // A wake-up left pending costs the first call one more park.
+            let extra_park = driver
+                .time
+                .as_ref()
+                .is_some_and(|time| time.skip_idle(driver.clock(), advance));
+            if let Scheduler::CurrentThread(exec) = &self.scheduler {
+                exec.skip_idle_ticks(passes.wrapping_add(u32::from(extra_park)));
+            }
+        }
+    }
+}
+
 impl Runtime {
     pub(super) fn from_parts(
         scheduler: Scheduler,

@@ -750,6 +750,26 @@ impl LocalSet {
         handle
     }
 
+    cfg_test_util! {
+        // ESPER PATCH (idle fast-forward): see `Runtime::is_idle`.
+        /// Whether no task of this `LocalSet` is queued to run.
+        #[doc(hidden)]
+        pub fn is_idle(&self) -> bool {
+            let remote_empty = self.context.shared.queue.lock().as_ref().is_none_or(VecDeque::is_empty);
+            // Safety: `LocalSet` is `!Send`, so this is its owner thread.
+            remote_empty && unsafe { self.context.shared.local_state.queue_is_empty() }
+        }
+
+        /// Accounts for `passes` polls that found no task to run, without making
+        /// them, so that the choice between the local and the remote queue that
+        /// follows is the one those polls would have led to.
+        #[doc(hidden)]
+        pub fn skip_idle_passes(&self, passes: u32) {
+            let passes = (passes % 256) as u8;
+            self.tick.set(self.tick.get().wrapping_add(passes));
+        }
+    }
+
     /// Ticks the scheduler, returning whether the local future needs to be
     /// notified again.
     fn tick(&self) -> bool {
@@ -1206,6 +1226,17 @@ impl LocalState {
 
         self.local_queue
             .with_mut(|ptr| unsafe { (*ptr).push_back(task) });
+    }
+
+    /// # Safety
+    ///
+    /// This method must only be called from the thread who
+    /// has the same [`ThreadId`] as [`Self::owner`].
+    #[cfg(feature = "test-util")]
+    unsafe fn queue_is_empty(&self) -> bool {
+        self.assert_called_from_owner_thread();
+
+        self.local_queue.with(|ptr| unsafe { (*ptr).is_empty() })
     }
 
     /// # Safety

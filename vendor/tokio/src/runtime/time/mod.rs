@@ -287,6 +287,29 @@ impl Driver {
 }
 
 impl Handle {
+    // ESPER PATCH (idle fast-forward): see `Runtime::time_until_next_timer`.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn time_until_next_timer(&self, clock: &Clock) -> Option<Duration> {
+        if let Inner::Traditional { state, .. } = &self.inner {
+            let deadline = self.time_source.tick_to_duration(state.lock().wheel.next_expiration_time()?);
+            let elapsed = clock.now().saturating_duration_since(self.time_source.start_time());
+            return Some(deadline.saturating_sub(elapsed));
+        }
+        None
+    }
+
+    // ESPER PATCH (idle fast-forward): see `Runtime::skip_idle_passes`.
+    // Returns whether a wake-up was pending, which `park` would have consumed.
+    #[cfg(feature = "test-util")]
+    pub(crate) fn skip_idle(&self, clock: &Clock, advance: Duration) -> bool {
+        let did_wake = self.did_wake();
+        if let Err(msg) = clock.advance(advance) {
+            panic!("{}", msg);
+        }
+        self.process(clock);
+        did_wake
+    }
+
     pub(self) fn process(&self, clock: &Clock) {
         let now = self.time_source().now(clock);
 

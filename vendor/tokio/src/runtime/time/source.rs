@@ -37,7 +37,7 @@ impl TimeSource {
         self.instant_to_tick(clock.now())
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "test-util"))]
     #[allow(dead_code)]
     pub(super) fn start_time(&self) -> Instant {
         self.start_time

@@ -239,6 +239,26 @@ impl CurrentThread {
         })
     }
 
+    cfg_test_util! {
+        // ESPER PATCH (idle fast-forward): see `Runtime::is_idle`.
+        pub(crate) fn is_idle(&self, handle: &scheduler::Handle) -> bool {
+            let Some(core) = self.core.take() else {
+                return false;
+            };
+            let idle = core.tasks.is_empty() && handle.as_current_thread().shared.inject.len() == 0;
+            self.core.set(core);
+            idle
+        }
+
+        // ESPER PATCH (idle fast-forward): an idle `block_on` counts one tick.
+        pub(crate) fn skip_idle_ticks(&self, ticks: u32) {
+            if let Some(mut core) = self.core.take() {
+                core.tick = core.tick.wrapping_add(ticks);
+                self.core.set(core);
+            }
+        }
+    }
+
     fn take_core(&self, handle: &Arc<Handle>) -> Option<CoreGuard<'_>> {
         let core = self.core.take()?;
 
