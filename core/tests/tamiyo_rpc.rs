@@ -243,6 +243,10 @@ impl Listener for DuplexListener {
             None => std::future::pending().await,
         }
     }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
 }
 
 /// Writes `bytes` to a served Tamiyo, closes the write side, and returns every frame

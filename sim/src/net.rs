@@ -40,4 +40,8 @@ impl Listener for TurmoilListener {
         let (stream, peer) = self.0.accept().await?;
         Ok((stream, peer.to_string()))
     }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
 }
