@@ -133,6 +133,25 @@ pub fn scan(bytes: &[u8], max_record_bytes: u32) -> Scan {
     Scan::Log { frames, valid_len: offset as u64, damage: None }
 }
 
+/// How many framed records `tail` (the bytes past a damage point) holds, the
+/// damaged one included: frames are walked by their length fields, checksums
+/// unchecked, until a length runs past the end or over the record bound. An
+/// estimate of what a bit flip cut off, for the operator's report.
+pub fn framed_records(tail: &[u8], max_record_bytes: u32) -> u64 {
+    let mut offset = 0_usize;
+    let mut records = 0;
+    while let Some(header) = tail.get(offset..).and_then(<[u8]>::first_chunk::<FRAME_HEADER_LEN>) {
+        let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let end = offset + FRAME_HEADER_LEN + length as usize;
+        if length > max_record_bytes || end > tail.len() {
+            break;
+        }
+        records += 1;
+        offset = end;
+    }
+    records
+}
+
 /// The payload range of the frame starting at `offset`, or why there is none.
 fn next_frame(bytes: &[u8], offset: usize, max_record_bytes: u32) -> Result<Range<usize>, DamageReason> {
     let rest = &bytes[offset..];

@@ -15,6 +15,8 @@ pub struct FieldReportMetrics {
     pub wal_undecodable_records: u64,
     /// Reports dropped for being older than the retention window.
     pub retention_dropped_total: u64,
+    /// Times a log poisoned by a failed fsync was rewritten and reopened.
+    pub wal_reopens_total: u64,
 }
 
 impl FieldReportMetrics {
