@@ -61,8 +61,8 @@ pub struct NissaConfig {
     /// Largest HTTP request body accepted: 64 KiB (larger ones get 413).
     pub max_request_bytes: u64,
     /// hyper's `header_read_timeout`: a connection must deliver a whole request
-    /// head this soon after it opens (or after its last response, keep-alive) or
-    /// it is closed — a slowloris client cannot hold it: 10 s.
+    /// head this soon after it opens or it is closed — a slowloris client cannot
+    /// hold it: 10 s.
     pub http_header_read_timeout: Duration,
     /// HTTP connections served at once; at the cap a new one closes the oldest
     /// (counted), so idle sockets cannot lock out a scrape: 256.

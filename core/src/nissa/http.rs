@@ -12,10 +12,10 @@
 //! hyper itself answers oversized heads with 431.
 //!
 //! Connections are bounded: a request head must arrive within
-//! `http_header_read_timeout` of the connection opening or of its last answer
-//! (hyper's `header_read_timeout`, which is also the keep-alive idle timeout), and
-//! at `http_max_connections` a new connection closes the oldest one, so neither a
-//! slowloris client nor a flood of idle sockets can keep `/healthz` from answering.
+//! `http_header_read_timeout` of the connection opening (hyper's
+//! `header_read_timeout`), and at `http_max_connections` a new connection closes
+//! the oldest one, so neither a slowloris client nor a flood of idle sockets
+//! (kept-alive ones included) can keep `/healthz` from answering.
 //! Both are counted ([`HttpStats`]) and logged.
 //!
 //! Responses carry no `Date` header: hyper would stamp one from the wall clock,

@@ -10,7 +10,7 @@ use super::config::WalConfig;
 use super::error::PersistenceError;
 use super::frame::{FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, encode_frame, file_header};
 use super::recovery::{Recovery, SetAside};
-use super::scan::{Damage, DamageReason, Scan, framed_records, scan};
+use super::scan::{Damage, DamageReason, Scan, framed_records, intact_record_behind, scan};
 
 /// An open write-ahead log. Appends go in batches: all of a batch's frames in one
 /// write, then one fsync; a batch is acknowledged (the call returns `Ok`) only after
@@ -46,7 +46,10 @@ impl<S: Storage> Wal<S> {
             if config.strict || damage.reason == DamageReason::BadFileHeader {
                 return Err(PersistenceError::from_damage(path.to_path_buf(), damage));
             }
-            set_aside = Some(set_aside_tail(storage, path, &bytes, damage, config.max_record_bytes).await?);
+            let tail = usize::try_from(damage.offset).ok().and_then(|offset| bytes.get(offset..)).unwrap_or_default();
+            if intact_record_behind(tail, config.max_record_bytes) {
+                set_aside = Some(set_aside_tail(storage, path, tail, damage, config.max_record_bytes).await?);
+            }
             cut_damage(&mut file, path, damage).await?;
         }
         let mut wal = Self {
@@ -214,19 +217,17 @@ pub async fn inspect<S: Storage>(storage: &S, path: &Path, config: &WalConfig) -
     }
 }
 
-/// Non-strict recovery of a damaged tail: copy it, byte for byte, to
-/// `<log>.damaged-<offset>` (a fresh name if that exists) before the log is cut.
-/// A torn tail cannot be told from a flipped length field (both claim more bytes
-/// than the file holds), and the latter has acknowledged records behind it, so
-/// every tail is kept.
+/// Non-strict recovery of a damaged tail with intact records behind the damage
+/// (a bit flip mid-file): copy it, byte for byte, to `<log>.damaged-<offset>` (a
+/// fresh name if that exists) before the log is cut. A torn or corrupt last
+/// record (a crash mid-write: nothing whole behind it) is cut as before.
 async fn set_aside_tail<S: Storage>(
     storage: &S,
     path: &Path,
-    bytes: &[u8],
+    tail: &[u8],
     damage: Damage,
     max_record_bytes: u32,
 ) -> Result<SetAside, PersistenceError> {
-    let tail = usize::try_from(damage.offset).ok().and_then(|offset| bytes.get(offset..)).unwrap_or_default();
     let aside = free_damaged_path(storage, path, damage.offset).await?;
     write_atomic(storage, &aside, tail).await.map_err(PersistenceError::storage(&aside))?;
     let records = framed_records(tail, max_record_bytes);

@@ -221,9 +221,11 @@ async fn serve_connection<St: Stream>(
     evicted: oneshot::Receiver<()>,
     limits: ConnectionLimits,
 ) {
+    // Only an eviction the loop sends closes the connection here; a loop that is
+    // gone (its sender dropped) is noticed at the next request, as before.
     let ended = tokio::select! {
         ended = exchange_frames(&mut stream, id, &requests, limits) => ended,
-        _ = evicted => Ended::Evicted,
+        Ok(()) = evicted => Ended::Evicted,
     };
     // If the serving loop is gone there is nobody left to tell.
     let _ = requests.send(ConnectionMessage::Closed { id, ended }).await;
