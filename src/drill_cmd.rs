@@ -40,7 +40,8 @@ pub fn sweep_command(
         None => mode.to_owned(),
     };
     let shard = config.shard.map(|shard| format!(" shard {}/{}", shard.index, shard.count)).unwrap_or_default();
-    let stopped = if summary.results.len() < summary.planned { " (stopped early at --max-failures)" } else { "" };
+    let stopped =
+        if (summary.results.len() as u128) < summary.planned { " (stopped early at --max-failures)" } else { "" };
     println!(
         "sweep: scenario={} seeds={}{shard} ({mode}) jobs={}: {} passed, {} failed{stopped}",
         summary.scenario,
@@ -182,7 +183,7 @@ struct ProgressBar {
     started: Instant,
     last_drawn: Option<Instant>,
     terminal: bool,
-    drawn_tenths: usize,
+    drawn_tenths: u128,
 }
 
 impl ProgressBar {
@@ -194,8 +195,8 @@ impl ProgressBar {
         let rate = progress.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         if self.terminal {
             let due = self.last_drawn.is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
-            if due || progress.done == progress.total {
-                let filled = progress.done * 30 / progress.total.max(1);
+            if due || u128::from(progress.done) == progress.total {
+                let filled = usize::try_from(u128::from(progress.done) * 30 / progress.total.max(1)).unwrap_or(30);
                 let bar = format!("{}{}", "#".repeat(filled), ".".repeat(30 - filled));
                 eprint!(
                     "\r[{bar}] {}/{} seeds · {} failed · {rate:.1} seeds/s ",
@@ -205,7 +206,7 @@ impl ProgressBar {
                 self.last_drawn = Some(Instant::now());
             }
         } else {
-            let tenths = progress.done * 10 / progress.total.max(1);
+            let tenths = u128::from(progress.done) * 10 / progress.total.max(1);
             if tenths > self.drawn_tenths {
                 self.drawn_tenths = tenths;
                 eprintln!(

@@ -19,6 +19,7 @@ use esper_scenarios::drills::shrink::ShrinkError;
 use esper_scenarios::drills::sweep::SweepError;
 use esper_scenarios::kasmina_prefetch::BurstError;
 use esper_scenarios::rc1::gate::GateError;
+use esper_scenarios::real_profile::KeyError;
 use esper_scenarios::registry::UnknownScenario;
 use esper_scenarios::timeline::TimelineError;
 use esper_scenarios::up::UpError;
@@ -84,6 +85,21 @@ impl<T, E: Into<anyhow::Error>> Tag<T> for Result<T, E> {
 /// A usage error with a message of our own.
 pub fn usage(message: impl Into<String>) -> CommandError {
     CommandError { kind: ErrorKind::Input, error: anyhow::Error::msg(message.into()) }
+}
+
+/// Printed at every start with `--insecure-dev-key`, so a dev key never goes unnoticed.
+pub const INSECURE_DEV_KEY_WARNING: &str = "warning: --insecure-dev-key: signing with a random key only this \
+     process knows; set ESPER_LEYLINE_SECRET (at least 32 bytes) for any bus another process reads";
+
+/// A missing or short `ESPER_LEYLINE_SECRET` is the user's to fix (the message
+/// says how); only a failure to draw a dev key is not.
+impl Classify for KeyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Missing | Self::Invalid(_) => ErrorKind::Input,
+            Self::Entropy(_) => ErrorKind::Runtime,
+        }
+    }
 }
 
 impl Classify for UnknownScenario {

@@ -24,7 +24,7 @@ use esper_scenarios::rc1::manifest::{Commit, RunManifest};
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
-use esper_scenarios::real_profile::{RedisTarget, signing_key, wall_clock_ms};
+use esper_scenarios::real_profile::{DevKey, KeySource, RealKey, RedisTarget, process_env, signing_key, wall_clock_ms};
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
@@ -52,6 +52,28 @@ struct PlantArg {
     #[cfg_attr(feature = "planted-bugs", arg(long, value_name = "BUG"))]
     #[cfg_attr(not(feature = "planted-bugs"), arg(skip))]
     plant: Option<esper_core::planted::PlantedBug>,
+}
+
+/// `--insecure-dev-key`, for every command with a real profile.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+struct DevKeyArg {
+    /// Without ESPER_LEYLINE_SECRET, sign with a random key only this process knows
+    /// instead of refusing to start (a warning is printed at every start). For a
+    /// bus no other process reads; deployments set the secret.
+    #[arg(long)]
+    insecure_dev_key: bool,
+}
+
+impl DevKeyArg {
+    /// The real profile's key, warning on stderr when it is a dev key.
+    fn resolve(self) -> Result<RealKey, exit::CommandError> {
+        let consent = if self.insecure_dev_key { DevKey::Allowed } else { DevKey::Refused };
+        let key = signing_key(process_env, consent)?;
+        if key.source == KeySource::InsecureDevKey {
+            eprintln!("{}", exit::INSECURE_DEV_KEY_WARNING);
+        }
+        Ok(key)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,8 +125,8 @@ enum Command {
         /// Seeds: `A..B` (B excluded), `A..=B`, or a single `N`.
         #[arg(long, default_value = "0..100")]
         seeds: SeedRange,
-        /// Worker threads; default one per core.
-        #[arg(long)]
+        /// Worker threads; default one per core, at most four per core.
+        #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         jobs: Option<usize>,
         /// Run only this machine's share `k/n` of the seeds (for CI matrices).
         #[arg(long, value_name = "k/n")]
@@ -198,9 +220,13 @@ enum Command {
     },
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
     Redis {
-        /// TCP port to listen on, on every local address.
+        /// TCP port to listen on (0: a free one).
         #[arg(long, default_value_t = 6379)]
         port: u16,
+        /// The interface to listen on: loopback unless another is given
+        /// (`0.0.0.0` opens it to every network this machine is on).
+        #[arg(long, value_name = "IP", default_value_t = esper_scenarios::embedded_redis::DEFAULT_BIND)]
+        bind: std::net::IpAddr,
     },
     /// The main job: the RC1 harness. Runs steady-train, rollback, tamiyo-timeout and
     /// kasmina-prefetch (or one of them), writes `run.json` (the manifest: what ran, the
@@ -259,6 +285,8 @@ enum Command {
         /// Real profile: this Redis instead of the embedded one.
         #[arg(long, value_name = "redis://HOST:PORT")]
         redis_url: Option<String>,
+        #[command(flatten)]
+        dev_key: DevKeyArg,
     },
 }
 
@@ -319,6 +347,8 @@ struct HarnessArgs {
     /// kasmina-prefetch: half-width of the uniform jitter on it, in ms (seeded).
     #[arg(long, default_value_t = RC1_BURST.jitter_ms)]
     jitter_ms: u64,
+    #[command(flatten)]
+    dev_key: DevKeyArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -346,6 +376,8 @@ struct UpArgs {
     linger_ms: u64,
     #[command(flatten)]
     log: logging::LogArgs,
+    #[command(flatten)]
+    dev_key: DevKeyArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -465,7 +497,16 @@ fn execute(command: Command) -> CommandResult {
             summary_md,
             plant,
         } => {
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            let cap = esper_scenarios::drills::sweep::max_jobs(cores);
+            let jobs = match jobs {
+                Some(asked) if asked > cap => {
+                    eprintln!("sweep: --jobs {asked} capped at {cap} (four per core, {cores} cores)");
+                    cap
+                }
+                Some(asked) => asked,
+                None => cores,
+            };
             let planted = Planted::bug(plant.plant);
             let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
             drill_cmd::sweep_command(scenario, &config, summary_md.as_deref())
@@ -491,9 +532,10 @@ fn execute(command: Command) -> CommandResult {
             jitter_ms,
             timeout_ms,
             redis_url,
+            dev_key,
         } => {
             let config = BurstConfig { seed, requests, concurrency, ready_latency_ms, jitter_ms, timeout_ms };
-            kasmina_prefetch(&profile, &config, redis_url)
+            kasmina_prefetch(&profile, &config, redis_url, dev_key)
         }
         Command::WalSoak { iterations, truncate_every, strict, workdir } => {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
@@ -510,10 +552,11 @@ fn execute(command: Command) -> CommandResult {
         Command::Up(args) => up(args),
         Command::Nissa(args) => nissa(args),
         Command::FieldReports { action: FieldReportsAction::Dump { dir, follow } } => dump_field_reports(&dir, follow),
-        Command::Redis { port } => {
-            eprintln!("esper redis: simulated Redis 7.0 listening on port {port}");
-            esper_scenarios::embedded_redis::serve_blocking(port)
-                .with_context(|| format!("serving Redis on port {port}"))
+        Command::Redis { port, bind } => {
+            let address = std::net::SocketAddr::new(bind, port);
+            let listening = |at| eprintln!("esper redis: simulated Redis 7.0 listening on {at}");
+            esper_scenarios::embedded_redis::serve_blocking(address, listening)
+                .with_context(|| format!("serving Redis on {address}"))
                 .runtime()?;
             Ok(true)
         }
@@ -524,6 +567,7 @@ fn up(args: UpArgs) -> CommandResult {
     logging::install(&args.log)?;
     let config = esper_scenarios::up::UpConfig {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
+        key: args.dev_key.resolve()?,
         device: args.device,
         epochs: args.epochs,
         nissa_addr: args.nissa_addr,
@@ -578,7 +622,12 @@ fn dump_field_reports(dir: &std::path::Path, follow: bool) -> CommandResult {
     Ok(end.damage.is_none() && end.undecodable == 0)
 }
 
-fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<String>) -> CommandResult {
+fn kasmina_prefetch(
+    profile: &str,
+    config: &BurstConfig,
+    redis_url: Option<String>,
+    dev_key: DevKeyArg,
+) -> CommandResult {
     let mut passed = true;
     if profile != "real" {
         let report = kasmina_prefetch::run_sim(config)?;
@@ -591,7 +640,8 @@ fn kasmina_prefetch(profile: &str, config: &BurstConfig, redis_url: Option<Strin
     if profile != "sim" {
         let target = redis_url.as_deref().map_or(Ok(RedisTarget::Embedded), RedisTarget::parse);
         let target = target.map_err(anyhow::Error::msg).input()?;
-        println!("{}", kasmina_prefetch::run_real(config, &target)?);
+        let key = dev_key.resolve()?;
+        println!("{}", kasmina_prefetch::run_real(config, &target, &key.key)?);
     }
     Ok(passed)
 }
@@ -677,7 +727,7 @@ fn run(
 fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
     let total = seeds.len();
     let step = (total / 10).max(1);
-    for (done, seed) in seeds.seeds().enumerate() {
+    for (seed, done) in seeds.seeds().zip(1_u128..) {
         let report = match check_determinism(scenario, seed) {
             Ok(report) => report,
             Err(divergence) => {
@@ -689,7 +739,6 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
             eprintln!("{report}");
             return false;
         }
-        let done = done as u64 + 1;
         if done % step == 0 || done == total {
             eprintln!("checked {done}/{total} seeds of {}", scenario.name());
         }
@@ -726,8 +775,11 @@ fn harness(args: HarnessArgs) -> CommandResult {
         jitter_ms: args.jitter_ms,
         ..RC1_BURST
     };
+    // The Leyline key comes from the environment: a missing or malformed one is bad input.
+    let key = if profile == Profile::Real { Some(args.dev_key.resolve()?) } else { None };
+    let key_source = key.as_ref().map_or("simulated (the sim's fixed key)", |key| key.source.name()).to_owned();
     let config =
-        HarnessConfig { profile, seed: args.seed, training, prefetch, redis, output_dir: args.output_dir.clone() };
+        HarnessConfig { profile, seed: args.seed, training, prefetch, redis, key, output_dir: args.output_dir.clone() };
     let started_ms = wall_clock_ms();
     let scenarios = args.target.0;
     let mut runs = Vec::new();
@@ -754,17 +806,9 @@ fn harness(args: HarnessArgs) -> CommandResult {
             }
         }
     }
-    // The Leyline key comes from the environment: a malformed one is bad input.
-    let (_, key_source) = signing_key().map_err(anyhow::Error::msg).input()?;
     let redis =
         if profile == Profile::Sim { "simulated (in the sim world)".to_owned() } else { config.redis.describe() };
-    let env = rc1::env::Environment::capture(
-        profile.name(),
-        &args.device.to_string(),
-        redis,
-        key_source.to_owned(),
-        started_ms,
-    );
+    let env = rc1::env::Environment::capture(profile.name(), &args.device.to_string(), redis, key_source, started_ms);
     let report = args.markdown_report.unwrap_or_else(|| args.output_dir.join("report.md"));
     let manifest = RunManifest::new(&config, &runs, &failed, current_commit());
     if let Some(why) = &manifest.commit_unknown_because {

@@ -9,7 +9,11 @@ use std::process::{Command, Output};
 use support::{esper_binary, free_port, workspace_file};
 
 fn esper(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_esper")).args(arguments).output().expect("esper binary runs")
+    Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(arguments)
+        .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
+        .output()
+        .expect("esper binary runs")
 }
 
 fn stdout(output: &Output) -> String {
@@ -287,7 +291,7 @@ fn esper_line(line: &str) -> Output {
         word.split_once('=').is_some_and(|(name, _)| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
     });
     let mut command = Command::new(esper_binary());
-    command.args(arguments);
+    command.args(arguments).env("ESPER_LEYLINE_SECRET", support::TEST_SECRET);
     for pair in env {
         let (name, value) = pair.split_once('=').expect("NAME=value");
         command.env(name, value);
@@ -308,4 +312,66 @@ fn every_subcommand_exits_0_when_ok_1_when_a_run_fails_and_2_on_bad_input() {
         }
     }
     assert!(wrong.is_empty(), "{} of {} cases exited wrongly:\n{}", wrong.len(), EXIT_CODES.len(), wrong.join("\n"));
+}
+
+/// What a real-profile command printed and how it ended, with `secret` (or none)
+/// as `ESPER_LEYLINE_SECRET`.
+fn esper_with_secret(arguments: &[&str], secret: Option<&str>) -> (Option<i32>, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_esper"));
+    command.args(arguments).env_remove("ESPER_LEYLINE_SECRET");
+    if let Some(secret) = secret {
+        command.env("ESPER_LEYLINE_SECRET", secret);
+    }
+    let output = command.output().expect("esper binary runs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The real profile has no built-in key: without `ESPER_LEYLINE_SECRET` every
+/// real-profile command exits 2 saying how to fix it, a short secret is refused
+/// the same way, and `--insecure-dev-key` runs with a warning.
+#[test]
+fn the_real_profile_refuses_to_start_without_a_secret_of_32_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let workdir = dir.path().join("up");
+    let up = ["up", "--epochs", "1", "--nissa-addr", "127.0.0.1:0", "--workdir", workdir.to_str().expect("utf-8")];
+    let output_dir = dir.path().join("harness");
+    let harness = ["harness", "rollback", "--profile", "real", "--output-dir", output_dir.to_str().expect("utf-8")];
+    let prefetch = ["kasmina-prefetch", "--profile", "real", "--requests", "4"];
+    for arguments in [&up[..], &harness, &prefetch] {
+        let (code, stderr) = esper_with_secret(arguments, None);
+        assert_eq!(code, Some(2), "{arguments:?}: {stderr}");
+        for fix in
+            ["ESPER_LEYLINE_SECRET is not set", "at least 32 bytes", "openssl rand -hex 32", "--insecure-dev-key"]
+        {
+            assert!(stderr.contains(fix), "{arguments:?}: {fix:?} missing from {stderr}");
+        }
+        let (code, stderr) = esper_with_secret(arguments, Some("hunter2"));
+        assert_eq!(code, Some(2), "{arguments:?}: {stderr}");
+        assert!(stderr.contains("is 7 bytes; it must be at least 32"), "{arguments:?}: {stderr}");
+    }
+    assert!(!workdir.exists() && !output_dir.exists(), "nothing ran without a key");
+    let (code, stderr) = esper_with_secret(&[&prefetch[..], &["--insecure-dev-key"]].concat(), None);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("warning: --insecure-dev-key"), "the dev key is announced: {stderr}");
+}
+
+/// `esper redis` listens on loopback unless told otherwise, and says where.
+#[test]
+fn esper_redis_listens_on_loopback_by_default() {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["redis", "--port", "0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("esper redis starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut line = String::new();
+    let read = BufReader::new(stderr).read_line(&mut line);
+    let _killed = child.kill();
+    let _reaped = child.wait();
+    read.expect("a line on stderr");
+    let address = line.trim().rsplit(' ').next().unwrap_or_default();
+    let address: std::net::SocketAddr = address.parse().unwrap_or_else(|_| panic!("no address in {line:?}"));
+    assert_eq!(address.ip(), std::net::IpAddr::from(Ipv4Addr::LOCALHOST), "{line}");
+    assert_ne!(address.port(), 0, "the port the system chose is reported: {line}");
 }

@@ -29,6 +29,7 @@ impl Up {
             .arg("--workdir")
             .arg(workdir)
             .args(extra)
+            .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

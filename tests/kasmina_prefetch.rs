@@ -67,7 +67,7 @@ fn partitioned_urza_means_counted_timeouts_and_the_fallback_kernel() {
 #[test]
 fn real_profile_burst_runs_over_the_embedded_redis() {
     let config = BurstConfig { requests: 60, ..BurstConfig::default() };
-    let report = run_real(&config, &RedisTarget::Embedded).expect("real burst");
+    let report = run_real(&config, &RedisTarget::Embedded, &support::test_key()).expect("real burst");
     println!("{report}");
     assert_eq!(report.counters.ok, 60, "{report}");
     assert!(report.trace_hash.is_none());
@@ -79,7 +79,8 @@ fn real_profile_burst_runs_over_real_redis() {
     let Some(redis) = RealRedis::start("kasmina_prefetch") else { return };
     let config = BurstConfig { requests: 60, ..BurstConfig::default() };
     let url = format!("redis://127.0.0.1:{}/0", redis.port);
-    let report = run_real(&config, &RedisTarget::parse(&url).expect("a redis:// URL")).expect("real burst");
+    let target = RedisTarget::parse(&url).expect("a redis:// URL");
+    let report = run_real(&config, &target, &support::test_key()).expect("real burst");
     println!("{report}");
     assert_eq!(report.counters.ok, 60, "{report}");
     assert!((38.0..60.0).contains(&report.mean_ms), "wall-clock mean {} ms", report.mean_ms);

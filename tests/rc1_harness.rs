@@ -29,7 +29,11 @@ const FILES: [&str; 13] = [
 ];
 
 fn esper(arguments: &[&str]) -> Output {
-    Command::new(esper_binary()).args(arguments).output().expect("esper binary runs")
+    Command::new(esper_binary())
+        .args(arguments)
+        .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
+        .output()
+        .expect("esper binary runs")
 }
 
 fn text(bytes: &[u8]) -> String {

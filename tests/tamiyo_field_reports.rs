@@ -9,7 +9,7 @@ use esper_core::tamiyo::field_reports::{
     FieldReportConfig, FieldReportStore, ObservationWindow, RetryEntry, TamiyoPersistenceError, backup, restore,
 };
 use esper_core::wal::PersistenceError;
-use esper_sim::{RngTree, SimDisk, SimDiskConfig};
+use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
 
 const HOUR_MS: u64 = 3_600_000;
 /// 2025-01-01T00:00:00Z, the sim's epoch.
@@ -235,4 +235,50 @@ fn a_crash_during_a_sidecar_write_leaves_the_old_or_the_new_index() {
         outcomes.insert(entry.retry_count);
     }
     assert_eq!(outcomes.into_iter().collect::<Vec<_>>(), [1, 2], "crashes landed both before and after the rename");
+}
+
+/// A failed fsync poisons the log; Tamiyo reopens it after a backoff (rewriting it
+/// from the reports it acknowledged) and goes on, and every acknowledged report
+/// survives a restart. On `main` before issue 22 every later report was refused
+/// with `Poisoned` until the process restarted: this drill failed there.
+#[test]
+fn a_log_poisoned_by_a_failed_fsync_is_reopened_with_backoff_losing_nothing_acknowledged() {
+    block_on(async {
+        let disk = disk();
+        let mut store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("open");
+        store.append(report(1, T0_MS), T0_MS).await.expect("acknowledged");
+        disk.fail_next(DiskOp::Fsync, 1);
+        store.append(report(2, T0_MS), T0_MS).await.expect_err("the failed fsync is reported, not acknowledged");
+        let waiting = store.append(report(3, T0_MS), T0_MS + 10).await;
+        assert!(
+            matches!(waiting, Err(TamiyoPersistenceError::ReopenBackingOff { retry_in_ms: 90, .. })),
+            "the first reopen waits 100 ms: {waiting:?}"
+        );
+        store.append(report(4, T0_MS), T0_MS + 100).await.expect("reopened, then acknowledged");
+        store.append(report(5, T0_MS), T0_MS + 101).await.expect("acknowledged");
+        assert_eq!(store.metrics().wal_reopens_total, 1);
+        drop(store);
+        disk.crash();
+        let reopened = FieldReportStore::open(disk.clone(), config(true), T0_MS + 200).await.expect("restart");
+        assert_eq!(ids(&reopened), ["fr-1", "fr-4", "fr-5"], "every acknowledged report, and none refused");
+    });
+}
+
+/// A reopen that fails again backs off longer (100 ms, then 200 ms).
+#[test]
+fn a_failing_reopen_backs_off_exponentially() {
+    block_on(async {
+        let disk = disk();
+        let mut store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("open");
+        disk.fail_next(DiskOp::Fsync, 2);
+        store.append(report(1, T0_MS), T0_MS).await.expect_err("fsync fails");
+        store.append(report(2, T0_MS), T0_MS + 100).await.expect_err("the reopen's own fsync fails");
+        let waiting = store.append(report(3, T0_MS), T0_MS + 150).await;
+        assert!(
+            matches!(waiting, Err(TamiyoPersistenceError::ReopenBackingOff { retry_in_ms: 150, .. })),
+            "{waiting:?}"
+        );
+        store.append(report(4, T0_MS), T0_MS + 300).await.expect("the disk healed");
+        assert_eq!(ids(&store), ["fr-4"]);
+    });
 }

@@ -10,7 +10,7 @@ use esper_core::leyline::TelemetryPacket;
 use esper_scenarios::rc1::sim::{self, sim_defaults};
 use esper_scenarios::rc1::training::TrainingDrill;
 use esper_scenarios::rc1::{HarnessConfig, Profile, Rc1Scenario, run_scenario};
-use esper_scenarios::real_profile::RedisTarget;
+use esper_scenarios::real_profile::{DevKey, RedisTarget, signing_key};
 use serde_json::Value;
 
 const SEED: u64 = 42;
@@ -54,6 +54,7 @@ fn rc1_kasmina_prefetch_telemetry() {
         training: sim_defaults(),
         prefetch: esper_scenarios::rc1::prefetch::RC1_BURST,
         redis: RedisTarget::Embedded,
+        key: None,
         output_dir: std::env::temp_dir(),
     };
     let run = run_scenario(Rc1Scenario::KasminaPrefetch, &config).unwrap_or_else(|error| panic!("{error}"));
@@ -99,6 +100,7 @@ fn rc1_steady_train_real_profile_telemetry_structure() {
         },
         prefetch: esper_scenarios::rc1::prefetch::RC1_BURST,
         redis: RedisTarget::Embedded,
+        key: Some(signing_key(|_| None, DevKey::Allowed).expect("a dev key")),
         output_dir,
     };
     let run = run_scenario(Rc1Scenario::SteadyTrain, &config).unwrap_or_else(|error| panic!("{error}"));

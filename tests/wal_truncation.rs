@@ -1,8 +1,10 @@
 //! Exhaustive damage tests for the WAL, on the simulated disk and on real files.
 //!
 //! A 1,000-record log is cut at every byte offset and has every single bit flipped in
-//! turn. Recovery must return exactly the records wholly before the damage; strict
-//! mode must refuse with a typed error naming the file and the damaged frame's offset.
+//! turn. Recovery must return exactly the records wholly before the damage, with the
+//! damaged tail set aside byte for byte; strict mode must refuse with a typed error
+//! naming the file and the damaged frame's offset; a damaged file header is refused
+//! in both modes and the file left byte-identical.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -69,6 +71,18 @@ fn damage_offset(error: &PersistenceError, path: &Path) -> u64 {
     }
 }
 
+/// The damaged tail non-strict recovery set aside is `tail`, byte for byte; the
+/// file is then removed so the next case starts clean.
+async fn check_set_aside<S: Storage>(storage: &S, recovery: &Recovery, tail: &[u8], case: &str) {
+    let aside = recovery.set_aside.as_ref().unwrap_or_else(|| panic!("{case}: nothing set aside"));
+    let mut file = storage.open(&aside.path, OpenMode::Existing).await.expect("the set-aside file exists");
+    let len = file.len().await.expect("len");
+    assert_eq!(file.read(0, len as usize).await.expect("read"), tail, "{case}: the tail, byte for byte");
+    assert_eq!(aside.bytes, tail.len() as u64, "{case}");
+    drop(file);
+    storage.remove(&aside.path).await.expect("remove the set-aside file");
+}
+
 /// Every cut: non-strict recovers the whole records before it; strict accepts a cut
 /// on a frame boundary and otherwise names the boundary where the torn frame starts.
 async fn check_every_truncation<S: Storage>(storage: &S, path: &Path) {
@@ -93,6 +107,7 @@ async fn check_every_truncation<S: Storage>(storage: &S, path: &Path) {
         let recovery = recover(storage, path, false).await.unwrap_or_else(|error| panic!("cut {cut}: {error}"));
         assert!(reference.is_prefix(&recovery, whole), "cut {cut}: non-strict recovered the wrong records");
         assert_eq!(recovery.damage.is_some(), !on_boundary, "cut {cut}: damage reported wrongly");
+        assert!(recovery.set_aside.is_none(), "cut {cut}: a torn tail holds no whole record to keep");
     }
 }
 
@@ -105,7 +120,8 @@ fn frame_of(boundaries: &[usize], offset: usize) -> Option<usize> {
 }
 
 /// Every bit of every byte: strict names the damaged frame; non-strict keeps the
-/// frames before it.
+/// frames before it and sets the rest aside, or, for the file header, refuses and
+/// leaves the file as it was.
 async fn check_every_bit_flip<S: Storage>(storage: &S, path: &Path) {
     let reference = Reference::new(path);
     let (bytes, boundaries) = (&reference.bytes, &reference.boundaries);
@@ -118,11 +134,36 @@ async fn check_every_bit_flip<S: Storage>(storage: &S, path: &Path) {
             place(storage, path, &damaged).await;
             let error = recover(storage, path, true).await.expect_err("strict must detect every flip");
             assert_eq!(damage_offset(&error, path), frame_start as u64, "byte {offset} bit {bit}: {error}");
+            let case = format!("byte {offset} bit {bit}");
+            if frame.is_none() {
+                let error = recover(storage, path, false).await.expect_err("a damaged header is refused");
+                assert_eq!(damage_offset(&error, path), 0, "{case}: {error}");
+                assert_eq!(read_all(storage, path).await, damaged, "{case}: the file is left byte-identical");
+                continue;
+            }
             let recovery = recover(storage, path, false).await.expect("non-strict recovers");
-            assert!(reference.is_prefix(&recovery, frame.unwrap_or(0)), "byte {offset} bit {bit}");
+            assert!(reference.is_prefix(&recovery, frame.unwrap_or(0)), "{case}");
+            // A flip past the length field of any record but the last leaves the
+            // frames behind it walkable and intact: they must be set aside.
+            let in_length_field = offset - frame_start < 4;
+            let last = frame == Some(RECORDS - 1);
+            if !in_length_field && !last {
+                assert!(recovery.set_aside.is_some(), "{case}: intact records behind the flip were not kept");
+            }
+            if recovery.set_aside.is_some() {
+                check_set_aside(storage, &recovery, &damaged[frame_start..], &case).await;
+                let counted = recovery.set_aside.as_ref().map_or(0, |aside| aside.records);
+                assert!(counted <= (RECORDS - frame.unwrap_or(0)) as u64, "{case}: {counted} records counted");
+            }
         }
         damaged[offset] = bytes[offset];
     }
+}
+
+async fn read_all<S: Storage>(storage: &S, path: &Path) -> Vec<u8> {
+    let mut file = storage.open(path, OpenMode::Existing).await.expect("open");
+    let len = file.len().await.expect("len");
+    file.read(0, len as usize).await.expect("read")
 }
 
 fn sim_disk() -> SimDisk {

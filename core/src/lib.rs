@@ -17,6 +17,7 @@
 
 pub mod breaker;
 pub mod clock;
+pub mod env_config;
 pub mod karn;
 pub mod kasmina;
 pub mod leyline;

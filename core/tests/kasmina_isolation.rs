@@ -83,7 +83,7 @@ fn an_injected_leak_is_detected_counted_and_shown_in_telemetry_and_blocks_the_ga
 
 #[test]
 fn strict_isolation_fails_fast_on_the_first_leak() {
-    let strict = config().with_lookup(|var| (var == STRICT_ISOLATION_ENV).then(|| "1".to_owned()));
+    let strict = config().with_lookup(|var| (var == STRICT_ISOLATION_ENV).then(|| "1".to_owned())).expect("a flag");
     assert!(strict.strict_isolation);
     let mut manager = SeedManager::new(strict);
     manager.apply(&germinate("seed-1")).expect("germinates");
@@ -95,7 +95,7 @@ fn strict_isolation_fails_fast_on_the_first_leak() {
     let packets = manager.telemetry(1_000);
     assert_eq!(metric(&packets, "kasmina.isolation.violations"), Some(1.0));
     assert_eq!(events(&packets, "violation_recorded").count(), 1);
-    let lenient = config().with_lookup(|_| Some("0".to_owned()));
+    let lenient = config().with_lookup(|_| Some("0".to_owned())).expect("a flag");
     assert!(!lenient.strict_isolation);
 }
 

@@ -298,6 +298,49 @@ fn wrong_secret_future_stamp_and_garbage_each_have_their_own_error() {
     assert_eq!((c.rejected_bad_mac, c.rejected_future, c.rejected_malformed, c.accepted), (1, 1, 1, 0));
 }
 
+/// At 40 000 frames a second (the policy's default rate), 20 000 frames pass in
+/// half a second: the first is still fresh, so replaying it must still be refused.
+/// (Esper-Lite's 10 000-entry ledger had evicted it and accepted the replay.)
+#[test]
+fn a_frame_replayed_after_20_000_other_frames_inside_the_window_is_refused() {
+    let envelope = BusEnvelope::wrap(&TelemetryPacket::default(), MessagePriority::Normal);
+    let mut verifier = Verifier::new(key(), VerifyPolicy::default());
+    let mut nonces = rng(7);
+    let first = signing::sign(&key(), &envelope, NOW_MS, &mut nonces);
+    verifier.verify(&first, NOW_MS).expect("fresh");
+    for n in 0..20_000_u64 {
+        let at_ms = NOW_MS + n / 40;
+        let frame = signing::sign(&key(), &envelope, at_ms, &mut nonces);
+        verifier.verify(&frame, at_ms).expect("a fresh frame at the policy's rate is accepted");
+    }
+    let replay = verifier.verify(&first, NOW_MS + 500);
+    assert!(matches!(replay, Err(VerifyError::Replayed)), "{replay:?}");
+    assert_eq!(verifier.counters().rejected_replayed, 1);
+}
+
+/// Past its rate the verifier refuses new frames (counted) rather than forgetting
+/// a live nonce, and a replay of an early frame is still caught.
+#[test]
+fn a_full_replay_check_refuses_new_frames_and_still_catches_replays() {
+    let envelope = BusEnvelope::wrap(&TelemetryPacket::default(), MessagePriority::Normal);
+    let policy = VerifyPolicy { max_frames_per_s: 10, ..VerifyPolicy::default() };
+    let capacity = policy.nonce_capacity();
+    assert_eq!(capacity, 660, "10 frames a second over 60 s + 5 s skew + 1 s bucket");
+    let mut verifier = Verifier::new(key(), policy);
+    let mut nonces = rng(8);
+    let frames: Vec<Vec<u8>> = (0..=capacity).map(|_| signing::sign(&key(), &envelope, NOW_MS, &mut nonces)).collect();
+    for frame in &frames[..capacity] {
+        verifier.verify(frame, NOW_MS).expect("room for it");
+    }
+    let refused = verifier.verify(&frames[capacity], NOW_MS);
+    assert!(matches!(refused, Err(VerifyError::LedgerFull { capacity: 660 })), "{refused:?}");
+    assert!(matches!(verifier.verify(&frames[0], NOW_MS + 1), Err(VerifyError::Replayed)));
+    let counters = verifier.counters();
+    assert_eq!((counters.rejected_ledger_full, counters.rejected_replayed), (1, 1));
+    let later = signing::sign(&key(), &envelope, NOW_MS + 61_000, &mut nonces);
+    assert!(verifier.verify(&later, NOW_MS + 61_000).is_ok(), "room again once the window has passed");
+}
+
 #[test]
 fn signing_key_refuses_an_empty_secret() {
     assert!(SigningKey::new(Vec::new()).is_err());

@@ -243,6 +243,10 @@ impl Listener for DuplexListener {
             None => std::future::pending().await,
         }
     }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
 }
 
 /// Writes `bytes` to a served Tamiyo, closes the write side, and returns every frame
@@ -327,5 +331,55 @@ proptest! {
         for answer in &answers {
             refusal_reason(answer);
         }
+    }
+}
+
+/// 2,000 idle sockets cannot lock Tolaria out: at the cap each new connection
+/// evicts the one idle longest (counted), so Tolaria's client is still answered.
+/// (With 16 slots and no eviction, the first 16 idle sockets held them for good.)
+#[tokio::test]
+async fn two_thousand_idle_connections_are_capped_and_tolaria_is_still_answered() {
+    let (listener, port) = bind(0).await;
+    let (mut served, stats) = (service(), RpcStats::default());
+    let mut client = client(port, key());
+    let answered = with_server(listener, &mut served, &stats, async {
+        let mut idle = Vec::new();
+        for _ in 0..2_000 {
+            idle.push(TcpStream::connect(("127.0.0.1", port)).await.expect("connect"));
+        }
+        until(&stats, |c| c.connections_accepted == 2_000).await;
+        let command = client.evaluate_step(&packet(1, 0.5)).await;
+        drop(idle);
+        command
+    })
+    .await;
+    answered.expect("Tolaria is answered");
+    let counters = stats.snapshot();
+    assert_eq!(counters.connections_accepted, 2_001);
+    assert_eq!(counters.connections_evicted, 2_001 - 16, "every connection past the 16 slots evicted an idle one");
+    assert_eq!((counters.connections_refused, counters.requests_answered), (0, 1));
+}
+
+/// A peer that sends part of a frame and then nothing is closed at the read
+/// timeout (counted); a well-behaved client is unaffected.
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_stalls_mid_frame_is_closed_at_the_read_timeout() {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let (mut slow, theirs) = tokio::io::duplex(1 << 16);
+    sender.send(theirs).expect("listener alive");
+    let (mut served, stats) = (service(), RpcStats::default());
+    let mut config = config();
+    config.read_timeout = Duration::from_secs(5);
+    let serving = serve_tamiyo(DuplexListener(receiver), &mut served, config, stats.clone());
+    let stalled = async {
+        slow.write_all(&[0, 0, 1]).await.expect("three bytes of a length prefix");
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert_eq!(stats.snapshot().connections_timed_out, 0, "not before the timeout");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        until(&stats, |c| c.connections_timed_out == 1).await;
+    };
+    tokio::select! {
+        error = serving => panic!("the server stopped: {error}"),
+        () = stalled => {}
     }
 }

@@ -14,7 +14,6 @@
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use esper_core::clock::UnixClock;
@@ -34,7 +33,7 @@ type Bus = OonaClient<TokioConnector, ChaCha8Rng>;
 fn bus(port: u16, group: &str) -> Bus {
     let parts = ClientParts {
         key: SigningKey::new(b"nissa-bench".to_vec()).expect("non-empty"),
-        verify: VerifyPolicy { freshness_window_ms: 3_600_000, nonce_capacity: 1 << 20, ..VerifyPolicy::default() },
+        verify: VerifyPolicy { freshness_window_ms: 3_600_000, max_frames_per_s: 1_000, ..VerifyPolicy::default() },
         clock: UnixClock::anchored_at(wall_clock_ms()),
         rng: ChaCha8Rng::seed_from_u64(7),
     };
@@ -108,8 +107,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let packets: u64 =
         args.windows(2).find(|pair| pair[0] == "--packets").and_then(|pair| pair[1].parse().ok()).unwrap_or(20_000);
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("probe").local_addr().expect("address").port();
-    std::thread::spawn(move || esper_scenarios::embedded_redis::serve_blocking(port));
+    let port = esper_scenarios::embedded_redis::start_embedded().expect("the embedded Redis starts");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         fill(port, packets).await;

@@ -1,19 +1,30 @@
-//! `esper redis --port P`: the simulated Redis server over real TCP.
+//! `esper redis --port P [--bind IP]`: the simulated Redis server over real TCP.
 //!
 //! This is the embedded Redis of the real profile. It is the same code the sim
 //! runs as its `redis` host; only the connector (tokio instead of turmoil) and the
 //! clock origin (the wall clock, so auto-generated stream ids look like Redis's)
 //! differ.
 
-use esper_core::net::{Connector as _, TokioConnector};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use esper_core::net::{Connector as _, TokioConnector, TokioListener};
 use esper_sim::redis::{RedisServer, ServerConfig};
 
 use crate::real_profile::wall_clock_ms;
 
-/// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
-pub fn serve_blocking(port: u16) -> std::io::Result<()> {
+/// Where `esper redis` listens unless told otherwise: loopback, as redis-server's
+/// own `bind 127.0.0.1 -::1` default with protected mode.
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Binds `address`, calls `listening` with the address the system gave (port 0
+/// picks a free one), then serves until the listener fails or the process is killed.
+pub fn serve_blocking(address: SocketAddr, listening: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(RedisServer::new(wall_clock_config()).serve(TokioConnector, port))
+    runtime.block_on(async {
+        let listener = TokioListener::bind_addr(address).await?;
+        listening(listener.local_addr()?);
+        RedisServer::new(wall_clock_config()).serve_on(listener).await
+    })
 }
 
 /// Serves `server` on a free port from a background thread that lives as long as

@@ -30,9 +30,10 @@ impl SeedRange {
         self.0.clone()
     }
 
-    /// How many seeds the range holds.
-    pub fn len(&self) -> u64 {
-        self.0.end() - self.0.start() + 1
+    /// How many seeds the range holds: up to 2^64 (`0..=18446744073709551615`),
+    /// which no `u64` can count.
+    pub fn len(&self) -> u128 {
+        u128::from(self.0.end() - self.0.start()) + 1
     }
 
     /// Always false: a range that parsed holds at least one seed.
@@ -82,6 +83,7 @@ mod tests {
             ("-1", Err("not a seed")),
             ("1..x", Err("not a seed")),
         ];
+        assert_eq!(format!("0..={}", u64::MAX).parse::<SeedRange>().map(|seeds| seeds.len()), Ok(1 << 64));
         for (text, expected) in cases {
             let parsed = text.parse::<SeedRange>();
             match expected {

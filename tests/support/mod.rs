@@ -12,6 +12,15 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 pub mod external;
 pub mod nissa;
 
+/// The Leyline secret the tests hand real-profile runs (`ESPER_LEYLINE_SECRET`):
+/// the real profile has no built-in key, and this one is long enough (32 bytes).
+pub const TEST_SECRET: &str = "esper-integration-tests-secret-0123456789";
+
+/// [`TEST_SECRET`] as a key.
+pub fn test_key() -> esper_core::leyline::SigningKey {
+    esper_core::leyline::SigningKey::new(TEST_SECRET).expect("a non-empty secret")
+}
+
 /// A real `redis-server` on a free loopback port with its own temp dir, stopped
 /// (and the dir removed) on drop.
 #[derive(Debug)]

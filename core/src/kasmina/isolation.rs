@@ -9,8 +9,10 @@
 //! device computes it over its tensors (`(g_host.abs() * g_seed.abs()).sum()`);
 //! the `Synthetic` device and the tests hand Kasmina the slices directly.
 
-/// `KASMINA_STRICT_ISOLATION`: set (to anything but `0`/`false`/empty) to make
-/// an isolation violation an error instead of a counted event.
+use crate::env_config::{EnvConfigError, flag};
+
+/// `KASMINA_STRICT_ISOLATION`: a true flag (`env_config::flag`) makes an isolation
+/// violation an error instead of a counted event.
 pub const STRICT_ISOLATION_ENV: &str = "KASMINA_STRICT_ISOLATION";
 
 /// Overlap above this is a violation. Zero: a detached path yields gradients
@@ -26,10 +28,11 @@ pub fn gradient_overlap(host: &[f32], seed: &[f32]) -> f64 {
 }
 
 /// Reads `KASMINA_STRICT_ISOLATION` through `lookup` (the environment, or a map
-/// in tests): Esper-Lite's rule, set and not "0" means strict; "false" and the
-/// empty string also read as off.
-pub fn strict_from(lookup: impl Fn(&str) -> Option<String>) -> bool {
-    lookup(STRICT_ISOLATION_ENV).is_some_and(|value| !matches!(value.trim(), "" | "0" | "false" | "FALSE" | "False"))
+/// in tests) in the crate's one flag grammar (`env_config::flag`); unset is off.
+/// Esper-Lite read any value but "0" as on, so `no` turned strict mode on; here
+/// a value that is not a flag is refused.
+pub fn strict_from(lookup: impl Fn(&str) -> Option<String>) -> Result<bool, EnvConfigError> {
+    Ok(flag(STRICT_ISOLATION_ENV, lookup(STRICT_ISOLATION_ENV))?.unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -47,8 +50,12 @@ mod tests {
     #[test]
     fn strict_mode_follows_esper_lite() {
         let env = |value: &'static str| move |_: &str| Some(value.to_owned());
-        assert!(strict_from(env("1")) && strict_from(env("yes")));
-        assert!(!strict_from(env("0")) && !strict_from(env("")) && !strict_from(env("false")));
-        assert!(!strict_from(|_: &str| None));
+        assert_eq!((strict_from(env("1")), strict_from(env("yes"))), (Ok(true), Ok(true)));
+        assert_eq!(
+            (strict_from(env("0")), strict_from(env("no")), strict_from(env("FALSE"))),
+            (Ok(false), Ok(false), Ok(false))
+        );
+        assert_eq!(strict_from(|_: &str| None), Ok(false));
+        assert!(strict_from(env("")).is_err() && strict_from(env("strict")).is_err(), "not a flag: refused");
     }
 }

@@ -71,8 +71,11 @@ impl Default for KasminaConfig {
 impl KasminaConfig {
     /// This config with `KASMINA_STRICT_ISOLATION` from `lookup` (the process
     /// environment in the real profile; core itself never reads the environment).
-    pub fn with_lookup(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        Self { strict_isolation: isolation::strict_from(lookup), ..self }
+    pub fn with_lookup(
+        self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::env_config::EnvConfigError> {
+        Ok(Self { strict_isolation: isolation::strict_from(lookup)?, ..self })
     }
 }
 

@@ -13,6 +13,9 @@
 //! unless the verifier was told to accept unsigned frames. A fixed layout (rather than
 //! a protobuf wrapper) leaves no alternative encodings of the same frame.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hmac::{Hmac, Mac};
 use prost::Message;
 use rand::RngCore;
@@ -26,12 +29,16 @@ pub const FRAME_MAGIC: [u8; 4] = *b"ESLY";
 pub const FRAME_VERSION: u8 = 1;
 /// Bytes before the envelope.
 pub const FRAME_HEADER_LEN: usize = 4 + 1 + 1 + 8 + NONCE_LEN + MAC_LEN;
-/// Nonce length: 128 random bits from the caller's seeded RNG.
+/// Nonce length: 128 bits, from the caller's seeded RNG (the sim) or a process's
+/// random prefix and counter (the real profile; see [`SigningKey::with_nonce_prefix`]).
 pub const NONCE_LEN: usize = 16;
 /// HMAC-SHA256 output length.
 pub const MAC_LEN: usize = 32;
 /// Environment variable holding the shared secret, as in Esper-Lite.
 pub const SECRET_ENV: &str = "ESPER_LEYLINE_SECRET";
+/// The shortest secret [`SigningKey::from_lookup`] accepts: 256 bits, HMAC-SHA256's
+/// own strength (RFC 2104 recommends a key no shorter than the hash output).
+pub const MIN_SECRET_BYTES: usize = 32;
 
 const FLAG_SIGNED: u8 = 0b1;
 const MAC_OFFSET: usize = FRAME_HEADER_LEN - MAC_LEN;
@@ -48,15 +55,47 @@ pub enum SigningKeyError {
     Missing,
     #[error("{SECRET_ENV} is set but empty; Leyline signing needs a non-empty secret")]
     Empty,
+    #[error(
+        "{SECRET_ENV} is {len} bytes; it must be at least {min} (for example `export {SECRET_ENV}=$(openssl rand -hex 32)`)"
+    )]
+    TooShort { len: usize, min: usize },
 }
 
-/// The shared HMAC secret. `Debug` never prints it.
+/// The shared HMAC secret, and how frames signed with it get their nonces.
+/// `Debug` never prints the secret.
 #[derive(Clone)]
-pub struct SigningKey(Vec<u8>);
+pub struct SigningKey {
+    secret: Vec<u8>,
+    /// Real profile: this process's nonces, shared by every clone of the key.
+    process_nonces: Option<Arc<ProcessNonces>>,
+}
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey(<{} bytes>)", self.0.len())
+        write!(f, "SigningKey(<{} bytes>)", self.secret.len())
+    }
+}
+
+/// A process's nonces: a random prefix drawn once at start, then a counter.
+///
+/// Two processes started with the same `--seed` would draw the same nonces from
+/// their seeded RNGs, and each would refuse the other's frames as replays (or a
+/// capture from one would replay into the other); a random prefix keeps them apart,
+/// and the counter makes every nonce of the process distinct without drawing.
+#[derive(Debug)]
+struct ProcessNonces {
+    prefix: [u8; NONCE_LEN / 2],
+    counter: AtomicU64,
+}
+
+impl ProcessNonces {
+    fn next(&self) -> Nonce {
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut nonce = [0; NONCE_LEN];
+        let (prefix, counter) = nonce.split_at_mut(NONCE_LEN / 2);
+        prefix.copy_from_slice(&self.prefix);
+        counter.copy_from_slice(&count.to_be_bytes());
+        nonce
     }
 }
 
@@ -67,19 +106,45 @@ impl SigningKey {
         if secret.is_empty() {
             return Err(SigningKeyError::Empty);
         }
-        Ok(Self(secret))
+        Ok(Self { secret, process_nonces: None })
+    }
+
+    /// This key, with nonces made of `prefix` (random, drawn once per process by
+    /// the caller) and a counter shared by every clone, instead of drawn from the
+    /// signer's RNG. The sim never calls this: its nonces descend from the seed.
+    pub fn with_nonce_prefix(self, prefix: [u8; NONCE_LEN / 2]) -> Self {
+        let nonces = ProcessNonces { prefix, counter: AtomicU64::new(0) };
+        Self { process_nonces: Some(Arc::new(nonces)), ..self }
+    }
+
+    /// The next nonce: the process's, or 16 bytes drawn from `rng`.
+    fn next_nonce(&self, rng: &mut impl RngCore) -> Nonce {
+        match &self.process_nonces {
+            Some(nonces) => nonces.next(),
+            None => {
+                let mut nonce: Nonce = [0; NONCE_LEN];
+                rng.fill_bytes(&mut nonce);
+                nonce
+            }
+        }
     }
 
     /// The key from `ESPER_LEYLINE_SECRET` as `lookup` gives it (UTF-8, as the
-    /// original read it from the environment; core itself never reads it).
+    /// original read it from the environment; core itself never reads it). A
+    /// secret shorter than [`MIN_SECRET_BYTES`] is refused: the environment is
+    /// where deployments put their keys, so it is held to the deployment bar (the
+    /// sim's fixed keys come through [`Self::new`]).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SigningKeyError> {
         let secret = lookup(SECRET_ENV).ok_or(SigningKeyError::Missing)?;
+        if !secret.is_empty() && secret.len() < MIN_SECRET_BYTES {
+            return Err(SigningKeyError::TooShort { len: secret.len(), min: MIN_SECRET_BYTES });
+        }
         Self::new(secret.into_bytes())
     }
 
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        match HmacSha256::new_from_slice(&self.0) {
+        match HmacSha256::new_from_slice(&self.secret) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
         }
@@ -94,9 +159,10 @@ impl SigningKey {
     }
 }
 
-/// Signs `envelope` at `timestamp_ms` with a fresh nonce drawn from `rng`.
+/// Signs `envelope` at `timestamp_ms` with a fresh nonce (the key's process
+/// nonces, or drawn from `rng`).
 pub fn sign(key: &SigningKey, envelope: &BusEnvelope, timestamp_ms: u64, rng: &mut impl RngCore) -> Vec<u8> {
-    let mut frame = frame_without_mac(envelope, timestamp_ms, FLAG_SIGNED, rng);
+    let mut frame = frame_without_mac(envelope, timestamp_ms, FLAG_SIGNED, key.next_nonce(rng));
     let tag = key.mac_of(&frame).finalize().into_bytes();
     frame[MAC_OFFSET..FRAME_HEADER_LEN].copy_from_slice(&tag);
     frame
@@ -105,12 +171,12 @@ pub fn sign(key: &SigningKey, envelope: &BusEnvelope, timestamp_ms: u64, rng: &m
 /// An unsigned frame (MAC field zero). Verifiers refuse it unless configured to
 /// accept unsigned traffic.
 pub fn unsigned(envelope: &BusEnvelope, timestamp_ms: u64, rng: &mut impl RngCore) -> Vec<u8> {
-    frame_without_mac(envelope, timestamp_ms, 0, rng)
-}
-
-fn frame_without_mac(envelope: &BusEnvelope, timestamp_ms: u64, flags: u8, rng: &mut impl RngCore) -> Vec<u8> {
     let mut nonce: Nonce = [0; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
+    frame_without_mac(envelope, timestamp_ms, 0, nonce)
+}
+
+fn frame_without_mac(envelope: &BusEnvelope, timestamp_ms: u64, flags: u8, nonce: Nonce) -> Vec<u8> {
     let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + envelope.encoded_len());
     frame.extend_from_slice(&FRAME_MAGIC);
     frame.push(FRAME_VERSION);

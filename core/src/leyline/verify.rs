@@ -9,7 +9,7 @@ use hmac::Mac;
 
 use super::BusEnvelope;
 use super::codec::{Contract, DecodeError};
-use super::nonce::{DEFAULT_NONCE_CAPACITY, NonceLedger};
+use super::nonce::{NONCE_BUCKET_MS, NonceLedger, NonceRefusal};
 use super::signing::{FrameError, FrameView, SigningKey};
 
 /// How strict a [`Verifier`] is. Windows are in milliseconds of the caller's clock
@@ -22,8 +22,22 @@ pub struct VerifyPolicy {
     pub max_future_skew_ms: u64,
     /// Accept frames without a signature (counted, with a warning). Default false.
     pub accept_unsigned: bool,
-    /// Nonces remembered for replay detection. Default 10 000.
-    pub nonce_capacity: usize,
+    /// The highest rate of fresh frames the replay check is sized for. Every nonce
+    /// seen inside the window is remembered, so memory is bounded by this rate
+    /// times the window (about 40 bytes a nonce); frames beyond it are refused
+    /// ([`VerifyError::LedgerFull`]), never let through unchecked. Default 40 000
+    /// a second, above the 14–40k messages a second this code reaches.
+    pub max_frames_per_s: u64,
+}
+
+impl VerifyPolicy {
+    /// Nonces the replay check holds at most: every frame of the highest rate
+    /// that can still be fresh (the window, the future skew, one expiry bucket).
+    pub fn nonce_capacity(&self) -> usize {
+        let span_ms = self.freshness_window_ms.saturating_add(self.max_future_skew_ms).saturating_add(NONCE_BUCKET_MS);
+        let nonces = u128::from(self.max_frames_per_s) * u128::from(span_ms) / 1_000;
+        usize::try_from(nonces).unwrap_or(usize::MAX).max(1)
+    }
 }
 
 impl Default for VerifyPolicy {
@@ -32,7 +46,7 @@ impl Default for VerifyPolicy {
             freshness_window_ms: 60_000,
             max_future_skew_ms: 5_000,
             accept_unsigned: false,
-            nonce_capacity: DEFAULT_NONCE_CAPACITY,
+            max_frames_per_s: 40_000,
         }
     }
 }
@@ -52,6 +66,10 @@ pub enum VerifyError {
     FromFuture { ahead_ms: u64, skew_ms: u64 },
     #[error("frame nonce was already seen inside the freshness window (replay)")]
     Replayed,
+    #[error(
+        "replay check full: {capacity} live nonces held (more frames than the policy's rate over the window); frame refused"
+    )]
+    LedgerFull { capacity: usize },
     #[error("signed frame holds a bad envelope: {0}")]
     Envelope(#[from] DecodeError),
 }
@@ -67,8 +85,9 @@ pub struct VerifyCounters {
     pub rejected_stale: u64,
     pub rejected_future: u64,
     pub rejected_replayed: u64,
+    /// Frames refused because the replay check held its most live nonces.
+    pub rejected_ledger_full: u64,
     pub rejected_envelope: u64,
-    pub nonce_evictions: u64,
 }
 
 impl VerifyCounters {
@@ -82,6 +101,7 @@ impl VerifyCounters {
             Err(VerifyError::Stale { .. }) => &mut self.rejected_stale,
             Err(VerifyError::FromFuture { .. }) => &mut self.rejected_future,
             Err(VerifyError::Replayed) => &mut self.rejected_replayed,
+            Err(VerifyError::LedgerFull { .. }) => &mut self.rejected_ledger_full,
             Err(VerifyError::Envelope(_)) => &mut self.rejected_envelope,
         };
         *counter += 1;
@@ -100,7 +120,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier for `key` under `policy`.
     pub fn new(key: SigningKey, policy: VerifyPolicy) -> Self {
-        Self { key, ledger: NonceLedger::new(policy.nonce_capacity), policy, counters: VerifyCounters::default() }
+        Self { key, ledger: NonceLedger::new(policy.nonce_capacity()), policy, counters: VerifyCounters::default() }
     }
 
     /// Checks `frame` at `now_ms` and returns its envelope, or why it was refused.
@@ -109,7 +129,6 @@ impl Verifier {
         let signed = parsed.as_ref().is_ok_and(|view| view.signed);
         let result = parsed.map_err(VerifyError::from).and_then(|view| self.check(frame, view, now_ms));
         self.counters.count(&result, signed);
-        self.counters.nonce_evictions = self.ledger.evictions();
         result
     }
 
@@ -124,8 +143,10 @@ impl Verifier {
         self.key.mac_of(frame).verify_slice(view.mac).map_err(|_| VerifyError::BadMac)?;
         self.check_fresh(view.timestamp_ms, now_ms)?;
         let expires = view.timestamp_ms.saturating_add(self.policy.freshness_window_ms);
-        if !self.ledger.insert(view.nonce, expires, now_ms) {
-            return Err(VerifyError::Replayed);
+        match self.ledger.insert(view.nonce, expires, now_ms) {
+            Ok(()) => {}
+            Err(NonceRefusal::Replayed) => return Err(VerifyError::Replayed),
+            Err(NonceRefusal::Full) => return Err(VerifyError::LedgerFull { capacity: self.ledger.capacity() }),
         }
         Ok(BusEnvelope::decode_closed(view.envelope)?)
     }

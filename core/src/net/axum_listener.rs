@@ -19,7 +19,7 @@ pub struct AxumListener<L> {
 }
 
 impl<L: Listener> AxumListener<L> {
-    /// `inner`, listening on `port` (reported as the local address).
+    /// `inner`, listening on `port` (named in accept-failure warnings).
     pub fn new(inner: L, port: u16) -> Self {
         Self { inner, port }
     }
@@ -42,6 +42,6 @@ impl<L: Listener> axum::serve::Listener for AxumListener<L> {
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(format!("0.0.0.0:{}", self.port))
+        self.inner.local_addr().map(|address| address.to_string())
     }
 }

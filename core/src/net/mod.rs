@@ -38,7 +38,10 @@ pub trait Connector: Clone + Send + Sync + 'static {
     /// Connects to `host:port`.
     fn connect(&self, host: &str, port: u16) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
-    /// Listens on `port` on every local address of this host.
+    /// Listens on `port` on this host. The real profile binds the loopback address
+    /// only, so a service is reachable from other machines only when its caller
+    /// binds another address deliberately ([`TokioListener::bind_addr`]); the sim's
+    /// hosts each have one address.
     fn bind(&self, port: u16) -> impl Future<Output = io::Result<Self::Listener>> + Send;
 }
 
@@ -49,4 +52,8 @@ pub trait Listener: Send + 'static {
 
     /// Waits for the next connection; returns it and the peer's address, as text.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
+
+    /// The address this socket is bound to, as the operating system (or the sim)
+    /// reports it: what a server announces is where it really listens.
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
 }

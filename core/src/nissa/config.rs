@@ -60,6 +60,13 @@ pub struct NissaConfig {
     pub max_sources: usize,
     /// Largest HTTP request body accepted: 64 KiB (larger ones get 413).
     pub max_request_bytes: u64,
+    /// hyper's `header_read_timeout`: a connection must deliver a whole request
+    /// head this soon after it opens or it is closed — a slowloris client cannot
+    /// hold it: 10 s.
+    pub http_header_read_timeout: Duration,
+    /// HTTP connections served at once; at the cap a new one closes the oldest
+    /// (counted), so idle sockets cannot lock out a scrape: 256.
+    pub http_max_connections: usize,
     /// Notifications kept for `/metrics/summary`: 200.
     pub notification_log: usize,
     /// Elasticsearch-compatible index; `None` keeps documents in memory.
@@ -86,6 +93,8 @@ impl Default for NissaConfig {
             max_metric_names: 512,
             max_sources: 32,
             max_request_bytes: 64 * 1024,
+            http_header_read_timeout: Duration::from_secs(10),
+            http_max_connections: 256,
             notification_log: 200,
             elasticsearch: None,
             memory_index_capacity: 10_000,

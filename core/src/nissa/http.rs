@@ -8,12 +8,24 @@
 //!
 //! No endpoint takes a body, so any request declaring one over
 //! `max_request_bytes` is refused with 413 before routing, and one streamed
-//! without a length with 411; hyper itself answers oversized heads with 431.
+//! without a length with 411 (no handler reads a body, so nothing is buffered);
+//! hyper itself answers oversized heads with 431.
+//!
+//! Connections are bounded: a request head must arrive within
+//! `http_header_read_timeout` of the connection opening (hyper's
+//! `header_read_timeout`), and at `http_max_connections` a new connection closes
+//! the oldest one, so neither a slowloris client nor a flood of idle sockets
+//! (kept-alive ones included) can keep `/healthz` from answering.
+//! Both are counted ([`HttpStats`]) and logged.
 //!
 //! Responses carry no `Date` header: hyper would stamp one from the wall clock,
 //! which under the sim puts the host's real time into simulated traffic, so the
 //! connections are served by hyper directly with `auto_date_header(false)`
 //! rather than through `axum::serve`, which has no such switch.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,8 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::Listener as _;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::sync::oneshot;
 
 use super::state::Nissa;
 use crate::net::{AxumListener, Connector, Listener};
@@ -52,24 +65,78 @@ pub async fn serve_http<C: Connector>(connector: &C, nissa: Nissa) -> std::io::R
     serve_http_on(listener, port, nissa).await
 }
 
+/// What Nissa's HTTP server shed, readable while it runs.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    /// Connections closed for not sending a request head in time.
+    pub header_timeouts: AtomicU64,
+    /// Connections closed to make room at `http_max_connections`.
+    pub evicted_connections: AtomicU64,
+}
+
 /// Serves `nissa` on a listener the caller bound (`esper up` binds
 /// `--nissa-addr`, possibly port 0, and announces the address first). Each
 /// connection is its own task, as under `axum::serve`; accept errors are retried.
 pub async fn serve_http_on<L: Listener>(listener: L, port: u16, nissa: Nissa) -> std::io::Result<()> {
+    serve_http_counted(listener, port, nissa, Arc::default()).await
+}
+
+/// [`serve_http_on`], counting what it sheds in `stats`.
+pub async fn serve_http_counted<L: Listener>(
+    listener: L,
+    port: u16,
+    nissa: Nissa,
+    stats: Arc<HttpStats>,
+) -> std::io::Result<()> {
     tracing::info!(port, "nissa: HTTP listening");
+    let (header_timeout, max_connections) =
+        (nissa.config().http_header_read_timeout, nissa.config().http_max_connections.max(1));
     let mut listener = AxumListener::new(listener, port);
     let service = TowerToHyperService::new(router(nissa));
+    // Open connections, oldest first; each sender closes its connection.
+    let open: Arc<Mutex<VecDeque<oneshot::Sender<()>>>> = Arc::default();
     loop {
         let (stream, _peer) = listener.accept().await;
-        let connection =
-            http1::Builder::new().auto_date_header(false).serve_connection(TokioIo::new(stream), service.clone());
+        let closed = admit(&open, max_connections, &stats);
+        let connection = http1::Builder::new()
+            .auto_date_header(false)
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service.clone());
+        let stats = Arc::clone(&stats);
         // A connection that ends in an error (a peer that hung up mid-request) is
         // that peer's business; like `axum::serve`, nothing is reported, which also
-        // keeps it out of the sim's trace.
+        // keeps it out of the sim's trace — except a header timeout, which is shed load.
         tokio::spawn(async move {
-            let _ended = connection.await;
+            tokio::select! {
+                ended = connection => {
+                    if ended.is_err_and(|error| error.is_timeout()) {
+                        stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("nissa.http.header_read_timeout");
+                    }
+                }
+                _ = closed => {}
+            }
         });
     }
+}
+
+/// Registers a new connection, closing the oldest when `max` are open; returns
+/// what closes the new one.
+fn admit(open: &Mutex<VecDeque<oneshot::Sender<()>>>, max: usize, stats: &HttpStats) -> oneshot::Receiver<()> {
+    let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+    // Connections that ended by themselves dropped their receivers.
+    open.retain(|sender| !sender.is_closed());
+    while open.len() >= max {
+        if let Some(oldest) = open.pop_front() {
+            let _ = oldest.send(());
+            stats.evicted_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(max, "nissa.http.connection_evicted");
+        }
+    }
+    let (close, closed) = oneshot::channel();
+    open.push_back(close);
+    closed
 }
 
 async fn limit_body(State(limit): State<u64>, request: Request, next: Next) -> Response {

@@ -34,7 +34,7 @@ pub use config::{
     SLO_WINDOWS_ENV,
 };
 pub use exporter::{Exporter, LATENCY_BUCKETS_SECONDS, MetricRejection};
-pub use http::{router, serve_http, serve_http_on};
+pub use http::{HttpStats, router, serve_http, serve_http_counted, serve_http_on};
 pub use ingest::{SIMIC_REWARD_METRIC, SIMIC_SOURCE};
 pub use ingest_loop::{ingest_until, run_ingest};
 pub use state::Nissa;

@@ -83,6 +83,17 @@ pub enum StorageError {
         /// The file's length.
         file_len: u64,
     },
+    /// A truncation asked to grow the file: it is shorter than the caller
+    /// believed (cut from outside the process).
+    #[error("truncate {path} to {len} bytes: the file is only {file_len} bytes (shortened from outside?)")]
+    TruncateBeyondEnd {
+        /// The file.
+        path: PathBuf,
+        /// The length asked for.
+        len: u64,
+        /// The file's length.
+        file_len: u64,
+    },
     /// A whole-file read refused a file larger than the caller's bound.
     #[error("read {path}: file is {len} bytes, over the limit of {limit_bytes}")]
     TooLarge {

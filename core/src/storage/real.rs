@@ -100,7 +100,11 @@ impl StorageFile for RealFile {
 
     async fn truncate(&mut self, len: u64) -> Result<(), StorageError> {
         let file_len = self.len().await?;
-        assert!(len <= file_len, "truncate {} to {len} bytes: longer than the file ({file_len})", self.path.display());
+        if len > file_len {
+            // Another process shortened the file; growing it back with zeros would
+            // forge bytes, so the caller is told instead.
+            return Err(StorageError::TruncateBeyondEnd { path: self.path.clone(), len, file_len });
+        }
         self.file.set_len(len).map_err(io_error(StorageOp::Truncate, &self.path, 0))
     }
 

@@ -110,12 +110,11 @@ fn positive_millis(name: &'static str, value: Option<String>) -> Result<Option<u
 }
 
 fn flag(name: &'static str, value: Option<String>) -> Result<Option<bool>, TamiyoConfigError> {
-    let Some(value) = value else { return Ok(None) };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(Some(true)),
-        "0" | "false" | "no" | "off" | "" => Ok(Some(false)),
-        _ => Err(TamiyoConfigError::Invalid { name, value, expected: "true/false (or 1/0, yes/no, on/off)" }),
-    }
+    crate::env_config::flag(name, value).map_err(|error| TamiyoConfigError::Invalid {
+        name,
+        value: error.value,
+        expected: error.expected,
+    })
 }
 
 #[cfg(test)]

@@ -72,14 +72,9 @@ impl Default for TrainingLoopConfig {
     }
 }
 
-/// An environment variable that is set but unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name}={value:?} is not valid: expected {expected}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
+/// An environment variable that is set but unusable (the crate's one such error).
+pub use crate::env_config::EnvConfigError as ConfigError;
+use crate::env_config::{flag, number as parse};
 
 impl TrainingLoopConfig {
     /// The defaults with Esper-Lite's environment overrides applied, read through
@@ -100,8 +95,7 @@ impl TrainingLoopConfig {
         if let Some(epochs) = parse::<u32>(name, lookup(name), "a count of epochs")? {
             self.l4_failed_epochs = epochs;
         }
-        let flag =
-            |name: &'static str| parse::<bool>(name, lookup(name).map(|v| v.to_ascii_lowercase()), "true or false");
+        let flag = |name: &'static str| flag(name, lookup(name));
         if let Some(enabled) = flag("TOLARIA_EMERGENCY_ENABLED")? {
             self.emergency_enabled = enabled;
         }
@@ -112,17 +106,6 @@ impl TrainingLoopConfig {
             self.l4_on_rollback_deadline = halt;
         }
         Ok(self)
-    }
-}
-
-fn parse<T: std::str::FromStr>(
-    name: &'static str,
-    value: Option<String>,
-    expected: &'static str,
-) -> Result<Option<T>, ConfigError> {
-    match value {
-        None => Ok(None),
-        Some(text) => text.trim().parse().map(Some).map_err(|_| ConfigError { name, value: text, expected }),
     }
 }
 

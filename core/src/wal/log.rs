@@ -4,13 +4,13 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use crate::planted::PlantedBug;
-use crate::storage::{OpenMode, Storage, StorageFile, parent_dir};
+use crate::storage::{OpenMode, Storage, StorageError, StorageFile, parent_dir, write_atomic};
 
 use super::config::WalConfig;
 use super::error::PersistenceError;
 use super::frame::{FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, encode_frame, file_header};
-use super::recovery::Recovery;
-use super::scan::{Damage, Scan, scan};
+use super::recovery::{Recovery, SetAside};
+use super::scan::{Damage, DamageReason, Scan, framed_records, intact_record_behind, scan};
 
 /// An open write-ahead log. Appends go in batches: all of a batch's frames in one
 /// write, then one fsync; a batch is acknowledged (the call returns `Ok`) only after
@@ -32,15 +32,23 @@ pub struct Wal<S: Storage> {
 impl<S: Storage> Wal<S> {
     /// Opens (creating if missing) the log at `path` and recovers it: the longest valid
     /// prefix is returned; damage past it is refused (strict) or truncated away and
-    /// reported (non-strict). A log of another format version is always refused.
+    /// reported (non-strict), a corrupt tail first set aside in
+    /// `<log>.damaged-<offset>`. A damaged file header (nothing past it can be
+    /// trusted to be this log) and a log of another format version are always
+    /// refused, leaving the file untouched.
     pub async fn open(storage: &S, path: &Path, config: WalConfig) -> Result<(Self, Recovery), PersistenceError> {
         let io = || PersistenceError::storage(path);
         storage.create_dir_all(&parent_dir(path)).await.map_err(io())?;
         let mut file = storage.open(path, OpenMode::Create).await.map_err(io())?;
         let (bytes, frames, valid_len, damage) = load(&mut file, path, &config).await?;
+        let mut set_aside = None;
         if let Some(damage) = damage {
-            if config.strict {
+            if config.strict || damage.reason == DamageReason::BadFileHeader {
                 return Err(PersistenceError::from_damage(path.to_path_buf(), damage));
+            }
+            let tail = usize::try_from(damage.offset).ok().and_then(|offset| bytes.get(offset..)).unwrap_or_default();
+            if intact_record_behind(tail, config.max_record_bytes) {
+                set_aside = Some(set_aside_tail(storage, path, tail, damage, config.max_record_bytes).await?);
             }
             cut_damage(&mut file, path, damage).await?;
         }
@@ -58,7 +66,9 @@ impl<S: Storage> Wal<S> {
         }
         wal.make_durable(storage).await?;
         tracing::info!(target: "esper_core::wal", path = %path.display(), records = wal.records, len = wal.len, "log recovered");
-        Ok((wal, Recovery::new(bytes, frames, damage)))
+        let mut recovery = Recovery::new(bytes, frames, damage);
+        recovery.set_aside = set_aside;
+        Ok((wal, recovery))
     }
 
     /// A fresh (or wholly damaged) log: write the header.
@@ -88,6 +98,12 @@ impl<S: Storage> Wal<S> {
     /// The log's configuration.
     pub fn config(&self) -> &WalConfig {
         &self.config
+    }
+
+    /// Whether a failed write or fsync has left the file's contents unknown: every
+    /// append is refused until the log is reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// Records in the log (recovered plus appended).
@@ -199,6 +215,50 @@ pub async fn inspect<S: Storage>(storage: &S, path: &Path, config: &WalConfig) -
         Some(damage) if config.strict => Err(PersistenceError::from_damage(path.to_path_buf(), damage)),
         _ => Ok(Recovery::new(bytes, frames, damage)),
     }
+}
+
+/// Non-strict recovery of a damaged tail with intact records behind the damage
+/// (a bit flip mid-file): copy it, byte for byte, to `<log>.damaged-<offset>` (a
+/// fresh name if that exists) before the log is cut. A torn or corrupt last
+/// record (a crash mid-write: nothing whole behind it) is cut as before.
+async fn set_aside_tail<S: Storage>(
+    storage: &S,
+    path: &Path,
+    tail: &[u8],
+    damage: Damage,
+    max_record_bytes: u32,
+) -> Result<SetAside, PersistenceError> {
+    let aside = free_damaged_path(storage, path, damage.offset).await?;
+    write_atomic(storage, &aside, tail).await.map_err(PersistenceError::storage(&aside))?;
+    let records = framed_records(tail, max_record_bytes);
+    tracing::warn!(
+        target: "esper_core::wal",
+        path = %path.display(),
+        set_aside = %aside.display(),
+        bytes = tail.len(),
+        records,
+        "wal.damaged_tail_set_aside"
+    );
+    Ok(SetAside { path: aside, bytes: tail.len() as u64, records })
+}
+
+/// `<log>.damaged-<offset>`, or `….<n>` after it when earlier damage at the same
+/// offset was already set aside (never overwritten).
+async fn free_damaged_path<S: Storage>(storage: &S, path: &Path, offset: u64) -> Result<PathBuf, PersistenceError> {
+    let base = format!("{}.damaged-{offset}", path.display());
+    for attempt in 0..1_000_u32 {
+        let candidate = if attempt == 0 { PathBuf::from(&base) } else { PathBuf::from(format!("{base}.{attempt}")) };
+        match storage.open(&candidate, OpenMode::Existing).await {
+            Err(StorageError::NotFound { .. }) => return Ok(candidate),
+            Ok(_) => {}
+            Err(error) => return Err(PersistenceError::storage(&candidate)(error)),
+        }
+    }
+    Err(PersistenceError::storage(path)(StorageError::Io {
+        path: PathBuf::from(base),
+        op: crate::storage::StorageOp::Open,
+        detail: "1000 damaged tails already set aside at this offset".to_owned(),
+    }))
 }
 
 /// Non-strict recovery: truncate the damage away, durably, and say so.

@@ -5,7 +5,9 @@
 //! scan ([`scan`]) finds the longest valid prefix; whatever follows — a torn tail
 //! after a crash, a flipped bit, a truncation — is either refused with a typed
 //! [`PersistenceError`] naming file and offset (strict mode) or truncated away and
-//! reported in the [`Recovery`] and the trace (non-strict mode).
+//! reported in the [`Recovery`] and the trace (non-strict mode), the damaged tail
+//! first kept in `<log>.damaged-<offset>` ([`SetAside`]). A damaged file header is
+//! refused in both modes and the file left as it was.
 //!
 //! Appends are acknowledged only after their fsync. [`Wal::append_batch`] writes a
 //! batch with one fsync; [`group_commit`] lets many tasks share those fsyncs.
@@ -25,5 +27,5 @@ pub mod scan;
 pub use config::{DEFAULT_MAX_BATCH_RECORDS, DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_RECORD_BYTES, WalConfig};
 pub use error::PersistenceError;
 pub use log::{Wal, inspect};
-pub use recovery::Recovery;
+pub use recovery::{Recovery, SetAside};
 pub use scan::{Damage, DamageReason};

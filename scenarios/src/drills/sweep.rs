@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use esper_core::planted::Planted;
@@ -42,6 +42,42 @@ impl Shard {
     /// Whether the seed at `offset` from the start of the range is this shard's.
     pub fn owns(self, offset: u64) -> bool {
         offset % self.count == self.index - 1
+    }
+}
+
+/// The most worker threads a sweep runs: four per core. More only add memory
+/// (every worker holds a whole simulated world) and contention.
+pub fn max_jobs(cores: usize) -> usize {
+    cores.max(1).saturating_mul(4)
+}
+
+/// One shard's seeds, lowest first, handed to the workers one at a time: a sweep
+/// over all 2^64 seeds holds one cursor, never a list of them.
+#[derive(Debug)]
+struct SeedCursor {
+    next: Mutex<Option<u64>>,
+    last: u64,
+    step: u64,
+}
+
+impl SeedCursor {
+    fn new(seeds: &SeedRange, shard: Shard) -> Self {
+        let (first, last) = (*seeds.seeds().start(), *seeds.seeds().end());
+        let next = first.checked_add(shard.index - 1).filter(|seed| *seed <= last);
+        Self { next: Mutex::new(next), last, step: shard.count }
+    }
+
+    /// Seeds this cursor will still hand out.
+    fn remaining(&self) -> u128 {
+        let next = *self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        next.map_or(0, |next| u128::from(self.last - next) / u128::from(self.step) + 1)
+    }
+
+    fn take(&self) -> Option<u64> {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let seed = (*next)?;
+        *next = seed.checked_add(self.step).filter(|following| *following <= self.last);
+        Some(seed)
     }
 }
 
@@ -121,8 +157,8 @@ pub struct SeedResult {
 /// Progress as the sweep goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
-    pub done: usize,
-    pub total: usize,
+    pub done: u64,
+    pub total: u128,
     pub failures: usize,
 }
 
@@ -131,7 +167,7 @@ pub struct Progress {
 pub struct SweepSummary {
     pub scenario: String,
     /// Seeds in this shard of the range (more than ran if the sweep stopped early).
-    pub planned: usize,
+    pub planned: u128,
     pub results: Vec<SeedResult>,
 }
 
@@ -183,24 +219,22 @@ pub fn sweep(
     mut progress: impl FnMut(Progress),
 ) -> Result<SweepSummary, SweepError> {
     let space = scenario.fault_space().ok_or_else(|| SweepError::NotSweepable(scenario.name().to_owned()))?;
-    let start = *config.seeds.seeds().start();
-    let seeds: Vec<u64> =
-        config.seeds.seeds().filter(|seed| config.shard.is_none_or(|shard| shard.owns(seed - start))).collect();
-    if seeds.is_empty() {
-        let shard = config.shard.unwrap_or(Shard { index: 1, count: 1 });
+    let shard = config.shard.unwrap_or(Shard { index: 1, count: 1 });
+    let cursor = SeedCursor::new(&config.seeds, shard);
+    let planned = cursor.remaining();
+    if planned == 0 {
         let seeds = config.seeds.to_string();
         return Err(SweepError::EmptyShard { index: shard.index, count: shard.count, seeds });
     }
-    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let stop = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel();
-    let mut results = Vec::with_capacity(seeds.len());
+    let mut results = Vec::new();
+    let workers = usize::try_from(planned).unwrap_or(usize::MAX).min(config.jobs).max(1);
     std::thread::scope(|scope| -> Result<(), SweepError> {
-        for _ in 0..config.jobs.clamp(1, seeds.len()) {
-            let (sender, seeds, next, stop, space) = (sender.clone(), &seeds, &next, &stop, &space);
+        for _ in 0..workers {
+            let (sender, cursor, stop, space) = (sender.clone(), &cursor, &stop, &space);
             scope.spawn(move || {
-                while let Some(&seed) =
-                    seeds.get(next.fetch_add(1, Ordering::Relaxed)).filter(|_| !stop.load(Ordering::Relaxed))
-                {
+                while let Some(seed) = cursor.take().filter(|_| !stop.load(Ordering::Relaxed)) {
                     if sender.send(run_seed(scenario, space, seed, config)).is_err() {
                         return;
                     }
@@ -222,12 +256,12 @@ pub fn sweep(
                 }
             }
             results.push(result);
-            progress(Progress { done: results.len(), total: seeds.len(), failures });
+            progress(Progress { done: results.len() as u64, total: planned, failures });
         }
         Ok(())
     })?;
     results.sort_by_key(|result| result.seed);
-    Ok(SweepSummary { scenario: scenario.name().to_owned(), planned: seeds.len(), results })
+    Ok(SweepSummary { scenario: scenario.name().to_owned(), planned, results })
 }
 
 /// A failing seed's record and its timeline page.
@@ -278,5 +312,28 @@ mod tests {
                 assert_eq!(owners, 1, "offset {offset} of {count} shards");
             }
         }
+    }
+
+    #[test]
+    fn a_cursor_hands_out_its_shard_in_order_and_counts_without_listing() {
+        let seeds: SeedRange = "10..=20".parse().expect("seeds");
+        let cursor = SeedCursor::new(&seeds, Shard { index: 2, count: 4 });
+        assert_eq!(cursor.remaining(), 3);
+        let taken: Vec<u64> = std::iter::from_fn(|| cursor.take()).collect();
+        assert_eq!(taken, [11, 15, 19]);
+        assert_eq!(cursor.remaining(), 0);
+        let everything: SeedRange = format!("0..={}", u64::MAX).parse().expect("seeds");
+        let last_shard = SeedCursor::new(&everything, Shard { index: 3, count: 3 });
+        assert_eq!(last_shard.remaining(), (1 << 64) / 3, "counted, never listed");
+        let top = SeedCursor::new(
+            &format!("{}..={}", u64::MAX - 1, u64::MAX).parse().expect("seeds"),
+            Shard { index: 1, count: 1 },
+        );
+        assert_eq!(
+            std::iter::from_fn(|| top.take()).collect::<Vec<_>>(),
+            [u64::MAX - 1, u64::MAX],
+            "no overflow at the top"
+        );
+        assert_eq!(max_jobs(2), 8);
     }
 }

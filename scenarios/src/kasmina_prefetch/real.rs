@@ -9,7 +9,7 @@
 
 use esper_core::clock::UnixClock;
 use esper_core::kasmina::PrefetchCoordinator;
-use esper_core::leyline::VerifyPolicy;
+use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::TokioConnector;
 use esper_core::oona::{ClientParts, OonaClient};
 use esper_core::urza::serve_kernels;
@@ -17,13 +17,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{BurstConfig, BurstError, BurstReport, bench_library, burst, stream_config};
-use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
+use crate::real_profile::{RedisTarget, wall_clock_ms};
 
-/// Runs the burst once against `redis`, on the wall clock.
-pub fn run_real(config: &BurstConfig, redis: &RedisTarget) -> Result<BurstReport, BurstError> {
+/// Runs the burst once against `redis`, on the wall clock, signing with `key`.
+pub fn run_real(config: &BurstConfig, redis: &RedisTarget, key: &SigningKey) -> Result<BurstReport, BurstError> {
     config.validate()?;
     let (host, port) = redis.address().map_err(BurstError::EmbeddedRedis)?;
-    let (key, _) = signing_key().map_err(BurstError::Config)?;
+    let key = key.clone();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(BurstError::Runtime)?;
     let unix_ms = wall_clock_ms();
     let suffix = format!(".bench-{unix_ms}-{}", std::process::id());

@@ -29,7 +29,7 @@ use esper_core::leyline::TelemetryPacket;
 use crate::kasmina_prefetch::BurstConfig;
 use esper_core::tolaria::device::DeviceKind;
 
-use crate::real_profile::RedisTarget;
+use crate::real_profile::{RealKey, RedisTarget};
 use metrics::{SCHEMA, ScenarioMetrics, Timing};
 use training::{TrainingDrill, TrainingOutcome, TrainingParams};
 
@@ -118,7 +118,17 @@ pub struct HarnessConfig {
     /// The kasmina-prefetch burst (its seed is the run's).
     pub prefetch: BurstConfig,
     pub redis: RedisTarget,
+    /// The real profile's Leyline key (`ESPER_LEYLINE_SECRET` or a dev key); the
+    /// sim signs with its own fixed key and needs none.
+    pub key: Option<RealKey>,
     pub output_dir: PathBuf,
+}
+
+impl HarnessConfig {
+    /// The key a real-profile scenario signs with.
+    pub(crate) fn real_key(&self) -> Result<&esper_core::leyline::SigningKey, String> {
+        self.key.as_ref().map(|key| &key.key).ok_or_else(|| "the real profile needs a Leyline key".to_owned())
+    }
 }
 
 /// One scenario's run: its metrics file, and the telemetry behind it.
@@ -143,7 +153,8 @@ pub fn run_scenario(scenario: Rc1Scenario, config: &HarnessConfig) -> Result<Sce
         }
         Profile::Real => {
             let workdir = config.output_dir.join(".work");
-            let outcome = real::run(drill, &config.training, config.seed, &config.redis, &workdir);
+            let outcome =
+                real::run(drill, &config.training, config.seed, (&config.redis, config.real_key()?), &workdir);
             // The checkpoints are scratch; a failure to tidy them is not the run's failure.
             let _ = std::fs::remove_dir_all(&workdir);
             (outcome?, None)

@@ -22,7 +22,7 @@ pub fn run(config: &HarnessConfig) -> Result<ScenarioRun, String> {
     let burst = BurstConfig { seed: config.seed, ..config.prefetch };
     let (report, started_ms) = match config.profile {
         Profile::Sim => (kasmina_prefetch::run_sim(&burst), SIM_EPOCH_MS),
-        Profile::Real => (kasmina_prefetch::run_real(&burst, &config.redis), wall_clock_ms()),
+        Profile::Real => (kasmina_prefetch::run_real(&burst, &config.redis, config.real_key()?), wall_clock_ms()),
     };
     let report = report.map_err(|error| error.to_string())?;
     let ended_ms = started_ms + report.elapsed_ms as u64;

@@ -6,25 +6,25 @@ use std::path::Path;
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
+use esper_core::leyline::SigningKey;
 use esper_core::net::TokioConnector;
 use esper_core::storage::RealStorage;
 use esper_sim::RngTree;
 
 use super::training::{self, BusAddress, TrainingDrill, TrainingOutcome, TrainingParams};
-use crate::real_profile::{RedisTarget, signing_key, wall_clock_ms};
+use crate::real_profile::{RedisTarget, wall_clock_ms};
 
 /// Runs `drill` for real. `workdir` holds the run's checkpoints.
 pub fn run(
     drill: TrainingDrill,
     params: &TrainingParams,
     seed: u64,
-    redis: &RedisTarget,
+    (redis, key): (&RedisTarget, &SigningKey),
     workdir: &Path,
 ) -> Result<TrainingOutcome, String> {
     let (host, port) = redis.address().map_err(|e| format!("starting the embedded Redis: {e}"))?;
     ensure_reachable(&host, port)?;
-    let (key, _) = signing_key()?;
-    let bus = BusAddress { connector: TokioConnector, host, port, key };
+    let bus = BusAddress { connector: TokioConnector, host, port, key: key.clone() };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

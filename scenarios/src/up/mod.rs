@@ -41,16 +41,19 @@ use esper_core::weatherlight::{ServiceSpec, ShutdownReason, SupervisorConfig, We
 use esper_sim::RngTree;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::real_profile::{RedisTarget, process_env, signing_key, wall_clock_ms};
+use crate::real_profile::{RealKey, RedisTarget, process_env, wall_clock_ms};
 use services::Shared;
 
-/// Nissa's default address (Esper-Lite's port).
-pub const DEFAULT_NISSA_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 9_100);
+/// Nissa's default address: Esper-Lite's port, on loopback only (other machines
+/// reach it only when `--nissa-addr` names another interface).
+pub const DEFAULT_NISSA_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9_100);
 
 /// What `esper up` was asked to do.
 #[derive(Debug, Clone)]
 pub struct UpConfig {
     pub redis: RedisTarget,
+    /// The Leyline key every service signs and verifies with.
+    pub key: RealKey,
     pub device: DeviceKind,
     pub epochs: u32,
     pub nissa_addr: SocketAddr,
@@ -126,7 +129,7 @@ impl Signals {
 
 async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcome, UpError> {
     let redis = config.redis.address().map_err(io("starting the embedded Redis"))?;
-    let (key, key_source) = signing_key().map_err(UpError::Config)?;
+    let (key, key_source) = (config.key.key.clone(), config.key.source.name());
     let clock = UnixClock::anchored_at(wall_clock_ms());
     let streams = StreamConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa_config = NissaConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
@@ -138,7 +141,9 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
     let tamiyo_addr = tamiyo_listener.local_addr().map_err(io("reading Tamiyo's address"))?;
     let mut signals = Signals::register()?;
     announce(format!(
-        "esper up: ready nissa=http://{nissa_addr} redis={} tamiyo={tamiyo_addr} device={} epochs={} key={key_source} workdir={}",
+        "esper up: ready nissa=http://{nissa_addr} redis={}:{} ({}) tamiyo={tamiyo_addr} device={} epochs={} key={key_source} workdir={}",
+        redis.0,
+        redis.1,
         config.redis.describe(),
         config.device,
         config.epochs,

@@ -223,8 +223,8 @@ async fn kasmina(
     context: &ServiceContext,
     life: &RngTree,
 ) -> Result<PrefetchingKasmina<TokioConnector, ChaCha8Rng>, String> {
-    let manager =
-        SeedManager::new(KasminaConfig { builtin_kernels: false, ..KasminaConfig::default().with_lookup(process_env) });
+    let config = KasminaConfig::default().with_lookup(process_env).map_err(|error| error.to_string())?;
+    let manager = SeedManager::new(KasminaConfig { builtin_kernels: false, ..config });
     let config = PrefetchConfig {
         requester: format!("kasmina-{}-{}", shared.run_id, context.life()),
         training_run_id: shared.run_id.clone(),

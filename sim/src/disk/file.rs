@@ -94,8 +94,8 @@ impl StorageFile for SimFile {
         let path = self.path.clone();
         self.with_file(StorageOp::Truncate, |file, _| {
             let file_len = file.current.len();
-            let len = usize::try_from(len).ok().filter(|len| *len <= file_len);
-            let len = len.unwrap_or_else(|| panic!("truncate {} past its end ({file_len} bytes)", path.display()));
+            let beyond = || StorageError::TruncateBeyondEnd { path, len, file_len: file_len as u64 };
+            let len = usize::try_from(len).ok().filter(|len| *len <= file_len).ok_or_else(beyond)?;
             file.current.truncate(len);
             Ok(())
         })

@@ -94,11 +94,7 @@ impl FieldReportConfig {
 }
 
 fn parse_flag(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
+    crate::env_config::flag(ENV_STRICT_VALIDATION, Some(value.to_owned())).ok().flatten()
 }
 
 #[cfg(test)]

@@ -40,6 +40,24 @@ pub enum TamiyoPersistenceError {
         /// What would be accepted.
         expected: &'static str,
     },
+    /// A rewritten log did not read back as written (the disk changed it under us).
+    #[error("tamiyo field reports: {path}: rewrote {written} reports but {read} read back")]
+    RewriteMismatch {
+        /// The log.
+        path: PathBuf,
+        /// Reports written.
+        written: usize,
+        /// Records recovered on reopening it.
+        read: usize,
+    },
+    /// The log is poisoned (a failed fsync) and its reopen is backing off.
+    #[error("tamiyo field reports: {path}: log poisoned by a failed write; reopening in {retry_in_ms} ms")]
+    ReopenBackingOff {
+        /// The log.
+        path: PathBuf,
+        /// How long until the next reopen is tried.
+        retry_in_ms: u64,
+    },
     /// A backup directory holds no log to restore.
     #[error("tamiyo field reports: {path}: no {file} to restore")]
     NothingToRestore {

@@ -17,5 +17,7 @@ leyline_counters! {
         wal_undecodable_records => "tamiyo.field_reports.wal_undecodable_records",
         /// Reports dropped for being older than the retention window.
         retention_dropped_total => "tamiyo.field_reports.retention_dropped_total",
+        /// Times a log poisoned by a failed fsync was rewritten and reopened.
+        wal_reopens_total => "tamiyo.field_reports.wal_reopens_total",
     }
 }

@@ -24,6 +24,27 @@ pub struct FieldReportStore<S: Storage> {
     windows: Windows,
     metrics: FieldReportMetrics,
     damage: Option<Damage>,
+    reopen: ReopenBackoff,
+}
+
+/// When a poisoned log may next be reopened: 100 ms after the failure, doubling
+/// to 30 s while reopens fail, so a failing disk is not hammered and a healed one
+/// is back in use within a bounded time.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReopenBackoff {
+    failures: u32,
+    next_at_ms: u64,
+}
+
+impl ReopenBackoff {
+    const BASE_MS: u64 = 100;
+    const CAP_MS: u64 = 30_000;
+
+    fn failed(&mut self, now_ms: u64) {
+        let delay_ms = Self::BASE_MS.saturating_mul(1 << self.failures.min(16)).min(Self::CAP_MS);
+        self.failures = self.failures.saturating_add(1);
+        self.next_at_ms = now_ms.saturating_add(delay_ms);
+    }
 }
 
 /// What a compaction did.
@@ -57,8 +78,17 @@ impl<S: Storage> FieldReportStore<S> {
         let reports = decode_all(&config, &recovery, &mut metrics)?;
         let damage = recovery.damage;
         drop(recovery);
-        let mut store =
-            Self { storage, config, wal, reports, index: RetryIndex::new(), windows: Windows::new(), metrics, damage };
+        let mut store = Self {
+            storage,
+            config,
+            wal,
+            reports,
+            index: RetryIndex::new(),
+            windows: Windows::new(),
+            metrics,
+            damage,
+            reopen: ReopenBackoff::default(),
+        };
         let undecodable = store.metrics.wal_undecodable_records > 0;
         store.prune(now_ms, undecodable).await?;
         store.load_sidecars().await?;
@@ -114,9 +144,41 @@ impl<S: Storage> FieldReportStore<S> {
         if report.issued_at.is_none_or(|issued| issued.as_millis() == 0) {
             report.issued_at = Some(Timestamp::from_millis(now_ms));
         }
-        self.wal.append(&report.encode_to_vec()).await?;
+        if self.wal.is_poisoned() {
+            self.reopen_poisoned(now_ms).await?;
+        }
+        if let Err(error) = self.wal.append(&report.encode_to_vec()).await {
+            if self.wal.is_poisoned() {
+                self.reopen.failed(now_ms);
+            }
+            return Err(error.into());
+        }
         self.index.entry(report.report_id.clone()).or_default();
         self.reports.push(report);
+        Ok(())
+    }
+
+    /// Brings a poisoned log back: after a failed fsync the file's contents are
+    /// unknown, so it is rewritten from the reports this store acknowledged (every
+    /// one of them, nothing it refused) and reopened, once the backoff allows.
+    /// Until then, appends are refused (not acknowledged) with the wait.
+    async fn reopen_poisoned(&mut self, now_ms: u64) -> Result<(), TamiyoPersistenceError> {
+        let path = self.config.log_path();
+        if now_ms < self.reopen.next_at_ms {
+            return Err(TamiyoPersistenceError::ReopenBackingOff {
+                path,
+                retry_in_ms: self.reopen.next_at_ms - now_ms,
+            });
+        }
+        let attempt = self.reopen.failures;
+        if let Err(error) = self.rewrite_and_reopen().await {
+            self.reopen.failed(now_ms);
+            tracing::warn!(target: "esper_core::tamiyo", attempt, %error, "tamiyo.field_reports.reopen_failed");
+            return Err(error);
+        }
+        self.reopen = ReopenBackoff::default();
+        self.metrics.wal_reopens_total += 1;
+        tracing::warn!(target: "esper_core::tamiyo", attempt, reports = self.reports.len(), "tamiyo.field_reports.reopened");
         Ok(())
     }
 
@@ -161,11 +223,24 @@ impl<S: Storage> FieldReportStore<S> {
         if dropped == 0 && !force {
             return Ok(());
         }
+        self.rewrite_and_reopen().await
+    }
+
+    /// Replaces the log with exactly the retained reports and reopens it.
+    async fn rewrite_and_reopen(&mut self) -> Result<(), TamiyoPersistenceError> {
         let encoded: Vec<Vec<u8>> = self.reports.iter().map(Message::encode_to_vec).collect();
         let path = self.config.log_path();
         rewrite(&self.storage, &path, &encoded, &self.config.wal).await?;
         let (wal, recovery) = Wal::open(&self.storage, &path, self.config.wal).await?;
-        assert_eq!(recovery.len(), self.reports.len(), "a rewritten log reads back what was written");
+        // A disk that changed the file between the rewrite and the reopen (a bit
+        // flip, a truncation) is the disk's fault, reported, not a panic.
+        if recovery.len() != self.reports.len() {
+            return Err(TamiyoPersistenceError::RewriteMismatch {
+                path,
+                written: self.reports.len(),
+                read: recovery.len(),
+            });
+        }
         self.wal = wal;
         Ok(())
     }

@@ -45,20 +45,28 @@ pub struct RpcConfig {
     pub verify: VerifyPolicy,
     /// Largest frame either side sends or accepts.
     pub max_frame_bytes: u32,
-    /// Connections the server serves at once; more are closed on accept (counted).
+    /// Connections the server serves at once. At the cap a new connection evicts
+    /// the one idle longest (counted); it is refused only when none is idle.
     pub max_connections: usize,
+    /// How long a connection may take to deliver its next whole frame (idle time
+    /// included) before the server closes it (counted): a silent or byte-a-second
+    /// peer cannot hold a slot. Tolaria sends every step, and its client redials
+    /// a closed connection once.
+    pub read_timeout: std::time::Duration,
     /// The planted bug a drill arms (test builds only; see [`crate::planted`]).
     pub planted: Planted,
 }
 
 impl RpcConfig {
-    /// Defaults around `key`: Leyline's verify policy, 1 MiB frames, 16 connections.
+    /// Defaults around `key`: Leyline's verify policy, 1 MiB frames, 16 connections,
+    /// a 120 s read timeout.
     pub fn new(key: SigningKey) -> Self {
         Self {
             key,
             verify: VerifyPolicy::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: 16,
+            read_timeout: std::time::Duration::from_secs(120),
             planted: Planted::NONE,
         }
     }
@@ -97,8 +105,12 @@ impl RpcError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RpcCounters {
     pub connections_accepted: u64,
-    /// Connections closed on accept because `max_connections` were open.
+    /// Connections closed on accept because `max_connections` were open, none idle.
     pub connections_refused: u64,
+    /// Idle connections closed to make room for a new one at `max_connections`.
+    pub connections_evicted: u64,
+    /// Connections closed for delivering no whole frame within `read_timeout`.
+    pub connections_timed_out: u64,
     pub requests_answered: u64,
     /// Frames that could not be delimited (oversized, cut short).
     pub framing_errors: u64,

@@ -5,10 +5,18 @@
 //! one to that loop over a channel, with a oneshot for the answer. One verifier
 //! therefore sees every nonce, whichever connection it came on, and decisions are made
 //! in arrival order.
+//!
+//! Slots are bounded (`max_connections`) and cannot be held by peers that send
+//! nothing: a connection that delivers no whole frame within `read_timeout` is
+//! closed, and at the cap a new connection evicts the one idle longest, so a flood
+//! of idle sockets cannot lock Tolaria out.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::leyline::{SystemStatePacket, Verifier};
 use crate::net::framed::{FramedError, read_frame, write_frame};
@@ -22,10 +30,63 @@ use super::{RpcConfig, RpcError, RpcStats, seal, seal_refusal};
 /// What a connection task tells the serving loop.
 #[derive(Debug)]
 enum ConnectionMessage {
-    /// A delimited frame, to be answered on `reply`.
-    Request { frame: Vec<u8>, reply: oneshot::Sender<Reply> },
-    /// The connection ended, with the framing error that ended it, if any.
-    Closed { framing_error: Option<&'static str> },
+    /// A delimited frame from connection `id`, to be answered on `reply`.
+    Request { id: u64, frame: Vec<u8>, reply: oneshot::Sender<Reply> },
+    /// Connection `id` ended, and why.
+    Closed { id: u64, ended: Ended },
+}
+
+/// Why a connection task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The peer hung up, the socket failed, or a refusal closed it.
+    Normally,
+    /// A frame that could not be delimited (oversized, cut short).
+    Framing(&'static str),
+    /// No whole frame within the read timeout.
+    TimedOut,
+    /// The serving loop evicted it to make room.
+    Evicted,
+}
+
+/// The serving loop's view of one open connection.
+#[derive(Debug)]
+struct Open {
+    /// When it was accepted or last delivered a frame.
+    last_active: Instant,
+    /// Dropping or sending on it tells the connection task to close.
+    evict: oneshot::Sender<()>,
+}
+
+/// Every open connection, by id (ids are handed out in accept order).
+#[derive(Debug, Default)]
+struct Slots {
+    open: BTreeMap<u64, Open>,
+    next_id: u64,
+}
+
+impl Slots {
+    /// Makes room for one more under `max`: `Some(false)` if there was room,
+    /// `Some(true)` after evicting the connection idle longest (the oldest on a
+    /// tie), `None` if there was nothing to evict.
+    fn make_room(&mut self, max: usize) -> Option<bool> {
+        if self.open.len() < max {
+            return Some(false);
+        }
+        let (&idle_longest, _) = self.open.iter().min_by_key(|(id, open)| (open.last_active, **id))?;
+        let evicted = self.open.remove(&idle_longest)?;
+        // The task may have ended already; then there is nothing to tell it.
+        let _ = evicted.evict.send(());
+        Some(true)
+    }
+
+    fn admit(&mut self, now: Instant) -> (u64, oneshot::Receiver<()>) {
+        let (evict, evicted) = oneshot::channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open.insert(id, Open { last_active: now, evict });
+        (id, evicted)
+    }
 }
 
 /// The answer to one frame.
@@ -54,7 +115,8 @@ where
     assert!(config.max_connections > 0, "the Tamiyo server must accept at least one connection");
     let mut verifier = Verifier::new(config.key.clone(), config.verify);
     let (sender, mut receiver) = mpsc::channel(config.max_connections);
-    let mut open_connections = 0_usize;
+    let mut slots = Slots::default();
+    let limits = ConnectionLimits { max_frame_bytes: config.max_frame_bytes, read_timeout: config.read_timeout };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -62,31 +124,60 @@ where
                     Ok(accepted) => accepted,
                     Err(error) => return error,
                 };
-                if open_connections >= config.max_connections {
-                    tracing::warn!(peer = peer.as_str(), open_connections, "tamiyo.rpc.connection_refused");
-                    stats.update(|c| c.connections_refused += 1);
-                    continue;
+                match slots.make_room(config.max_connections) {
+                    Some(false) => {}
+                    Some(true) => {
+                        tracing::warn!(peer = peer.as_str(), "tamiyo.rpc.idle_connection_evicted");
+                        stats.update(|c| c.connections_evicted += 1);
+                    }
+                    None => {
+                        tracing::warn!(peer = peer.as_str(), "tamiyo.rpc.connection_refused");
+                        stats.update(|c| c.connections_refused += 1);
+                        continue;
+                    }
                 }
-                open_connections += 1;
+                let (id, evicted) = slots.admit(Instant::now());
                 stats.update(|c| c.connections_accepted += 1);
-                tokio::spawn(serve_connection(stream, sender.clone(), config.max_frame_bytes));
+                tokio::spawn(serve_connection(stream, id, sender.clone(), evicted, limits));
             }
             Some(message) = receiver.recv() => match message {
-                ConnectionMessage::Request { frame, reply } => {
+                ConnectionMessage::Request { id, frame, reply } => {
+                    if let Some(open) = slots.open.get_mut(&id) {
+                        open.last_active = Instant::now();
+                    }
                     let answer = answer(service, &mut verifier, &config, &stats, &frame).await;
                     // The connection may be gone; its task then ends on its own.
                     let _ = reply.send(answer);
                 }
-                ConnectionMessage::Closed { framing_error } => {
-                    open_connections = open_connections.saturating_sub(1);
-                    if let Some(kind) = framing_error {
-                        tracing::warn!(kind, "tamiyo.rpc.bad_frame");
-                        stats.update(|c| c.framing_errors += 1);
-                    }
+                ConnectionMessage::Closed { id, ended } => {
+                    slots.open.remove(&id);
+                    count_end(&stats, ended);
                 }
             },
         }
     }
+}
+
+/// Counts (and logs) how a connection ended, where that is news.
+fn count_end(stats: &RpcStats, ended: Ended) {
+    match ended {
+        Ended::Normally | Ended::Evicted => {}
+        Ended::Framing(kind) => {
+            tracing::warn!(kind, "tamiyo.rpc.bad_frame");
+            stats.update(|c| c.framing_errors += 1);
+        }
+        Ended::TimedOut => {
+            tracing::warn!("tamiyo.rpc.read_timeout");
+            stats.update(|c| c.connections_timed_out += 1);
+        }
+    }
+}
+
+/// What every connection task is bounded by.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_frame_bytes: u32,
+    read_timeout: Duration,
 }
 
 /// Verifies and decodes one request frame and answers it (see the module docs).
@@ -121,35 +212,59 @@ where
     }
 }
 
-/// Reads frames from one connection and writes the serving loop's answers.
-async fn serve_connection<St: Stream>(mut stream: St, requests: mpsc::Sender<ConnectionMessage>, max_frame_bytes: u32) {
-    let ended = exchange_frames(&mut stream, &requests, max_frame_bytes).await;
-    let framing_error = match ended {
-        Err(
-            error
-            @ (FramedError::Oversized { .. } | FramedError::ShortPrefix { .. } | FramedError::ShortPayload { .. }),
-        ) => Some(error.kind()),
-        Ok(()) | Err(FramedError::Io(_)) => None,
+/// Reads frames from one connection and writes the serving loop's answers, until
+/// the peer stops, a frame is bad or late, or the loop evicts it.
+async fn serve_connection<St: Stream>(
+    mut stream: St,
+    id: u64,
+    requests: mpsc::Sender<ConnectionMessage>,
+    evicted: oneshot::Receiver<()>,
+    limits: ConnectionLimits,
+) {
+    // Only an eviction the loop sends closes the connection here; a loop that is
+    // gone (its sender dropped) is noticed at the next request, as before.
+    let ended = tokio::select! {
+        ended = exchange_frames(&mut stream, id, &requests, limits) => ended,
+        Ok(()) = evicted => Ended::Evicted,
     };
     // If the serving loop is gone there is nobody left to tell.
-    let _ = requests.send(ConnectionMessage::Closed { framing_error }).await;
+    let _ = requests.send(ConnectionMessage::Closed { id, ended }).await;
 }
 
 async fn exchange_frames<St: Stream>(
     stream: &mut St,
+    id: u64,
     requests: &mpsc::Sender<ConnectionMessage>,
-    max_frame_bytes: u32,
-) -> Result<(), FramedError> {
+    limits: ConnectionLimits,
+) -> Ended {
     loop {
-        let Some(frame) = read_frame(stream, max_frame_bytes).await? else { return Ok(()) };
+        let read = tokio::time::timeout(limits.read_timeout, read_frame(stream, limits.max_frame_bytes)).await;
+        let frame = match read {
+            Err(_elapsed) => return Ended::TimedOut,
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return Ended::Normally,
+            Ok(Err(error)) => return framing_end(&error),
+        };
         let (reply, answered) = oneshot::channel();
-        if requests.send(ConnectionMessage::Request { frame, reply }).await.is_err() {
-            return Ok(());
+        if requests.send(ConnectionMessage::Request { id, frame, reply }).await.is_err() {
+            return Ended::Normally;
         }
-        let Ok(answer) = answered.await else { return Ok(()) };
-        write_frame(stream, &answer.frame, max_frame_bytes).await?;
+        let Ok(answer) = answered.await else { return Ended::Normally };
+        if let Err(error) = write_frame(stream, &answer.frame, limits.max_frame_bytes).await {
+            return framing_end(&error);
+        }
         if answer.close {
-            return Ok(());
+            return Ended::Normally;
         }
+    }
+}
+
+/// A framing error is news; a socket error is the peer's business.
+fn framing_end(error: &FramedError) -> Ended {
+    match error {
+        FramedError::Oversized { .. } | FramedError::ShortPrefix { .. } | FramedError::ShortPayload { .. } => {
+            Ended::Framing(error.kind())
+        }
+        FramedError::Io(_) => Ended::Normally,
     }
 }
