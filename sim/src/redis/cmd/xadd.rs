@@ -40,9 +40,10 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
         Some(id) => id,
         None => return err("ERR The ID specified in XADD is equal or smaller than the target stream top item").into(),
     };
-    stream.append(id, args[trim.id_at + 1..].to_vec());
-    trim.apply(stream);
-    ctx.keyspace.touch();
+    stream.append(id, args[trim.id_at + 1..].to_vec(), ctx.server.node_limits);
+    trim.apply(stream, ctx.server.node_limits);
+    ctx.keyspace.modified(&args[1]);
+    ctx.keyspace.signal(&args[1]);
     id.reply().into()
 }
 

@@ -4,7 +4,7 @@
 use super::{Ctx, Exec, is, parse_i64, syntax_error};
 use crate::redis::id::{StreamId, parse_range_bound};
 use crate::redis::reply::{Reply, count, err};
-use crate::redis::stream::{NODE_ENTRIES, Stream};
+use crate::redis::stream::{NodeLimits, Stream};
 
 /// A trimming strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,17 @@ pub(super) struct TrimArgs {
 }
 
 impl TrimArgs {
-    /// Applies the trim; returns how many entries went.
-    pub fn apply(&self, stream: &mut Stream) -> usize {
-        let default_limit = if self.approx { (100 * NODE_ENTRIES) as usize } else { usize::MAX };
+    /// Applies the trim; returns how many entries went. Without LIMIT, `~`
+    /// trims at most 100 nodes' worth (Redis's default), `=` without bound.
+    pub fn apply(&self, stream: &mut Stream, nodes: NodeLimits) -> usize {
+        let default_limit = match nodes.max_entries.saturating_mul(100) {
+            0 => 10_000,
+            limit => limit.min(1_000_000),
+        };
         let limit = match self.limit {
-            Some(0) | None => default_limit,
             Some(limit) => limit,
+            None if self.approx => usize::try_from(default_limit).unwrap_or(usize::MAX),
+            None => 0,
         };
         match self.strategy {
             None => 0,
@@ -102,9 +107,9 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
         Ok(_) => return syntax_error().into(),
         Err(reply) => return reply.into(),
     };
-    let removed = parsed.apply(stream);
+    let removed = parsed.apply(stream, ctx.server.node_limits);
     if removed > 0 {
-        ctx.keyspace.touch();
+        ctx.keyspace.modified(&args[1]);
     }
     count(removed).into()
 }
