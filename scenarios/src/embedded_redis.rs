@@ -10,10 +10,31 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 
 use crate::real_profile::wall_clock_ms;
 
+/// redis.conf's connection limits, as `esper redis` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisLimits {
+    /// `requirepass`
+    pub requirepass: Option<Vec<u8>>,
+    /// `maxclients`
+    pub max_clients: usize,
+    /// `client-query-buffer-limit`, bytes.
+    pub query_buffer_bytes: usize,
+    /// `timeout`; zero keeps idle clients forever.
+    pub idle_timeout: std::time::Duration,
+}
+
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
-pub fn serve_blocking(port: u16) -> std::io::Result<()> {
+pub fn serve_blocking(port: u16, limits: RedisLimits) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(RedisServer::new(wall_clock_config()).serve(TokioConnector, port))
+    let base = wall_clock_config();
+    let config = ServerConfig {
+        requirepass: limits.requirepass,
+        max_clients: limits.max_clients,
+        idle_timeout: limits.idle_timeout,
+        limits: esper_sim::redis::Limits { max_query_buffer: limits.query_buffer_bytes, ..base.limits },
+        ..base
+    };
+    runtime.block_on(RedisServer::new(config).serve(TokioConnector, port))
 }
 
 /// Serves `server` on a free port from a background thread that lives as long as

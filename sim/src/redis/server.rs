@@ -257,7 +257,11 @@ struct Connection<S> {
     generation: u64,
 }
 
-async fn serve_connection<S: esper_core::net::Stream>(shared: Arc<Shared>, mut stream: S, peer: String) -> std::io::Result<()> {
+async fn serve_connection<S: esper_core::net::Stream>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: String,
+) -> std::io::Result<()> {
     let open = shared.connections.fetch_add(1, Ordering::SeqCst);
     let mut slot = ConnectionSlot { shared: Arc::clone(&shared), id: None };
     if open >= shared.config.max_clients {

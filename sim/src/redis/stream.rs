@@ -96,7 +96,8 @@ impl Stream {
     pub fn append(&mut self, id: StreamId, fields: Vec<Vec<u8>>, limits: NodeLimits) {
         debug_assert!(id > self.last_id || (self.entries_added == 0 && id > StreamId::MIN));
         let size: u64 = fields.iter().map(|field| field.len() as u64).sum();
-        let max_bytes = if limits.max_bytes == 0 { LISTPACK_MAX_BYTES } else { limits.max_bytes.min(LISTPACK_MAX_BYTES) };
+        let max_bytes =
+            if limits.max_bytes == 0 { LISTPACK_MAX_BYTES } else { limits.max_bytes.min(LISTPACK_MAX_BYTES) };
         let fits = |node: &Node| {
             node.bytes + size < max_bytes && (limits.max_entries == 0 || node.appended < limits.max_entries)
         };
@@ -170,7 +171,13 @@ impl Stream {
     /// `approx`), removing at most `limit` entries (0: no limit); returns how many went.
     pub fn trim_maxlen(&mut self, max_len: usize, approx: bool, limit: usize) -> usize {
         let done = |stream: &Self| stream.len() <= max_len;
-        self.trim(approx, limit, done, |stream, _, live| stream.len() - live >= max_len, |stream, _| stream.len() > max_len)
+        self.trim(
+            approx,
+            limit,
+            done,
+            |stream, _, live| stream.len() - live >= max_len,
+            |stream, _| stream.len() > max_len,
+        )
     }
 
     /// Removes entries below `min_id` (exactly, or by whole nodes when `approx`).
@@ -294,17 +301,20 @@ impl Stream {
         None
     }
 
-    /// A group's `lag`, when it can be known.
-    pub fn lag(&self, group: &Group) -> Option<u64> {
+    /// A group's `lag`, when it can be known (negative when ENTRIESREAD was
+    /// set past what the stream holds, as in Redis).
+    pub fn lag(&self, group: &Group) -> Option<i64> {
+        let lag =
+            |read: u64| i64::try_from(self.entries_added).unwrap_or(i64::MAX) - i64::try_from(read).unwrap_or(i64::MAX);
         if self.entries_added == 0 {
             return Some(0);
         }
         if let Some(read) = group.entries_read
             && !self.has_tombstones_from(group.last_delivered)
         {
-            return Some(self.entries_added.saturating_sub(read));
+            return Some(lag(read));
         }
-        self.estimate_read_counter(group.last_delivered).map(|read| self.entries_added.saturating_sub(read))
+        self.estimate_read_counter(group.last_delivered).map(lag)
     }
 
     /// Moves `group`'s last-delivered id forward to `id` as a `>` read does,

@@ -71,7 +71,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     for pair in args[2..].chunks(2) {
         let (name, text) = (pair[0].to_ascii_lowercase(), &pair[1]);
         let failed = |why: &str| {
-            ErrorText::new("ERR CONFIG SET failed (possibly related to argument '").arg(&pair[0]).text("') - ").text(why)
+            ErrorText::new("ERR CONFIG SET failed (possibly related to argument '")
+                .arg(&pair[0])
+                .text("') - ")
+                .text(why)
         };
         if seen.contains(&name) {
             return failed("duplicate parameter").reply().into();

@@ -66,6 +66,5 @@ pub(super) fn lrange(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
         return Reply::Array(Vec::new()).into();
     }
     let (start, end) = (usize::try_from(start).unwrap_or(0), usize::try_from(end).unwrap_or(0));
-    Reply::Array(list.iter().skip(start).take(end - start + 1).map(|value| Reply::Bulk(value.clone())).collect())
-        .into()
+    Reply::Array(list.iter().skip(start).take(end - start + 1).map(|value| Reply::Bulk(value.clone())).collect()).into()
 }

@@ -33,9 +33,9 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     let end = start.saturating_add(count).min(keys.len());
     let mut found = Vec::new();
     for key in keys.get(start..end).unwrap_or_default() {
-        let type_ok = kind.as_ref().is_none_or(|kind| {
-            ctx.keyspace.get(key, now).is_some_and(|value| value.type_name() == kind.as_str())
-        });
+        let type_ok = kind
+            .as_ref()
+            .is_none_or(|kind| ctx.keyspace.get(key, now).is_some_and(|value| value.type_name() == kind.as_str()));
         if type_ok && pattern.as_ref().is_none_or(|pattern| glob_match(pattern, key)) {
             found.push(Reply::Bulk(key.clone()));
         }

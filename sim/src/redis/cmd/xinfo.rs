@@ -52,7 +52,11 @@ fn summary(stream: &Stream) -> Reply {
     let first = stream.entries.iter().next().map_or(Reply::Nil, |(id, fields)| entry_reply(*id, Some(fields)));
     let last = stream.entries.iter().next_back().map_or(Reply::Nil, |(id, fields)| entry_reply(*id, Some(fields)));
     let mut fields = header(stream);
-    fields.extend([(bulk("groups"), count(stream.groups.len())), (bulk("first-entry"), first), (bulk("last-entry"), last)]);
+    fields.extend([
+        (bulk("groups"), count(stream.groups.len())),
+        (bulk("first-entry"), first),
+        (bulk("last-entry"), last),
+    ]);
     Reply::Map(fields)
 }
 
@@ -101,7 +105,7 @@ fn full_group(stream: &Stream, name: &[u8], group: &Group, take: usize) -> Reply
         (bulk("name"), Reply::Bulk(name.to_vec())),
         (bulk("last-delivered-id"), group.last_delivered.reply()),
         (bulk("entries-read"), group.entries_read.map_or(Reply::Nil, int)),
-        (bulk("lag"), stream.lag(group).map_or(Reply::Nil, int)),
+        (bulk("lag"), stream.lag(group).map_or(Reply::Nil, Reply::Int)),
         (bulk("pel-count"), count(group.pel.len())),
         (bulk("pending"), Reply::Array(pending)),
         (bulk("consumers"), Reply::Array(consumers)),
@@ -123,7 +127,7 @@ fn groups_info(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
                 (bulk("pending"), count(group.pel.len())),
                 (bulk("last-delivered-id"), group.last_delivered.reply()),
                 (bulk("entries-read"), group.entries_read.map_or(Reply::Nil, int)),
-                (bulk("lag"), stream.lag(group).map_or(Reply::Nil, int)),
+                (bulk("lag"), stream.lag(group).map_or(Reply::Nil, Reply::Int)),
             ])
         })
         .collect();

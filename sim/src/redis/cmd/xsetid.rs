@@ -35,9 +35,6 @@ fn outcome(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Result<Reply, Reply> {
         at += 2;
     }
     let stream = ctx.keyspace.stream(&args[1], ctx.now_ms)?.ok_or_else(|| err("ERR no such key"))?;
-    if id < stream.max_deleted {
-        return Err(err("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id"));
-    }
     if let Some(top) = stream.entries.keys().next_back() {
         if id < *top {
             return Err(err("ERR The ID specified in XSETID is smaller than the target stream top item"));

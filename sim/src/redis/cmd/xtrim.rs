@@ -2,7 +2,7 @@
 //! options parser XADD shares.
 
 use super::{Ctx, Exec, is, parse_i64, syntax_error};
-use crate::redis::id::{StreamId, parse_range_bound};
+use crate::redis::id::StreamId;
 use crate::redis::reply::{Reply, count, err};
 use crate::redis::stream::{NodeLimits, Stream};
 
@@ -55,8 +55,12 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         if xadd && opt.as_slice() == b"*" {
             break;
         } else if (is(opt, "MAXLEN") || is(opt, "MINID")) && more >= 1 {
+            if parsed.strategy.is_some() {
+                return Err(err("ERR syntax error, MAXLEN and MINID options at the same time are not compatible"));
+            }
             let maxlen = is(opt, "MAXLEN");
-            if matches!(args[i + 1].as_slice(), b"~" | b"=") {
+            parsed.approx = false;
+            if more >= 2 && matches!(args[i + 1].as_slice(), b"~" | b"=") {
                 parsed.approx = args[i + 1].as_slice() == b"~";
                 i += 1;
             }
@@ -70,6 +74,7 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         } else if xadd && is(opt, "NOMKSTREAM") {
             parsed.no_mkstream = true;
         } else if xadd {
+            super::xadd::parse_id_spec(opt)?;
             break;
         } else {
             return Err(syntax_error());
@@ -77,8 +82,11 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         i += 1;
     }
     parsed.id_at = i;
-    if parsed.limit.is_some() && parsed.strategy.is_none() {
+    if parsed.limit.is_some_and(|limit| limit > 0) && parsed.strategy.is_none() {
         return Err(err("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if !xadd && parsed.strategy.is_none() {
+        return Err(err("ERR syntax error, XTRIM must be called with a trimming strategy"));
     }
     if parsed.limit.is_some() && !parsed.approx {
         return Err(err("ERR syntax error, LIMIT cannot be used without the special ~ option"));
@@ -92,20 +100,22 @@ fn threshold_of(text: &[u8], maxlen: bool) -> Result<Strategy, Reply> {
         let value = usize::try_from(value).map_err(|_| err("ERR The MAXLEN argument must be >= 0."))?;
         Ok(Strategy::MaxLen(value))
     } else {
-        Ok(Strategy::MinId(parse_range_bound(text, true)?))
+        match text {
+            b"-" | b"+" => Err(err(crate::redis::id::INVALID_ID)),
+            _ => Ok(Strategy::MinId(crate::redis::id::parse_id(text, 0)?)),
+        }
     }
 }
 
 pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
+    let parsed = match parse(args, false) {
+        Ok(parsed) => parsed,
+        Err(reply) => return reply.into(),
+    };
     let stream = match ctx.keyspace.stream(&args[1], ctx.now_ms) {
         Err(reply) => return reply.into(),
         Ok(None) => return Reply::Int(0).into(),
         Ok(Some(stream)) => stream,
-    };
-    let parsed = match parse(args, false) {
-        Ok(parsed) if parsed.strategy.is_some() => parsed,
-        Ok(_) => return syntax_error().into(),
-        Err(reply) => return reply.into(),
     };
     let removed = parsed.apply(stream, ctx.server.node_limits);
     if removed > 0 {
