@@ -109,7 +109,7 @@ fn main() {
     let packets: u64 =
         args.windows(2).find(|pair| pair[0] == "--packets").and_then(|pair| pair[1].parse().ok()).unwrap_or(20_000);
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("probe").local_addr().expect("address").port();
-    std::thread::spawn(move || esper_scenarios::embedded_redis::serve_blocking(port));
+    std::thread::spawn(move || esper_scenarios::embedded_redis::serve_blocking(port, Default::default()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         fill(port, packets).await;

@@ -23,6 +23,20 @@ pub struct RedisLimits {
     pub idle_timeout: std::time::Duration,
 }
 
+impl Default for RedisLimits {
+    /// The simulated server's defaults (Redis's own, but 1,024 clients): what
+    /// benchmarks and tests that do not test limits run with.
+    fn default() -> Self {
+        let config = ServerConfig::default();
+        Self {
+            requirepass: None,
+            max_clients: config.max_clients,
+            query_buffer_bytes: config.limits.max_query_buffer,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
 /// Serves on `port` (0.0.0.0) until the listener fails or the process is killed.
 pub fn serve_blocking(port: u16, limits: RedisLimits) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

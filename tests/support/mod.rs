@@ -147,6 +147,11 @@ impl RawClient {
     }
 
     /// The next reply, if one arrives within `wait`.
+    #[allow(
+        clippy::disallowed_methods,
+        clippy::disallowed_types,
+        reason = "a wall-clock deadline for a reply from a real socket"
+    )]
     pub fn reply_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
         use std::io::Read;
         let deadline = std::time::Instant::now() + wait;
