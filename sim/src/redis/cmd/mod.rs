@@ -262,7 +262,10 @@ pub fn dispatch(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     }
     let spec = match lookup(args) {
         Ok(spec) => spec,
-        Err(reply) => return refuse(ctx, reply),
+        Err(reply) => {
+            ctx.session.last_command = "NULL".to_owned();
+            return refuse(ctx, reply);
+        }
     };
     ctx.session.last_command = full_name(spec, args);
     if !arity_ok(spec.arity, args.len()) {
@@ -328,7 +331,15 @@ fn full_name(spec: &Spec, args: &[Vec<u8>]) -> String {
 }
 
 /// An error before the command runs; inside `MULTI` it dooms the transaction.
+/// A refused `EXEC` also discards it, and says so as Redis's `execCommandAbort` does.
 fn refuse(ctx: &mut Ctx<'_>, reply: Reply) -> Exec {
+    if ctx.session.last_command == "exec"
+        && let Reply::Error(text) = &reply
+    {
+        ctx.session.multi = None;
+        ctx.keyspace.unwatch_all(ctx.session.id);
+        return ErrorText::new("EXECABORT Transaction discarded because of: ").arg(text).reply().into();
+    }
     if let Some(multi) = ctx.session.multi.as_mut() {
         multi.aborted = true;
     }
