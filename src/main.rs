@@ -76,6 +76,65 @@ impl DevKeyArg {
     }
 }
 
+/// `esper redis`: the port and redis.conf's connection limits, with defaults
+/// safer than Redis's (which are no password, 10,000 clients, 1 GiB buffers and
+/// no idle timeout).
+#[derive(Debug, clap::Args)]
+struct RedisArgs {
+    /// TCP port to listen on (0: a free one).
+    #[arg(long, default_value_t = 6379)]
+    port: u16,
+    /// The interface to listen on: loopback unless another is given
+    /// (`0.0.0.0` opens it to every network this machine is on).
+    #[arg(long, value_name = "IP", default_value_t = esper_scenarios::embedded_redis::DEFAULT_BIND)]
+    bind: std::net::IpAddr,
+    /// `requirepass`: commands other than AUTH/HELLO/QUIT/RESET answer -NOAUTH
+    /// until the client authenticates with this password.
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+    /// `maxclients`: more connections get `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = 128)]
+    maxclients: usize,
+    /// `client-query-buffer-limit`: a client buffering more is disconnected
+    /// (bytes, or with a unit: 64mb, 1gb).
+    #[arg(long, default_value = "64mb", value_parser = parse_memory)]
+    client_query_buffer_limit: usize,
+    /// `timeout`: seconds a client may stay idle (not blocked) before it is
+    /// disconnected; 0 keeps idle clients forever.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+}
+
+impl RedisArgs {
+    fn limits(&self) -> esper_scenarios::embedded_redis::RedisLimits {
+        esper_scenarios::embedded_redis::RedisLimits {
+            requirepass: self.requirepass.clone().map(String::into_bytes),
+            max_clients: self.maxclients,
+            query_buffer_bytes: self.client_query_buffer_limit,
+            idle_timeout: std::time::Duration::from_secs(self.timeout),
+        }
+    }
+}
+
+/// A redis.conf memory value: bytes, or a number with b / k / kb / m / mb / g / gb.
+fn parse_memory(text: &str) -> Result<usize, String> {
+    let lower = text.to_ascii_lowercase();
+    let split = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let scale: usize = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        _ => return Err(format!("`{text}`: expected bytes or a number with b, k, kb, m, mb, g or gb")),
+    };
+    let number: usize = digits.parse().map_err(|_| format!("`{text}`: expected a number of bytes"))?;
+    number.checked_mul(scale).filter(|bytes| *bytes > 0).ok_or_else(|| format!("`{text}`: out of range"))
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the scenarios that `run` and `check-determinism` accept.
@@ -219,15 +278,7 @@ enum Command {
         action: FieldReportsAction,
     },
     /// Serve the simulated Redis server over real TCP (the real profile's embedded Redis).
-    Redis {
-        /// TCP port to listen on (0: a free one).
-        #[arg(long, default_value_t = 6379)]
-        port: u16,
-        /// The interface to listen on: loopback unless another is given
-        /// (`0.0.0.0` opens it to every network this machine is on).
-        #[arg(long, value_name = "IP", default_value_t = esper_scenarios::embedded_redis::DEFAULT_BIND)]
-        bind: std::net::IpAddr,
-    },
+    Redis(RedisArgs),
     /// The main job: the RC1 harness. Runs steady-train, rollback, tamiyo-timeout and
     /// kasmina-prefetch (or one of them), writes `run.json` (the manifest: what ran, the
     /// commit, and which files are this run's), `<scenario>_metrics.json`, `summary.csv`,
@@ -552,10 +603,10 @@ fn execute(command: Command) -> CommandResult {
         Command::Up(args) => up(args),
         Command::Nissa(args) => nissa(args),
         Command::FieldReports { action: FieldReportsAction::Dump { dir, follow } } => dump_field_reports(&dir, follow),
-        Command::Redis { port, bind } => {
-            let address = std::net::SocketAddr::new(bind, port);
+        Command::Redis(args) => {
+            let address = std::net::SocketAddr::new(args.bind, args.port);
             let listening = |at| eprintln!("esper redis: simulated Redis 7.0 listening on {at}");
-            esper_scenarios::embedded_redis::serve_blocking(address, listening)
+            esper_scenarios::embedded_redis::serve_blocking(address, args.limits(), listening)
                 .with_context(|| format!("serving Redis on {address}"))
                 .runtime()?;
             Ok(true)

@@ -16,14 +16,54 @@ use crate::real_profile::wall_clock_ms;
 /// own `bind 127.0.0.1 -::1` default with protected mode.
 pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// Binds `address`, calls `listening` with the address the system gave (port 0
-/// picks a free one), then serves until the listener fails or the process is killed.
-pub fn serve_blocking(address: SocketAddr, listening: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+/// redis.conf's connection limits, as `esper redis` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisLimits {
+    /// `requirepass`
+    pub requirepass: Option<Vec<u8>>,
+    /// `maxclients`
+    pub max_clients: usize,
+    /// `client-query-buffer-limit`, bytes.
+    pub query_buffer_bytes: usize,
+    /// `timeout`; zero keeps idle clients forever.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for RedisLimits {
+    /// The simulated server's defaults (Redis's own, but 1,024 clients): what
+    /// benchmarks and tests that do not test limits run with.
+    fn default() -> Self {
+        let config = ServerConfig::default();
+        Self {
+            requirepass: None,
+            max_clients: config.max_clients,
+            query_buffer_bytes: config.limits.max_query_buffer,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
+/// Binds `address` with redis.conf's `limits`, calls `listening` with the address
+/// the system gave (port 0 picks a free one), then serves until the listener fails
+/// or the process is killed.
+pub fn serve_blocking(
+    address: SocketAddr,
+    limits: RedisLimits,
+    listening: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let base = wall_clock_config();
+    let config = ServerConfig {
+        requirepass: limits.requirepass,
+        max_clients: limits.max_clients,
+        idle_timeout: limits.idle_timeout,
+        limits: esper_sim::redis::Limits { max_query_buffer: limits.query_buffer_bytes, ..base.limits },
+        ..base
+    };
     runtime.block_on(async {
         let listener = TokioListener::bind_addr(address).await?;
         listening(listener.local_addr()?);
-        RedisServer::new(wall_clock_config()).serve_on(listener).await
+        RedisServer::new(config).serve_on(listener).await
     })
 }
 

@@ -35,12 +35,18 @@ impl RealRedis {
     /// Starts one, or returns `None` when `ESPER_SKIP` names `redis` (see
     /// [`external::require`]); a missing `redis-server` fails the test.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// Starts one with extra `redis-server` arguments (`--requirepass X`…).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
         let binary = external::require(external::Tool::Redis, test)?;
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("esper-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir for redis-server");
         let child = Command::new(binary)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
@@ -108,6 +114,9 @@ pub struct RawClient {
     stream: TcpStream,
     buffer: Vec<u8>,
     resp3: bool,
+    /// The framing a sent HELLO / RESET switches to and the one before, until
+    /// its reply is read (an error or `+QUEUED` keeps the one before).
+    pending_switch: Option<(bool, bool)>,
 }
 
 impl RawClient {
@@ -116,38 +125,71 @@ impl RawClient {
         let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Self { stream, buffer: Vec::new(), resp3: false }
+        Self { stream, buffer: Vec::new(), resp3: false, pending_switch: None }
     }
 
     /// Sends one command and returns its reply's raw bytes. `HELLO 3` / `HELLO 2`
-    /// switch how its own reply and later ones are framed, unless it fails.
+    /// switch how its own reply and later ones are framed, unless it fails;
+    /// `RESET` switches back to RESP2.
     pub fn call(&mut self, args: &[String]) -> Vec<u8> {
-        let before = self.resp3;
-        if args.first().is_some_and(|name| name.eq_ignore_ascii_case("HELLO")) {
-            self.resp3 = args.get(1).map_or(before, |version| version == "3");
-        }
-        let reply = self.exchange(args);
-        if reply.starts_with(b"-") {
-            self.resp3 = before;
-        }
-        reply
+        self.send(args);
+        let reply = self.reply_within(Duration::from_secs(5));
+        reply.unwrap_or_else(|| panic!("no reply to {args:?} within 5 s"))
     }
 
-    fn exchange(&mut self, args: &[String]) -> Vec<u8> {
-        use std::io::{Read, Write};
+    /// Sends one command without waiting for its reply (read it with
+    /// [`Self::reply_within`]).
+    pub fn send(&mut self, args: &[String]) {
+        use std::io::Write;
+        let name = args.first().map(|name| name.to_ascii_uppercase()).unwrap_or_default();
+        let before = self.resp3;
+        self.pending_switch = match name.as_str() {
+            "HELLO" => args.get(1).map(|version| (version == "3", before)),
+            "RESET" => Some((false, before)),
+            _ => None,
+        };
         let mut request = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
             request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
         }
         self.stream.write_all(&request).expect("send");
+    }
+
+    /// The next reply, if one arrives within `wait`.
+    #[allow(
+        clippy::disallowed_methods,
+        clippy::disallowed_types,
+        reason = "a wall-clock deadline for a reply from a real socket"
+    )]
+    pub fn reply_within(&mut self, wait: Duration) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + wait;
         loop {
-            if let Some(used) = self.complete_reply() {
-                return self.buffer.drain(..used).collect();
+            if let Some((switch, _)) = self.pending_switch {
+                self.resp3 = switch;
             }
+            if let Some(used) = self.complete_reply() {
+                let reply: Vec<u8> = self.buffer.drain(..used).collect();
+                if let Some((_, before)) = self.pending_switch.take()
+                    && (reply.starts_with(b"-") || reply == b"+QUEUED\r\n")
+                {
+                    self.resp3 = before;
+                }
+                return Some(reply);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left.max(Duration::from_micros(100)))).expect("read timeout");
             let mut chunk = [0_u8; 16 * 1024];
-            let read = self.stream.read(&mut chunk).expect("reply within 5 s");
-            assert!(read > 0, "server closed the connection while a reply was due");
-            self.buffer.extend_from_slice(&chunk[..read]);
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("server closed the connection while a reply was due"),
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                }
+                Err(error) => panic!("reading a reply: {error}"),
+            }
         }
     }
 

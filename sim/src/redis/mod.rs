@@ -24,12 +24,14 @@
 //! trimming models radix-tree nodes as runs of 100 appended entries (Redis also
 //! closes a node at 4 KiB); `XINFO GROUPS` reports `entries-read` and `lag` as nil.
 
+mod blocking;
 mod cmd;
 mod id;
 mod keyspace;
 mod reply;
 mod request;
 mod server;
+mod state;
 mod stream;
 
 pub use id::StreamId;

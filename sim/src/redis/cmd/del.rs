@@ -1,4 +1,4 @@
-//! `DEL key [key …]`
+//! `DEL key [key …]` and `UNLINK key [key …]` (the same here: memory is freed at once).
 
 use super::{Ctx, Exec};
 use crate::redis::reply::count;

@@ -8,6 +8,6 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     match ctx.keyspace.get(&args[1], ctx.now_ms) {
         None => Reply::Nil.into(),
         Some(Value::Str(bytes)) => Reply::Bulk(bytes.clone()).into(),
-        Some(Value::Stream(_)) => err(WRONGTYPE).into(),
+        Some(_) => err(WRONGTYPE).into(),
     }
 }

@@ -3,8 +3,90 @@
 
 use super::{Ctx, Exec, entry_reply, is, parse_i64, syntax_error};
 use crate::redis::id::{StreamId, parse_id};
+use crate::redis::keyspace::Keyspace;
 use crate::redis::reply::{ErrorText, Reply, err};
 use crate::redis::stream::{Group, Stream};
+
+/// A read waiting for data: what Redis keeps in `client->bpop`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedRead {
+    /// 0 blocks forever.
+    pub timeout_ms: u64,
+    /// The database the keys are in.
+    pub db: usize,
+    /// Each key once (the first time it was named) with the id entries must
+    /// pass (XREAD; `$` resolved when the read blocked).
+    pub keys: Vec<(Vec<u8>, StreamId)>,
+    /// XREADGROUP's group and consumer.
+    pub group: Option<(Vec<u8>, Vec<u8>)>,
+    /// XREADGROUP's NOACK.
+    pub noack: bool,
+    /// COUNT (0: all).
+    pub count: usize,
+    /// The protocol the reply is framed for.
+    pub resp: u8,
+}
+
+/// Redis's `serveClientsBlockedOnStreamKey` for one blocked read and the key
+/// that was signalled: the reply if the read is done (data, or the error that
+/// ends an XREADGROUP whose stream or group went away), `None` to keep waiting.
+pub fn serve_blocked(keyspace: &mut Keyspace, read: &BlockedRead, key: &[u8], now_ms: u64) -> Option<Reply> {
+    let gt = read.keys.iter().find(|(name, _)| name.as_slice() == key).map(|(_, gt)| *gt)?;
+    let stream = match keyspace.stream(key, now_ms) {
+        Ok(Some(stream)) => stream,
+        _ if read.group.is_some() => return Some(err("UNBLOCKED the stream key no longer exists")),
+        _ => return None,
+    };
+    let limit = if read.count == 0 { usize::MAX } else { read.count };
+    let entries = match &read.group {
+        None => {
+            let start = gt.successor().filter(|_| stream.last_id > gt)?;
+            stream.entries.range(start..).take(limit).map(|(id, fields)| entry_reply(*id, Some(fields))).collect()
+        }
+        Some((group, consumer)) => {
+            let Some(last) = stream.groups.get(group).map(|group| group.last_delivered) else {
+                return Some(err("NOGROUP the consumer group this client was blocked on no longer exists"));
+            };
+            if stream.last_id <= last {
+                return None;
+            }
+            deliver_new(stream, group, consumer, limit, read.noack, now_ms)
+        }
+    };
+    keyspace.touch();
+    Some(keyed_reply(vec![(Reply::Bulk(key.to_vec()), Reply::Array(entries))], read.resp))
+}
+
+/// `[[key, entries], …]` in RESP2, `{key: entries, …}` in RESP3.
+fn keyed_reply(served: Vec<(Reply, Reply)>, resp: u8) -> Reply {
+    if resp >= 3 {
+        Reply::Map(served)
+    } else {
+        Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![key, entries])).collect())
+    }
+}
+
+/// Delivers the entries after the group's last-delivered id to `consumer`.
+fn deliver_new(
+    stream: &mut Stream,
+    group_name: &[u8],
+    consumer: &[u8],
+    limit: usize,
+    noack: bool,
+    now: u64,
+) -> Vec<Reply> {
+    let Some(group) = stream.groups.get_mut(group_name) else { return Vec::new() };
+    group.touch(consumer, now);
+    let Some(start) = group.last_delivered.successor() else { return Vec::new() };
+    let ids: Vec<StreamId> = stream.entries.range(start..).take(limit).map(|(id, _)| *id).collect();
+    for id in &ids {
+        stream.advance_group(group_name, *id);
+        if !noack && let Some(group) = stream.groups.get_mut(group_name) {
+            group.deliver(*id, consumer, now);
+        }
+    }
+    ids.iter().map(|id| entry_reply(*id, stream.entries.get(id))).collect()
+}
 
 /// A parsed XREAD / XREADGROUP.
 #[derive(Debug)]
@@ -15,8 +97,6 @@ struct Request<'a> {
     noack: bool,
     keys: &'a [Vec<u8>],
     ids: &'a [Vec<u8>],
-    /// Index of the first id argument, to rewrite `$` for a retry.
-    ids_at: usize,
 }
 
 /// Which entries of one stream to serve.
@@ -34,13 +114,13 @@ enum Cursor {
 pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>], grouped: bool) -> Exec {
     let outcome = parse(args, grouped).and_then(|request| {
         let cursors = resolve(ctx, &request)?;
-        Ok(serve(ctx, args, &request, &cursors))
+        Ok(serve(ctx, &request, &cursors))
     });
     outcome.unwrap_or_else(Exec::Reply)
 }
 
 fn parse(args: &[Vec<u8>], grouped: bool) -> Result<Request<'_>, Reply> {
-    let mut request = Request { group: None, count: 0, block_ms: None, noack: false, keys: &[], ids: &[], ids_at: 0 };
+    let mut request = Request { group: None, count: 0, block_ms: None, noack: false, keys: &[], ids: &[] };
     let mut streams_at = None;
     let mut i = 1;
     while i < args.len() {
@@ -86,9 +166,9 @@ fn parse(args: &[Vec<u8>], grouped: bool) -> Result<Request<'_>, Reply> {
     if grouped && request.group.is_none() {
         return Err(err("ERR Missing GROUP option for XREADGROUP"));
     }
-    request.ids_at = streams_at + listed / 2;
-    request.keys = &args[streams_at..request.ids_at];
-    request.ids = &args[request.ids_at..];
+    let ids_at = streams_at + listed / 2;
+    request.keys = &args[streams_at..ids_at];
+    request.ids = &args[ids_at..];
     Ok(request)
 }
 
@@ -125,7 +205,7 @@ const DOLLAR_IN_GROUP: &str = "ERR The $ ID is meaningless in the context of XRE
 const GT_WITHOUT_GROUP: &str =
     "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
 
-fn serve(ctx: &mut Ctx<'_>, args: &[Vec<u8>], request: &Request<'_>, cursors: &[Cursor]) -> Exec {
+fn serve(ctx: &mut Ctx<'_>, request: &Request<'_>, cursors: &[Cursor]) -> Exec {
     let mut served = Vec::new();
     let now = ctx.now_ms;
     for (key, cursor) in request.keys.iter().zip(cursors) {
@@ -134,19 +214,35 @@ fn serve(ctx: &mut Ctx<'_>, args: &[Vec<u8>], request: &Request<'_>, cursors: &[
             served.push((Reply::Bulk(key.clone()), Reply::Array(entries)));
         }
     }
-    if request.group.is_some() && !served.is_empty() {
+    if request.group.is_some() {
         ctx.keyspace.touch();
     }
     if !served.is_empty() {
-        return if ctx.session.resp >= 3 {
-            Reply::Map(served).into()
-        } else {
-            Reply::Array(served.into_iter().map(|(key, entries)| Reply::Array(vec![key, entries])).collect()).into()
-        };
+        return keyed_reply(served, ctx.session.resp).into();
     }
     match request.block_ms {
-        None => Reply::NilArray.into(),
-        Some(timeout_ms) => Exec::Block { timeout_ms, retry: retry_args(args, request, cursors) },
+        Some(timeout_ms) if !ctx.deny_blocking => Exec::Block(blocked_read(ctx, request, cursors, timeout_ms)),
+        _ => Reply::NilArray.into(),
+    }
+}
+
+/// What the server keeps while the read waits.
+fn blocked_read(ctx: &Ctx<'_>, request: &Request<'_>, cursors: &[Cursor], timeout_ms: u64) -> BlockedRead {
+    let mut keys: Vec<(Vec<u8>, StreamId)> = Vec::new();
+    for (key, cursor) in request.keys.iter().zip(cursors) {
+        if keys.iter().all(|(seen, _)| seen != key) {
+            let gt = if let Cursor::After(id) = cursor { *id } else { StreamId::MAX };
+            keys.push((key.clone(), gt));
+        }
+    }
+    BlockedRead {
+        timeout_ms,
+        db: ctx.keyspace.selected(),
+        keys,
+        group: request.group.map(|(group, consumer)| (group.to_vec(), consumer.to_vec())),
+        noack: request.noack,
+        count: request.count,
+        resp: ctx.session.resp,
     }
 }
 
@@ -160,24 +256,12 @@ fn serve_one(stream: &mut Stream, cursor: Cursor, request: &Request<'_>, now: u6
         newest.filter(|newest| *newest > after)?;
         return Some(stream.entries.range(start..).take(limit).map(|(id, f)| entry_reply(*id, Some(f))).collect());
     };
-    let Stream { entries, groups, .. } = stream;
-    let group = groups.get_mut(group_name)?;
+    let group = stream.groups.get_mut(group_name)?;
+    group.touch(consumer, now);
     match cursor {
-        Cursor::History(after) => {
-            group.touch(consumer, now);
-            Some(history(group, entries, consumer, after, limit, now))
-        }
+        Cursor::History(after) => Some(history(group, &stream.entries, consumer, after, limit, now)),
         Cursor::New if newest.is_some_and(|newest| newest > group.last_delivered) => {
-            group.touch(consumer, now);
-            let start = group.last_delivered.successor()?;
-            let ids: Vec<StreamId> = entries.range(start..).take(limit).map(|(id, _)| *id).collect();
-            for id in &ids {
-                group.last_delivered = *id;
-                if !request.noack {
-                    group.deliver(*id, consumer, now);
-                }
-            }
-            Some(ids.iter().map(|id| entry_reply(*id, entries.get(id))).collect())
+            Some(deliver_new(stream, group_name, consumer, limit, request.noack, now))
         }
         _ => None,
     }
@@ -207,16 +291,4 @@ fn history(
         replies.push(entry_reply(id, fields));
     }
     replies
-}
-
-/// The same command with every `$` replaced by the id it meant now, so a retry
-/// after new writes still means "after what existed when the client asked".
-fn retry_args(args: &[Vec<u8>], request: &Request<'_>, cursors: &[Cursor]) -> Vec<Vec<u8>> {
-    let mut retry = args.to_vec();
-    for (offset, cursor) in cursors.iter().enumerate() {
-        if let (Cursor::After(id), Some(slot)) = (cursor, retry.get_mut(request.ids_at + offset)) {
-            *slot = id.to_string().into_bytes();
-        }
-    }
-    retry
 }

@@ -22,8 +22,8 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     let old = match ctx.keyspace.get(key, now) {
         None => None,
         Some(Value::Str(bytes)) => Some(bytes.clone()),
-        Some(Value::Stream(_)) if options.get => return err(WRONGTYPE).into(),
-        Some(Value::Stream(_)) => Some(Vec::new()),
+        Some(_) if options.get => return err(WRONGTYPE).into(),
+        Some(_) => Some(Vec::new()),
     };
     let previous = || if options.get { old.clone().map_or(Reply::Nil, Reply::Bulk) } else { Reply::Nil };
     if (options.nx && old.is_some()) || (options.xx && old.is_none()) {

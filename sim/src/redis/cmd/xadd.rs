@@ -7,7 +7,7 @@ use crate::redis::reply::{Reply, err};
 
 /// How the client gave the id.
 #[derive(Debug, Clone, Copy)]
-enum IdSpec {
+pub(super) enum IdSpec {
     Auto,
     MsOnly(u64),
     Exact(StreamId),
@@ -40,27 +40,34 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
         Some(id) => id,
         None => return err("ERR The ID specified in XADD is equal or smaller than the target stream top item").into(),
     };
-    stream.append(id, args[trim.id_at + 1..].to_vec());
-    trim.apply(stream);
-    ctx.keyspace.touch();
+    stream.append(id, args[trim.id_at + 1..].to_vec(), ctx.server.node_limits);
+    trim.apply(stream, ctx.server.node_limits);
+    ctx.keyspace.modified(&args[1]);
+    ctx.keyspace.signal(&args[1]);
     id.reply().into()
 }
 
 fn parse(args: &[Vec<u8>]) -> Result<(TrimArgs, IdSpec), Reply> {
     let trim = xtrim::parse(args, true)?;
     let text = args.get(trim.id_at).ok_or_else(|| err("ERR wrong number of arguments for 'xadd' command"))?;
-    let spec = match text.as_slice() {
-        b"*" => IdSpec::Auto,
-        _ => match text.strip_suffix(b"-*") {
-            Some(ms) => IdSpec::MsOnly(parse_u64(ms).ok_or_else(|| err(INVALID_ID))?),
-            None => IdSpec::Exact(crate::redis::id::parse_id(text, 0)?),
-        },
-    };
+    let spec = parse_id_spec(text)?;
     let fields = args.len() - trim.id_at - 1;
     if fields < 2 || fields % 2 == 1 {
         return Err(err("ERR wrong number of arguments for 'xadd' command"));
     }
     Ok((trim, spec))
+}
+
+/// `*`, `<ms>-*` or a strict id (`-` and `+` are not ids here).
+pub(super) fn parse_id_spec(text: &[u8]) -> Result<IdSpec, Reply> {
+    match text {
+        b"*" => Ok(IdSpec::Auto),
+        b"-" | b"+" => Err(err(INVALID_ID)),
+        _ => match text.strip_suffix(b"-*") {
+            Some(ms) => Ok(IdSpec::MsOnly(parse_u64(ms).ok_or_else(|| err(INVALID_ID))?)),
+            None => Ok(IdSpec::Exact(crate::redis::id::parse_id(text, 0)?)),
+        },
+    }
 }
 
 /// The id to add after `last`, or `None` if the requested one is not above it.

@@ -16,7 +16,7 @@ pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
     };
     let deleted = ids.into_iter().filter(|id| stream.delete(*id)).count();
     if deleted > 0 {
-        ctx.keyspace.touch();
+        ctx.keyspace.modified(&args[1]);
     }
     count(deleted).into()
 }

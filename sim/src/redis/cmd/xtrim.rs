@@ -2,9 +2,9 @@
 //! options parser XADD shares.
 
 use super::{Ctx, Exec, is, parse_i64, syntax_error};
-use crate::redis::id::{StreamId, parse_range_bound};
+use crate::redis::id::StreamId;
 use crate::redis::reply::{Reply, count, err};
-use crate::redis::stream::{NODE_ENTRIES, Stream};
+use crate::redis::stream::{NodeLimits, Stream};
 
 /// A trimming strategy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +25,17 @@ pub(super) struct TrimArgs {
 }
 
 impl TrimArgs {
-    /// Applies the trim; returns how many entries went.
-    pub fn apply(&self, stream: &mut Stream) -> usize {
-        let default_limit = if self.approx { (100 * NODE_ENTRIES) as usize } else { usize::MAX };
+    /// Applies the trim; returns how many entries went. Without LIMIT, `~`
+    /// trims at most 100 nodes' worth (Redis's default), `=` without bound.
+    pub fn apply(&self, stream: &mut Stream, nodes: NodeLimits) -> usize {
+        let default_limit = match nodes.max_entries.saturating_mul(100) {
+            0 => 10_000,
+            limit => limit.min(1_000_000),
+        };
         let limit = match self.limit {
-            Some(0) | None => default_limit,
             Some(limit) => limit,
+            None if self.approx => usize::try_from(default_limit).unwrap_or(usize::MAX),
+            None => 0,
         };
         match self.strategy {
             None => 0,
@@ -50,8 +55,12 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         if xadd && opt.as_slice() == b"*" {
             break;
         } else if (is(opt, "MAXLEN") || is(opt, "MINID")) && more >= 1 {
+            if parsed.strategy.is_some() {
+                return Err(err("ERR syntax error, MAXLEN and MINID options at the same time are not compatible"));
+            }
             let maxlen = is(opt, "MAXLEN");
-            if matches!(args[i + 1].as_slice(), b"~" | b"=") {
+            parsed.approx = false;
+            if more >= 2 && matches!(args[i + 1].as_slice(), b"~" | b"=") {
                 parsed.approx = args[i + 1].as_slice() == b"~";
                 i += 1;
             }
@@ -65,6 +74,7 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         } else if xadd && is(opt, "NOMKSTREAM") {
             parsed.no_mkstream = true;
         } else if xadd {
+            super::xadd::parse_id_spec(opt)?;
             break;
         } else {
             return Err(syntax_error());
@@ -72,8 +82,11 @@ pub(super) fn parse(args: &[Vec<u8>], xadd: bool) -> Result<TrimArgs, Reply> {
         i += 1;
     }
     parsed.id_at = i;
-    if parsed.limit.is_some() && parsed.strategy.is_none() {
+    if parsed.limit.is_some_and(|limit| limit > 0) && parsed.strategy.is_none() {
         return Err(err("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if !xadd && parsed.strategy.is_none() {
+        return Err(err("ERR syntax error, XTRIM must be called with a trimming strategy"));
     }
     if parsed.limit.is_some() && !parsed.approx {
         return Err(err("ERR syntax error, LIMIT cannot be used without the special ~ option"));
@@ -87,24 +100,26 @@ fn threshold_of(text: &[u8], maxlen: bool) -> Result<Strategy, Reply> {
         let value = usize::try_from(value).map_err(|_| err("ERR The MAXLEN argument must be >= 0."))?;
         Ok(Strategy::MaxLen(value))
     } else {
-        Ok(Strategy::MinId(parse_range_bound(text, true)?))
+        match text {
+            b"-" | b"+" => Err(err(crate::redis::id::INVALID_ID)),
+            _ => Ok(Strategy::MinId(crate::redis::id::parse_id(text, 0)?)),
+        }
     }
 }
 
 pub(super) fn run(ctx: &mut Ctx<'_>, args: &[Vec<u8>]) -> Exec {
+    let parsed = match parse(args, false) {
+        Ok(parsed) => parsed,
+        Err(reply) => return reply.into(),
+    };
     let stream = match ctx.keyspace.stream(&args[1], ctx.now_ms) {
         Err(reply) => return reply.into(),
         Ok(None) => return Reply::Int(0).into(),
         Ok(Some(stream)) => stream,
     };
-    let parsed = match parse(args, false) {
-        Ok(parsed) if parsed.strategy.is_some() => parsed,
-        Ok(_) => return syntax_error().into(),
-        Err(reply) => return reply.into(),
-    };
-    let removed = parsed.apply(stream);
+    let removed = parsed.apply(stream, ctx.server.node_limits);
     if removed > 0 {
-        ctx.keyspace.touch();
+        ctx.keyspace.modified(&args[1]);
     }
     count(removed).into()
 }
