@@ -444,6 +444,8 @@ struct NissaArgs {
     seed: u64,
     #[command(flatten)]
     log: logging::LogArgs,
+    #[command(flatten)]
+    dev_key: DevKeyArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -644,6 +646,7 @@ fn nissa(args: NissaArgs) -> CommandResult {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         addr: args.addr,
         seed: args.seed,
+        key: args.dev_key.resolve()?,
     };
     esper_scenarios::up::run_nissa(&config, announce)?;
     Ok(true)

@@ -33,7 +33,7 @@ pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
         summary.results.len() - failures.len(),
         failures.len(),
     );
-    if summary.results.len() < summary.planned {
+    if (summary.results.len() as u128) < summary.planned {
         let _ = writeln!(text, "Stopped early at `--max-failures`: the seeds below are the ones that ran.\n");
     }
     let seeds: Vec<String> = summary.results.iter().map(|result| result.seed.to_string()).collect();

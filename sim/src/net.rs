@@ -64,6 +64,10 @@ impl Listener for TurmoilListener {
         let (stream, peer) = self.0.accept().await?;
         Ok((TracedStream::new(stream)?, peer.to_string()))
     }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
 }
 
 /// A simulated TCP stream that traces what it sends and delivers (see the module docs).
@@ -135,9 +139,5 @@ impl AsyncWrite for TracedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(context)
-    }
-
-    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.0.local_addr()
     }
 }

@@ -19,7 +19,7 @@ use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_sim::RngTree;
 
 use super::{Signals, UpError, io};
-use crate::real_profile::{RedisTarget, process_env, signing_key, wall_clock_ms};
+use crate::real_profile::{RealKey, RedisTarget, process_env, wall_clock_ms};
 
 /// What `esper nissa` was asked to do.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct NissaAloneConfig {
     pub addr: SocketAddr,
     /// Seeds the bus client's nonces and retry jitter.
     pub seed: u64,
+    /// The Leyline key the packets are verified with.
+    pub key: RealKey,
 }
 
 /// Runs Nissa until a signal; returns the signal's name.
@@ -40,7 +42,7 @@ pub fn run_nissa(config: &NissaAloneConfig, announce: impl Fn(String)) -> Result
 
 async fn serve(config: &NissaAloneConfig, announce: &dyn Fn(String)) -> Result<&'static str, UpError> {
     let (host, port) = config.redis.address().map_err(io("starting the embedded Redis"))?;
-    let (key, key_source) = signing_key().map_err(UpError::Config)?;
+    let (key, key_source) = (config.key.key.clone(), config.key.source.name());
     let clock = UnixClock::anchored_at(wall_clock_ms());
     let streams = StreamConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa_config = NissaConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
