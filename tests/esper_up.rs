@@ -214,6 +214,7 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
             .arg("--workdir")
             .arg(workdir.path())
             .args(["--epochs", "1", "--log-format", "json", "--log-level", level])
+            .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
             .output()
             .expect("esper up runs");
         assert!(output.status.success(), "{output:?}");

@@ -16,7 +16,7 @@ use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
 use rand::SeedableRng;
 use support::{RealRedis, http_get as get};
 
-const SECRET: &str = "operator-tools-test-secret";
+const SECRET: &str = "operator-tools-test-secret-of-32-bytes-or-more";
 
 /// Polls `path` every 20 ms, at most 500 times, until `done` accepts the answer.
 fn poll(address: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> String {

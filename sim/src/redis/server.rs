@@ -372,7 +372,11 @@ impl<S: esper_core::net::Stream> Connection<S> {
                 reply.encode(self.session.resp, &mut self.out);
                 Ok(Flow::Continue)
             }
-            Err(Exit::Close) => Ok(Flow::Close),
+            Err(Exit::Close) => {
+                // Redis frees such a client at once: replies still buffered are lost.
+                self.out.clear();
+                Ok(Flow::Close)
+            }
             Err(Exit::ReplyThenClose(reply)) => {
                 reply.encode(self.session.resp, &mut self.out);
                 Ok(Flow::Close)
