@@ -131,7 +131,11 @@ fn three_epochs_lower_the_loss_with_tamiyo_at_every_step_and_telemetry_in_budget
         assert_eq!(peers.tamiyo.calls, 48, "Tamiyo is consulted at every optimizer step");
         assert_eq!(peers.kasmina.applied.len(), 48);
         assert_eq!(peers.kasmina.finalized, 48);
-        assert_eq!(peers.telemetry.telemetry.len(), 3, "one packet per quiet epoch");
+        assert_eq!(
+            peers.telemetry.telemetry.len(),
+            6,
+            "two parts per quiet epoch (the split builder: counters then Tamiyo evaluations)"
+        );
         for packet in &peers.telemetry.telemetry {
             assert!(packet.encoded_len() <= TELEMETRY_BYTE_LIMIT, "{} bytes", packet.encoded_len());
             for name in ["tolaria.training.loss", "tolaria.training.latency_ms", "slo.tolaria_latency_objective"] {
