@@ -138,8 +138,13 @@ fn three_epochs_lower_the_loss_with_tamiyo_at_every_step_and_telemetry_in_budget
         );
         for packet in &peers.telemetry.telemetry {
             assert!(packet.encoded_len() <= TELEMETRY_BYTE_LIMIT, "{} bytes", packet.encoded_len());
+        }
+        // Each epoch's parts together carry the headline metrics (which part holds
+        // which is the builder's packet plan, not this test's concern).
+        for epoch in peers.telemetry.telemetry.chunks(2) {
+            assert_eq!(epoch.iter().map(|p| (p.part, p.parts)).collect::<Vec<_>>(), [(1, 2), (2, 2)], "{epoch:?}");
             for name in ["tolaria.training.loss", "tolaria.training.latency_ms", "slo.tolaria_latency_objective"] {
-                assert!(packet.metric(name).is_some(), "{name} missing from {packet:?}");
+                assert!(epoch.iter().any(|packet| packet.metric(name).is_some()), "{name} missing from {epoch:?}");
             }
         }
         reports
