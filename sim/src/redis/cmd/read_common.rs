@@ -256,10 +256,14 @@ fn serve_one(stream: &mut Stream, cursor: Cursor, request: &Request<'_>, now: u6
         newest.filter(|newest| *newest > after)?;
         return Some(stream.entries.range(start..).take(limit).map(|(id, f)| entry_reply(*id, Some(f))).collect());
     };
+    // Redis 7.0 creates (and marks seen) the consumer only for a read it serves
+    // at once: history always, `>` when there is something new.
     let group = stream.groups.get_mut(group_name)?;
-    group.touch(consumer, now);
     match cursor {
-        Cursor::History(after) => Some(history(group, &stream.entries, consumer, after, limit, now)),
+        Cursor::History(after) => {
+            group.touch(consumer, now);
+            Some(history(group, &stream.entries, consumer, after, limit, now))
+        }
         Cursor::New if newest.is_some_and(|newest| newest > group.last_delivered) => {
             Some(deliver_new(stream, group_name, consumer, limit, request.noack, now))
         }
