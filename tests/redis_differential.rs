@@ -669,8 +669,9 @@ impl Pair {
 /// [`normalise_frame`]), which is only meaningful when both servers agree on
 /// whether two of them fell in the same millisecond: after such a step the
 /// harness lets the clock move on, so the next auto id is always a new one on
-/// both servers (same-millisecond sequence numbers are covered by the simulated
-/// server's own tests, where its clock is a parameter).
+/// both servers (same-millisecond sequence numbers are covered by the unit test
+/// of `next_id` in `sim/src/redis/cmd/xadd.rs`, where the clock is a parameter,
+/// and here by the `ms-*` form).
 fn may_generate_auto_id(command: &Cmd) -> bool {
     match command[0].as_str() {
         "XADD" => command.iter().skip(2).any(|word| word == "*"),

@@ -80,3 +80,19 @@ fn next_id(last: StreamId, spec: IdSpec, now_ms: u64) -> Option<StreamId> {
         IdSpec::Exact(id) => (id > last).then_some(id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Same-millisecond numbering, with the clock a parameter (the differential
+    /// test against redis-server keeps auto ids in distinct milliseconds).
+    #[test]
+    fn auto_ids_number_within_a_millisecond_and_never_go_back() {
+        let last = StreamId::new(5, 2);
+        assert_eq!(next_id(last, IdSpec::Auto, 5), Some(StreamId::new(5, 3)), "same millisecond: next sequence");
+        assert_eq!(next_id(last, IdSpec::Auto, 4), Some(StreamId::new(5, 3)), "a clock behind the last id");
+        assert_eq!(next_id(last, IdSpec::Auto, 6), Some(StreamId::new(6, 0)), "a new millisecond starts at 0");
+        assert_eq!(next_id(StreamId::MAX, IdSpec::Auto, 6), None, "nothing above the largest id");
+    }
+}
