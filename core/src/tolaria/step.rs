@@ -53,6 +53,7 @@ where
         let tamiyo_ms = millis_since(hooks_started);
         self.apply_command(&command, tally).await;
         self.peers.kasmina.finalize_step(self.global_step);
+        self.sync_grafts();
         let hook_ms = millis_since(hooks_started);
         self.last_hook_ms = (hook_ms, tamiyo_ms);
         tally.hook_max_ms = tally.hook_max_ms.max(hook_ms);
