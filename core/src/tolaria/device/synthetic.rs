@@ -78,9 +78,13 @@ impl Synthetic {
         Ok((host, seed))
     }
 
-    /// A new seed for `plan`, checked against the slot; its weights come from a
-    /// stream keyed by the seed's id and the host's current weights, so a run
-    /// grafts the same weights every time without drawing from the run's RNG.
+    /// A new seed for `plan`, checked against the slot. It starts as a copy of the
+    /// layer the slot wraps plus a small jitter (a tenth of PyTorch's initial
+    /// range), so blending it in does not throw away what the host has learnt — a
+    /// fresh random seed at alpha 1 would — and it still learns its own way. The
+    /// jitter comes from a stream keyed by the seed's id and the host's current
+    /// weights, so a run grafts the same weights every time without drawing from
+    /// the run's RNG.
     fn attach(&self, plan: &SeedGraft, slot: &Slot) -> Result<GraftedSeed, DeviceError> {
         let refuse = |reason: String| DeviceError::GraftRefused { seed: plan.seed_id.clone(), reason };
         if (plan.inputs, plan.outputs) != (slot.inputs, slot.outputs) {
@@ -96,16 +100,27 @@ impl Synthetic {
             return Err(refuse("a fossilized seed with no parameters here cannot be made up".to_owned()));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(graft_key(&plan.seed_id, &self.state.weight));
-        Ok(GraftedSeed {
-            seed_id: plan.seed_id.clone(),
-            slot: slot.name.to_owned(),
-            stage: plan.stage,
-            alpha: served_alpha(plan),
-            mode: plan.mode.clone(),
-            layer: DenseState::initial(slot.inputs, slot.outputs, &mut rng),
-        })
+        let noise = DenseState::initial(slot.inputs, slot.outputs, &mut rng);
+        let (weight, bias) = match &self.state.hidden {
+            Some(hidden) => (&hidden.weight, &hidden.bias),
+            None => (&self.state.weight, &self.state.bias),
+        };
+        let jitter = |host: &[f32], noise: &[f32]| -> Vec<f32> {
+            host.iter().zip(noise).map(|(h, n)| h + SEED_JITTER * n).collect()
+        };
+        let layer = DenseState {
+            weight: jitter(weight, &noise.weight),
+            bias: jitter(bias, &noise.bias),
+            weight_momentum: noise.weight_momentum,
+            bias_momentum: noise.bias_momentum,
+        };
+        let (stage, alpha, mode) = (plan.stage, served_alpha(plan), plan.mode.clone());
+        Ok(GraftedSeed { seed_id: plan.seed_id.clone(), slot: slot.name.to_owned(), stage, alpha, mode, layer })
     }
 }
+
+/// Scale of a new seed's jitter around the host layer it copies.
+const SEED_JITTER: f32 = 0.1;
 
 /// The alpha a seed's output is taken with: 0 while TRAINING, else the plan's.
 fn served_alpha(plan: &SeedGraft) -> f32 {
