@@ -9,6 +9,7 @@
 //! profile runs the trainer on a current-thread runtime for the same reason.
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
+use super::device::SeedGraft;
 use crate::leyline::{AdaptationCommand, EmergencySignal, SeedState, SystemStatePacket, TelemetryPacket};
 
 /// Why a collaborator did not deliver. Timeouts are not errors here: Tolaria imposes
@@ -37,6 +38,12 @@ pub trait KasminaPort {
 
     /// Called once per optimizer step after the command, to advance blending.
     fn finalize_step(&mut self, global_step: u64);
+
+    /// The seeds the model should hold now, which Tolaria grafts onto its device
+    /// after each step. A stand-in Kasmina grafts nothing.
+    fn grafts(&self) -> Vec<SeedGraft> {
+        Vec::new()
+    }
 }
 
 /// Where Tolaria's per-epoch telemetry goes (Oona's telemetry stream, or a log).

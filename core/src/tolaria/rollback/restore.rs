@@ -121,8 +121,8 @@ fn restore_model(device: &mut dyn Device, planted: Planted, snapshot: &[u8]) -> 
     if !planted.armed(PlantedBug::RollbackSkipsTensor) {
         return device.restore(snapshot);
     }
-    let (features, classes) = ModelState::shape(snapshot)?;
-    let spec = ModelSpec { features, classes, ..ModelSpec::rc1() };
+    let (features, hidden, classes) = ModelState::shape(snapshot)?;
+    let spec = ModelSpec { features, hidden, classes, ..ModelSpec::rc1() };
     let current = ModelState::decode(&device.snapshot()?, &spec)?;
     let restored = ModelState { bias: current.bias, ..ModelState::decode(snapshot, &spec)? };
     device.restore(&restored.encode(&spec))
