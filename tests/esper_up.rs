@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
+use esper_core::nissa::alerts::{PrefetchRule, TrainingLatencyRule, default_rules, unfed_alerts};
 use support::{RawClient, RealRedis, http_get as get};
 
 /// A running `esper up`, its stdout read line by line on a thread.
@@ -24,11 +25,17 @@ struct Up {
 
 impl Up {
     fn start(redis_port: u16, workdir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(redis_port, workdir, extra, &[])
+    }
+
+    /// [`Up::start`] with `env` added to the child's environment.
+    fn start_with_env(redis_port: u16, workdir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_esper"))
             .args(["up", "--redis-url", &format!("redis://127.0.0.1:{redis_port}"), "--nissa-addr", "127.0.0.1:0"])
             .arg("--workdir")
             .arg(workdir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -199,6 +206,58 @@ fn germinated_seeds_get_their_kernels_from_urza() {
     assert_eq!(field(&attached, "prefetch_ok"), kernels, "every kernel came from Urza: {attached}");
     assert_eq!(field(&attached, "prefetch_fallback"), 0, "{attached}");
     assert!(up.exit(Duration::from_secs(30)).success());
+}
+
+/// Nissa's `/metrics` after a three-epoch `esper up` run with `env`, read while it
+/// lingers.
+fn scrape_after_run(test: &str, env: &[(&str, &str)]) -> String {
+    let Some(redis) = RealRedis::start(test) else { return String::new() };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start_with_env(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"], env);
+    let nissa = nissa_address(&up.wait_for("esper up: ready", Duration::from_secs(60)));
+    up.wait_for("esper up: finished", Duration::from_secs(120));
+    let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(up.exit(Duration::from_secs(30)).success(), "saw {:#?}", up.seen);
+    metrics
+}
+
+/// Every alert in Nissa's catalog is fed by a live producer: after a real run, the
+/// scrape holds a series for each rule's metric (`unfed_alerts`, whose own tests
+/// show it failing on a scrape missing one). Rollback's restore latency is sampled
+/// only when an epoch rolls back, so this run enables rollback
+/// (`TOLARIA_ROLLBACK_ENABLED`) and gives Tamiyo no time to answer
+/// (`TAMIYO_STEP_TIMEOUT_MS=0`): its epochs fail and are rolled back.
+#[test]
+fn every_catalog_alert_has_a_series_in_a_live_scrape() {
+    let env = [("TOLARIA_ROLLBACK_ENABLED", "1"), ("TAMIYO_STEP_TIMEOUT_MS", "0")];
+    let metrics = scrape_after_run("every_catalog_alert_has_a_series", &env);
+    if metrics.is_empty() {
+        return;
+    }
+    let rules = default_rules(TrainingLatencyRule::Rc1, PrefetchRule::Rc1);
+    let unfed = unfed_alerts(&rules, &metrics);
+    assert!(unfed.is_empty(), "alerts with no series in /metrics: {unfed:#?}\n{metrics}");
+    assert!(metrics.contains("esper_slo_samples_total{slo=\"rollback_restore\"}"), "{metrics}");
+}
+
+/// `kasmina.prefetch.requests_total{status}` keeps its label: one series per
+/// status, each with Kasmina's source label, none collapsed into another.
+#[test]
+fn the_scrape_has_one_labelled_series_per_prefetch_status() {
+    let metrics = scrape_after_run("one_labelled_series_per_prefetch_status", &[]);
+    if metrics.is_empty() {
+        return;
+    }
+    let series: Vec<&str> =
+        metrics.lines().filter(|line| line.starts_with("esper_kasmina_prefetch_requests_total")).collect();
+    for status in ["ok", "timeout", "error"] {
+        let label = format!("status=\"{status}\"");
+        let matching = series.iter().filter(|line| line.contains(&label)).count();
+        assert_eq!(matching, 1, "one series for {label}: {series:#?}");
+    }
+    assert_eq!(series.len(), 3, "no unlabelled or extra series: {series:#?}");
+    assert!(series.iter().all(|line| line.contains("source=\"kasmina\"")), "{series:#?}");
 }
 
 /// `--log-format json`: every line `esper up` writes to stderr is one JSON object

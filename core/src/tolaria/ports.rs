@@ -10,7 +10,7 @@
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
 use super::device::SeedGraft;
-use crate::leyline::{AdaptationCommand, EmergencySignal, SeedState, SystemStatePacket, TelemetryPacket};
+use crate::leyline::{AdaptationCommand, EmergencySignal, MetricPoint, SeedState, SystemStatePacket, TelemetryPacket};
 
 /// Why a collaborator did not deliver. Timeouts are not errors here: Tolaria imposes
 /// them itself around each call.
@@ -50,6 +50,14 @@ pub trait KasminaPort {
 pub trait TelemetryPort {
     /// Publishes one packet, already within the 280-byte budget.
     async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError>;
+
+    /// The bus's own publisher snapshot (`oona.queue.depth`, reroutes, drops…),
+    /// when the port is a bus: whoever holds the port publishes it, so Oona's
+    /// figures reach Nissa beside the packets they describe. Empty for a port
+    /// that is not a bus (a log, Weatherlight's hub).
+    async fn bus_snapshot(&mut self) -> Vec<MetricPoint> {
+        Vec::new()
+    }
 }
 
 /// Where emergency signals go (Oona's emergency stream).

@@ -145,7 +145,7 @@ where
         let mut fast_cache = FastCache::new(config.rollback_fast_cap_bytes);
         fast_cache.insert(0, device.snapshot()?);
         Ok(Self {
-            breaker: CircuitBreaker::new(config.breaker),
+            breaker: CircuitBreaker::new(config.breaker).named("tolaria.epoch"),
             emergency: EmergencyController::new(config.run_id.clone()),
             config,
             device,

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use esper_core::clock::UnixClock;
 use esper_core::karn::Catalog;
+use esper_core::kasmina::telemetry as kasmina_telemetry;
 use esper_core::kasmina::{KasminaConfig, PrefetchConfig, PrefetchCoordinator, PrefetchingKasmina, SeedManager};
 use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::http1::HttpLimits;
@@ -19,7 +20,7 @@ use esper_core::nissa::{self, Nissa, ingest_until};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::storage::RealStorage;
 use esper_core::tamiyo::{RpcConfig, TamiyoClient};
-use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge};
+use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge, forge_telemetry};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::TelemetryPort as _;
 use esper_core::tolaria::{Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
@@ -96,7 +97,7 @@ pub(super) fn nissa(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servic
 /// every blueprint of Karn's catalog on the run's device that is not in the
 /// library yet (resuming its `forge_wal.json` after a crash), so a restarted
 /// Urza serves what an earlier life built without building it again.
-async fn stocked_library(shared: &Shared) -> Result<Library<RealStorage>, String> {
+async fn stocked_library(shared: &Shared, context: &ServiceContext) -> Result<Library<RealStorage>, String> {
     let job = CompileJobConfig { artifact_dir: shared.workdir.join("urza"), ..CompileJobConfig::default() };
     let (library, damaged) = Library::open(RealStorage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
     if !damaged.is_empty() {
@@ -108,7 +109,13 @@ async fn stocked_library(shared: &Shared) -> Result<Library<RealStorage>, String
         .run(&Catalog::default_catalog())
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(pending = report.pending.len(), "tezzeret.forge.done");
+    tracing::info!(pending = report.pending.len(), retries = report.retry_count, "tezzeret.forge.done");
+    // The pass's telemetry (`tezzeret.compile.retry_count`, which
+    // `tezzeret_compile_retry_high` watches) goes to Nissa through the hub.
+    let mut hub = context.telemetry();
+    for packet in forge_telemetry(&report, shared.clock.now_ms()).map_err(|e| e.to_string())? {
+        hub.publish_telemetry(&packet).await.map_err(|e| e.to_string())?;
+    }
     Ok(library)
 }
 
@@ -121,7 +128,8 @@ pub(super) fn urza(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Service
             let rng = shared.life("urza", context.life());
             let requests = shared.bus(shared.streams.clone(), "urza", rng.stream("requests"));
             let replies = shared.bus(shared.streams.clone(), "urza", rng.stream("replies"));
-            let library = stocked_library(&shared).await.map_err(|e| ServiceError(format!("stocking Urza: {e}")))?;
+            let library =
+                stocked_library(&shared, &context).await.map_err(|e| ServiceError(format!("stocking Urza: {e}")))?;
             let serve =
                 serve_kernels(requests, replies, library, UrzaConfig::default(), rng.stream("latency"), shared.clock);
             tokio::select! {
@@ -193,6 +201,8 @@ async fn train(shared: &Shared, context: &ServiceContext) -> Result<(), String> 
         let kasmina = &mut trainer.collaborators_mut().kasmina;
         let (attached, prefetch) = (kasmina.kernels_attached(), kasmina.prefetch_counters());
         let mut packets = kasmina.manager_mut().telemetry(clock.now_ms());
+        let prefetch_id = format!("kasmina-prefetch-e{}", report.epoch);
+        packets.extend(kasmina_telemetry::packets(&prefetch_id, prefetch.metrics(), Vec::new(), clock.now_ms()));
         let seeds = kasmina.manager_mut().active();
         let mut hub = context.telemetry();
         for packet in packets.drain(..) {
