@@ -244,7 +244,11 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
 /// fsyncs inline on the services' executor and the HTTP server on the same
 /// thread (the arrangement before), requests waited up to a whole fsync.
 #[test]
-#[allow(clippy::disallowed_methods, reason = "a latency bound on a real server needs the wall clock")]
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a latency bound on a real server needs the wall clock"
+)]
 fn a_slow_fsync_does_not_stall_healthz() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};

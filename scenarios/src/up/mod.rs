@@ -1,11 +1,14 @@
 //! `esper up`: the whole control loop, for real, on one machine.
 //!
 //! Redis (the embedded server, or `--redis-url`), then Nissa's HTTP endpoint on
-//! `--nissa-addr` (`:9100` by default) for the whole process, then Weatherlight
+//! `--nissa-addr` (`:9100` by default) for the whole process, on a thread of its
+//! own (`http_thread`), then Weatherlight
 //! supervising, in start order: Nissa's ingest, Urza's kernel server, Tamiyo's
 //! RPC server (loopback, a free port) and Tolaria's training job, whose Kasmina
 //! fetches every germinated seed's kernel from Urza over Oona. All telemetry goes
-//! through Weatherlight's hub onto Oona and into Nissa.
+//! through Weatherlight's hub onto Oona and into Nissa. The services share one
+//! current-thread executor; their file I/O runs on tokio's blocking pool
+//! (`PooledStorage`), so a slow disk stalls only the task waiting on it.
 //!
 //! Progress is printed as lines starting `esper up:` — `ready` (with Nissa's
 //! address) once everything is bound, one per epoch, and `finished` (or
