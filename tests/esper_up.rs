@@ -296,3 +296,76 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
     let quiet = run("error");
     assert!(quiet.lines().all(|line| line.contains("\"level\":\"ERROR\"")), "--log-level error: {quiet}");
 }
+
+/// Issue 22: a slow disk stalls only the task waiting on it. Every fsync of the
+/// run (Urza's library, Tamiyo's WAL, Tolaria's checkpoints) sleeps 200 ms first,
+/// and `/healthz`, polled throughout, answers each time within 50 ms. With the
+/// fsyncs inline on the services' executor and the HTTP server on the same
+/// thread (the arrangement before), requests waited up to a whole fsync.
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a latency bound on a real server needs the wall clock"
+)]
+fn a_slow_fsync_does_not_stall_healthz() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = RealRedis::start("a_slow_fsync_does_not_stall_healthz") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--fault-fsync-delay", "200ms"]);
+    let ready = up.wait_for("esper up: ready", Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let nissa = nissa_address(&ready);
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let asked = std::time::Instant::now();
+                // No answer within the client's 5 s read timeout is status 0.
+                let status = get(&nissa, "/healthz").map_or(0, |(status, _)| status);
+                latencies.push((asked.elapsed(), status));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            latencies
+        })
+    };
+    up.wait_for("esper up: finished", Duration::from_secs(120));
+    let ran = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let latencies = poller.join().expect("the poller ends");
+    // Three checkpoints and Tamiyo's field reports alone are over a second of fsyncs.
+    assert!(ran >= Duration::from_secs(1), "the injected delay did not slow the run ({ran:?}): was it injected?");
+    let slowest = latencies.iter().map(|(latency, _)| *latency).max().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(50),
+        "/healthz took {slowest:?} (of {} samples over {ran:?}) behind a 200 ms fsync",
+        latencies.len()
+    );
+    assert!(latencies.iter().all(|(_, status)| *status == 200), "{latencies:?}");
+    assert!(latencies.len() >= 20, "too few /healthz samples over {ran:?}: {}", latencies.len());
+    assert!(up.exit(Duration::from_secs(30)).success());
+}
+
+/// Issue 22: configuration read from the environment has one grammar, and a value
+/// outside it is a usage error at the start (exit 2, naming the variable, its
+/// value and what is accepted), not a Tolaria that crashes until Weatherlight
+/// gives up. Nothing is contacted: the check comes before the first connection.
+#[test]
+fn a_bad_strict_isolation_value_exits_2_naming_the_variable() {
+    let workdir = tempfile::tempdir().expect("workdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["up", "--redis-url", "redis://127.0.0.1:1", "--nissa-addr", "127.0.0.1:0"])
+        .arg("--workdir")
+        .arg(workdir.path())
+        .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
+        .env("KASMINA_STRICT_ISOLATION", "maybe")
+        .output()
+        .expect("esper up runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("KASMINA_STRICT_ISOLATION=\"maybe\" is not valid: expected true or false"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("esper up: ready"), "it started anyway");
+}

@@ -18,7 +18,6 @@ use esper_core::net::{TokioConnector, TokioListener};
 use esper_core::nissa::index::ElasticIndex;
 use esper_core::nissa::{self, Nissa, ingest_until};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
-use esper_core::storage::RealStorage;
 use esper_core::tamiyo::{RpcConfig, TamiyoClient};
 use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge, forge_telemetry};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
@@ -29,6 +28,7 @@ use esper_core::weatherlight::{ServiceContext, ServiceError, ServiceFuture};
 use esper_sim::RngTree;
 use rand_chacha::ChaCha8Rng;
 
+use super::PooledStorage;
 use crate::control_loop::hosts::serve_tamiyo_with_wal;
 use crate::real_profile::process_env;
 
@@ -45,6 +45,8 @@ pub(super) struct Shared {
     /// first life takes it, later lives bind the same address again.
     pub tamiyo_listener: RefCell<Option<TokioListener>>,
     pub workdir: PathBuf,
+    /// The files under `workdir`, every call off the executor (see `PooledStorage`).
+    pub storage: PooledStorage,
     pub device: DeviceKind,
     pub epochs: u32,
     pub run_id: String,
@@ -97,15 +99,15 @@ pub(super) fn nissa(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servic
 /// every blueprint of Karn's catalog on the run's device that is not in the
 /// library yet (resuming its `forge_wal.json` after a crash), so a restarted
 /// Urza serves what an earlier life built without building it again.
-async fn stocked_library(shared: &Shared, context: &ServiceContext) -> Result<Library<RealStorage>, String> {
+async fn stocked_library(shared: &Shared, context: &ServiceContext) -> Result<Library<PooledStorage>, String> {
     let job = CompileJobConfig { artifact_dir: shared.workdir.join("urza"), ..CompileJobConfig::default() };
-    let (library, damaged) = Library::open(RealStorage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
+    let (library, damaged) = Library::open(shared.storage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
     if !damaged.is_empty() {
         tracing::warn!(damaged = damaged.len(), "urza.library.damaged_records");
     }
     let seed = rand::RngCore::next_u64(&mut shared.rng.stream("tezzeret"));
     let compiler = DeviceCompiler::new(shared.device, seed);
-    let report = Forge::new(RealStorage, library.clone(), job, compiler)
+    let report = Forge::new(shared.storage, library.clone(), job, compiler)
         .run(&Catalog::default_catalog())
         .await
         .map_err(|e| e.to_string())?;
@@ -154,7 +156,7 @@ pub(super) fn tamiyo(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servi
             let ids = shared.life("tamiyo", context.life()).stream("command_ids");
             let dir = shared.workdir.join("tamiyo");
             let rpc = RpcConfig::new(shared.key.clone());
-            let serve = serve_tamiyo_with_wal(listener, RealStorage, dir, shared.clock, ids, rpc);
+            let serve = serve_tamiyo_with_wal(listener, shared.storage, dir, shared.clock, ids, rpc);
             tokio::select! {
                 reason = serve => Err(ServiceError(reason)),
                 () = context.stopped() => Ok(()),
@@ -186,9 +188,9 @@ async fn train(shared: &Shared, context: &ServiceContext) -> Result<(), String> 
     let kasmina = kasmina(shared, context, &life).await?;
     let emergency = shared.bus(shared.streams.clone(), "tolaria", life.stream("emergency"));
     let peers = Collaborators { tamiyo, kasmina, telemetry: context.telemetry(), emergency };
-    let checkpoints = StorageCheckpoints::new(RealStorage, shared.workdir.join("tolaria").join("checkpoint.wal"));
+    let checkpoints = StorageCheckpoints::new(shared.storage, shared.workdir.join("tolaria").join("checkpoint.wal"));
     let config = TrainingLoopConfig { run_id: shared.run_id.clone(), ..TrainingLoopConfig::default() }
-        .with_env(|name| std::env::var(name).ok())
+        .with_env(process_env)
         .map_err(|e| e.to_string())?;
     let mut trainer = Trainer::new(config, model, dataset, peers, checkpoints, clock).map_err(|e| e.to_string())?;
     if let Some((epoch, step)) = trainer.resume().await.map_err(|e| e.to_string())? {
