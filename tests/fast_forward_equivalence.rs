@@ -7,11 +7,13 @@
 //! first recorded with. The hazards it guards (`../shared/reference/sim-speed.md`):
 //! a skipped tick must still draw tokio's per-entry RNG seed and count its
 //! scheduler ticks, and no tick may be skipped past a message, a timer or a fault.
-//! The last test shows the comparison failing on the most plausible of those
-//! bugs, a fast-forward that overshoots a fault.
+//! The last two tests show the comparison failing on a fast-forward that
+//! overshoots a fault, and hold the scheduler-tick count a skipped tick must
+//! reproduce (`an_idle_tick_counts_the_scheduler_ticks_of_stepping`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use esper_scenarios::registry;
@@ -190,4 +192,90 @@ fn a_fast_forward_past_a_fault_is_caught() {
     let bounded = echo_world(Driver::UpToNextFault);
     assert_eq!(bounded, stepped, "fast-forward up to the next fault changed what the client saw");
     assert_ne!(echo_world(Driver::IgnoringFaults), stepped, "a fast-forward past a fault went unnoticed");
+}
+
+/// Which of two tasks the Redis-like server of [`queue_world`] ran first in a
+/// round: `true` when the task woken from inside the host runtime (the local
+/// queue) ran before the one woken by a network delivery (the injected queue).
+fn queue_world(fast_forward: bool) -> Vec<bool> {
+    const ROUNDS: u64 = 200;
+    let ran: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(7)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(1))
+        .epoch(std::time::UNIX_EPOCH)
+        .simulation_duration(Duration::from_secs(100))
+        .build();
+    let log = Arc::clone(&ran);
+    sim.host("server", move || {
+        let log = Arc::clone(&log);
+        async move {
+            let listener = turmoil::net::TcpListener::bind(("0.0.0.0", 9)).await?;
+            let (mut first, _) = listener.accept().await?;
+            let (mut second, _) = listener.accept().await?;
+            let notify = Arc::new(tokio::sync::Notify::new());
+            let (waiter_notify, waiter_log, second_log) = (Arc::clone(&notify), Arc::clone(&log), Arc::clone(&log));
+            // Like a blocked XREAD woken by another connection's XADD.
+            let waiter = tokio::spawn(async move {
+                loop {
+                    waiter_notify.notified().await;
+                    waiter_log.lock().expect("log").push("waiter");
+                }
+            });
+            let writer = tokio::spawn(async move {
+                while first.read_exact(&mut [0; 1]).await.is_ok() {
+                    notify.notify_one();
+                }
+            });
+            let reader = tokio::spawn(async move {
+                while second.read_exact(&mut [0; 1]).await.is_ok() {
+                    second_log.lock().expect("log").push("second");
+                }
+            });
+            let _ = tokio::join!(waiter, writer, reader);
+            Ok(())
+        }
+    });
+    sim.client("client", async move {
+        let mut first = turmoil::net::TcpStream::connect(("server", 9)).await?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut second = turmoil::net::TcpStream::connect(("server", 9)).await?;
+        for round in 0..ROUNDS {
+            // Idle gaps of every length from 3 to 31 ms, so that the rounds meet
+            // the scheduler's tick count at every residue.
+            tokio::time::sleep(Duration::from_millis(3 + round % 29)).await;
+            first.write_all(&[1]).await?;
+            second.write_all(&[2]).await?;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        Ok(())
+    });
+    while !sim.step().expect("the queue world runs") {
+        if fast_forward {
+            sim.fast_forward(Duration::MAX);
+        }
+    }
+    let ran = ran.lock().expect("log");
+    ran.chunks(2).map(|pair| pair.first() == Some(&"waiter")).collect()
+}
+
+/// Both segments of a round arrive in one tick and wake two server tasks from
+/// outside the runtime (the injected queue); the first wakes a third from inside
+/// (the local queue). Whether that third task or the second reader runs next is
+/// tokio's choice by its scheduler tick count (remote first every 31st tick), so
+/// a fast-forward that counted the ticks of skipped `block_on` calls wrongly
+/// reorders some rounds. Stepping costs two ticks per idle tick (the sleep that
+/// ends each `block_on` leaves a wake-up pending, which the next one's first park
+/// consumes). With the first patch's count, one, 16 of the 200 rounds came out
+/// reordered (rounds 6, 15, 27, …); both orders occur when stepping (the reader
+/// first in 9 rounds), so the comparison has something to catch.
+#[test]
+fn an_idle_tick_counts_the_scheduler_ticks_of_stepping() {
+    let stepped = queue_world(false);
+    assert_eq!(stepped.len(), 200, "every round ran");
+    assert!(stepped.contains(&true) && stepped.contains(&false), "both orders occur: {stepped:?}");
+    let skipped = queue_world(true);
+    let reordered: Vec<usize> = (0..200).filter(|&round| stepped.get(round) != skipped.get(round)).collect();
+    assert!(reordered.is_empty(), "fast-forward reordered the tasks of rounds {reordered:?}");
 }

@@ -156,22 +156,34 @@ cfg_test_util! {
         /// together span `advance`, would do on an idle runtime whose clock is
         /// paused and whose earliest timer lies beyond `advance` — without making
         /// them: advances the clock, processes the timer wheel, draws and
-        /// discards the RNG seed each call draws on entry and counts the
-        /// scheduler ticks each call counts, so that the runtime's later choices
-        /// are the ones it would have made had those calls happened.
+        /// discards the RNG seed each call draws on entry, counts the scheduler
+        /// ticks each call counts and leaves the driver's wake-up flag as the
+        /// last call leaves it, so that the runtime's later choices are the ones
+        /// it would have made had those calls happened.
         #[doc(hidden)]
         pub fn skip_idle_passes(&self, passes: u32, advance: std::time::Duration) {
+            if passes == 0 {
+                return;
+            }
             for _ in 0..passes {
                 let _ = self.handle.inner.seed_generator().next_seed();
             }
             let driver = self.handle.inner.driver();
-            // A wake-up left pending costs the first call one more park.
-            let extra_park = driver
+            // Each call parks once to reach the end of its sleep, and once more
+            // first when it starts with a wake-up pending: that park consumes the
+            // wake-up without moving the clock. The sleep that ends a call wakes
+            // `block_on`, whose waker leaves a wake-up pending for the next call,
+            // so every call after the first parks twice.
+            let pending_at_start = driver
                 .time
                 .as_ref()
                 .is_some_and(|time| time.skip_idle(driver.clock(), advance));
+            let parks = passes
+                .wrapping_mul(2)
+                .wrapping_sub(1)
+                .wrapping_add(u32::from(pending_at_start));
             if let Scheduler::CurrentThread(exec) = &self.scheduler {
-                exec.skip_idle_ticks(passes.wrapping_add(u32::from(extra_park)));
+                exec.skip_idle_ticks(parks);
             }
         }
     }

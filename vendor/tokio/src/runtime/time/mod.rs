@@ -299,7 +299,9 @@ impl Handle {
     }
 
     // ESPER PATCH (idle fast-forward): see `Runtime::skip_idle_passes`.
-    // Returns whether a wake-up was pending, which `park` would have consumed.
+    // Returns whether a wake-up was pending, which the first pass's `park`
+    // would have consumed. Leaves one pending, as the last pass would have: the
+    // sleep that ends a pass wakes `block_on`, whose waker unparks the driver.
     #[cfg(feature = "test-util")]
     pub(crate) fn skip_idle(&self, clock: &Clock, advance: Duration) -> bool {
         let did_wake = self.did_wake();
@@ -307,6 +309,7 @@ impl Handle {
             panic!("{}", msg);
         }
         self.process(clock);
+        self.unpark();
         did_wake
     }
 

@@ -250,7 +250,8 @@ impl CurrentThread {
             idle
         }
 
-        // ESPER PATCH (idle fast-forward): an idle `block_on` counts one tick.
+        // ESPER PATCH (idle fast-forward): each park of an idle `block_on`
+        // follows one tick.
         pub(crate) fn skip_idle_ticks(&self, ticks: u32) {
             if let Some(mut core) = self.core.take() {
                 core.tick = core.tick.wrapping_add(ticks);
