@@ -425,6 +425,10 @@ struct UpArgs {
     /// Keep Nissa serving this long after the last epoch, so the final state can be read.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     linger_ms: u64,
+    /// Fault injection: sleep this long before every fsync (a slow disk, e.g. 200ms),
+    /// to show it stalls only the task waiting on it, never /healthz.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = esper_core::env_config::parse_duration)]
+    fault_fsync_delay: Duration,
     #[command(flatten)]
     log: logging::LogArgs,
     #[command(flatten)]
@@ -627,6 +631,7 @@ fn up(args: UpArgs) -> CommandResult {
         workdir: args.workdir,
         seed: args.seed,
         linger: Duration::from_millis(args.linger_ms),
+        fsync_delay: args.fault_fsync_delay,
     };
     let outcome = esper_scenarios::up::run(&config, announce)?;
     Ok(outcome.succeeded())

@@ -63,11 +63,12 @@ fn control_loop_swarm_drills_keep_every_invariant_and_replay_identically() {
         assert!(samples > 0, "the drills never fed {alert}: {tally:?}");
     }
     // Drills that never fire anything prove nothing. Since Tolaria's telemetry is
-    // split into parts (more XADDs per epoch, so fewer epochs fit a throttle
-    // window), no seed of 0..64 holds the latency high for three epochs; seed
-    // 284's schedule does (a Tamiyo stall, then Tolaria's device at 615 % for
-    // 1.3 s), and alerts-match must hold there too.
-    let throttled = drill("control-loop", "280..290", dir.path());
+    // split into parts and Kasmina's and Oona's snapshots ride the bus every epoch
+    // (more XADDs per epoch, so fewer epochs fit a throttle window), no seed of
+    // 0..64 holds the latency high for three epochs; seed 77's swarm schedule does
+    // (found by `esper sweep --scenario control-loop --swarm` over 0..80; 284, the
+    // seed before the snapshots, no longer does), and alerts-match must hold there too.
+    let throttled = drill("control-loop", "70..80", dir.path());
     assert_clean(&throttled);
     let fired = throttled.tally()["alerts_fired.training_latency_high"];
     assert!(fired >= 1, "no control-loop drill fired training_latency_high: {:?}", throttled.tally());

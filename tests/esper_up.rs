@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
+use esper_core::nissa::alerts::{PrefetchRule, TrainingLatencyRule, default_rules, unfed_alerts};
 use support::{RawClient, RealRedis, http_get as get};
 
 /// A running `esper up`, its stdout read line by line on a thread.
@@ -24,11 +25,17 @@ struct Up {
 
 impl Up {
     fn start(redis_port: u16, workdir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(redis_port, workdir, extra, &[])
+    }
+
+    /// [`Up::start`] with `env` added to the child's environment.
+    fn start_with_env(redis_port: u16, workdir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_esper"))
             .args(["up", "--redis-url", &format!("redis://127.0.0.1:{redis_port}"), "--nissa-addr", "127.0.0.1:0"])
             .arg("--workdir")
             .arg(workdir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -201,6 +208,58 @@ fn germinated_seeds_get_their_kernels_from_urza() {
     assert!(up.exit(Duration::from_secs(30)).success());
 }
 
+/// Nissa's `/metrics` after a three-epoch `esper up` run with `env`, read while it
+/// lingers.
+fn scrape_after_run(test: &str, env: &[(&str, &str)]) -> String {
+    let Some(redis) = RealRedis::start(test) else { return String::new() };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start_with_env(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"], env);
+    let nissa = nissa_address(&up.wait_for("esper up: ready", Duration::from_secs(60)));
+    up.wait_for("esper up: finished", Duration::from_secs(120));
+    let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(up.exit(Duration::from_secs(30)).success(), "saw {:#?}", up.seen);
+    metrics
+}
+
+/// Every alert in Nissa's catalog is fed by a live producer: after a real run, the
+/// scrape holds a series for each rule's metric (`unfed_alerts`, whose own tests
+/// show it failing on a scrape missing one). Rollback's restore latency is sampled
+/// only when an epoch rolls back, so this run enables rollback
+/// (`TOLARIA_ROLLBACK_ENABLED`) and gives Tamiyo no time to answer
+/// (`TAMIYO_STEP_TIMEOUT_MS=0`): its epochs fail and are rolled back.
+#[test]
+fn every_catalog_alert_has_a_series_in_a_live_scrape() {
+    let env = [("TOLARIA_ROLLBACK_ENABLED", "1"), ("TAMIYO_STEP_TIMEOUT_MS", "0")];
+    let metrics = scrape_after_run("every_catalog_alert_has_a_series", &env);
+    if metrics.is_empty() {
+        return;
+    }
+    let rules = default_rules(TrainingLatencyRule::Rc1, PrefetchRule::Rc1);
+    let unfed = unfed_alerts(&rules, &metrics);
+    assert!(unfed.is_empty(), "alerts with no series in /metrics: {unfed:#?}\n{metrics}");
+    assert!(metrics.contains("esper_slo_samples_total{slo=\"rollback_restore\"}"), "{metrics}");
+}
+
+/// `kasmina.prefetch.requests_total{status}` keeps its label: one series per
+/// status, each with Kasmina's source label, none collapsed into another.
+#[test]
+fn the_scrape_has_one_labelled_series_per_prefetch_status() {
+    let metrics = scrape_after_run("one_labelled_series_per_prefetch_status", &[]);
+    if metrics.is_empty() {
+        return;
+    }
+    let series: Vec<&str> =
+        metrics.lines().filter(|line| line.starts_with("esper_kasmina_prefetch_requests_total")).collect();
+    for status in ["ok", "timeout", "error"] {
+        let label = format!("status=\"{status}\"");
+        let matching = series.iter().filter(|line| line.contains(&label)).count();
+        assert_eq!(matching, 1, "one series for {label}: {series:#?}");
+    }
+    assert_eq!(series.len(), 3, "no unlabelled or extra series: {series:#?}");
+    assert!(series.iter().all(|line| line.contains("source=\"kasmina\"")), "{series:#?}");
+}
+
 /// `--log-format json`: every line `esper up` writes to stderr is one JSON object
 /// with `timestamp`, `level` and `target`, and the run's own events are among them
 /// (Oona connecting, Tolaria's epochs); `--log-level` filters what is written.
@@ -236,4 +295,77 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
     assert!(messages.contains(&"tolaria.epoch"), "{messages:?}");
     let quiet = run("error");
     assert!(quiet.lines().all(|line| line.contains("\"level\":\"ERROR\"")), "--log-level error: {quiet}");
+}
+
+/// Issue 22: a slow disk stalls only the task waiting on it. Every fsync of the
+/// run (Urza's library, Tamiyo's WAL, Tolaria's checkpoints) sleeps 200 ms first,
+/// and `/healthz`, polled throughout, answers each time within 50 ms. With the
+/// fsyncs inline on the services' executor and the HTTP server on the same
+/// thread (the arrangement before), requests waited up to a whole fsync.
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "a latency bound on a real server needs the wall clock"
+)]
+fn a_slow_fsync_does_not_stall_healthz() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = RealRedis::start("a_slow_fsync_does_not_stall_healthz") else { return };
+    let workdir = tempfile::tempdir().expect("workdir");
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--fault-fsync-delay", "200ms"]);
+    let ready = up.wait_for("esper up: ready", Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let nissa = nissa_address(&ready);
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                let asked = std::time::Instant::now();
+                // No answer within the client's 5 s read timeout is status 0.
+                let status = get(&nissa, "/healthz").map_or(0, |(status, _)| status);
+                latencies.push((asked.elapsed(), status));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            latencies
+        })
+    };
+    up.wait_for("esper up: finished", Duration::from_secs(120));
+    let ran = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let latencies = poller.join().expect("the poller ends");
+    // Three checkpoints and Tamiyo's field reports alone are over a second of fsyncs.
+    assert!(ran >= Duration::from_secs(1), "the injected delay did not slow the run ({ran:?}): was it injected?");
+    let slowest = latencies.iter().map(|(latency, _)| *latency).max().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(50),
+        "/healthz took {slowest:?} (of {} samples over {ran:?}) behind a 200 ms fsync",
+        latencies.len()
+    );
+    assert!(latencies.iter().all(|(_, status)| *status == 200), "{latencies:?}");
+    assert!(latencies.len() >= 20, "too few /healthz samples over {ran:?}: {}", latencies.len());
+    assert!(up.exit(Duration::from_secs(30)).success());
+}
+
+/// Issue 22: configuration read from the environment has one grammar, and a value
+/// outside it is a usage error at the start (exit 2, naming the variable, its
+/// value and what is accepted), not a Tolaria that crashes until Weatherlight
+/// gives up. Nothing is contacted: the check comes before the first connection.
+#[test]
+fn a_bad_strict_isolation_value_exits_2_naming_the_variable() {
+    let workdir = tempfile::tempdir().expect("workdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["up", "--redis-url", "redis://127.0.0.1:1", "--nissa-addr", "127.0.0.1:0"])
+        .arg("--workdir")
+        .arg(workdir.path())
+        .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
+        .env("KASMINA_STRICT_ISOLATION", "maybe")
+        .output()
+        .expect("esper up runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("KASMINA_STRICT_ISOLATION=\"maybe\" is not valid: expected true or false"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("esper up: ready"), "it started anyway");
 }

@@ -56,6 +56,7 @@ async fn populate(redis_port: u16, port: u16) -> String {
         conservative: false,
         latency_objective_ms: 250.0,
         restore_latency_ms: None,
+        rollback_deadline_ms: 250.0,
     };
     for packet in
         epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), 0, Planted::NONE).expect("fits 280 B")

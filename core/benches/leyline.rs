@@ -153,6 +153,7 @@ fn tolaria_telemetry() -> TelemetryPacket {
         conservative: false,
         latency_objective_ms: 18.0,
         restore_latency_ms: None,
+        rollback_deadline_ms: 250.0,
     };
     let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), NOW_MS, Planted::NONE)
         .expect("fits the budget");

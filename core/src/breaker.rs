@@ -7,6 +7,10 @@
 //! Half-open: calls go through; `success_threshold` successes close it, one failure
 //! opens it again. Time is passed in by the caller (tokio's `Instant`), so the
 //! breaker is virtual-time in the sim and testable without a runtime.
+//!
+//! Every transition is logged (`breaker.transition`, with the breaker's name:
+//! open at WARN, half-open and closed at INFO), so a real run shows when a
+//! dependency was cut off and when it was tried again.
 
 use std::time::Duration;
 
@@ -44,6 +48,8 @@ pub enum BreakerState {
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
+    /// What it guards, in the transition logs (`breaker` unless [`Self::named`]).
+    name: &'static str,
     config: BreakerConfig,
     state: BreakerState,
     open_until: Option<Instant>,
@@ -57,6 +63,7 @@ impl CircuitBreaker {
     pub fn new(config: BreakerConfig) -> Self {
         assert!(config.failure_threshold > 0 && config.success_threshold > 0, "breaker thresholds must be positive");
         Self {
+            name: "breaker",
             config,
             state: BreakerState::Closed,
             open_until: None,
@@ -66,10 +73,16 @@ impl CircuitBreaker {
         }
     }
 
+    /// The same breaker, logged as `name` (e.g. `tolaria.epoch`).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
     /// Whether a call may go through now; moves open → half-open when the time is up.
     pub fn allow(&mut self, now: Instant) -> bool {
         if self.state == BreakerState::Open && self.open_until.is_some_and(|until| now >= until) {
-            self.state = BreakerState::HalfOpen;
+            self.move_to(BreakerState::HalfOpen);
             self.open_until = None;
             self.half_open_successes = 0;
         }
@@ -82,8 +95,20 @@ impl CircuitBreaker {
         if self.state == BreakerState::HalfOpen {
             self.half_open_successes += 1;
             if self.half_open_successes >= self.config.success_threshold {
-                self.state = BreakerState::Closed;
+                self.move_to(BreakerState::Closed);
             }
+        }
+    }
+
+    /// The one place the state changes, logged.
+    fn move_to(&mut self, to: BreakerState) {
+        let (name, from, failures) = (self.name, self.state, self.consecutive_failures);
+        debug_assert_ne!(from, to, "a transition changes the state");
+        self.state = to;
+        if to == BreakerState::Open {
+            tracing::warn!(breaker = name, ?from, failures, open_ms = self.config.open_ms, "breaker.transition.open");
+        } else {
+            tracing::info!(breaker = name, ?from, ?to, "breaker.transition");
         }
     }
 
@@ -92,7 +117,7 @@ impl CircuitBreaker {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let trips = self.state == BreakerState::HalfOpen || self.consecutive_failures >= self.config.failure_threshold;
         if trips && self.state != BreakerState::Open {
-            self.state = BreakerState::Open;
+            self.move_to(BreakerState::Open);
             self.open_until = Some(now + Duration::from_millis(self.config.open_ms));
             self.opened_total += 1;
         }

@@ -8,6 +8,7 @@
 //! and what would be accepted.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 /// An environment variable that is set but unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +49,41 @@ pub fn number<T: FromStr>(
     }
 }
 
+/// What [`parse_duration`] accepts.
+pub const DURATION_SPELLINGS: &str =
+    "a whole number with a unit, ms, s, m or h (for example 250ms or 5s; 0 alone is zero)";
+
+/// A duration in the one grammar for flags and environment variables: a whole
+/// number and a unit (`ms`, `s`, `m`, `h`), blanks around it ignored, `0` alone
+/// for zero. A bare number is refused (is `250` milliseconds or seconds?), and
+/// so is one too large for a `Duration` of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or(DURATION_SPELLINGS)?;
+    let (digits, unit) = text.split_at(split);
+    let count: u64 = digits.parse().map_err(|_| DURATION_SPELLINGS)?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(DURATION_SPELLINGS),
+    };
+    count.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or(DURATION_SPELLINGS)
+}
+
+/// A duration variable in [`parse_duration`]'s grammar; unset is `None`.
+pub fn duration(name: &'static str, value: Option<String>) -> Result<Option<Duration>, EnvConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    match parse_duration(&value) {
+        Ok(duration) => Ok(Some(duration)),
+        Err(expected) => Err(EnvConfigError { name, value, expected }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +102,19 @@ mod tests {
         }
         assert_eq!(number::<u64>("N", Some(" 42 ".to_owned()), "a count"), Ok(Some(42)));
         assert!(number::<u64>("N", Some("-1".to_owned()), "a count").is_err());
+    }
+
+    #[test]
+    fn durations_have_one_grammar_and_refuse_bare_numbers_and_overflow() {
+        for (text, millis) in [("250ms", 250), (" 5s ", 5_000), ("2m", 120_000), ("1h", 3_600_000), ("0", 0), ("0s", 0)]
+        {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(millis)), "{text:?}");
+        }
+        for bad in ["", "250", "5 s", "5sec", "-1s", "1.5s", "ms", "18446744073709551615h"] {
+            assert_eq!(parse_duration(bad), Err(DURATION_SPELLINGS), "{bad:?}");
+        }
+        assert_eq!(duration("D", None), Ok(None));
+        let error = duration("D", Some("soon".to_owned())).expect_err("soon");
+        assert_eq!((error.name, error.value.as_str(), error.expected), ("D", "soon", DURATION_SPELLINGS));
     }
 }

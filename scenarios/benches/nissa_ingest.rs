@@ -56,6 +56,7 @@ async fn fill(port: u16, packets: u64) {
             conservative: false,
             latency_objective_ms: 8.0,
             restore_latency_ms: None,
+            rollback_deadline_ms: 250.0,
         };
         let packets = epoch_packets(&figures, &TolariaCounters::default(), Vec::new(), wall_clock_ms(), Planted::NONE)
             .expect("fits");

@@ -1,28 +1,44 @@
-//! Simulation speed of the first scenario, next to bare turmoil carrying the same
-//! traffic in the same run.
+//! Simulation speed of the sparse scenarios, next to bare turmoil carrying the
+//! same traffic and to the same world stepping every tick, in the same run.
 //!
-//! `esper` runs the registered `heartbeat` scenario (trace hashing, fault executor,
-//! RNG tree and all). `turmoil` is the peer: a plain turmoil simulation with the
-//! same physics, the same partition schedule and the same beat timings, written
-//! directly against turmoil's sockets with no Esper code at all. The figure of
-//! merit is simulated seconds per wall-clock second on one core, and the ratio
-//! between the two says what Esper's world costs on top of turmoil.
+//! For each sparse scenario (`heartbeat`, `weatherlight`, `kasmina-prefetch`,
+//! `tezzeret-forge`) `esper` runs the registered scenario (trace hashing, fault
+//! executor, RNG tree and all) with idle fast-forward on, as every run does, and
+//! `esper, stepping` the same seeds with it off (turmoil's tick-by-tick stepping;
+//! the same trace, `tests/fast_forward_equivalence.rs`). For `heartbeat` the peer
+//! `turmoil` is a plain turmoil simulation with the same physics, the same
+//! partition schedule and the same beat timings, written directly against
+//! turmoil's sockets with no Esper code at all (stock stepping: it never calls
+//! the vendored `Sim::fast_forward`). Figures: simulated seconds per
+//! second on one core (CPU time of the measuring thread, `support/stopwatch.rs`),
+//! and seeds per second.
 //!
 //! Usage: `cargo bench -p esper-scenarios --bench sim_speed -- [--seeds N] [--only esper|turmoil]`.
-//! `ci/bench/run` runs it, and again under callgrind for repeatable instruction counts.
+//! `ci/bench/run` runs it, and again under callgrind (heartbeat only, `--only`)
+//! for repeatable instruction counts.
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/stopwatch.rs"]
+mod stopwatch;
+use stopwatch::Stopwatch;
 
 use esper_core::weatherlight::heartbeat::HeartbeatConfig;
 use esper_scenarios::heartbeat::HeartbeatScenario;
-use esper_sim::{Fault, RngTree, SimScenario, TraceMode, WorldConfig, run_scenario};
+use esper_scenarios::registry;
+use esper_sim::{Fault, RngTree, SimScenario, TraceMode, World, WorldConfig};
 use rand::{Rng, RngCore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
 
+/// The scenarios whose time is mostly idle: Goal 1 of issue 20 (≥ 1,000 sim s
+/// per wall s with fast-forward).
+const SPARSE: [&str; 4] = ["heartbeat", "weatherlight", "kasmina-prefetch", "tezzeret-forge"];
+
 struct Measurement {
+    seeds: u64,
     simulated: Duration,
     wall: Duration,
 }
@@ -31,27 +47,35 @@ impl Measurement {
     fn speed(&self) -> f64 {
         self.simulated.as_secs_f64() / self.wall.as_secs_f64()
     }
+
+    fn seeds_per_second(&self) -> f64 {
+        self.seeds as f64 / self.wall.as_secs_f64()
+    }
 }
 
-fn measure_esper(seeds: u64) -> Measurement {
-    let scenario = HeartbeatScenario::new();
-    let started = Instant::now();
+/// `seeds` runs of `scenario` under its own schedules, fast-forward on or off.
+fn measure_esper(scenario: &dyn SimScenario, seeds: u64, fast_forward: bool) -> Measurement {
+    let started = Stopwatch::start();
     let mut simulated = Duration::ZERO;
     for seed in 0..seeds {
-        let report = run_scenario(&scenario, seed, TraceMode::Hash);
+        let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
+        let config = WorldConfig { fast_forward, ..scenario.world_config() };
+        let mut world = World::with_config(seed, schedule, &config);
+        scenario.populate(&mut world);
+        let report = world.run(scenario.name(), TraceMode::Hash);
         assert!(report.passed(), "{report}");
         simulated += report.sim_elapsed;
     }
-    Measurement { simulated, wall: started.elapsed() }
+    Measurement { seeds, simulated, wall: started.elapsed() }
 }
 
 fn measure_turmoil(seeds: u64) -> Measurement {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut simulated = Duration::ZERO;
     for seed in 0..seeds {
         simulated += bare_turmoil_run(seed);
     }
-    Measurement { simulated, wall: started.elapsed() }
+    Measurement { seeds, simulated, wall: started.elapsed() }
 }
 
 /// One heartbeat run in plain turmoil: same builder settings, same schedule, same
@@ -125,25 +149,43 @@ fn argument(name: &str) -> Option<String> {
     arguments.iter().position(|argument| argument == name).and_then(|index| arguments.get(index + 1).cloned())
 }
 
+fn print(label: &str, measurement: &Measurement) {
+    let unit = Stopwatch::unit();
+    println!(
+        "  {label:<34} {:>9.1} sim s / {unit}  {:>8.1} seeds/s   ({:.1} sim s in {:.3} s)",
+        measurement.speed(),
+        measurement.seeds_per_second(),
+        measurement.simulated.as_secs_f64(),
+        measurement.wall.as_secs_f64()
+    );
+    if measurement.wall < Duration::from_millis(500) {
+        println!("  {:<34} (under 0.5 s on a 10 ms clock: raise --seeds for a figure)", "");
+    }
+}
+
 fn main() {
     let seeds: u64 = argument("--seeds").map_or(50, |text| text.parse().expect("--seeds takes a number"));
-    let only = argument("--only");
-    println!("sim_speed: heartbeat scenario, {seeds} seeds, one thread");
-    let run = |name: &str| only.as_deref().is_none_or(|wanted| wanted == name);
-    let esper = run("esper").then(|| measure_esper(seeds));
-    let turmoil = run("turmoil").then(|| measure_turmoil(seeds));
-    for (label, measurement) in [("esper world (trace hash, faults)", &esper), ("bare turmoil, same traffic", &turmoil)]
-    {
-        if let Some(measurement) = measurement {
-            println!(
-                "  {label:<34} {:>8.1} sim s / wall s   ({:.1} sim s in {:.3} s)",
-                measurement.speed(),
-                measurement.simulated.as_secs_f64(),
-                measurement.wall.as_secs_f64()
-            );
+    let heartbeat = HeartbeatScenario::new();
+    match argument("--only").as_deref() {
+        Some("esper") => print("heartbeat: esper", &measure_esper(&heartbeat, seeds, true)),
+        Some("turmoil") => print("heartbeat: bare turmoil", &measure_turmoil(seeds)),
+        Some(other) => panic!("--only takes esper or turmoil, not {other}"),
+        None => {
+            println!("sim_speed: sparse scenarios, {seeds} seeds each, one thread");
+            for name in SPARSE {
+                let scenario = registry::find(name).expect("registered");
+                let esper = measure_esper(scenario, seeds, true);
+                let stepping = measure_esper(scenario, seeds, false);
+                println!("{name}");
+                print("esper (fast-forward)", &esper);
+                print("esper, stepping every tick", &stepping);
+                println!("  {:<34} {:>9.2}x", "fast-forward / stepping", esper.speed() / stepping.speed());
+                if name == heartbeat.name() {
+                    let turmoil = measure_turmoil(seeds);
+                    print("bare turmoil, same traffic", &turmoil);
+                    println!("  {:<34} {:>9.2}x", "esper / bare turmoil", esper.speed() / turmoil.speed());
+                }
+            }
         }
-    }
-    if let (Some(esper), Some(turmoil)) = (esper, turmoil) {
-        println!("  {:<34} {:>8.2}x", "speed ratio esper / bare turmoil", esper.speed() / turmoil.speed());
     }
 }

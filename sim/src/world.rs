@@ -43,6 +43,13 @@ pub struct WorldConfig {
     /// sub-tick links (zero latency) uses that to put a request/answer path
     /// inside one tick.
     pub random_host_order: bool,
+    /// Pass idle ticks in one go (the default): between steps, every tick in
+    /// which no task is ready, no timer falls due, no message arrives and no
+    /// fault is scheduled is skipped, leaving clocks, RNG streams and
+    /// schedulers exactly where stepping through it would have. Same trace,
+    /// less work; off, the world steps every tick, as stock turmoil does
+    /// (`tests/fast_forward_equivalence.rs` compares the two).
+    pub fast_forward: bool,
 }
 
 impl Default for WorldConfig {
@@ -53,6 +60,7 @@ impl Default for WorldConfig {
             min_latency: Duration::from_millis(1),
             max_latency: Duration::from_millis(10),
             random_host_order: true,
+            fast_forward: true,
         }
     }
 }
@@ -89,6 +97,8 @@ pub struct World {
     duration: Duration,
     /// The planted bug this run arms; scenarios pass it to the code under test.
     planted: Planted,
+    /// Skip idle ticks between steps ([`WorldConfig::fast_forward`]).
+    fast_forward: bool,
 }
 
 impl std::fmt::Debug for World {
@@ -147,6 +157,7 @@ impl World {
             tally: Tally::default(),
             duration: config.duration,
             planted: Planted::NONE,
+            fast_forward: config.fast_forward,
         }
     }
 
@@ -330,6 +341,8 @@ impl World {
 
     /// The step loop. Faults due at or before the current sim time are applied
     /// before the step, so a fault at `t` is in force for everything at `t`.
+    /// With fast-forward on, the idle ticks after a step are passed in one go,
+    /// up to the next fault at most: a fault can make a tick eventful.
     fn drive(&mut self, recorder: &Mutex<TraceRecorder>) -> Result<(), Violation> {
         let faults = self.schedule.faults().to_vec();
         let mut next_fault = 0;
@@ -342,6 +355,10 @@ impl World {
             }
             match catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
                 Ok(Ok(true)) => return Ok(()),
+                Ok(Ok(false)) if self.fast_forward => {
+                    let horizon = faults.get(next_fault).map_or(Duration::MAX, |f| Duration::from_millis(f.at_ms));
+                    self.sim.fast_forward(horizon);
+                }
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => return Err(self.violation_of(error)),
                 // turmoil runs hosts with tokio's `ShutdownRuntime` panic policy, so

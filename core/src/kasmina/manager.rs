@@ -30,12 +30,13 @@ use super::isolation::{self, OVERLAP_TOLERANCE};
 use super::lifecycle::{self, IllegalTransition};
 use super::prefetch::{Kernel, KernelSource};
 use super::telemetry;
+use crate::karn::Catalog;
 use crate::leyline::counters::leyline_counters;
 use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
     SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
 };
-use crate::tolaria::device::Device;
+use crate::tolaria::device::{BlendMode, Device, GraftStage, SeedGraft};
 use crate::tolaria::ports::{KasminaPort, PortError};
 
 /// Pacing of the lifecycle, in optimizer steps, and the isolation policy.
@@ -162,6 +163,8 @@ const UNHEALTHY_AFTER_VIOLATIONS: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct SeedManager {
     config: KasminaConfig,
+    /// Karn's blueprints: a kernel's module shape is its blueprint's.
+    catalog: Catalog,
     seeds: BTreeMap<String, Seed>,
     next_seed: u64,
     counters: KasminaCounters,
@@ -171,7 +174,14 @@ pub struct SeedManager {
 impl SeedManager {
     /// A manager with no seeds.
     pub fn new(config: KasminaConfig) -> Self {
-        Self { config, seeds: BTreeMap::new(), next_seed: 0, counters: KasminaCounters::default(), events: Vec::new() }
+        Self {
+            config,
+            catalog: Catalog::default_catalog(),
+            seeds: BTreeMap::new(),
+            next_seed: 0,
+            counters: KasminaCounters::default(),
+            events: Vec::new(),
+        }
     }
 
     /// Applies one command; seed commands change seeds, others are acknowledged.
@@ -505,6 +515,38 @@ impl SeedManager {
             .collect()
     }
 
+    /// What the device should hold (see [`SeedGraft`]): every seed with a kernel
+    /// from TRAINING to FOSSILIZED, shaped by its kernel's Karn blueprint (the
+    /// fallback kernel's, when the fetch failed), blended CONVEX, Esper-Lite's
+    /// default. TRAINING serves alpha 0; SHADOWING and PROBATIONARY keep blending
+    /// at the alpha the schedule reached. A kernel whose blueprint Karn does not
+    /// know cannot be shaped and is left out, with a warning.
+    pub fn grafts(&self) -> Vec<SeedGraft> {
+        let mut plan = Vec::new();
+        for (id, seed) in &self.seeds {
+            let stage = match seed.stage {
+                Stage::Training => GraftStage::Training,
+                Stage::Blending | Stage::Shadowing | Stage::Probationary => GraftStage::Blending,
+                Stage::Fossilized => GraftStage::Fossilized,
+                _ => continue,
+            };
+            let Some(kernel) = &seed.kernel else { continue };
+            let Some(blueprint) = self.catalog.get(&kernel.blueprint_id) else {
+                tracing::warn!(seed = %id, blueprint = %kernel.blueprint_id, "kasmina: kernel blueprint not in Karn");
+                continue;
+            };
+            plan.push(SeedGraft {
+                seed_id: id.clone(),
+                inputs: blueprint.module.inputs,
+                outputs: blueprint.module.outputs,
+                stage,
+                alpha: seed.alpha,
+                mode: BlendMode::Convex,
+            });
+        }
+        plan
+    }
+
     /// The stage of `id`, if held.
     pub fn stage(&self, id: &str) -> Option<Stage> {
         self.seeds.get(id).map(|s| s.stage)
@@ -595,5 +637,9 @@ impl KasminaPort for SeedManager {
 
     fn finalize_step(&mut self, _global_step: u64) {
         self.advance();
+    }
+
+    fn grafts(&self) -> Vec<SeedGraft> {
+        SeedManager::grafts(self)
     }
 }

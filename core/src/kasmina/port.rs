@@ -17,6 +17,7 @@ use super::prefetch::{PrefetchCoordinator, PrefetchCounters};
 use crate::leyline::{AdaptationCommand, SeedState};
 use crate::net::Connector;
 use crate::oona::OonaError;
+use crate::tolaria::device::SeedGraft;
 use crate::tolaria::ports::{KasminaPort, PortError};
 
 /// See the module docs.
@@ -83,5 +84,9 @@ impl<C: Connector, R: RngCore> KasminaPort for PrefetchingKasmina<C, R> {
 
     fn finalize_step(&mut self, global_step: u64) {
         self.manager.finalize_step(global_step);
+    }
+
+    fn grafts(&self) -> Vec<SeedGraft> {
+        self.manager.grafts()
     }
 }

@@ -7,7 +7,9 @@
 //!   bucket, signs the envelope (HMAC, [`crate::leyline::signing`]) and XADDs it.
 //! * [`OonaClient::consume`] reads with a consumer group, acks after the handler
 //!   succeeds, reclaims stale pending entries and dead-letters the hopeless.
-//! * [`OonaClient::metrics_snapshot`] returns Esper-Lite's counters.
+//! * [`OonaClient::metrics_snapshot`] returns Esper-Lite's counters;
+//!   [`OonaClient::snapshot_points`] adds the normal stream's depth
+//!   (`oona.queue.depth`) for telemetry ([`snapshot_packets`]).
 //!
 //! The connection is the `redis` crate's multiplexed connection over the
 //! [`crate::net::Connector`] seam, so the same client runs on tokio TCP against
@@ -31,6 +33,7 @@ mod metrics;
 mod outbox;
 mod ports;
 mod publish;
+mod snapshot;
 
 pub use backoff::Backoff;
 pub use bucket::TokenBucket;
@@ -44,3 +47,4 @@ pub use entries::{Entry, entries};
 pub use error::OonaError;
 pub use metrics::OonaMetrics;
 pub use publish::{PublishOutcome, StreamKind};
+pub use snapshot::{QUEUE_DEPTH, SOURCE as SNAPSHOT_SOURCE, snapshot_packets};

@@ -11,7 +11,7 @@ use rand::RngCore;
 
 use super::client::OonaClient;
 use super::publish::PublishOutcome;
-use crate::leyline::{BusEnvelope, EmergencySignal, MessagePriority, TelemetryPacket};
+use crate::leyline::{BusEnvelope, EmergencySignal, MessagePriority, MetricPoint, TelemetryPacket};
 use crate::net::Connector;
 use crate::tolaria::ports::{EmergencyPort, PortError, TelemetryPort};
 
@@ -28,6 +28,10 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
 impl<C: Connector, R: RngCore> TelemetryPort for OonaClient<C, R> {
     async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError> {
         self.publish_port(BusEnvelope::wrap(packet, packet.priority())).await
+    }
+
+    async fn bus_snapshot(&mut self) -> Vec<MetricPoint> {
+        self.snapshot_points().await
     }
 }
 

@@ -19,7 +19,10 @@
 //! calling task for the length of the syscall). `tokio::fs` would instead hand each call
 //! to the blocking thread pool through `spawn_blocking`, which the determinism lint bans
 //! in `esper-core`; Esper's writers are one task per log and their records are small,
-//! so the blocking is bounded by one fsync.
+//! so the blocking is bounded by one fsync. A real-profile process that serves other
+//! things on the same thread (`esper up`) wraps it instead in the scenarios crate's
+//! `up::PooledStorage`, which runs the same calls (`RealFile::sync_blocking` and
+//! friends) on tokio's blocking pool, so a slow disk stalls only the task waiting on it.
 //!
 //! # Durability contract (both implementations)
 //!

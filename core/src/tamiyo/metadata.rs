@@ -124,7 +124,7 @@ impl<M: BlueprintMetadataSource> MetadataClient<M> {
     ) -> Self {
         assert!(!timeout.is_zero(), "a zero metadata timeout would fail every lookup");
         assert!(cache_capacity > 0, "the metadata cache needs room for one blueprint");
-        let breaker = CircuitBreaker::new(breaker);
+        let breaker = CircuitBreaker::new(breaker).named("tamiyo.metadata");
         Self {
             source,
             timeout,

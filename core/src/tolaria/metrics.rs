@@ -40,6 +40,8 @@ pub struct EpochFigures {
     /// How long this epoch's rollback took (`tolaria.rollback.restore_latency_ms`),
     /// if it rolled back: the sample Nissa's `tolaria_rollback_restore_slow` watches.
     pub restore_latency_ms: Option<f64>,
+    /// Tolaria's rollback deadline: the objective of `slo.rollback_restore_*`.
+    pub rollback_deadline_ms: f64,
 }
 
 /// The end-of-epoch telemetry, split by the builder's packet plan: the KPIs and
@@ -73,9 +75,14 @@ pub fn epoch_packets(
         metrics.push((MessagePriority::High, metric("tolaria.mode.conservative", 1.0, "")));
     }
     // A rollback's duration is that epoch's KPI (the RC1 rollback scenario's), and
-    // the only sample of it Nissa gets.
+    // the only sample of it Nissa gets; against the deadline it is one sample of
+    // the `rollback_restore` SLO.
     if let Some(restore_ms) = figures.restore_latency_ms {
-        metrics.push((MessagePriority::Critical, metric("tolaria.rollback.restore_latency_ms", restore_ms, "ms")));
+        metrics.extend([
+            (MessagePriority::Critical, metric("tolaria.rollback.restore_latency_ms", restore_ms, "ms")),
+            (MessagePriority::High, metric("slo.rollback_restore_actual", restore_ms, "ms")),
+            (MessagePriority::High, metric("slo.rollback_restore_objective", figures.rollback_deadline_ms, "ms")),
+        ]);
     }
     let moved = counters.points().filter(|point| point.value > 0.0);
     if planted.armed(PlantedBug::TelemetrySentRaw) && counters.named().iter().take(5).any(|(_, value)| *value > 0) {
@@ -107,6 +114,7 @@ mod tests {
             conservative: true,
             latency_objective_ms: 250.0,
             restore_latency_ms: Some(517.25),
+            rollback_deadline_ms: 250.0,
         };
         let counters = TolariaCounters {
             timeout_tamiyo_total: 1_000,
@@ -119,6 +127,8 @@ mod tests {
         let packets = epoch_packets(&figures, &counters, Vec::new(), 0, Planted::NONE).expect("fits the budget");
         let sent = |name| packets.iter().find_map(|packet| packet.metric(name));
         assert_eq!(sent("tolaria.rollback.restore_latency_ms"), Some(517.25));
+        assert_eq!(sent("slo.rollback_restore_actual"), Some(517.25));
+        assert_eq!(sent("slo.rollback_restore_objective"), Some(250.0));
         assert_eq!(sent("tolaria.mode.conservative"), Some(1.0));
         for (name, value) in counters.named().into_iter().filter(|(_, value)| *value > 0) {
             assert_eq!(sent(name), Some(value as f64), "{name} is never dropped");
@@ -127,5 +137,6 @@ mod tests {
         let packets = epoch_packets(&calm, &counters, Vec::new(), 0, Planted::NONE).expect("fits the budget");
         let sent = |name| packets.iter().find_map(|packet| packet.metric(name));
         assert_eq!(sent("tolaria.rollback.restore_latency_ms"), None, "no rollback, no sample");
+        assert_eq!(sent("slo.rollback_restore_actual"), None, "no rollback, no SLO sample");
     }
 }

@@ -11,6 +11,7 @@ mod checkpoint_store;
 pub mod config;
 pub mod device;
 pub mod emergency;
+mod grafting;
 pub mod metrics;
 pub mod pace;
 pub mod ports;

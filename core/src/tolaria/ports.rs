@@ -9,7 +9,8 @@
 //! profile runs the trainer on a current-thread runtime for the same reason.
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
-use crate::leyline::{AdaptationCommand, EmergencySignal, SeedState, SystemStatePacket, TelemetryPacket};
+use super::device::SeedGraft;
+use crate::leyline::{AdaptationCommand, EmergencySignal, MetricPoint, SeedState, SystemStatePacket, TelemetryPacket};
 
 /// Why a collaborator did not deliver. Timeouts are not errors here: Tolaria imposes
 /// them itself around each call.
@@ -37,12 +38,26 @@ pub trait KasminaPort {
 
     /// Called once per optimizer step after the command, to advance blending.
     fn finalize_step(&mut self, global_step: u64);
+
+    /// The seeds the model should hold now, which Tolaria grafts onto its device
+    /// after each step. A stand-in Kasmina grafts nothing.
+    fn grafts(&self) -> Vec<SeedGraft> {
+        Vec::new()
+    }
 }
 
 /// Where Tolaria's per-epoch telemetry goes (Oona's telemetry stream, or a log).
 pub trait TelemetryPort {
     /// Publishes one packet, already within the 280-byte budget.
     async fn publish_telemetry(&mut self, packet: &TelemetryPacket) -> Result<(), PortError>;
+
+    /// The bus's own publisher snapshot (`oona.queue.depth`, reroutes, drops…),
+    /// when the port is a bus: whoever holds the port publishes it, so Oona's
+    /// figures reach Nissa beside the packets they describe. Empty for a port
+    /// that is not a bus (a log, Weatherlight's hub).
+    async fn bus_snapshot(&mut self) -> Vec<MetricPoint> {
+        Vec::new()
+    }
 }
 
 /// Where emergency signals go (Oona's emergency stream).

@@ -41,21 +41,24 @@ where
             self.rollback_to(self.global_step - 1).await;
             return;
         }
-        match self.device.snapshot() {
-            Ok(snapshot) => {
-                self.fast_cache.insert(self.global_step, snapshot);
-            }
-            Err(error) => tally.note_failure(format!("snapshot at step {}: {error}", self.global_step)),
-        }
         let hooks_started = Instant::now();
         let packet = self.state_packet(outcome);
         let command = self.consult_tamiyo(&packet, tally).await;
         let tamiyo_ms = millis_since(hooks_started);
         self.apply_command(&command, tally).await;
         self.peers.kasmina.finalize_step(self.global_step);
+        self.sync_grafts();
         let hook_ms = millis_since(hooks_started);
         self.last_hook_ms = (hook_ms, tamiyo_ms);
         tally.hook_max_ms = tally.hook_max_ms.max(hook_ms);
+        // The state filed for this step is the model as the step leaves it, seeds
+        // grafted as Kasmina now has them: a rollback to it restores exactly that.
+        match self.device.snapshot() {
+            Ok(snapshot) => {
+                self.fast_cache.insert(self.global_step, snapshot);
+            }
+            Err(error) => tally.note_failure(format!("snapshot at step {}: {error}", self.global_step)),
+        }
     }
 
     /// The sim's cost model: virtual time for the step just taken, at the device's

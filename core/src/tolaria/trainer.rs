@@ -118,6 +118,8 @@ pub struct Trainer<T, K, M, E, C> {
     pub(super) cost_debt: std::time::Duration,
     /// The device's pace, which scales the step cost (nominal unless a driver throttles it).
     pub(super) pace: StepPace,
+    /// Seeds the device refused to graft, with the reason last reported.
+    pub(super) graft_refusals: std::collections::BTreeMap<String, String>,
 }
 
 impl<T, K, M, E, C> Trainer<T, K, M, E, C>
@@ -143,7 +145,7 @@ where
         let mut fast_cache = FastCache::new(config.rollback_fast_cap_bytes);
         fast_cache.insert(0, device.snapshot()?);
         Ok(Self {
-            breaker: CircuitBreaker::new(config.breaker),
+            breaker: CircuitBreaker::new(config.breaker).named("tolaria.epoch"),
             emergency: EmergencyController::new(config.run_id.clone()),
             config,
             device,
@@ -163,6 +165,7 @@ where
             last_restore_latency_ms: 0.0,
             cost_debt: std::time::Duration::ZERO,
             pace: StepPace::default(),
+            graft_refusals: std::collections::BTreeMap::new(),
         })
     }
 

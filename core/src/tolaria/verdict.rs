@@ -8,6 +8,7 @@ use super::metrics::{EpochFigures, epoch_packets};
 use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::trainer::{EpochClose, EpochFailure, EpochReport, StepTally, TolariaError, Trainer};
 use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
+use crate::oona::snapshot_packets;
 
 impl<T, K, M, E, C> Trainer<T, K, M, E, C>
 where
@@ -35,6 +36,7 @@ where
             conservative: self.conservative,
             latency_objective_ms: self.config.latency_objective_ms,
             restore_latency_ms,
+            rollback_deadline_ms: self.config.rollback_deadline.as_secs_f64() * 1_000.0,
         };
         let events = std::mem::take(&mut self.events);
         let telemetry = epoch_packets(&figures, &self.counters, events, self.clock.now_ms(), self.config.planted)
@@ -44,6 +46,7 @@ where
                 tracing::warn!(epoch = self.epoch, %error, "tolaria.telemetry_failed");
             }
         }
+        self.publish_bus_snapshot().await;
         tracing::info!(
             epoch = self.epoch,
             loss = close.loss,
@@ -136,6 +139,21 @@ where
             ));
         }
         self.broadcast(signal).await;
+    }
+
+    /// The telemetry bus's publisher snapshot, after the epoch's packets (nothing
+    /// when the port is not a bus): Oona's live producer of `oona.queue.depth`.
+    async fn publish_bus_snapshot(&mut self) {
+        let points = self.peers.telemetry.bus_snapshot().await;
+        if points.is_empty() {
+            return;
+        }
+        let id = format!("oona-tolaria-e{}", self.epoch);
+        for packet in snapshot_packets(&id, points, self.clock.now_ms(), self.config.planted) {
+            if let Err(error) = self.peers.telemetry.publish_telemetry(&packet).await {
+                tracing::warn!(epoch = self.epoch, %error, "tolaria.bus_snapshot_failed");
+            }
+        }
     }
 
     /// A minimal packet that says the full one was refused (only the two KPIs).

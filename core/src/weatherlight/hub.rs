@@ -4,13 +4,16 @@
 //! — Oona routes by that priority — and is counted in
 //! `weatherlight.emergency.telemetry_total`; when it comes from Tamiyo also in
 //! `weatherlight.emergency.tamiyo_total`, with the time of the last one behind
-//! `weatherlight.emergency.tamiyo_last_ms_ago`.
+//! `weatherlight.emergency.tamiyo_last_ms_ago`. Every packet routed or refused is
+//! counted too; the counters are declared once ([`HubCounters`]), so each one
+//! reaches Nissa in Weatherlight's status packet.
 //!
 //! The channel is bounded: a service that outpaces the bus waits at `send`
 //! (Tolaria's telemetry is a few packets an epoch), it does not grow memory.
 
 use tokio::sync::mpsc;
 
+use crate::leyline::counters::leyline_counters;
 use crate::leyline::{MessagePriority, MetricPoint, TelemetryPacket};
 use crate::tolaria::ports::{PortError, TelemetryPort};
 
@@ -40,20 +43,45 @@ impl TelemetryPort for TelemetrySender {
     }
 }
 
-/// What the hub routed, named as Weatherlight's metrics.
+leyline_counters! {
+    /// What the hub routed, named as Weatherlight's metrics; every one rides
+    /// Weatherlight's status packet.
+    #[derive(serde::Serialize)]
+    pub struct HubCounters {
+        /// CRITICAL packets routed to the emergency stream.
+        telemetry_total => "weatherlight.emergency.telemetry_total",
+        /// Of those, Tamiyo's.
+        tamiyo_total => "weatherlight.emergency.tamiyo_total",
+        /// Packets of any priority the hub published.
+        routed_total => "weatherlight.telemetry.routed_total",
+        /// Packets the bus refused or failed to take (logged, not retried).
+        publish_failures_total => "weatherlight.telemetry.publish_failures_total",
+    }
+}
+
+/// The hub's counters and the time of Tamiyo's last emergency. Derefs to
+/// [`HubCounters`], so `report.emergency.routed_total` reads a counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EmergencyCounters {
-    /// CRITICAL packets routed to the emergency stream.
-    pub telemetry_total: u64,
-    /// Of those, Tamiyo's.
-    pub tamiyo_total: u64,
+    #[serde(flatten)]
+    pub counters: HubCounters,
     /// Unix ms of the last CRITICAL Tamiyo packet: its own timestamp (when Tamiyo
     /// raised it), or when Weatherlight received it if it carries none.
     pub tamiyo_last_ms: Option<u64>,
-    /// Packets of any priority the hub published.
-    pub routed_total: u64,
-    /// Packets the bus refused or failed to take (logged, not retried).
-    pub publish_failures_total: u64,
+}
+
+impl std::ops::Deref for EmergencyCounters {
+    type Target = HubCounters;
+
+    fn deref(&self) -> &HubCounters {
+        &self.counters
+    }
+}
+
+impl std::ops::DerefMut for EmergencyCounters {
+    fn deref_mut(&mut self) -> &mut HubCounters {
+        &mut self.counters
+    }
 }
 
 impl EmergencyCounters {
@@ -81,13 +109,10 @@ impl EmergencyCounters {
         );
     }
 
-    /// The counters as metric points. `tamiyo_last_ms_ago` is present once Tamiyo
-    /// has raised an emergency (before that there is no "ago" to report).
+    /// Every counter as a metric point, then `tamiyo_last_ms_ago`, present once
+    /// Tamiyo has raised an emergency (before that there is no "ago" to report).
     pub fn metrics(&self, now_ms: u64) -> Vec<MetricPoint> {
-        let mut points = vec![
-            MetricPoint::new("weatherlight.emergency.telemetry_total", self.telemetry_total as f64, "count"),
-            MetricPoint::new("weatherlight.emergency.tamiyo_total", self.tamiyo_total as f64, "count"),
-        ];
+        let mut points: Vec<MetricPoint> = self.counters.points().collect();
         if let Some(last_ms) = self.tamiyo_last_ms {
             let ago = now_ms.saturating_sub(last_ms) as f64;
             points.push(MetricPoint::new("weatherlight.emergency.tamiyo_last_ms_ago", ago, "ms"));
@@ -114,7 +139,7 @@ mod tests {
         let mut counters = EmergencyCounters::default();
         counters.note(&packet("tamiyo", TelemetryLevel::Error), 10);
         counters.note(&packet("tolaria", TelemetryLevel::Critical), 20);
-        assert_eq!(counters.metrics(25).len(), 2, "no `ago` before Tamiyo's first emergency");
+        assert_eq!(counters.metrics(25).len(), HubCounters::NAMES.len(), "no `ago` before Tamiyo's first emergency");
         counters.note(&packet("tamiyo", TelemetryLevel::Critical), 30);
         assert_eq!((counters.telemetry_total, counters.tamiyo_total, counters.tamiyo_last_ms), (2, 1, Some(30)));
         let ago = counters.metrics(100).into_iter().find(|m| m.name.ends_with("tamiyo_last_ms_ago")).map(|m| m.value);

@@ -17,6 +17,6 @@ mod hub;
 mod service;
 mod supervisor;
 
-pub use hub::{EmergencyCounters, TelemetrySender};
+pub use hub::{EmergencyCounters, HubCounters, TelemetrySender};
 pub use service::{Lifetime, Service, ServiceContext, ServiceError, ServiceFuture, ServiceSpec};
 pub use supervisor::{ServiceReport, ServiceState, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport};

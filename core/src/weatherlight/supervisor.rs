@@ -38,7 +38,8 @@ use super::service::{Lifetime, Pulse, Service, ServiceContext, ServiceError, Ser
 use crate::clock::UnixClock;
 use crate::kasmina::telemetry::packets_from;
 use crate::leyline::{MetricPoint, TelemetryEvent, TelemetryLevel, TelemetryPacket};
-use crate::oona::Backoff;
+use crate::oona::{Backoff, snapshot_packets};
+use crate::planted::Planted;
 use crate::tolaria::ports::TelemetryPort;
 
 /// `source_subsystem` of Weatherlight's own packets.
@@ -474,6 +475,15 @@ impl<R: RngCore> Weatherlight<R> {
         let prefix = format!("{SOURCE}-{}", self.statuses);
         for packet in packets_from(SOURCE, &prefix, metrics, events, now_ms) {
             self.route(packet, publisher).await;
+        }
+        // The publisher's own snapshot (Oona's depth, reroutes, drops) rides along,
+        // so `esper up`'s bus is watched as the control loop's is.
+        let snapshot = publisher.bus_snapshot().await;
+        if !snapshot.is_empty() {
+            let id = format!("oona-{prefix}");
+            for packet in snapshot_packets(&id, snapshot, now_ms, Planted::NONE) {
+                self.route(packet, publisher).await;
+            }
         }
     }
 

@@ -37,7 +37,7 @@ use esper_core::oona::StreamConfig;
 use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
-use esper_core::tolaria::ports::Outbox;
+use esper_core::tolaria::ports::{Outbox, TelemetryPort};
 use esper_core::tolaria::{
     CHECKPOINT_PATH, Collaborators, EpochFailure, EpochReport, StepPace, StorageCheckpoints, Trainer,
     TrainingLoopConfig,
@@ -212,6 +212,7 @@ async fn train(
         let (before, evaluations) =
             (trainer.snapshot().map_err(|e| e.to_string())?, trainer.counters().tamiyo_evaluations_total);
         let report = trainer.run_epoch().await.map_err(|e| e.to_string())?;
+        drain_kasmina(trainer.collaborators_mut(), clock.now_ms()).await;
         if report.failure.is_some() && trainer.snapshot().map_err(|e| e.to_string())? != before {
             let detail = format!(
                 "epoch {} failed ({:?}) and was rolled back, but the model differs",
@@ -235,12 +236,25 @@ async fn train(
     let counters = trainer.counters().named();
     let bus = trainer.collaborators().telemetry.metrics_snapshot();
     check_complete(&packets, &Produced { source: "tolaria", counters: &counters, bus }, clock)?;
+    let kasmina = trainer.collaborators().kasmina.counters().named();
+    check_complete(&packets, &Produced { source: "kasmina", counters: &kasmina, bus }, clock)?;
     tamiyo.check_reports_durable().await?;
     if expect.felt_cut {
         check_cut_felt(&reports, trainer.counters())?;
     }
     check_progress(&reports)?;
     Ok(())
+}
+
+/// Kasmina's telemetry (its seeds and counters, `kasmina.isolation.violations`
+/// among them) drained onto Tolaria's bus after each epoch, as `esper up` does.
+/// A refused packet is Tolaria's bus's counted drop.
+async fn drain_kasmina<T, M: TelemetryPort, E>(peers: &mut Collaborators<T, SeedManager, M, E>, now_ms: u64) {
+    for packet in peers.kasmina.telemetry(now_ms) {
+        if let Err(error) = peers.telemetry.publish_telemetry(&packet).await {
+            tracing::warn!(%error, packet_id = %packet.packet_id, "kasmina.telemetry_failed");
+        }
+    }
 }
 
 /// The liveness deadline: an epoch that consults Tamiyo and succeeds must start

@@ -1,11 +1,14 @@
 //! `esper up`: the whole control loop, for real, on one machine.
 //!
 //! Redis (the embedded server, or `--redis-url`), then Nissa's HTTP endpoint on
-//! `--nissa-addr` (`:9100` by default) for the whole process, then Weatherlight
+//! `--nissa-addr` (`:9100` by default) for the whole process, on a thread of its
+//! own (`http_thread`), then Weatherlight
 //! supervising, in start order: Nissa's ingest, Urza's kernel server, Tamiyo's
 //! RPC server (loopback, a free port) and Tolaria's training job, whose Kasmina
 //! fetches every germinated seed's kernel from Urza over Oona. All telemetry goes
-//! through Weatherlight's hub onto Oona and into Nissa.
+//! through Weatherlight's hub onto Oona and into Nissa. The services share one
+//! current-thread executor; their file I/O runs on tokio's blocking pool
+//! (`PooledStorage`), so a slow disk stalls only the task waiting on it.
 //!
 //! Progress is printed as lines starting `esper up:` — `ready` (with Nissa's
 //! address) once everything is bound, one per epoch, and `finished` (or
@@ -21,10 +24,13 @@
 //! pending. Urza and Kasmina may leave a kernel request unanswered; it stays in
 //! the group's pending list, where the next Urza's XAUTOCLAIM reclaims it.
 
+mod http_thread;
 mod nissa_alone;
+mod pooled_storage;
 mod services;
 
 pub use nissa_alone::{NissaAloneConfig, run_nissa};
+pub use pooled_storage::{PooledFile, PooledStorage};
 
 use std::cell::{Cell, RefCell};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -33,9 +39,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
+use esper_core::kasmina::KasminaConfig;
 use esper_core::net::TokioListener;
-use esper_core::nissa::{Nissa, NissaConfig, serve_http_on};
+use esper_core::nissa::{Nissa, NissaConfig};
 use esper_core::oona::StreamConfig;
+use esper_core::tolaria::TrainingLoopConfig;
 use esper_core::tolaria::device::DeviceKind;
 use esper_core::weatherlight::{ServiceSpec, ShutdownReason, SupervisorConfig, Weatherlight, WeatherlightReport};
 use esper_sim::RngTree;
@@ -62,6 +70,9 @@ pub struct UpConfig {
     pub seed: u64,
     /// How long Nissa keeps serving after the last epoch.
     pub linger: Duration,
+    /// Slept before every fsync (`--fault-fsync-delay`): a slow disk, injected to
+    /// show that it stalls only the task waiting on it.
+    pub fsync_delay: Duration,
 }
 
 /// Why `esper up` could not run.
@@ -134,8 +145,9 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
     let streams = StreamConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa_config = NissaConfig::from_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
     let nissa = Nissa::new(nissa_config, clock).map_err(|e| UpError::Config(e.to_string()))?;
-    let nissa_listener = TokioListener::bind_addr(config.nissa_addr).await.map_err(io("binding Nissa's address"))?;
-    let nissa_addr = nissa_listener.local_addr().map_err(io("reading Nissa's address"))?;
+    check_service_env()?;
+    let mut http = http_thread::start(config.nissa_addr, nissa.clone()).map_err(io("binding Nissa's address"))?;
+    let nissa_addr = http.addr;
     let loopback = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
     let tamiyo_listener = TokioListener::bind_addr(loopback).await.map_err(io("binding Tamiyo's port"))?;
     let tamiyo_addr = tamiyo_listener.local_addr().map_err(io("reading Tamiyo's address"))?;
@@ -160,6 +172,7 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
         tamiyo_addr,
         tamiyo_listener: RefCell::new(Some(tamiyo_listener)),
         workdir: config.workdir.clone(),
+        storage: PooledStorage { fsync_delay: config.fsync_delay },
         device: config.device,
         epochs: config.epochs,
         run_id: format!("up-{}", clock.now_ms()),
@@ -171,13 +184,22 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
     weatherlight.add(ServiceSpec::daemon("urza"), services::urza(&shared));
     weatherlight.add(ServiceSpec::daemon("tamiyo"), services::tamiyo(&shared));
     weatherlight.add(ServiceSpec::job("tolaria"), services::tolaria(&shared));
-    let http = serve_http_on(nissa_listener, nissa_addr.port(), nissa.clone());
     let supervised = supervise(weatherlight, &shared, &mut signals, config.linger);
-    tokio::select! {
-        // axum serves until its listener fails; an `Ok` end would be just as fatal.
-        served = http => Err(UpError::Http(served.err().unwrap_or_else(|| std::io::Error::other("the server ended")))),
+    let outcome = tokio::select! {
+        served = &mut http.ended => Err(UpError::Http(served.unwrap_or_else(|_| std::io::Error::other("the server ended")))),
         outcome = supervised => Ok(outcome),
-    }
+    };
+    http.stop();
+    outcome
+}
+
+/// Reads, before anything starts, the environment Kasmina and Tolaria read again
+/// in each life: a bad value there would otherwise surface only as a crashing
+/// Tolaria that Weatherlight restarts until it gives up, instead of a usage error.
+fn check_service_env() -> Result<(), UpError> {
+    KasminaConfig::default().with_lookup(process_env).map_err(|e| UpError::Config(e.to_string()))?;
+    TrainingLoopConfig::default().with_env(process_env).map_err(|e| UpError::Config(e.to_string()))?;
+    Ok(())
 }
 
 /// Runs Weatherlight to its end, reports, lingers.

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use esper_core::clock::UnixClock;
 use esper_core::karn::Catalog;
+use esper_core::kasmina::telemetry as kasmina_telemetry;
 use esper_core::kasmina::{KasminaConfig, PrefetchConfig, PrefetchCoordinator, PrefetchingKasmina, SeedManager};
 use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::http1::HttpLimits;
@@ -17,9 +18,8 @@ use esper_core::net::{TokioConnector, TokioListener};
 use esper_core::nissa::index::ElasticIndex;
 use esper_core::nissa::{self, Nissa, ingest_until};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
-use esper_core::storage::RealStorage;
 use esper_core::tamiyo::{RpcConfig, TamiyoClient};
-use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge};
+use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge, forge_telemetry};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::ports::TelemetryPort as _;
 use esper_core::tolaria::{Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
@@ -28,6 +28,7 @@ use esper_core::weatherlight::{ServiceContext, ServiceError, ServiceFuture};
 use esper_sim::RngTree;
 use rand_chacha::ChaCha8Rng;
 
+use super::PooledStorage;
 use crate::control_loop::hosts::serve_tamiyo_with_wal;
 use crate::real_profile::process_env;
 
@@ -44,6 +45,8 @@ pub(super) struct Shared {
     /// first life takes it, later lives bind the same address again.
     pub tamiyo_listener: RefCell<Option<TokioListener>>,
     pub workdir: PathBuf,
+    /// The files under `workdir`, every call off the executor (see `PooledStorage`).
+    pub storage: PooledStorage,
     pub device: DeviceKind,
     pub epochs: u32,
     pub run_id: String,
@@ -96,19 +99,25 @@ pub(super) fn nissa(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servic
 /// every blueprint of Karn's catalog on the run's device that is not in the
 /// library yet (resuming its `forge_wal.json` after a crash), so a restarted
 /// Urza serves what an earlier life built without building it again.
-async fn stocked_library(shared: &Shared) -> Result<Library<RealStorage>, String> {
+async fn stocked_library(shared: &Shared, context: &ServiceContext) -> Result<Library<PooledStorage>, String> {
     let job = CompileJobConfig { artifact_dir: shared.workdir.join("urza"), ..CompileJobConfig::default() };
-    let (library, damaged) = Library::open(RealStorage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
+    let (library, damaged) = Library::open(shared.storage, &job.artifact_dir).await.map_err(|e| e.to_string())?;
     if !damaged.is_empty() {
         tracing::warn!(damaged = damaged.len(), "urza.library.damaged_records");
     }
     let seed = rand::RngCore::next_u64(&mut shared.rng.stream("tezzeret"));
     let compiler = DeviceCompiler::new(shared.device, seed);
-    let report = Forge::new(RealStorage, library.clone(), job, compiler)
+    let report = Forge::new(shared.storage, library.clone(), job, compiler)
         .run(&Catalog::default_catalog())
         .await
         .map_err(|e| e.to_string())?;
-    tracing::info!(pending = report.pending.len(), "tezzeret.forge.done");
+    tracing::info!(pending = report.pending.len(), retries = report.retry_count, "tezzeret.forge.done");
+    // The pass's telemetry (`tezzeret.compile.retry_count`, which
+    // `tezzeret_compile_retry_high` watches) goes to Nissa through the hub.
+    let mut hub = context.telemetry();
+    for packet in forge_telemetry(&report, shared.clock.now_ms()).map_err(|e| e.to_string())? {
+        hub.publish_telemetry(&packet).await.map_err(|e| e.to_string())?;
+    }
     Ok(library)
 }
 
@@ -121,7 +130,8 @@ pub(super) fn urza(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Service
             let rng = shared.life("urza", context.life());
             let requests = shared.bus(shared.streams.clone(), "urza", rng.stream("requests"));
             let replies = shared.bus(shared.streams.clone(), "urza", rng.stream("replies"));
-            let library = stocked_library(&shared).await.map_err(|e| ServiceError(format!("stocking Urza: {e}")))?;
+            let library =
+                stocked_library(&shared, &context).await.map_err(|e| ServiceError(format!("stocking Urza: {e}")))?;
             let serve =
                 serve_kernels(requests, replies, library, UrzaConfig::default(), rng.stream("latency"), shared.clock);
             tokio::select! {
@@ -146,7 +156,7 @@ pub(super) fn tamiyo(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servi
             let ids = shared.life("tamiyo", context.life()).stream("command_ids");
             let dir = shared.workdir.join("tamiyo");
             let rpc = RpcConfig::new(shared.key.clone());
-            let serve = serve_tamiyo_with_wal(listener, RealStorage, dir, shared.clock, ids, rpc);
+            let serve = serve_tamiyo_with_wal(listener, shared.storage, dir, shared.clock, ids, rpc);
             tokio::select! {
                 reason = serve => Err(ServiceError(reason)),
                 () = context.stopped() => Ok(()),
@@ -178,9 +188,9 @@ async fn train(shared: &Shared, context: &ServiceContext) -> Result<(), String> 
     let kasmina = kasmina(shared, context, &life).await?;
     let emergency = shared.bus(shared.streams.clone(), "tolaria", life.stream("emergency"));
     let peers = Collaborators { tamiyo, kasmina, telemetry: context.telemetry(), emergency };
-    let checkpoints = StorageCheckpoints::new(RealStorage, shared.workdir.join("tolaria").join("checkpoint.wal"));
+    let checkpoints = StorageCheckpoints::new(shared.storage, shared.workdir.join("tolaria").join("checkpoint.wal"));
     let config = TrainingLoopConfig { run_id: shared.run_id.clone(), ..TrainingLoopConfig::default() }
-        .with_env(|name| std::env::var(name).ok())
+        .with_env(process_env)
         .map_err(|e| e.to_string())?;
     let mut trainer = Trainer::new(config, model, dataset, peers, checkpoints, clock).map_err(|e| e.to_string())?;
     if let Some((epoch, step)) = trainer.resume().await.map_err(|e| e.to_string())? {
@@ -193,6 +203,8 @@ async fn train(shared: &Shared, context: &ServiceContext) -> Result<(), String> 
         let kasmina = &mut trainer.collaborators_mut().kasmina;
         let (attached, prefetch) = (kasmina.kernels_attached(), kasmina.prefetch_counters());
         let mut packets = kasmina.manager_mut().telemetry(clock.now_ms());
+        let prefetch_id = format!("kasmina-prefetch-e{}", report.epoch);
+        packets.extend(kasmina_telemetry::packets(&prefetch_id, prefetch.metrics(), Vec::new(), clock.now_ms()));
         let seeds = kasmina.manager_mut().active();
         let mut hub = context.telemetry();
         for packet in packets.drain(..) {

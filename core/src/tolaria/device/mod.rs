@@ -8,18 +8,24 @@
 //! snapshot to the same [`ModelState`] bytes, so a checkpoint taken on one restores
 //! on the other.
 
+mod codec;
 #[cfg(feature = "tch")]
 mod cuda;
 mod dataset;
+mod graft;
 mod kind;
 mod model_state;
+mod pass;
 mod synthetic;
 #[cfg(feature = "tch")]
 mod tch_device;
 
 pub use dataset::{Batch, Dataset};
+pub use graft::{
+    Activation, BlendMode, CONFIDENCE_K, CONFIDENCE_TAU, Gradients, GraftReport, GraftStage, SeedGraft, Slot,
+};
 pub use kind::{DeviceKind, cuda_device_count};
-pub use model_state::{ModelSpec, ModelState};
+pub use model_state::{DenseState, GraftedSeed, ModelSpec, ModelState};
 pub use synthetic::Synthetic;
 #[cfg(feature = "tch")]
 pub use tch_device::TchDevice;
@@ -66,14 +72,21 @@ pub enum DeviceError {
     /// Host and seed gradients laid over different parameter vectors.
     #[error("host gradient has {host} values and seed gradient {seed}: they must cover the same parameters")]
     GradientLengths { host: usize, seed: usize },
+    /// A seed the device cannot graft (shape, slot, blend mode).
+    #[error("seed `{seed}` not grafted: {reason}")]
+    GraftRefused { seed: String, reason: String },
+    /// Something this device does not do (yet).
+    #[error("device {device} does not support {what}")]
+    Unsupported { device: String, what: &'static str },
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
     Torch(String),
 }
 
-/// Where the maths runs. Every implementation trains the same linear classifier
+/// Where the maths runs. Every implementation trains the same host models
 /// (softmax cross-entropy, SGD with momentum as PyTorch defines it) so that results
-/// on different devices are comparable.
+/// on different devices are comparable, with Kasmina's seeds grafted into the
+/// host's slots (see [`graft`]).
 pub trait Device: Send {
     /// `synthetic`, `cpu` or `cuda:N`.
     fn label(&self) -> String;
@@ -93,6 +106,26 @@ pub trait Device: Send {
     /// Kasmina's host↔seed gradient overlap, Σᵢ |hostᵢ|·|seedᵢ| in f64 (see
     /// [`crate::kasmina::isolation`]), computed where this device computes.
     fn gradient_overlap(&self, host: &[f32], seed: &[f32]) -> Result<f64, DeviceError>;
+
+    /// The host's seed slots; none on a device that cannot graft.
+    fn slots(&self) -> Vec<Slot> {
+        Vec::new()
+    }
+
+    /// Makes the grafted seeds what `plan` says (see [`SeedGraft`]): attaches new
+    /// seeds with fresh parameters, updates stages and alphas, drops seeds no longer
+    /// planned. A seed that cannot be grafted is reported, not an error. A device
+    /// without slots refuses every seed.
+    fn graft(&mut self, plan: &[SeedGraft]) -> Result<GraftReport, DeviceError> {
+        let refused = plan.iter().map(|seed| (seed.seed_id.clone(), "this device has no seed slots".to_owned()));
+        Ok(GraftReport { refused: refused.collect(), ..GraftReport::default() })
+    }
+
+    /// The host's and the live seeds' gradients on `batch`, without an update.
+    fn gradients(&mut self, batch: &Batch) -> Result<Gradients, DeviceError> {
+        let _ = batch;
+        Err(DeviceError::Unsupported { device: self.label(), what: "reading gradients" })
+    }
 }
 
 /// Refuses gradients of different lengths (the overlap would be meaningless).

@@ -1,14 +1,21 @@
-//! The model every device trains, and its portable snapshot format.
+//! The model every device trains, and the state a snapshot carries.
+//!
+//! Two hosts: RC1's `Linear(features → classes)`, whose one slot `head` wraps that
+//! layer, and the default MLP `Linear(features → hidden)`, tanh, `Linear(hidden →
+//! classes)`, whose one slot `hidden` wraps its hidden layer (see [`super::graft`]).
+//! The bytes are in `codec.rs`.
 
 use rand::Rng;
 
-use super::DeviceError;
+use super::graft::{Activation, BlendMode, GraftStage, Slot};
 
-/// Shape and optimiser settings of the linear classifier.
+/// Shape and optimiser settings of the host model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelSpec {
     /// Input features per sample.
     pub features: usize,
+    /// Width of the hidden layer; 0 for RC1's single linear layer.
+    pub hidden: usize,
     /// Output classes.
     pub classes: usize,
     /// SGD learning rate.
@@ -20,18 +27,75 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// The RC1 workload: `Linear(4 → 2)`, SGD with learning rate 0.01.
     pub const fn rc1() -> Self {
-        Self { features: 4, classes: 2, learning_rate: 0.01, momentum: 0.0 }
+        Self { features: 4, hidden: 0, classes: 2, learning_rate: 0.01, momentum: 0.0 }
+    }
+
+    /// The default host: `Linear(4 → 4)`, tanh, `Linear(4 → 2)`, SGD 0.05 with
+    /// momentum 0.9. Its slot takes 4 → 4 kernels (Karn's `residual_mlp_small`, BP002).
+    pub const fn mlp() -> Self {
+        Self { features: 4, hidden: 4, classes: 2, learning_rate: 0.05, momentum: 0.9 }
+    }
+
+    /// Inputs of the output layer: the hidden width, or the features for RC1.
+    pub fn head_inputs(&self) -> usize {
+        if self.hidden == 0 { self.features } else { self.hidden }
+    }
+
+    /// The host's one seed slot: around the output layer for RC1, around the
+    /// hidden layer for the MLP.
+    pub fn slot(&self) -> Slot {
+        if self.hidden == 0 {
+            Slot { name: "head", inputs: self.features, outputs: self.classes, activation: Activation::Identity }
+        } else {
+            Slot { name: "hidden", inputs: self.features, outputs: self.hidden, activation: Activation::Tanh }
+        }
     }
 }
 
-/// Weights, bias and their momentum buffers, as plain `f32`s.
-///
-/// Encoded as the magic `ESPRMS01`, the feature and class counts (u32 LE), then the
-/// four arrays as f32 LE. Every device snapshots to this, so a snapshot taken on one
-/// device restores on any other.
+/// A dense layer `inputs → outputs` and the momentum buffers of its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseState {
+    /// `outputs × inputs`, row-major.
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub weight_momentum: Vec<f32>,
+    pub bias_momentum: Vec<f32>,
+}
+
+impl DenseState {
+    /// PyTorch's `nn.Linear` initialisation: every parameter uniform in ±1/√inputs.
+    pub fn initial<R: Rng + ?Sized>(inputs: usize, outputs: usize, rng: &mut R) -> Self {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        let mut uniform = |count: usize| -> Vec<f32> { (0..count).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = uniform(outputs * inputs);
+        let bias = uniform(outputs);
+        Self { weight_momentum: vec![0.0; weight.len()], bias_momentum: vec![0.0; bias.len()], weight, bias }
+    }
+
+    pub(super) fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+}
+
+/// A seed grafted into a slot: its kernel's parameters and optimizer state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraftedSeed {
+    pub seed_id: String,
+    /// The slot's name.
+    pub slot: String,
+    pub stage: GraftStage,
+    /// The blend alpha the model's output uses (0 while TRAINING).
+    pub alpha: f32,
+    pub mode: BlendMode,
+    pub layer: DenseState,
+}
+
+/// The host's parameters (output layer flat, hidden layer if any), the seeds in
+/// its slot — fossils first, in the order they fossilized, then at most one live
+/// seed — and every momentum buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelState {
-    /// `classes × features`, row-major.
+    /// `classes × head_inputs`, row-major.
     pub weight: Vec<f32>,
     /// One per class.
     pub bias: Vec<f32>,
@@ -39,98 +103,56 @@ pub struct ModelState {
     pub weight_momentum: Vec<f32>,
     /// Momentum buffer of `bias`.
     pub bias_momentum: Vec<f32>,
+    /// The MLP's hidden layer; `None` for RC1.
+    pub hidden: Option<DenseState>,
+    pub seeds: Vec<GraftedSeed>,
 }
 
-const MAGIC: &[u8; 8] = b"ESPRMS01";
-const HEADER_BYTES: usize = MAGIC.len() + 8;
-
 impl ModelState {
-    /// PyTorch's `nn.Linear` initialisation: every parameter uniform in ±1/√features.
+    /// Initial weights drawn from `rng`, PyTorch-style: the output layer first (so
+    /// RC1 draws exactly what it always drew), then the hidden layer.
     pub fn initial<R: Rng + ?Sized>(spec: &ModelSpec, rng: &mut R) -> Self {
-        let bound = 1.0 / (spec.features as f32).sqrt();
-        let mut uniform = |count: usize| -> Vec<f32> { (0..count).map(|_| rng.random_range(-bound..bound)).collect() };
-        let weight = uniform(spec.classes * spec.features);
-        let bias = uniform(spec.classes);
-        Self { weight_momentum: vec![0.0; weight.len()], bias_momentum: vec![0.0; bias.len()], weight, bias }
+        let head = DenseState::initial(spec.head_inputs(), spec.classes, rng);
+        let hidden = (spec.hidden > 0).then(|| DenseState::initial(spec.features, spec.hidden, rng));
+        Self {
+            weight: head.weight,
+            bias: head.bias,
+            weight_momentum: head.weight_momentum,
+            bias_momentum: head.bias_momentum,
+            hidden,
+            seeds: Vec::new(),
+        }
+    }
+
+    /// The live seed (TRAINING or BLENDING), which is always last.
+    pub fn live_seed(&self) -> Option<&GraftedSeed> {
+        self.seeds.last().filter(|seed| seed.stage != GraftStage::Fossilized)
+    }
+
+    /// How many seeds are fossilized (they lead the list).
+    pub fn fossils(&self) -> usize {
+        self.seeds.iter().take_while(|seed| seed.stage == GraftStage::Fossilized).count()
+    }
+
+    /// Parameters that belong to the host: output layer, hidden layer, fossils.
+    pub fn host_parameter_count(&self) -> usize {
+        let dense = |layer: &DenseState| layer.weight.len() + layer.bias.len();
+        let fossils: usize = self.seeds[..self.fossils()].iter().map(|seed| dense(&seed.layer)).sum();
+        self.weight.len() + self.bias.len() + self.hidden.as_ref().map_or(0, dense) + fossils
+    }
+
+    /// The `(features, hidden, classes)` a snapshot's header declares.
+    pub fn shape(bytes: &[u8]) -> Result<(usize, usize, usize), super::DeviceError> {
+        super::codec::shape(bytes)
     }
 
     /// The snapshot bytes.
     pub fn encode(&self, spec: &ModelSpec) -> Vec<u8> {
-        debug_assert_eq!(self.weight.len(), spec.classes * spec.features);
-        let floats = [&self.weight, &self.bias, &self.weight_momentum, &self.bias_momentum];
-        let mut bytes = Vec::with_capacity(HEADER_BYTES + 4 * floats.iter().map(|part| part.len()).sum::<usize>());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(spec.features as u32).to_le_bytes());
-        bytes.extend_from_slice(&(spec.classes as u32).to_le_bytes());
-        for value in floats.into_iter().flatten() {
-            bytes.extend_from_slice(&value.to_le_bytes());
-        }
-        bytes
-    }
-
-    /// The `(features, classes)` shape a snapshot's header declares.
-    pub fn shape(bytes: &[u8]) -> Result<(usize, usize), DeviceError> {
-        let reject = |reason: String| DeviceError::BadSnapshot { reason };
-        let header = bytes.get(..HEADER_BYTES).ok_or_else(|| reject(format!("{} bytes is too short", bytes.len())))?;
-        if &header[..MAGIC.len()] != MAGIC {
-            return Err(reject("not an Esper model snapshot (bad magic)".to_owned()));
-        }
-        let field = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
-        Ok((field(8) as usize, field(12) as usize))
+        super::codec::encode(self, spec)
     }
 
     /// Parses snapshot bytes of a model shaped like `spec`.
-    pub fn decode(bytes: &[u8], spec: &ModelSpec) -> Result<Self, DeviceError> {
-        let reject = |reason: String| DeviceError::BadSnapshot { reason };
-        let (features, classes) = Self::shape(bytes)?;
-        if (features, classes) != (spec.features, spec.classes) {
-            return Err(reject(format!(
-                "snapshot is of a {features}→{classes} model, this one is {}→{}",
-                spec.features, spec.classes
-            )));
-        }
-        let parameters = classes * features + classes;
-        let body = &bytes[HEADER_BYTES..];
-        if body.len() != 2 * parameters * 4 {
-            return Err(reject(format!("expected {} bytes of parameters, found {}", 2 * parameters * 4, body.len())));
-        }
-        let mut values = body.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
-        let mut take = |count: usize| -> Vec<f32> { values.by_ref().take(count).collect() };
-        Ok(Self {
-            weight: take(classes * features),
-            bias: take(classes),
-            weight_momentum: take(classes * features),
-            bias_momentum: take(classes),
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-
-    use super::*;
-
-    #[test]
-    fn snapshot_round_trips_and_rejects_damage_with_reasons() {
-        let spec = ModelSpec::rc1();
-        let state = ModelState::initial(&spec, &mut ChaCha8Rng::seed_from_u64(3));
-        let bytes = state.encode(&spec);
-        assert_eq!(ModelState::decode(&bytes, &spec).expect("round trip"), state);
-        let cases: [(Vec<u8>, &str); 4] = [
-            (bytes[..10].to_vec(), "too short"),
-            ([b"XXXXXXXX", &bytes[8..]].concat(), "bad magic"),
-            (bytes[..bytes.len() - 1].to_vec(), "expected"),
-            (
-                ModelState::initial(&ModelSpec { classes: 3, ..spec }, &mut ChaCha8Rng::seed_from_u64(3))
-                    .encode(&ModelSpec { classes: 3, ..spec }),
-                "4→3 model",
-            ),
-        ];
-        for (damaged, reason) in cases {
-            let error = ModelState::decode(&damaged, &spec).expect_err(reason).to_string();
-            assert!(error.contains(reason), "{error}");
-        }
+    pub fn decode(bytes: &[u8], spec: &ModelSpec) -> Result<Self, super::DeviceError> {
+        super::codec::decode(bytes, spec)
     }
 }

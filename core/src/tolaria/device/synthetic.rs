@@ -1,10 +1,18 @@
-//! The pure-Rust device: a linear softmax classifier trained by SGD, in `f32`.
+//! The pure-Rust device: the host models of [`ModelSpec`] with Kasmina's seeds
+//! grafted into their slot, trained by SGD in `f32`.
 //!
-//! Straight-line loops in a fixed order, so the same inputs give the same bits on
-//! every run; that is what lets the sim hash a training run.
+//! Each step runs the host's pass (host and fossils learn from the host's own
+//! loss), the live seed's pass (the seed learns against the output with itself
+//! at alpha 1, the host detached) and the served pass (the model's output with the
+//! seed at its alpha, whose loss is reported), then one SGD update of everything.
+//! See `pass.rs` for the maths and [`super::graft`] for the slot and the blend.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
+use super::graft::{self, Gradients, GraftReport, GraftStage, SeedGraft, Slot};
+use super::model_state::{DenseState, GraftedSeed};
+use super::pass::{self, Grads, Pass};
 use super::{Batch, Device, DeviceError, Evaluation, ModelSpec, ModelState, StepOutcome};
 
 /// See the module docs.
@@ -12,36 +20,117 @@ use super::{Batch, Device, DeviceError, Evaluation, ModelSpec, ModelState, StepO
 pub struct Synthetic {
     spec: ModelSpec,
     state: ModelState,
+    /// Always true in a build anyone runs; the unit tests clear it to plant a
+    /// leak (the detach removed) and show the isolation checks catch it.
+    host_detached: bool,
 }
 
 impl Synthetic {
     /// A fresh model with PyTorch-style initial weights drawn from `rng`.
     pub fn new<R: Rng + ?Sized>(spec: ModelSpec, rng: &mut R) -> Self {
-        Self { state: ModelState::initial(&spec, rng), spec }
+        Self { state: ModelState::initial(&spec, rng), spec, host_detached: true }
     }
 
-    /// Softmax probabilities, row-major `samples × classes`, and the mean loss.
+    /// The model's state (parameters, seeds, momentum buffers).
+    pub fn state(&self) -> &ModelState {
+        &self.state
+    }
+
+    /// The served pass over `batch`: softmax probabilities, row-major `samples ×
+    /// classes`, and the mean loss.
     fn forward(&self, batch: &Batch) -> Result<(Vec<f32>, f32), DeviceError> {
         let (features, classes) = (self.spec.features, self.spec.classes);
         batch.check(features, classes)?;
         let mut probabilities = Vec::with_capacity(batch.len() * classes);
         let mut loss_sum = 0.0_f32;
         for (sample, &target) in batch.inputs.chunks_exact(features).zip(&batch.targets) {
-            let logits: Vec<f32> = self
-                .state
-                .weight
-                .chunks_exact(features)
-                .zip(&self.state.bias)
-                .map(|(row, bias)| bias + row.iter().zip(sample).map(|(w, x)| w * x).sum::<f32>())
-                .collect();
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exponentials: Vec<f32> = logits.iter().map(|logit| libm::expf(logit - max)).collect();
-            let total: f32 = exponentials.iter().sum();
-            loss_sum += libm::logf(total) - (logits[target as usize] - max);
-            probabilities.extend(exponentials.iter().map(|value| value / total));
+            let trace = pass::forward(&self.spec, &self.state, Pass::Served, sample);
+            let (row, loss) = pass::softmax_loss(&trace.logits, target as usize);
+            loss_sum += loss;
+            probabilities.extend(row);
         }
         Ok((probabilities, loss_sum / batch.len() as f32))
     }
+
+    /// The host pass's and the seed pass's gradients over `batch` (the seed's
+    /// zero when no seed is live).
+    fn host_and_seed_grads(&self, batch: &Batch) -> Result<(Grads, Grads), DeviceError> {
+        batch.check(self.spec.features, self.spec.classes)?;
+        let scale = 1.0 / batch.len() as f32;
+        let (mut host, mut seed) = (Grads::zeros(&self.state), Grads::zeros(&self.state));
+        let live = self.state.live_seed().is_some();
+        for (sample, &target) in batch.inputs.chunks_exact(self.spec.features).zip(&batch.targets) {
+            let mut passes = vec![(Pass::Host, true, &mut host)];
+            if live {
+                passes.push((Pass::Seed, !self.host_detached, &mut seed));
+            }
+            for (which, through_host, grads) in passes {
+                let trace = pass::forward(&self.spec, &self.state, which, sample);
+                let (probabilities, _) = pass::softmax_loss(&trace.logits, target as usize);
+                let d_logits: Vec<f32> = probabilities
+                    .iter()
+                    .enumerate()
+                    .map(|(class, p)| (p - if class == target as usize { 1.0 } else { 0.0 }) * scale)
+                    .collect();
+                pass::backward(&self.spec, &self.state, &trace, sample, &d_logits, through_host, grads);
+            }
+        }
+        Ok((host, seed))
+    }
+
+    /// A new seed for `plan`, checked against the slot. It starts as a copy of the
+    /// layer the slot wraps plus a small jitter (a tenth of PyTorch's initial
+    /// range), so blending it in does not throw away what the host has learnt — a
+    /// fresh random seed at alpha 1 would — and it still learns its own way. The
+    /// jitter comes from a stream keyed by the seed's id and the host's current
+    /// weights, so a run grafts the same weights every time without drawing from
+    /// the run's RNG.
+    fn attach(&self, plan: &SeedGraft, slot: &Slot) -> Result<GraftedSeed, DeviceError> {
+        let refuse = |reason: String| DeviceError::GraftRefused { seed: plan.seed_id.clone(), reason };
+        if (plan.inputs, plan.outputs) != (slot.inputs, slot.outputs) {
+            return Err(refuse(format!(
+                "a {}→{} kernel does not fit slot `{}` ({}→{})",
+                plan.inputs, plan.outputs, slot.name, slot.inputs, slot.outputs
+            )));
+        }
+        if let Some(live) = self.state.live_seed() {
+            return Err(refuse(format!("slot `{}` holds live seed `{}`", slot.name, live.seed_id)));
+        }
+        if plan.stage == GraftStage::Fossilized {
+            return Err(refuse("a fossilized seed with no parameters here cannot be made up".to_owned()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(graft_key(&plan.seed_id, &self.state.weight));
+        let noise = DenseState::initial(slot.inputs, slot.outputs, &mut rng);
+        let (weight, bias) = match &self.state.hidden {
+            Some(hidden) => (&hidden.weight, &hidden.bias),
+            None => (&self.state.weight, &self.state.bias),
+        };
+        let jitter = |host: &[f32], noise: &[f32]| -> Vec<f32> {
+            host.iter().zip(noise).map(|(h, n)| h + SEED_JITTER * n).collect()
+        };
+        let layer = DenseState {
+            weight: jitter(weight, &noise.weight),
+            bias: jitter(bias, &noise.bias),
+            weight_momentum: noise.weight_momentum,
+            bias_momentum: noise.bias_momentum,
+        };
+        let (stage, alpha, mode) = (plan.stage, served_alpha(plan), plan.mode.clone());
+        Ok(GraftedSeed { seed_id: plan.seed_id.clone(), slot: slot.name.to_owned(), stage, alpha, mode, layer })
+    }
+}
+
+/// Scale of a new seed's jitter around the host layer it copies.
+const SEED_JITTER: f32 = 0.1;
+
+/// The alpha a seed's output is taken with: 0 while TRAINING, else the plan's.
+fn served_alpha(plan: &SeedGraft) -> f32 {
+    if plan.stage == GraftStage::Training { 0.0 } else { plan.alpha.clamp(0.0, 1.0) }
+}
+
+/// FNV-1a over the seed id and the bits of `weights`.
+fn graft_key(seed_id: &str, weights: &[f32]) -> u64 {
+    let bytes = seed_id.bytes().chain(weights.iter().flat_map(|w| w.to_bits().to_le_bytes()));
+    bytes.fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// `buffer = momentum·buffer + gradient; parameter -= rate·buffer` (PyTorch's SGD).
@@ -52,32 +141,30 @@ fn sgd_update(parameters: &mut [f32], buffer: &mut [f32], gradient: &[f32], spec
     }
 }
 
+fn sgd_dense(layer: &mut DenseState, gradient: &(Vec<f32>, Vec<f32>), spec: &ModelSpec) {
+    sgd_update(&mut layer.weight, &mut layer.weight_momentum, &gradient.0, spec);
+    sgd_update(&mut layer.bias, &mut layer.bias_momentum, &gradient.1, spec);
+}
+
 impl Device for Synthetic {
     fn label(&self) -> String {
         "synthetic".to_owned()
     }
 
     fn train_step(&mut self, batch: &Batch) -> Result<StepOutcome, DeviceError> {
-        let (features, classes) = (self.spec.features, self.spec.classes);
-        let (probabilities, loss) = self.forward(batch)?;
-        let scale = 1.0 / batch.len() as f32;
-        let mut weight_gradient = vec![0.0_f32; classes * features];
-        let mut bias_gradient = vec![0.0_f32; classes];
-        for ((sample, &target), row) in
-            batch.inputs.chunks_exact(features).zip(&batch.targets).zip(probabilities.chunks_exact(classes))
-        {
-            for (class, probability) in row.iter().enumerate() {
-                let delta = (probability - if class == target as usize { 1.0 } else { 0.0 }) * scale;
-                bias_gradient[class] += delta;
-                let gradient_row = &mut weight_gradient[class * features..(class + 1) * features];
-                for (gradient, x) in gradient_row.iter_mut().zip(sample) {
-                    *gradient += delta * x;
-                }
-            }
+        let (_, loss) = self.forward(batch)?;
+        let (mut grads, seed) = self.host_and_seed_grads(batch)?;
+        grads.add(&seed);
+        let gradient_norm = grads.flat().iter().map(|g| g * g).sum::<f32>().sqrt();
+        let spec = self.spec;
+        sgd_update(&mut self.state.weight, &mut self.state.weight_momentum, &grads.weight, &spec);
+        sgd_update(&mut self.state.bias, &mut self.state.bias_momentum, &grads.bias, &spec);
+        if let (Some(layer), Some(gradient)) = (&mut self.state.hidden, &grads.hidden) {
+            sgd_dense(layer, gradient, &spec);
         }
-        let gradient_norm = weight_gradient.iter().chain(&bias_gradient).map(|g| g * g).sum::<f32>().sqrt();
-        sgd_update(&mut self.state.weight, &mut self.state.weight_momentum, &weight_gradient, &self.spec);
-        sgd_update(&mut self.state.bias, &mut self.state.bias_momentum, &bias_gradient, &self.spec);
+        for (seed, gradient) in self.state.seeds.iter_mut().zip(&grads.seeds) {
+            sgd_dense(&mut seed.layer, gradient, &spec);
+        }
         Ok(StepOutcome { loss, gradient_norm })
     }
 
@@ -110,6 +197,54 @@ impl Device for Synthetic {
         super::same_length(host, seed)?;
         Ok(crate::kasmina::isolation::gradient_overlap(host, seed))
     }
+
+    fn slots(&self) -> Vec<Slot> {
+        vec![self.spec.slot()]
+    }
+
+    fn graft(&mut self, plan: &[SeedGraft]) -> Result<GraftReport, DeviceError> {
+        let mut report = GraftReport::default();
+        let planned = |id: &str| plan.iter().any(|seed| seed.seed_id == id);
+        let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut self.state.seeds)
+            .into_iter()
+            .partition(|seed| seed.stage == GraftStage::Fossilized || planned(&seed.seed_id));
+        self.state.seeds = kept;
+        report.dropped = dropped.into_iter().map(|seed| seed.seed_id).collect();
+        let slot = self.spec.slot();
+        for seed_plan in plan {
+            let index = self.state.seeds.iter().position(|seed| seed.seed_id == seed_plan.seed_id);
+            let result = graft::check_mode(seed_plan).and_then(|()| match index {
+                Some(index) => {
+                    update(&mut self.state.seeds[index], seed_plan);
+                    Ok(())
+                }
+                None => self.attach(seed_plan, &slot).map(|seed| {
+                    report.attached.push((seed.seed_id.clone(), slot.name));
+                    self.state.seeds.push(seed);
+                }),
+            });
+            if let Err(error) = result {
+                report.refused.push((seed_plan.seed_id.clone(), error.to_string()));
+            }
+        }
+        debug_assert!(self.state.seeds.iter().skip(self.state.fossils()).count() <= 1, "one live seed per slot");
+        Ok(report)
+    }
+
+    fn gradients(&mut self, batch: &Batch) -> Result<Gradients, DeviceError> {
+        let (host, seed) = self.host_and_seed_grads(batch)?;
+        Ok(Gradients { host: host.flat(), seed: seed.flat(), host_parameters: self.state.host_parameter_count() })
+    }
+}
+
+/// A held seed takes the plan's stage, alpha and mode; a fossil stays as it is.
+fn update(seed: &mut GraftedSeed, plan: &SeedGraft) {
+    if seed.stage == GraftStage::Fossilized {
+        return;
+    }
+    seed.stage = plan.stage;
+    seed.alpha = served_alpha(plan);
+    seed.mode = plan.mode.clone();
 }
 
 #[cfg(test)]
@@ -156,7 +291,7 @@ mod tests {
         let (model, data) = rc1();
         let batch = data.batches(8).next().expect("a batch");
         let spec = ModelSpec { learning_rate: 1.0, momentum: 0.0, ..ModelSpec::rc1() };
-        let mut stepped = Synthetic { spec, state: model.state.clone() };
+        let mut stepped = Synthetic { spec, state: model.state.clone(), host_detached: true };
         stepped.train_step(&batch).expect("step");
         // With rate 1 and no momentum, the update is exactly minus the gradient.
         let analytic: Vec<f32> = model.state.weight.iter().zip(&stepped.state.weight).map(|(a, b)| a - b).collect();
@@ -190,3 +325,7 @@ mod tests {
         assert!(matches!(model.evaluate(&bad_class), Err(DeviceError::TargetOutOfRange { target: 5, classes: 2 })));
     }
 }
+
+#[cfg(test)]
+#[path = "grafting_tests.rs"]
+mod grafting_tests;

@@ -80,6 +80,10 @@ impl TchDevice {
     }
 
     fn load(&mut self, state: &ModelState) -> Result<(), DeviceError> {
+        if state.hidden.is_some() || !state.seeds.is_empty() {
+            let what = "an MLP host or grafted seeds (issue 24's tch step)";
+            return Err(DeviceError::Unsupported { device: self.kind.to_string(), what });
+        }
         let (classes, features) = (self.spec.classes as i64, self.spec.features as i64);
         self.weight = self.tensor(&state.weight, &[classes, features])?.set_requires_grad(true);
         self.bias = self.tensor(&state.bias, &[classes])?.set_requires_grad(true);
@@ -163,6 +167,8 @@ impl Device for TchDevice {
             bias: to_vec(&self.bias)?,
             weight_momentum: to_vec(&self.weight_momentum)?,
             bias_momentum: to_vec(&self.bias_momentum)?,
+            hidden: None,
+            seeds: Vec::new(),
         };
         Ok(state.encode(&self.spec))
     }

@@ -38,6 +38,7 @@ where
     /// Puts the model back to its state after `step` (or the nearest earlier state held).
     pub async fn rollback_to(&mut self, step: u64) -> RollbackOutcome {
         let started = Instant::now();
+        tracing::info!(step, epoch = self.epoch, "tolaria.rollback.started");
         let outcome = match self.fast_cache.nearest_at_or_before(step) {
             Some((at, snapshot)) => match restore_model(self.device.as_mut(), self.config.planted, snapshot) {
                 Ok(()) => RollbackOutcome::FastHit { step: at },
@@ -45,6 +46,8 @@ where
             },
             None => {
                 self.counters.rollback_fast_misses_total += 1;
+                let deadline_ms = u64::try_from(self.config.rollback_deadline.as_millis()).unwrap_or(u64::MAX);
+                tracing::info!(step, deadline_ms, "tolaria.rollback.fast_miss_loading_checkpoint");
                 self.restore_checkpoint().await
             }
         };
@@ -85,7 +88,11 @@ where
 
     async fn account(&mut self, outcome: &RollbackOutcome) {
         let latency = format!("{:.3}", self.last_restore_latency_ms);
-        tracing::info!(outcome = ?outcome, latency_ms = self.last_restore_latency_ms, "tolaria.rollback");
+        if matches!(outcome, RollbackOutcome::FastHit { .. } | RollbackOutcome::Checkpoint { .. }) {
+            tracing::info!(outcome = ?outcome, latency_ms = self.last_restore_latency_ms, "tolaria.rollback");
+        } else {
+            tracing::warn!(outcome = ?outcome, latency_ms = self.last_restore_latency_ms, "tolaria.rollback");
+        }
         match outcome {
             RollbackOutcome::FastHit { .. } => self.counters.rollback_fast_hits_total += 1,
             RollbackOutcome::Checkpoint { .. } => {}
@@ -121,8 +128,8 @@ fn restore_model(device: &mut dyn Device, planted: Planted, snapshot: &[u8]) -> 
     if !planted.armed(PlantedBug::RollbackSkipsTensor) {
         return device.restore(snapshot);
     }
-    let (features, classes) = ModelState::shape(snapshot)?;
-    let spec = ModelSpec { features, classes, ..ModelSpec::rc1() };
+    let (features, hidden, classes) = ModelState::shape(snapshot)?;
+    let spec = ModelSpec { features, hidden, classes, ..ModelSpec::rc1() };
     let current = ModelState::decode(&device.snapshot()?, &spec)?;
     let restored = ModelState { bias: current.bias, ..ModelState::decode(snapshot, &spec)? };
     device.restore(&restored.encode(&spec))

@@ -20,6 +20,10 @@
 //!   on both streams before its deadline) and the publisher's outbox is empty —
 //!   otherwise the invariant fails naming the entries still pending.
 //!
+//! Then `telemetry-complete` ([`telemetry`]): once the faults are over, the
+//! publisher's own Oona snapshot, sent as telemetry, must show every counter it
+//! moved in Nissa's `/metrics`.
+//!
 //! As a drill (`esper sweep --scenario oona-ledger`) the schedule is generated
 //! instead: partitions, holds, loss and latency on both clients' links, Redis
 //! crashing, stalling, answering slowly or with errors, dropping connections.
@@ -34,6 +38,7 @@ use esper_core::leyline::{BusMessageType, MessagePriority, SigningKey, VerifyPol
 use esper_core::oona::{
     ClientParts, ConsumeRound, Delivery, OonaClient, OonaError, OonaMetrics, PublishOutcome, StreamConfig,
 };
+use esper_core::planted::Planted;
 use esper_sim::redis::ServerConfig;
 use esper_sim::{
     Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimScenario, TurmoilConnector, World,
@@ -41,6 +46,8 @@ use esper_sim::{
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use tokio::time::{Instant, sleep, sleep_until};
+
+mod telemetry;
 
 use crate::oona_bus::REDIS_PORT;
 use crate::oona_checks::{envelope, seq_of};
@@ -59,6 +66,9 @@ const CRITICAL_ATTEMPTS: u32 = 300;
 const CONSUMER_DEADLINE: Duration = Duration::from_secs(90);
 /// Unix time the clients' clocks start at.
 const CLOCK_ORIGIN_MS: u64 = 1_735_689_600_000;
+
+/// The bus key both clients sign and verify with.
+const LEDGER_KEY: &[u8] = b"oona-ledger";
 
 /// How long after its write Redis (fsync every second) may still lose an entry in a crash.
 const REDIS_LOSS_WINDOW: Duration = Duration::from_secs(2);
@@ -157,6 +167,10 @@ impl SimScenario for OonaLedgerScenario {
             .filter(|scheduled| matches!(scheduled.fault, Fault::Crash { .. }))
             .map(|scheduled| Duration::from_millis(scheduled.at_ms))
             .collect();
+        // The snapshot goes out after the last fault plus the window in which a
+        // crash could still lose an acknowledged entry.
+        let last_fault_ms = world.schedule().faults().last().map_or(0, |last| last.at_ms);
+        let quiet_at = Duration::from_millis(last_fault_ms) + REDIS_LOSS_WINDOW;
         let ledger = Shared::default();
         let rng = world.rng().child("oona-ledger");
         let (publisher_rng, consumer_rng) = (rng.stream(PUBLISHER), rng.stream(CONSUMER));
@@ -168,8 +182,10 @@ impl SimScenario for OonaLedgerScenario {
             publisher_config.durability_window = Duration::ZERO;
         }
         world.client(PUBLISHER, async move {
+            // The same anchor as the client's own clock, taken at the same sim time.
+            let clock = UnixClock::anchored_at(CLOCK_ORIGIN_MS);
             let bus = client(publisher_config, publisher_bus)?;
-            publish_all(&for_publisher, bus, publisher_rng).await
+            publish_all(&for_publisher, bus, publisher_rng, (quiet_at, planted, clock)).await
         });
         world.client(CONSUMER, async move {
             let bus = client(StreamConfig { planted, ..config(CONSUMER) }, consumer_bus)?;
@@ -204,7 +220,7 @@ type Bus = OonaClient<TurmoilConnector, ChaCha8Rng>;
 /// A client with `config` whose nonces and jitter come from `rng`.
 fn client(config: StreamConfig, rng: ChaCha8Rng) -> Result<Bus, String> {
     let parts = ClientParts {
-        key: SigningKey::new(b"oona-ledger".to_vec()).map_err(|error| error.to_string())?,
+        key: SigningKey::new(LEDGER_KEY.to_vec()).map_err(|error| error.to_string())?,
         verify: VerifyPolicy { freshness_window_ms: 600_000, ..VerifyPolicy::default() },
         clock: UnixClock::anchored_at(CLOCK_ORIGIN_MS),
         rng,
@@ -216,7 +232,12 @@ fn sim_now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
-async fn publish_all(ledger: &Shared, mut bus: Bus, mut rng: ChaCha8Rng) -> turmoil::Result {
+async fn publish_all(
+    ledger: &Shared,
+    mut bus: Bus,
+    mut rng: ChaCha8Rng,
+    (quiet_at, planted, clock): (Duration, Planted, UnixClock),
+) -> turmoil::Result {
     let start = Instant::now();
     for seq in 0..MESSAGES {
         sleep_until(start + PUBLISH_EVERY * u32::try_from(seq).unwrap_or(u32::MAX)).await;
@@ -247,7 +268,14 @@ async fn publish_all(ledger: &Shared, mut bus: Bus, mut rng: ChaCha8Rng) -> turm
         }
     }
     drain_outbox(&mut bus).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
-    ledger.borrow_mut().publisher = Some(bus.metrics_snapshot());
+    let counters = bus.metrics_snapshot();
+    let key = SigningKey::new(LEDGER_KEY.to_vec()).map_err(|error| error.to_string())?;
+    let reporter = telemetry::Bus { client: &mut bus, host: REDIS, port: REDIS_PORT, key, clock };
+    telemetry::report_and_check(reporter, quiet_at, planted).await?;
+    // Only now is the publisher done: the consumer's audit (and its closing
+    // summary line) comes after the snapshot's check, and judges the counters of
+    // the ledger's own traffic.
+    ledger.borrow_mut().publisher = Some(counters);
     Ok(())
 }
 

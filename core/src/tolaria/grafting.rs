@@ -1,0 +1,58 @@
+//! Grafting Kasmina's seeds onto the device after each step.
+//!
+//! Kasmina decides which seeds exist and where they are in their lifecycle;
+//! the device holds their parameters. After every step Tolaria hands the device
+//! what Kasmina says it should hold ([`KasminaPort::grafts`]) and the device
+//! reconciles: new seeds get parameters, culled ones lose them, alphas move.
+//! Each attach and drop is an event; a refusal (a kernel that does not fit the
+//! slot, a slot already taken) is an event once per seed and reason, not every step.
+
+use std::collections::BTreeMap;
+
+use super::checkpoint::CheckpointStore;
+use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::trainer::Trainer;
+use crate::leyline::{TelemetryEvent, TelemetryLevel};
+
+impl<T, K, M, E, C> Trainer<T, K, M, E, C>
+where
+    T: TamiyoPort,
+    K: KasminaPort,
+    M: TelemetryPort,
+    E: EmergencyPort,
+    C: CheckpointStore,
+{
+    /// Makes the device's seeds what Kasmina's are (see the module docs).
+    pub(super) fn sync_grafts(&mut self) {
+        // Called even with an empty plan: a rollback may have restored a seed
+        // Kasmina has since dropped, and this is where it goes again.
+        let plan = self.peers.kasmina.grafts();
+        let report = match self.device.graft(&plan) {
+            Ok(report) => report,
+            Err(error) => {
+                let attributes = [("error", error.to_string())];
+                self.events.push(TelemetryEvent::named("tolaria.graft_failed", TelemetryLevel::Error, &attributes));
+                return;
+            }
+        };
+        for (seed, slot) in report.attached {
+            tracing::debug!(%seed, slot, "tolaria.seed_grafted");
+            let attributes = [("seed", seed), ("slot", slot.to_owned())];
+            self.events.push(TelemetryEvent::named("tolaria.seed_grafted", TelemetryLevel::Info, &attributes));
+        }
+        for seed in report.dropped {
+            tracing::debug!(%seed, "tolaria.seed_dropped");
+            self.events.push(TelemetryEvent::named("tolaria.seed_dropped", TelemetryLevel::Info, &[("seed", seed)]));
+        }
+        let mut refusals = BTreeMap::new();
+        for (seed, reason) in report.refused {
+            if self.graft_refusals.get(&seed) != Some(&reason) {
+                tracing::warn!(%seed, %reason, "tolaria.graft_refused");
+                let attributes = [("seed", seed.clone()), ("reason", reason.clone())];
+                self.events.push(TelemetryEvent::named("tolaria.graft_refused", TelemetryLevel::Warning, &attributes));
+            }
+            refusals.insert(seed, reason);
+        }
+        self.graft_refusals = refusals;
+    }
+}

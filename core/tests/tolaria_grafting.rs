@@ -1,0 +1,127 @@
+//! Kasmina's seeds grafted into the model Tolaria trains: a germinated seed gets
+//! real parameters on the device, trains, blends in and fossilizes into the host;
+//! a culled one is dropped; a kernel that does not fit the slot is refused once.
+
+use std::time::Duration;
+
+use esper_core::clock::UnixClock;
+use esper_core::kasmina::{KasminaConfig, SeedManager};
+use esper_core::leyline::{
+    AdaptationCommand, CommandPayload, CommandSeedOperation, CommandType, SeedOperation, SystemStatePacket,
+    TelemetryPacket,
+};
+use esper_core::tolaria::device::{Dataset, GraftStage, ModelSpec, ModelState, Synthetic};
+use esper_core::tolaria::ports::{Outbox, PortError, TamiyoPort};
+use esper_core::tolaria::{Checkpoint, CheckpointError, CheckpointStore, Collaborators, Trainer, TrainingLoopConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Sends each scripted command at its global step, a pause otherwise.
+#[derive(Debug, Default)]
+struct ScriptedTamiyo {
+    script: Vec<(u64, AdaptationCommand)>,
+}
+
+impl TamiyoPort for ScriptedTamiyo {
+    async fn evaluate_step(&mut self, packet: &SystemStatePacket) -> Result<AdaptationCommand, PortError> {
+        let scripted = self.script.iter().find(|(step, _)| *step == packet.global_step);
+        let pause = AdaptationCommand { command_type: CommandType::Pause.into(), ..AdaptationCommand::default() };
+        Ok(scripted.map_or(pause, |(_, command)| command.clone()))
+    }
+}
+
+#[derive(Debug, Default)]
+struct NoCheckpoints;
+
+impl CheckpointStore for NoCheckpoints {
+    async fn save(&mut self, _: &Checkpoint) -> Result<(), CheckpointError> {
+        Ok(())
+    }
+
+    async fn load_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
+        Ok(None)
+    }
+}
+
+type Loop = Trainer<ScriptedTamiyo, SeedManager, Outbox, Outbox, NoCheckpoints>;
+
+fn seed_command(operation: SeedOperation, blueprint: &str) -> AdaptationCommand {
+    AdaptationCommand {
+        command_id: format!("cmd-{}", operation.as_str_name()),
+        command_type: CommandType::Seed.into(),
+        target_seed_id: "seed-1".to_owned(),
+        payload: Some(CommandPayload::SeedOperation(CommandSeedOperation {
+            operation: operation.into(),
+            blueprint_id: blueprint.to_owned(),
+            parameters: Default::default(),
+        })),
+        ..AdaptationCommand::default()
+    }
+}
+
+fn control_loop(script: Vec<(u64, AdaptationCommand)>) -> Loop {
+    let clock = UnixClock::anchored_at(1_767_225_600_000);
+    let peers = Collaborators {
+        tamiyo: ScriptedTamiyo { script },
+        kasmina: SeedManager::new(KasminaConfig::default()),
+        telemetry: Outbox::default(),
+        emergency: Outbox::default(),
+    };
+    let config = TrainingLoopConfig {
+        run_id: "run-graft".into(),
+        step_timeout: Duration::from_millis(500),
+        step_cost: Duration::from_millis(1),
+        ..TrainingLoopConfig::default()
+    };
+    let device = Box::new(Synthetic::new(ModelSpec::mlp(), &mut ChaCha8Rng::seed_from_u64(7)));
+    let data = Dataset::generate(64, 4, 2, &mut ChaCha8Rng::seed_from_u64(42));
+    Trainer::new(config, device, data, peers, NoCheckpoints, clock).expect("valid trainer")
+}
+
+/// Runs `epochs` and returns the trainer, the model state and the Tolaria event names.
+fn run(script: Vec<(u64, AdaptationCommand)>, epochs: u32) -> (Loop, ModelState, Vec<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt");
+    let mut trainer = control_loop(script);
+    let reports = runtime.block_on(trainer.run(epochs)).expect("runs");
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    let state = ModelState::decode(&trainer.snapshot().expect("snapshot"), &ModelSpec::mlp()).expect("decodes");
+    let events = events(&trainer.collaborators().telemetry.telemetry);
+    (trainer, state, events)
+}
+
+fn events(packets: &[TelemetryPacket]) -> Vec<String> {
+    let events = packets.iter().flat_map(|packet| &packet.events);
+    events.map(|event| event.description.clone()).filter(|name| name.starts_with("tolaria.")).collect()
+}
+
+#[test]
+fn a_germinated_seed_is_grafted_blended_and_fossilized_into_the_host() {
+    let (trainer, state, events) = run(vec![(1, seed_command(SeedOperation::Germinate, "BP002"))], 4);
+    assert_eq!(events.iter().filter(|name| *name == "tolaria.seed_grafted").count(), 1, "{events:?}");
+    assert_eq!(state.seeds.len(), 1);
+    let seed = &state.seeds[0];
+    assert_eq!((seed.seed_id.as_str(), seed.slot.as_str(), seed.stage), ("seed-1", "hidden", GraftStage::Fossilized));
+    assert_eq!(seed.alpha, 1.0, "fossilized after a complete blend");
+    let (_, plain, _) = run(Vec::new(), 4);
+    assert_ne!(state.hidden, plain.hidden, "a fossil learns with the host and changes what the host learns");
+    let kasmina = trainer.collaborators().kasmina.grafts();
+    assert_eq!(kasmina[0].stage, GraftStage::Fossilized);
+}
+
+#[test]
+fn a_culled_seed_is_dropped_and_the_host_learns_as_if_it_never_was() {
+    let script =
+        vec![(1, seed_command(SeedOperation::Germinate, "BP002")), (12, seed_command(SeedOperation::Cull, ""))];
+    let (_, state, events) = run(script, 2);
+    assert!(events.contains(&"tolaria.seed_dropped".to_owned()), "{events:?}");
+    assert!(state.seeds.is_empty());
+    let (_, plain, _) = run(Vec::new(), 2);
+    assert_eq!(state, plain, "a live seed never touched the host, and nothing of it is left");
+}
+
+#[test]
+fn a_kernel_that_does_not_fit_the_slot_is_refused_once() {
+    let (_, state, events) = run(vec![(1, seed_command(SeedOperation::Germinate, "BP003"))], 2);
+    assert_eq!(events.iter().filter(|name| *name == "tolaria.graft_refused").count(), 1, "{events:?}");
+    assert!(state.seeds.is_empty());
+}
