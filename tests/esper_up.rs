@@ -344,8 +344,12 @@ fn a_slow_fsync_does_not_stall_healthz() {
         "/healthz took {slowest:?} (of {} samples over {ran:?}) behind a 200 ms fsync",
         latencies.len()
     );
-    assert!(latencies.iter().all(|(_, status)| *status == 200), "{latencies:?}");
-    assert!(latencies.len() >= 20, "too few /healthz samples over {ran:?}: {}", latencies.len());
+    // Nissa stops before `esper up: finished` is printed, so the last polls may find
+    // no listener (status 0, answered at once: the bound above still holds for them).
+    // Every poll before that tail was answered 200.
+    let answered = latencies.iter().rposition(|(_, status)| *status != 0).map_or(0, |last| last + 1);
+    assert!(latencies[..answered].iter().all(|(_, status)| *status == 200), "{latencies:?}");
+    assert!(answered >= 20, "too few answered /healthz samples over {ran:?}: {answered}");
     assert!(up.exit(Duration::from_secs(30)).success());
 }
 
