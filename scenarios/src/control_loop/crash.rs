@@ -5,15 +5,25 @@
 //! crashes — its software is dropped mid-step and the disk loses whatever was not
 //! fsynced — and restarts a little later. The restarted Tolaria resumes from the
 //! checkpoint and trains to the end. The `weatherlight` observer then checks that the
-//! restart resumed from a real checkpoint and that the final parameters are byte for
-//! byte those of an uninterrupted run (Tamiyo's and Kasmina's decisions do not touch
-//! the host model, so the trajectory is the data's alone).
+//! restart resumed from a real checkpoint and that the final parameters — host and
+//! grafted seeds — are byte for byte those of an uninterrupted run.
+//!
+//! Tamiyo's decisions change the model (a germinated seed is grafted into it), and a
+//! restarted Tolaria asks again for the steps its previous life had already taken, so
+//! the uninterrupted run is given the decisions the surviving trajectory was given:
+//! every life records Tamiyo's answer per global step, a later life's answer replacing
+//! an earlier one, and the observer replays them into a fresh trainer. What the check
+//! then isolates is the checkpoint: anything it forgets (a seed's weights, Kasmina's
+//! stage or alpha, optimizer momentum) shows as a different final model.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use esper_core::kasmina::{KasminaConfig, SeedManager};
+use esper_core::leyline::{AdaptationCommand, SystemStatePacket};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer};
@@ -23,12 +33,14 @@ use esper_sim::{
 };
 use rand::Rng;
 
-use esper_core::tolaria::ports::Outbox;
+use esper_core::tolaria::ports::{Outbox, PortError, TamiyoPort};
 
 use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 const OBSERVER: &str = "weatherlight";
 const EPOCHS: u32 = 6;
+/// Crashes per run, each followed by a restart.
+const CRASHES: usize = 1;
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,6 +55,35 @@ struct Journal {
     finished: Option<(Vec<u8>, u32, TolariaCounters)>,
     /// The first error a Tolaria incarnation hit.
     error: Option<String>,
+    /// Tamiyo's answer per global step; a later life's replaces an earlier one's.
+    decisions: BTreeMap<u64, AdaptationCommand>,
+}
+
+/// Tolaria's Tamiyo client, noting every answer in the journal.
+struct Recorded<'a, T> {
+    tamiyo: T,
+    journal: &'a RefCell<Journal>,
+}
+
+impl<T: TamiyoPort> TamiyoPort for Recorded<'_, T> {
+    async fn evaluate_step(&mut self, packet: &SystemStatePacket) -> Result<AdaptationCommand, PortError> {
+        let command = self.tamiyo.evaluate_step(packet).await?;
+        self.journal.borrow_mut().decisions.insert(packet.global_step, command.clone());
+        Ok(command)
+    }
+}
+
+/// The uninterrupted run's Tamiyo: the recorded answer for each step, and a refusal
+/// for a step no life was answered at (which the observer reports).
+struct Replayed(BTreeMap<u64, AdaptationCommand>);
+
+impl TamiyoPort for Replayed {
+    async fn evaluate_step(&mut self, packet: &SystemStatePacket) -> Result<AdaptationCommand, PortError> {
+        self.0.get(&packet.global_step).cloned().ok_or_else(|| PortError::Refused {
+            service: "tamiyo",
+            reason: format!("no recorded decision for step {}", packet.global_step),
+        })
+    }
 }
 
 impl SimScenario for TolariaCrashScenario {
@@ -60,13 +101,15 @@ impl SimScenario for TolariaCrashScenario {
 
     fn schedule(&self, rng: &RngTree) -> FaultSchedule {
         let mut draws = rng.stream("crash");
-        let crash_ms = draws.random_range(200..500);
-        let restart_ms = crash_ms + draws.random_range(20..100);
-        let host = || TOLARIA.to_owned();
-        FaultSchedule::new(vec![
-            ScheduledFault { at_ms: crash_ms, fault: Fault::Crash { host: host() } },
-            ScheduledFault { at_ms: restart_ms, fault: Fault::Restart { host: host() } },
-        ])
+        let mut faults = Vec::new();
+        let mut at_ms = 0;
+        for _ in 0..CRASHES {
+            let crash_ms = at_ms + draws.random_range(200..400);
+            at_ms = crash_ms + draws.random_range(20..100);
+            faults.push(ScheduledFault { at_ms: crash_ms, fault: Fault::Crash { host: TOLARIA.to_owned() } });
+            faults.push(ScheduledFault { at_ms, fault: Fault::Restart { host: TOLARIA.to_owned() } });
+        }
+        FaultSchedule::new(faults)
     }
 
     fn populate(&self, world: &mut World) {
@@ -87,7 +130,8 @@ impl SimScenario for TolariaCrashScenario {
             }
         });
         let rng = world.rng().child("tolaria");
-        world.client(OBSERVER, async move { observe(&journal, &rng).await.map_err(Into::into) });
+        let disk = world.disk(OBSERVER, SimDiskConfig::default());
+        world.client(OBSERVER, async move { observe(&journal, &rng, disk).await.map_err(Into::into) });
     }
 }
 
@@ -99,19 +143,8 @@ async fn incarnation(
     life: &RngTree,
     log: &RefCell<Journal>,
 ) -> Result<(), String> {
-    let spec = ModelSpec::rc1();
-    let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
-    let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
-    let clock = sim_clock();
-    let peers = Collaborators {
-        tamiyo: tamiyo_client(clock, ClockSkew::default(), life)?,
-        kasmina: SeedManager::new(KasminaConfig::default()),
-        telemetry: Outbox::default(),
-        emergency: Outbox::default(),
-    };
-    let store = StorageCheckpoints::new(disk, CHECKPOINT_PATH);
-    let config = training_config("sim-tolaria-crash");
-    let mut trainer = Trainer::new(config, model, dataset, peers, store, clock).map_err(|e| e.to_string())?;
+    let tamiyo = Recorded { tamiyo: tamiyo_client(sim_clock(), ClockSkew::default(), life)?, journal: log };
+    let mut trainer = trainer(tamiyo, disk, rng)?;
     let resumed = trainer.resume().await.map_err(|e| e.to_string())?;
     log.borrow_mut().resumed.push(resumed);
     trainer.run(EPOCHS).await.map_err(|e| e.to_string())?;
@@ -120,8 +153,29 @@ async fn incarnation(
     Ok(())
 }
 
+/// A Tolaria trainer on `disk` with `tamiyo`: the data and the initial model come
+/// from `rng`, so every life and the uninterrupted run start alike.
+fn trainer<T: TamiyoPort>(
+    tamiyo: T,
+    disk: esper_sim::SimDisk,
+    rng: &RngTree,
+) -> Result<Trainer<T, SeedManager, Outbox, Outbox, StorageCheckpoints<esper_sim::SimDisk>>, String> {
+    let spec = ModelSpec::rc1();
+    let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
+    let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
+    let peers = Collaborators {
+        tamiyo,
+        kasmina: SeedManager::new(KasminaConfig::default()),
+        telemetry: Outbox::default(),
+        emergency: Outbox::default(),
+    };
+    let store = StorageCheckpoints::new(disk, CHECKPOINT_PATH);
+    let config = training_config("sim-tolaria-crash");
+    Trainer::new(config, model, dataset, peers, store, sim_clock()).map_err(|e| e.to_string())
+}
+
 /// Waits for Tolaria to finish, then checks the resume and the final parameters.
-async fn observe(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), String> {
+async fn observe(journal: &RefCell<Journal>, rng: &RngTree, disk: esper_sim::SimDisk) -> Result<(), String> {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let journal = journal.borrow();
@@ -129,15 +183,20 @@ async fn observe(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), String
             return Err(format!("tolaria failed: {error}"));
         }
         let Some((snapshot, epoch, counters)) = &journal.finished else { continue };
-        let [first, second] = journal.resumed.as_slice() else {
-            return Err(format!("expected one crash and one restart, saw {} starts", journal.resumed.len()));
+        let [first, restarts @ ..] = journal.resumed.as_slice() else {
+            return Err("Tolaria never started".to_owned());
         };
+        if restarts.len() != CRASHES {
+            return Err(format!("expected {CRASHES} crashes and restarts, saw {} starts", journal.resumed.len()));
+        }
         if first.is_some() {
             return Err(format!("the first start found a checkpoint on a fresh disk: {first:?}"));
         }
-        match second {
-            Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
-            other => return Err(format!("the restart did not resume from an epoch checkpoint: {other:?}")),
+        for restart in restarts {
+            match restart {
+                Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
+                other => return Err(format!("a restart did not resume from an epoch checkpoint: {other:?}")),
+            }
         }
         // No link is cut here: every call of the restarted Tolaria must be answered
         // (a replayed nonce from its previous life would be refused).
@@ -147,23 +206,28 @@ async fn observe(journal: &RefCell<Journal>, rng: &RngTree) -> Result<(), String
         if *epoch != EPOCHS {
             return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));
         }
-        return if *snapshot == unbroken_run(rng)? {
+        let (snapshot, decisions) = (snapshot.clone(), journal.decisions.clone());
+        drop(journal);
+        return if snapshot == unbroken_run(decisions, disk, rng).await? {
             Ok(())
         } else {
-            Err("parameters after crash + resume differ from an uninterrupted run".to_owned())
+            Err("parameters after crash + resume differ from an uninterrupted run given the same decisions".to_owned())
         };
     }
 }
 
-/// The parameters an uninterrupted run reaches: the same data, model seed and steps.
-fn unbroken_run(rng: &RngTree) -> Result<Vec<u8>, String> {
-    let spec = ModelSpec::rc1();
-    let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
-    let mut model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
-    for _ in 0..EPOCHS {
-        for batch in dataset.batches(training_config("").batch_size) {
-            model.train_step(&batch).map_err(|e| e.to_string())?;
-        }
+/// The parameters an uninterrupted run reaches: the same data, initial model and
+/// Tamiyo decisions, the same trainer and seed manager, on a disk of its own.
+async fn unbroken_run(
+    decisions: BTreeMap<u64, AdaptationCommand>,
+    disk: esper_sim::SimDisk,
+    rng: &RngTree,
+) -> Result<Vec<u8>, String> {
+    let mut trainer = trainer(Replayed(decisions), disk, rng)?;
+    trainer.run(EPOCHS).await.map_err(|e| e.to_string())?;
+    let counters = trainer.counters();
+    if counters.hook_errors_total > 0 {
+        return Err(format!("the uninterrupted run met a step no life recorded a decision for: {counters:?}"));
     }
-    model.snapshot().map_err(|e| e.to_string())
+    trainer.snapshot().map_err(|e| e.to_string())
 }
