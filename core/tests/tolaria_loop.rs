@@ -76,7 +76,7 @@ struct SharedCheckpoints {
 
 impl CheckpointStore for SharedCheckpoints {
     async fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-        *self.latest.borrow_mut() = Some(checkpoint.encode());
+        *self.latest.borrow_mut() = Some(checkpoint.encode()?);
         Ok(())
     }
 

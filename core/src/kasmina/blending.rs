@@ -101,7 +101,7 @@ pub fn is_blend_change(parameters: &BTreeMap<String, f32>) -> bool {
 }
 
 /// A blend change as commanded, checked.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlendChange {
     pub target: f32,
     pub curve: AlphaCurve,
@@ -155,7 +155,7 @@ impl BlendChange {
 /// A commanded blend in progress: alpha goes from `from` to the change's target
 /// over `steps`, the curve running within the change's window and alpha held
 /// outside it.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlendPlan {
     pub change: BlendChange,
     pub from: f32,

@@ -112,7 +112,7 @@ pub enum KasminaError {
 }
 
 /// One seed as Kasmina tracks it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Seed {
     stage: Stage,
     blueprint_id: String,
@@ -626,6 +626,43 @@ fn blend_done(c: &KasminaConfig, seed: &Seed) -> bool {
     }
 }
 
+/// What a checkpoint keeps of the manager: every seed as it stands and the number the
+/// next seed takes (so a resumed run names its seeds as an unbroken one would).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedPlan {
+    next_seed: u64,
+    seeds: BTreeMap<String, Seed>,
+}
+
+impl SeedManager {
+    /// The seeds and the seed counter as JSON; empty for a manager that never
+    /// germinated (a seedless run's checkpoint stays in the format from before seeds).
+    pub fn plan(&self) -> Result<Vec<u8>, PortError> {
+        if self.seeds.is_empty() && self.next_seed == 0 {
+            return Ok(Vec::new());
+        }
+        let saved = SavedPlan { next_seed: self.next_seed, seeds: self.seeds.clone() };
+        serde_json::to_vec(&saved).map_err(|error| plan_refused(&error))
+    }
+
+    /// Replaces the seeds and the seed counter with a [`SeedManager::plan`]'s; an
+    /// empty plan means no seeds. Counters and pending events are this life's own.
+    pub fn restore_plan(&mut self, plan: &[u8]) -> Result<(), PortError> {
+        let saved = if plan.is_empty() {
+            SavedPlan { next_seed: 0, seeds: BTreeMap::new() }
+        } else {
+            serde_json::from_slice(plan).map_err(|error| plan_refused(&error))?
+        };
+        self.next_seed = saved.next_seed;
+        self.seeds = saved.seeds;
+        Ok(())
+    }
+}
+
+fn plan_refused(error: &serde_json::Error) -> PortError {
+    PortError::Refused { service: "kasmina", reason: format!("seed plan: {error}") }
+}
+
 impl KasminaPort for SeedManager {
     async fn apply_command(&mut self, command: &AdaptationCommand) -> Result<(), PortError> {
         self.apply(command).map_err(|error| PortError::Refused { service: "kasmina", reason: error.to_string() })
@@ -641,5 +678,13 @@ impl KasminaPort for SeedManager {
 
     fn grafts(&self) -> Vec<SeedGraft> {
         SeedManager::grafts(self)
+    }
+
+    fn plan(&self) -> Result<Vec<u8>, PortError> {
+        SeedManager::plan(self)
+    }
+
+    fn restore_plan(&mut self, plan: &[u8]) -> Result<(), PortError> {
+        SeedManager::restore_plan(self, plan)
     }
 }

@@ -89,4 +89,12 @@ impl<C: Connector, R: RngCore> KasminaPort for PrefetchingKasmina<C, R> {
     fn grafts(&self) -> Vec<SeedGraft> {
         self.manager.grafts()
     }
+
+    fn plan(&self) -> Result<Vec<u8>, PortError> {
+        self.manager.plan()
+    }
+
+    fn restore_plan(&mut self, plan: &[u8]) -> Result<(), PortError> {
+        self.manager.restore_plan(plan)
+    }
 }

@@ -91,7 +91,7 @@ impl PrefetchStatus {
 }
 
 /// Where a kernel came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KernelSource {
     /// Fetched from Urza by this request.
@@ -105,7 +105,7 @@ pub enum KernelSource {
 }
 
 /// A kernel Kasmina can attach to a seed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Kernel {
     pub blueprint_id: String,
     pub artifact_ref: String,

@@ -39,7 +39,7 @@ impl<S: Storage> CheckpointStore for StorageCheckpoints<S> {
     async fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let dir = parent_dir(&self.path);
         self.storage.create_dir_all(&dir).await.map_err(|e| self.failed(e))?;
-        rewrite(&self.storage, &self.path, &[checkpoint.encode()], &self.config).await.map_err(|e| self.failed(e))
+        rewrite(&self.storage, &self.path, &[checkpoint.encode()?], &self.config).await.map_err(|e| self.failed(e))
     }
 
     async fn load_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {

@@ -44,6 +44,24 @@ pub trait KasminaPort {
     fn grafts(&self) -> Vec<SeedGraft> {
         Vec::new()
     }
+
+    /// Kasmina's plan for its seeds (stage, alpha, blend, kernel), opaque to Tolaria,
+    /// which keeps it in every checkpoint: the model snapshot holds the seeds'
+    /// parameters, and without the plan beside them a restarted Tolaria's first graft
+    /// sync would drop them. Empty when there is nothing to keep (a stand-in).
+    fn plan(&self) -> Result<Vec<u8>, PortError> {
+        Ok(Vec::new())
+    }
+
+    /// Puts back a [`KasminaPort::plan`] from a checkpoint. A port that keeps no plan
+    /// accepts only an empty one: dropping seeds it cannot hold would be silent loss.
+    fn restore_plan(&mut self, plan: &[u8]) -> Result<(), PortError> {
+        if plan.is_empty() {
+            Ok(())
+        } else {
+            Err(PortError::Refused { service: "kasmina", reason: "this Kasmina keeps no seed plan".to_owned() })
+        }
+    }
 }
 
 /// Where Tolaria's per-epoch telemetry goes (Oona's telemetry stream, or a log).

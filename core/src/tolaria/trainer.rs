@@ -14,7 +14,7 @@ use super::device::{Device, DeviceError};
 use super::emergency::EmergencyController;
 use super::metrics::TolariaCounters;
 use super::pace::StepPace;
-use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::ports::{EmergencyPort, KasminaPort, PortError, TamiyoPort, TelemetryPort};
 use super::rollback::FastCache;
 use crate::breaker::CircuitBreaker;
 use crate::clock::UnixClock;
@@ -87,6 +87,8 @@ pub enum TolariaError {
     Device(#[from] DeviceError),
     #[error("checkpoint failed: {0}")]
     Checkpoint(#[from] CheckpointError),
+    #[error("Kasmina's plan in the checkpoint could not be restored: {0}")]
+    KasminaPlan(PortError),
 }
 
 /// The trainer. See the module docs.
@@ -183,6 +185,7 @@ where
             return Ok(None);
         };
         self.device.restore(&checkpoint.model)?;
+        self.peers.kasmina.restore_plan(&checkpoint.kasmina).map_err(TolariaError::KasminaPlan)?;
         self.epoch = checkpoint.epoch;
         self.global_step = checkpoint.global_step;
         self.fast_cache.insert(checkpoint.global_step, checkpoint.model);
@@ -235,12 +238,13 @@ where
 
     /// Saves the end-of-epoch checkpoint; a failure is an event, not a stop.
     pub(super) async fn checkpoint(&mut self) {
-        let saved = match self.device.snapshot() {
-            Ok(model) => {
-                let checkpoint = Checkpoint { epoch: self.epoch, global_step: self.global_step, model };
+        let saved = match (self.device.snapshot(), self.peers.kasmina.plan()) {
+            (Ok(model), Ok(kasmina)) => {
+                let checkpoint = Checkpoint { epoch: self.epoch, global_step: self.global_step, model, kasmina };
                 self.checkpoints.save(&checkpoint).await.map_err(|e| e.to_string())
             }
-            Err(error) => Err(error.to_string()),
+            (Err(error), _) => Err(error.to_string()),
+            (_, Err(error)) => Err(error.to_string()),
         };
         if let Err(reason) = saved {
             tracing::warn!(epoch = self.epoch, %reason, "tolaria.checkpoint_failed");

@@ -138,7 +138,7 @@ where
     let read_latency = match drill {
         TrainingDrill::Rollback => {
             // The state the failed epoch rolls back to: the run's starting checkpoint.
-            let start = Checkpoint { epoch: 0, global_step: 0, model: initial };
+            let start = Checkpoint { epoch: 0, global_step: 0, model: initial, kasmina: Vec::new() };
             checkpoints.save(&start).await.map_err(|e| e.to_string())?;
             params.checkpoint_read_latency
         }
