@@ -204,26 +204,29 @@ fn a_kasmina_that_forgets_its_plan_changes_the_resumed_model() {
     assert_ne!(forgetful, unbroken);
 }
 
+/// A stand-in Kasmina with no seeds of its own, keeping no plan (the port's defaults).
+struct NoSeeds;
+
+impl KasminaPort for NoSeeds {
+    async fn apply_command(&mut self, _: &AdaptationCommand) -> Result<(), PortError> {
+        Ok(())
+    }
+
+    fn seed_states(&self) -> Vec<SeedState> {
+        Vec::new()
+    }
+
+    fn finalize_step(&mut self, _: u64) {}
+}
+
 #[test]
 fn a_kasmina_that_keeps_no_plan_refuses_a_checkpoint_with_seeds() {
-    struct Stateless(SeedManager);
-    impl KasminaPort for Stateless {
-        async fn apply_command(&mut self, command: &AdaptationCommand) -> Result<(), PortError> {
-            self.0.apply_command(command).await
-        }
-        fn seed_states(&self) -> Vec<SeedState> {
-            self.0.states()
-        }
-        fn finalize_step(&mut self, global_step: u64) {
-            KasminaPort::finalize_step(&mut self.0, global_step);
-        }
-    }
     let runtime = paused_runtime();
     let shelf = Shelf::default();
     let script = vec![(1, seed_command(SeedOperation::Germinate, "BP002"))];
     let mut first = control_loop_with(script, SeedManager::new(KasminaConfig::default()), shelf.clone());
     runtime.block_on(first.run(2)).expect("first life runs");
-    let mut second = control_loop_with(Vec::new(), Stateless(SeedManager::new(KasminaConfig::default())), shelf);
+    let mut second = control_loop_with(Vec::new(), NoSeeds, shelf);
     let error = runtime.block_on(second.resume()).expect_err("a plan with seeds cannot be dropped silently");
     assert!(error.to_string().contains("keeps no seed plan"), "{error}");
 }

@@ -3,8 +3,8 @@
 //! A checkpoint is the model snapshot (the host and any grafted seeds' parameters and
 //! optimizer state), Kasmina's plan for those seeds (stage, alpha, blend, kernel: what
 //! keeps the next graft sync from dropping them), and where training stood (epoch,
-//! global step), in a small self-describing encoding. Where it is kept is a port: the storage-backed
-//! store writes it through the framed WAL, tests may keep it in memory.
+//! global step), in a small self-describing encoding. Where it is kept is a port: the
+//! storage-backed store writes it through the framed WAL, tests may keep it in memory.
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
 /// Where training stood at the end of an epoch.

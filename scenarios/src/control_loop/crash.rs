@@ -7,9 +7,10 @@
 //! checkpoint and trains to the end. The first restart's rewind often makes Tamiyo
 //! germinate, so the second crash often falls while a seed is grafted: the checkpoint
 //! must then carry the seed's parameters and Kasmina's plan for it (stage, alpha,
-//! blend) — before it carried the plan, 24 of seeds 0..50 ended with the seed dropped. The `weatherlight` observer then checks that the
-//! restart resumed from a real checkpoint and that the final parameters — host and
-//! grafted seeds — are byte for byte those of an uninterrupted run.
+//! blend) — before it carried the plan, 24 of seeds 0..50 ended with the seed
+//! dropped. The `weatherlight` observer then checks that every restart resumed from a
+//! real checkpoint and that the final parameters — host and grafted seeds — are byte
+//! for byte those of an uninterrupted run.
 //!
 //! Tamiyo's decisions change the model (a germinated seed is grafted into it), and a
 //! restarted Tolaria asks again for the steps its previous life had already taken, so
@@ -20,10 +21,9 @@
 //! stage or alpha, optimizer momentum) shows as a different final model.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{AdaptationCommand, SystemStatePacket};
@@ -49,6 +49,9 @@ const CRASHES: usize = 2;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TolariaCrashScenario;
 
+/// Tamiyo's answer per global step.
+type Decisions = BTreeMap<u64, AdaptationCommand>;
+
 /// What the Tolaria incarnations tell the observer (an oracle outside the system).
 #[derive(Debug, Default)]
 struct Journal {
@@ -59,7 +62,7 @@ struct Journal {
     /// The first error a Tolaria incarnation hit.
     error: Option<String>,
     /// Tamiyo's answer per global step; a later life's replaces an earlier one's.
-    decisions: BTreeMap<u64, AdaptationCommand>,
+    decisions: Decisions,
 }
 
 /// Tolaria's Tamiyo client, noting every answer in the journal.
@@ -78,7 +81,7 @@ impl<T: TamiyoPort> TamiyoPort for Recorded<'_, T> {
 
 /// The uninterrupted run's Tamiyo: the recorded answer for each step, and a refusal
 /// for a step no life was answered at (which the observer reports).
-struct Replayed(BTreeMap<u64, AdaptationCommand>);
+struct Replayed(Decisions);
 
 impl TamiyoPort for Replayed {
     async fn evaluate_step(&mut self, packet: &SystemStatePacket) -> Result<AdaptationCommand, PortError> {
@@ -177,42 +180,11 @@ fn trainer<T: TamiyoPort>(
     Trainer::new(config, model, dataset, peers, store, sim_clock()).map_err(|e| e.to_string())
 }
 
-/// Waits for Tolaria to finish, then checks the resume and the final parameters.
+/// Waits for Tolaria to finish, then checks the resumes and the final parameters.
 async fn observe(journal: &RefCell<Journal>, rng: &RngTree, disk: esper_sim::SimDisk) -> Result<(), String> {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let (snapshot, decisions) = {
-            let journal = journal.borrow();
-            if let Some(error) = &journal.error {
-                return Err(format!("tolaria failed: {error}"));
-            }
-            let Some((snapshot, epoch, counters)) = &journal.finished else { continue };
-            let [first, restarts @ ..] = journal.resumed.as_slice() else {
-                return Err("Tolaria never started".to_owned());
-            };
-            if restarts.len() != CRASHES {
-                return Err(format!("expected {CRASHES} crashes and restarts, saw {} starts", journal.resumed.len()));
-            }
-            if first.is_some() {
-                return Err(format!("the first start found a checkpoint on a fresh disk: {first:?}"));
-            }
-            for restart in restarts {
-                match restart {
-                    Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
-                    other => return Err(format!("a restart did not resume from an epoch checkpoint: {other:?}")),
-                }
-            }
-            // No link is cut here: every call of the restarted Tolaria must be answered
-            // (a replayed nonce from its previous life would be refused).
-            if counters.tamiyo_evaluations_total == 0 || counters.hook_errors_total + counters.timeout_tamiyo_total > 0
-            {
-                return Err(format!("Tamiyo did not answer the restarted Tolaria cleanly: {counters:?}"));
-            }
-            if *epoch != EPOCHS {
-                return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));
-            }
-            (snapshot.clone(), journal.decisions.clone())
-        };
+        let Some((snapshot, decisions)) = finished_run(&journal.borrow())? else { continue };
         return if snapshot == unbroken_run(decisions, disk, rng).await? {
             Ok(())
         } else {
@@ -221,13 +193,43 @@ async fn observe(journal: &RefCell<Journal>, rng: &RngTree, disk: esper_sim::Sim
     }
 }
 
+/// Once Tolaria has finished: checks every start's resume and Tamiyo's answers, and
+/// gives the final parameters with the decisions they were trained under. `None`
+/// while Tolaria is still training.
+fn finished_run(journal: &Journal) -> Result<Option<(Vec<u8>, Decisions)>, String> {
+    if let Some(error) = &journal.error {
+        return Err(format!("tolaria failed: {error}"));
+    }
+    let Some((snapshot, epoch, counters)) = &journal.finished else { return Ok(None) };
+    let [first, restarts @ ..] = journal.resumed.as_slice() else {
+        return Err("Tolaria never started".to_owned());
+    };
+    if restarts.len() != CRASHES {
+        return Err(format!("expected {CRASHES} crashes and restarts, saw {} starts", journal.resumed.len()));
+    }
+    if first.is_some() {
+        return Err(format!("the first start found a checkpoint on a fresh disk: {first:?}"));
+    }
+    for restart in restarts {
+        match restart {
+            Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
+            other => return Err(format!("a restart did not resume from an epoch checkpoint: {other:?}")),
+        }
+    }
+    // No link is cut here: every call of the restarted Tolaria must be answered
+    // (a replayed nonce from its previous life would be refused).
+    if counters.tamiyo_evaluations_total == 0 || counters.hook_errors_total + counters.timeout_tamiyo_total > 0 {
+        return Err(format!("Tamiyo did not answer the restarted Tolaria cleanly: {counters:?}"));
+    }
+    if *epoch != EPOCHS {
+        return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));
+    }
+    Ok(Some((snapshot.clone(), journal.decisions.clone())))
+}
+
 /// The parameters an uninterrupted run reaches: the same data, initial model and
 /// Tamiyo decisions, the same trainer and seed manager, on a disk of its own.
-async fn unbroken_run(
-    decisions: BTreeMap<u64, AdaptationCommand>,
-    disk: esper_sim::SimDisk,
-    rng: &RngTree,
-) -> Result<Vec<u8>, String> {
+async fn unbroken_run(decisions: Decisions, disk: esper_sim::SimDisk, rng: &RngTree) -> Result<Vec<u8>, String> {
     let mut trainer = trainer(Replayed(decisions), disk, rng)?;
     trainer.run(EPOCHS).await.map_err(|e| e.to_string())?;
     let counters = trainer.counters();
