@@ -35,7 +35,7 @@ use rand::Rng;
 
 use esper_core::tolaria::ports::{Outbox, PortError, TamiyoPort};
 
-use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+use super::hosts::{TOLARIA, TamiyoTelemetry, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 const OBSERVER: &str = "weatherlight";
 const EPOCHS: u32 = 6;
@@ -113,7 +113,7 @@ impl SimScenario for TolariaCrashScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        tamiyo_host(world);
+        tamiyo_host(world, TamiyoTelemetry::Unread);
         let disk = world.disk(TOLARIA, SimDiskConfig::default());
         let rng = world.rng().child("tolaria");
         let lives = Incarnations::new(rng.child("lives"));
@@ -178,36 +178,39 @@ fn trainer<T: TamiyoPort>(
 async fn observe(journal: &RefCell<Journal>, rng: &RngTree, disk: esper_sim::SimDisk) -> Result<(), String> {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let journal = journal.borrow();
-        if let Some(error) = &journal.error {
-            return Err(format!("tolaria failed: {error}"));
-        }
-        let Some((snapshot, epoch, counters)) = &journal.finished else { continue };
-        let [first, restarts @ ..] = journal.resumed.as_slice() else {
-            return Err("Tolaria never started".to_owned());
-        };
-        if restarts.len() != CRASHES {
-            return Err(format!("expected {CRASHES} crashes and restarts, saw {} starts", journal.resumed.len()));
-        }
-        if first.is_some() {
-            return Err(format!("the first start found a checkpoint on a fresh disk: {first:?}"));
-        }
-        for restart in restarts {
-            match restart {
-                Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
-                other => return Err(format!("a restart did not resume from an epoch checkpoint: {other:?}")),
+        // The borrow ends with this block, before the reference run is awaited.
+        let (snapshot, decisions) = {
+            let journal = journal.borrow();
+            if let Some(error) = &journal.error {
+                return Err(format!("tolaria failed: {error}"));
             }
-        }
-        // No link is cut here: every call of the restarted Tolaria must be answered
-        // (a replayed nonce from its previous life would be refused).
-        if counters.tamiyo_evaluations_total == 0 || counters.hook_errors_total + counters.timeout_tamiyo_total > 0 {
-            return Err(format!("Tamiyo did not answer the restarted Tolaria cleanly: {counters:?}"));
-        }
-        if *epoch != EPOCHS {
-            return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));
-        }
-        let (snapshot, decisions) = (snapshot.clone(), journal.decisions.clone());
-        drop(journal);
+            let Some((snapshot, epoch, counters)) = &journal.finished else { continue };
+            let [first, restarts @ ..] = journal.resumed.as_slice() else {
+                return Err("Tolaria never started".to_owned());
+            };
+            if restarts.len() != CRASHES {
+                return Err(format!("expected {CRASHES} crashes and restarts, saw {} starts", journal.resumed.len()));
+            }
+            if first.is_some() {
+                return Err(format!("the first start found a checkpoint on a fresh disk: {first:?}"));
+            }
+            for restart in restarts {
+                match restart {
+                    Some((at, step)) if *at >= 1 && *step == u64::from(*at) * 16 => {}
+                    other => return Err(format!("a restart did not resume from an epoch checkpoint: {other:?}")),
+                }
+            }
+            // No link is cut here: every call of the restarted Tolaria must be answered
+            // (a replayed nonce from its previous life would be refused).
+            if counters.tamiyo_evaluations_total == 0 || counters.hook_errors_total + counters.timeout_tamiyo_total > 0
+            {
+                return Err(format!("Tamiyo did not answer the restarted Tolaria cleanly: {counters:?}"));
+            }
+            if *epoch != EPOCHS {
+                return Err(format!("training ended at epoch {epoch}, not {EPOCHS}"));
+            }
+            (snapshot.clone(), journal.decisions.clone())
+        };
         return if snapshot == unbroken_run(decisions, disk, rng).await? {
             Ok(())
         } else {
