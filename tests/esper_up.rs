@@ -260,9 +260,30 @@ fn the_scrape_has_one_labelled_series_per_prefetch_status() {
     assert!(series.iter().all(|line| line.contains("source=\"kasmina\"")), "{series:#?}");
 }
 
+/// Tamiyo's step telemetry reaches Nissa: its server drains it to Weatherlight's
+/// hub after each answer, so the scrape holds `tamiyo.inference.latency_ms`, a
+/// series only Tamiyo produces, under `source="tamiyo"`. (That the server drains
+/// at all is shown failing at unit level: core/tests/tamiyo_rpc.rs
+/// `each_answered_steps_telemetry_reaches_the_telemetry_port`.)
+#[test]
+fn tamiyos_step_telemetry_reaches_the_scrape() {
+    let metrics = scrape_after_run("tamiyos_step_telemetry", &[]);
+    if metrics.is_empty() {
+        return;
+    }
+    let series: Vec<&str> =
+        metrics.lines().filter(|line| line.starts_with("esper_tamiyo_inference_latency_seconds{")).collect();
+    assert_eq!(series.len(), 1, "{metrics}");
+    assert!(series[0].contains("source=\"tamiyo\""), "{series:?}");
+}
+
 /// `--log-format json`: every line `esper up` writes to stderr is one JSON object
 /// with `timestamp`, `level` and `target`, and the run's own events are among them
 /// (Oona connecting, Tolaria's epochs); `--log-level` filters what is written.
+/// What an operator must see is logged too: with no `NISSA_ELASTICSEARCH_URL`,
+/// Nissa's in-memory fallback (WARN); with rollback on and no time for Tamiyo
+/// (`TOLARIA_ROLLBACK_ENABLED=1`, `TAMIYO_STEP_TIMEOUT_MS=0`, as in the catalog
+/// test) the failed epoch's rollback stages, started and finished.
 #[test]
 fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
     let Some(redis) = RealRedis::start("json_logs") else { return };
@@ -274,6 +295,9 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
             .arg(workdir.path())
             .args(["--epochs", "1", "--log-format", "json", "--log-level", level])
             .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
+            .env("TOLARIA_ROLLBACK_ENABLED", "1")
+            .env("TAMIYO_STEP_TIMEOUT_MS", "0")
+            .env_remove("NISSA_ELASTICSEARCH_URL")
             .output()
             .expect("esper up runs");
         assert!(output.status.success(), "{output:?}");
@@ -293,6 +317,12 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
     let messages: Vec<&str> = lines.iter().filter_map(|line| line["fields"]["message"].as_str()).collect();
     assert!(messages.contains(&"oona: connected to Redis"), "{messages:?}");
     assert!(messages.contains(&"tolaria.epoch"), "{messages:?}");
+    let fallback = lines.iter().find(|line| {
+        line["fields"]["message"].as_str().is_some_and(|message| message.contains("NISSA_ELASTICSEARCH_URL"))
+    });
+    assert_eq!(fallback.map(|line| &line["level"]), Some(&serde_json::json!("WARN")), "{messages:?}");
+    assert!(messages.contains(&"tolaria.rollback.started"), "{messages:?}");
+    assert!(messages.contains(&"tolaria.rollback"), "{messages:?}");
     let quiet = run("error");
     assert!(quiet.lines().all(|line| line.contains("\"level\":\"ERROR\"")), "--log-level error: {quiet}");
 }

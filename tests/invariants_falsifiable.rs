@@ -30,7 +30,7 @@ struct Case {
     seeds: &'static str,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     case(PlantedBug::WalAckBeforeSync, Invariant::WalAcknowledged, "control-loop", "0..10"),
     case(PlantedBug::RollbackSkipsTensor, Invariant::RollbackRestores, "control-loop", "0..5"),
     case(PlantedBug::AlertFiresLate, Invariant::AlertsMatch, "control-loop", "0..300"),
@@ -40,6 +40,7 @@ const CASES: [Case; 9] = [
     case(PlantedBug::LivelockAfterRepair, Invariant::Liveness, "control-loop", "0..10"),
     case(PlantedBug::TelemetrySentRaw, Invariant::TelemetryBudget, "control-loop", "0..5"),
     case(PlantedBug::SplitLosesMetric, Invariant::TelemetryComplete, "control-loop", "0..15"),
+    case(PlantedBug::SnapshotLosesIncrement, Invariant::TelemetryComplete, "oona-ledger", "0..5"),
 ];
 
 const fn case(bug: PlantedBug, invariant: Invariant, scenario: &'static str, seeds: &'static str) -> Case {
@@ -145,6 +146,11 @@ fn telemetry_sent_raw_breaks_telemetry_budget() {
 #[test]
 fn a_split_that_loses_a_metric_breaks_telemetry_complete() {
     falsify(PlantedBug::SplitLosesMetric);
+}
+
+#[test]
+fn a_snapshot_that_loses_an_increment_breaks_telemetry_complete() {
+    falsify(PlantedBug::SnapshotLosesIncrement);
 }
 
 #[test]

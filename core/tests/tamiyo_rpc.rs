@@ -18,7 +18,7 @@ use esper_core::tamiyo::rpc::REFUSAL_ATTRIBUTE;
 use esper_core::tamiyo::{
     BlueprintCatalog, PolicyConfig, RpcConfig, RpcCounters, RpcStats, TamiyoClient, TamiyoConfig, serve_tamiyo,
 };
-use esper_core::tolaria::ports::{PortError, TamiyoPort};
+use esper_core::tolaria::ports::{Outbox, PortError, TamiyoPort};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -55,7 +55,8 @@ async fn with_server<L: Listener, T>(
     stats: &RpcStats,
     work: impl Future<Output = T>,
 ) -> T {
-    let served = serve_tamiyo(listener, service, config(), stats.clone());
+    let mut telemetry = Outbox::default();
+    let served = serve_tamiyo(listener, service, config(), stats.clone(), &mut telemetry);
     let bounded = tokio::time::timeout(TEST_BOUND, async {
         tokio::select! {
             error = served => panic!("the server stopped: {error}"),
@@ -104,6 +105,44 @@ async fn signed_round_trip_over_loopback_matches_the_in_process_service() {
     let counters = stats.snapshot();
     assert_eq!((counters.connections_accepted, counters.requests_answered, counters.bad_frames()), (1, 40, 0));
     assert_eq!((client.counters().connects, client.verify_counters().accepted), (1, 40));
+}
+
+/// Each answered step's telemetry leaves through the telemetry port (Oona in the
+/// control loop, Weatherlight's hub in `esper up`): nothing stays in the
+/// service's outbox, nothing is dropped.
+#[tokio::test]
+async fn each_answered_steps_telemetry_reaches_the_telemetry_port() {
+    let (listener, port) = bind(0).await;
+    let (mut served, stats, mut telemetry) = (service(), RpcStats::default(), Outbox::default());
+    let mut client = client(port, key());
+    let serving = serve_tamiyo(listener, &mut served, config(), stats.clone(), &mut telemetry);
+    let consulted = async {
+        for packet in &flat(0..5) {
+            client.evaluate_step(packet).await.expect("Tamiyo answers");
+        }
+        // The publisher runs beside the serving loop; let it catch up.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(TEST_BOUND, async {
+        tokio::select! {
+            error = serving => panic!("the server stopped: {error}"),
+            () = consulted => {}
+        }
+    })
+    .await
+    .expect("finished within the test bound");
+    let published: Vec<&str> = telemetry.telemetry.iter().map(|packet| packet.packet_id.as_str()).collect();
+    for step in 0..5 {
+        let id = format!("tamiyo-s{step}");
+        assert!(published.iter().any(|published| published.starts_with(&id)), "{id} not in {published:?}");
+    }
+    assert!(telemetry.telemetry.iter().all(|packet| packet.source_subsystem == "tamiyo"));
+    assert!(telemetry.telemetry.iter().any(|packet| packet.metric("tamiyo.inference.latency_ms").is_some()));
+    assert!(served.drain_telemetry().is_empty(), "the server drained the service's outbox");
+    let counters = stats.snapshot();
+    assert_eq!((counters.telemetry_dropped, counters.telemetry_failed), (0, 0));
 }
 
 /// Sends `payload` as one frame on a fresh raw connection; returns the answer frame
@@ -370,7 +409,8 @@ async fn a_connection_that_stalls_mid_frame_is_closed_at_the_read_timeout() {
     let (mut served, stats) = (service(), RpcStats::default());
     let mut config = config();
     config.read_timeout = Duration::from_secs(5);
-    let serving = serve_tamiyo(DuplexListener(receiver), &mut served, config, stats.clone());
+    let mut telemetry = Outbox::default();
+    let serving = serve_tamiyo(DuplexListener(receiver), &mut served, config, stats.clone(), &mut telemetry);
     let stalled = async {
         slow.write_all(&[0, 0, 1]).await.expect("three bytes of a length prefix");
         tokio::time::sleep(Duration::from_millis(4_900)).await;

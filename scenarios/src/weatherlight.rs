@@ -192,7 +192,13 @@ fn tamiyo_life(
 ) -> ServiceFuture {
     Box::pin(async move {
         let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
-        let serve = serve_tamiyo_with_wal(listener, disk, FIELD_REPORT_DIR, sim_clock(), ids, rpc_config()?);
+        // Tamiyo's step telemetry stays unread here: this world's checks count the
+        // hub's CRITICAL packets to the emergency stream, and Tamiyo's traffic
+        // through the same hub (sent in `esper up`) delayed the last drill packet
+        // past the run's end (seed 1).
+        let telemetry = Outbox::default();
+        let serve =
+            serve_tamiyo_with_wal(listener, disk, FIELD_REPORT_DIR, (sim_clock(), ids), rpc_config()?, telemetry);
         let beat = async {
             loop {
                 context.beat();

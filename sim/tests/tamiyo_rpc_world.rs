@@ -11,7 +11,7 @@ use esper_core::tamiyo::{
     BlueprintCatalog, MemoryFieldReportSink, RpcConfig, RpcStats, TamiyoClient, TamiyoConfig, TamiyoService,
     serve_tamiyo,
 };
-use esper_core::tolaria::ports::TamiyoPort;
+use esper_core::tolaria::ports::{Outbox, TamiyoPort};
 use esper_sim::{Fault, FaultSchedule, ScheduledFault, TraceMode, World};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -69,7 +69,8 @@ fn run(seed: u64) -> esper_sim::RunReport {
         let catalog = BlueprintCatalog::karn();
         let sink = MemoryFieldReportSink::default();
         let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, clock(), rng);
-        Err(serve_tamiyo(listener, &mut service, rpc_config(), RpcStats::default()).await.into())
+        let mut telemetry = Outbox::default();
+        Err(serve_tamiyo(listener, &mut service, rpc_config(), RpcStats::default(), &mut telemetry).await.into())
     });
     world.client("tolaria", async move {
         let answered = consult(seed).await;

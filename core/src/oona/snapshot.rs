@@ -13,7 +13,7 @@ use rand::RngCore;
 use super::client::OonaClient;
 use crate::leyline::{MessagePriority, MetricPoint, TelemetryBuilder, TelemetryLevel, TelemetryPacket, Timestamp};
 use crate::net::Connector;
-use crate::planted::Planted;
+use crate::planted::{Planted, PlantedBug};
 
 /// `source_subsystem` of the snapshot's packets.
 pub const SOURCE: &str = "oona";
@@ -31,7 +31,11 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
             Ok(depth) => points.push(MetricPoint::new(QUEUE_DEPTH, depth as f64, "")),
             Err(error) => tracing::warn!(%error, stream, "oona.snapshot.depth_unavailable"),
         }
-        points.extend(self.metrics_snapshot().points());
+        let mut counters = self.metrics_snapshot();
+        if self.config.planted.armed(PlantedBug::SnapshotLosesIncrement) {
+            counters.publish_total = counters.publish_total.saturating_sub(1);
+        }
+        points.extend(counters.points());
         points
     }
 }

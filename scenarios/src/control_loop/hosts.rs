@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use esper_core::clock::UnixClock;
 use esper_core::leyline::FieldReport;
-use esper_core::leyline::SigningKey;
+use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::{Connector, Listener};
+use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::planted::Planted;
 use esper_core::storage::Storage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, WalFieldReportSink};
@@ -17,12 +18,15 @@ use esper_core::tamiyo::{
     TamiyoService, serve_tamiyo,
 };
 use esper_core::tolaria::TrainingLoopConfig;
+use esper_core::tolaria::ports::{Outbox, TelemetryPort};
 use esper_core::wal::inspect;
 use esper_sim::{
     ClockSkew, Incarnations, Invariant, RngTree, SimDisk, SimDiskConfig, TurmoilConnector, Violation, World,
 };
 use prost::Message;
 use rand_chacha::ChaCha8Rng;
+
+use super::rollback::{REDIS, REDIS_PORT, SIM_BUS_SECRET};
 
 pub const TAMIYO: &str = "tamiyo";
 pub const TOLARIA: &str = "tolaria";
@@ -73,10 +77,20 @@ pub struct TamiyoHost {
     planted: Planted,
 }
 
+/// Where the `tamiyo` host's per-step telemetry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TamiyoTelemetry {
+    /// Kept in memory, unread: for scenarios whose world has no Redis and whose
+    /// checks do not look at Tamiyo's telemetry.
+    Unread,
+    /// Onto the world's Redis telemetry stream, as `esper up` sends it.
+    Bus,
+}
+
 /// Registers the `tamiyo` host: the real service over signed RPC, writing a field
 /// report per command to its WAL on the host's simulated disk, its clock skewed
-/// by the schedule's clock jumps.
-pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
+/// by the schedule's clock jumps, its telemetry sent as `telemetry` says.
+pub fn tamiyo_host(world: &mut World, telemetry: TamiyoTelemetry) -> TamiyoHost {
     let lives = Incarnations::new(world.rng().child("tamiyo"));
     let disk = world.disk(TAMIYO, SimDiskConfig::default());
     let skew = world.clock_skew(TAMIYO);
@@ -84,7 +98,7 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
     let host = TamiyoHost { disk: disk.clone(), acknowledged: Arc::default(), planted };
     let acknowledged = Arc::clone(&host.acknowledged);
     world.host(TAMIYO, move || {
-        let (ids, storage, skew) = (lives.next().stream("command_ids"), disk.clone(), skew.clone());
+        let (life, storage, skew) = (lives.next(), disk.clone(), skew.clone());
         let acknowledged = Arc::clone(&acknowledged);
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
@@ -94,23 +108,42 @@ pub fn tamiyo_host(world: &mut World) -> TamiyoHost {
             let sink = AuditedSink { inner: WalFieldReportSink::new(store, clock), acknowledged };
             let catalog = BlueprintCatalog::karn();
             let now = move || skew.adjust(clock.now_ms());
-            let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, now, ids);
-            Err(serve_tamiyo(listener, &mut service, rpc_config()?, RpcStats::default()).await.into())
+            let mut service =
+                TamiyoService::new(TamiyoConfig::default(), catalog, sink, now, life.stream("command_ids"));
+            let (rpc, stats) = (rpc_config()?, RpcStats::default());
+            let stopped = match telemetry {
+                TamiyoTelemetry::Unread => {
+                    serve_tamiyo(listener, &mut service, rpc, stats, &mut Outbox::default()).await
+                }
+                TamiyoTelemetry::Bus => {
+                    let mut bus = tamiyo_bus(&life)?;
+                    serve_tamiyo(listener, &mut service, rpc, stats, &mut bus).await
+                }
+            };
+            Err(stopped.into())
         }
     });
     host
 }
 
+/// Tamiyo's client on the world's Redis, for its telemetry.
+fn tamiyo_bus(life: &RngTree) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
+    let key = SigningKey::new(SIM_BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
+    let parts = ClientParts { key, verify: VerifyPolicy::default(), clock: sim_clock(), rng: life.stream("telemetry") };
+    let config = StreamConfig { consumer: TAMIYO.to_owned(), ..StreamConfig::default() };
+    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, config, parts))
+}
+
 /// Serves Tamiyo on `listener` — the real service, its field-report WAL under
-/// `dir` on `storage` — until the server fails; returns why. One life of a
-/// Tamiyo process, in the sim and in `esper up`.
-pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage>(
+/// `dir` on `storage`, its telemetry sent to `telemetry` — until the server
+/// fails; returns why. One life of a Tamiyo process, in the sim and in `esper up`.
+pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage, P: TelemetryPort>(
     listener: L,
     storage: S,
     dir: impl Into<PathBuf>,
-    clock: UnixClock,
-    ids: ChaCha8Rng,
+    (clock, ids): (UnixClock, ChaCha8Rng),
     rpc: RpcConfig,
+    mut telemetry: P,
 ) -> String {
     let reports = FieldReportConfig::new(dir);
     let store = match FieldReportStore::open(storage, reports, clock.now_ms()).await {
@@ -120,7 +153,8 @@ pub async fn serve_tamiyo_with_wal<L: Listener, S: Storage>(
     let sink = WalFieldReportSink::new(store, clock);
     let catalog = BlueprintCatalog::karn();
     let mut service = TamiyoService::new(TamiyoConfig::default(), catalog, sink, move || clock.now_ms(), ids);
-    format!("Tamiyo's server stopped: {}", serve_tamiyo(listener, &mut service, rpc, RpcStats::default()).await)
+    let stopped = serve_tamiyo(listener, &mut service, rpc, RpcStats::default(), &mut telemetry).await;
+    format!("Tamiyo's server stopped: {stopped}")
 }
 
 /// Opens the field-report store, retrying with backoff while the disk fails (an

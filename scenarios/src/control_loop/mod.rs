@@ -47,7 +47,9 @@ use esper_sim::{
     ClockSkew, Fault, FaultSchedule, FaultSpace, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig,
     SimScenario, Tally, TurmoilConnector, Violation, World, WorldConfig,
 };
-use hosts::{SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, tamiyo_client_at, tamiyo_host, training_config};
+use hosts::{
+    SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, TamiyoTelemetry, tamiyo_client_at, tamiyo_host, training_config,
+};
 use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
@@ -139,7 +141,7 @@ impl SimScenario for ControlLoopScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        let tamiyo = tamiyo_host(world);
+        let tamiyo = tamiyo_host(world, TamiyoTelemetry::Bus);
         let device = self.device;
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let rng = world.rng().child("tolaria");

@@ -24,7 +24,7 @@ use esper_sim::{
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+use super::hosts::{TOLARIA, TamiyoTelemetry, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 pub(crate) const REDIS: &str = "redis";
 pub(crate) const REDIS_PORT: u16 = 6_379;
@@ -54,7 +54,7 @@ impl SimScenario for RollbackDeadlineScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        tamiyo_host(world);
+        tamiyo_host(world, TamiyoTelemetry::Unread);
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let slow = SimDiskConfig { read_latency: Duration::from_millis(400), ..SimDiskConfig::default() };
         let disk = world.disk(TOLARIA, slow);

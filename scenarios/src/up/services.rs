@@ -156,7 +156,8 @@ pub(super) fn tamiyo(shared: &Rc<Shared>) -> impl FnMut(ServiceContext) -> Servi
             let ids = shared.life("tamiyo", context.life()).stream("command_ids");
             let dir = shared.workdir.join("tamiyo");
             let rpc = RpcConfig::new(shared.key.clone());
-            let serve = serve_tamiyo_with_wal(listener, shared.storage, dir, shared.clock, ids, rpc);
+            let telemetry = context.telemetry();
+            let serve = serve_tamiyo_with_wal(listener, shared.storage, dir, (shared.clock, ids), rpc, telemetry);
             tokio::select! {
                 reason = serve => Err(ServiceError(reason)),
                 () = context.stopped() => Ok(()),

@@ -118,6 +118,10 @@ pub struct RpcCounters {
     pub requests_refused: u64,
     /// The request verifier's own counts: which check refused how many.
     pub verify: VerifyCounters,
+    /// Telemetry packets dropped because the publisher's queue was full.
+    pub telemetry_dropped: u64,
+    /// Telemetry packets the telemetry port refused.
+    pub telemetry_failed: u64,
 }
 
 impl RpcCounters {

@@ -10,6 +10,14 @@
 //! nothing: a connection that delivers no whole frame within `read_timeout` is
 //! closed, and at the cap a new connection evicts the one idle longest, so a flood
 //! of idle sockets cannot lock Tolaria out.
+//!
+//! Tamiyo's per-step telemetry leaves with each answer: after replying, the loop
+//! drains the service's outbox into a bounded queue, and a publisher running
+//! beside the loop sends the queue to the telemetry port (Oona's telemetry stream,
+//! or Weatherlight's hub). A slow or unreachable bus therefore never delays a
+//! decision; when the queue is full the packet is dropped and counted
+//! (`telemetry_dropped`), and a packet the port refuses is counted too
+//! (`telemetry_failed`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -18,9 +26,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::leyline::{SystemStatePacket, Verifier};
+use crate::leyline::{SystemStatePacket, TelemetryPacket, Verifier};
 use crate::net::framed::{FramedError, read_frame, write_frame};
 use crate::net::{Listener, Stream};
+use crate::tolaria::ports::TelemetryPort;
 
 use super::super::metadata::BlueprintMetadataSource;
 use super::super::service::TamiyoService;
@@ -101,11 +110,66 @@ struct Reply {
 ///
 /// The service is borrowed, not owned, so the caller can inspect it (field reports,
 /// counters) after dropping this future. `stats` is updated as requests are served.
-pub async fn serve_tamiyo<L, M, S>(
+/// Each answered step's telemetry goes to `telemetry` (see the module docs).
+pub async fn serve_tamiyo<L, M, S, P>(
+    listener: L,
+    service: &mut TamiyoService<M, S>,
+    config: RpcConfig,
+    stats: RpcStats,
+    telemetry: &mut P,
+) -> io::Error
+where
+    L: Listener,
+    M: BlueprintMetadataSource,
+    S: FieldReportSink,
+    P: TelemetryPort,
+{
+    let (queued, to_publish) = mpsc::channel(service.config().telemetry_outbox_capacity);
+    let serving = serve_requests(listener, service, config, stats.clone(), queued);
+    // The publisher ends only once the serving loop has dropped the queue's sender,
+    // that is after it returned; `biased` takes the serving loop's error first.
+    tokio::select! {
+        biased;
+        error = serving => error,
+        () = publish_queued(to_publish, telemetry, &stats) => io::Error::other("Tamiyo's telemetry publisher ended"),
+    }
+}
+
+/// Sends each queued packet to `telemetry`, counting the ones it refuses, until
+/// the queue's sender is dropped.
+async fn publish_queued<P: TelemetryPort>(
+    mut to_publish: mpsc::Receiver<TelemetryPacket>,
+    telemetry: &mut P,
+    stats: &RpcStats,
+) {
+    while let Some(packet) = to_publish.recv().await {
+        if let Err(error) = telemetry.publish_telemetry(&packet).await {
+            tracing::warn!(%error, packet_id = %packet.packet_id, "tamiyo.telemetry_failed");
+            stats.update(|c| c.telemetry_failed += 1);
+        }
+    }
+}
+
+/// Queues the service's drained telemetry for the publisher, dropping (and
+/// counting) what does not fit.
+fn queue_telemetry(packets: Vec<TelemetryPacket>, queued: &mpsc::Sender<TelemetryPacket>, stats: &RpcStats) {
+    for packet in packets {
+        if let Err(refused) = queued.try_send(packet) {
+            let packet = refused.into_inner();
+            tracing::warn!(packet_id = %packet.packet_id, "tamiyo.telemetry_dropped");
+            stats.update(|c| c.telemetry_dropped += 1);
+        }
+    }
+}
+
+/// The serving loop proper: accepts, answers in arrival order, and queues each
+/// answer's telemetry on `queued`.
+async fn serve_requests<L, M, S>(
     mut listener: L,
     service: &mut TamiyoService<M, S>,
     config: RpcConfig,
     stats: RpcStats,
+    queued: mpsc::Sender<TelemetryPacket>,
 ) -> io::Error
 where
     L: Listener,
@@ -148,6 +212,7 @@ where
                     let answer = answer(service, &mut verifier, &config, &stats, &frame).await;
                     // The connection may be gone; its task then ends on its own.
                     let _ = reply.send(answer);
+                    queue_telemetry(service.drain_telemetry(), &queued, &stats);
                 }
                 ConnectionMessage::Closed { id, ended } => {
                     slots.open.remove(&id);
