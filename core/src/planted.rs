@@ -41,11 +41,15 @@ pub enum PlantedBug {
     /// The telemetry builder opens a new part for the metric that overflowed the
     /// last one but never writes the metric into it (`telemetry-complete`).
     SplitLosesMetric,
+    /// Tamiyo's field-report store never reopens its log after a failed fsync
+    /// poisoned it, so every later report is refused until a restart (the
+    /// behaviour before issue 22; shown by the poisoned-log drill).
+    PoisonedLogNeverReopens,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::WalAckBeforeSync,
         Self::RollbackSkipsTensor,
         Self::AlertFiresLate,
@@ -55,6 +59,7 @@ impl PlantedBug {
         Self::LivelockAfterRepair,
         Self::TelemetrySentRaw,
         Self::SplitLosesMetric,
+        Self::PoisonedLogNeverReopens,
     ];
 
     /// The kebab-case name used on the command line and in failure files.
@@ -69,6 +74,7 @@ impl PlantedBug {
             Self::LivelockAfterRepair => "livelock-after-repair",
             Self::TelemetrySentRaw => "telemetry-sent-raw",
             Self::SplitLosesMetric => "split-loses-metric",
+            Self::PoisonedLogNeverReopens => "poisoned-log-never-reopens",
         }
     }
 }
