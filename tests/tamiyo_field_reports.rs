@@ -1,9 +1,12 @@
 //! Tamiyo's field-report store: log, sidecars, retention, strictness, backup.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
 use esper_core::leyline::{FieldReport, FieldReportOutcome, Timestamp};
+use esper_core::planted::Planted;
 use esper_core::storage::{OpenMode, RealStorage, Storage, StorageFile, write_atomic};
 use esper_core::tamiyo::field_reports::{
     FieldReportConfig, FieldReportStore, ObservationWindow, RetryEntry, TamiyoPersistenceError, backup, restore,
@@ -240,28 +243,12 @@ fn a_crash_during_a_sidecar_write_leaves_the_old_or_the_new_index() {
 /// A failed fsync poisons the log; Tamiyo reopens it after a backoff (rewriting it
 /// from the reports it acknowledged) and goes on, and every acknowledged report
 /// survives a restart. On `main` before issue 22 every later report was refused
-/// with `Poisoned` until the process restarted: this drill failed there.
+/// with `Poisoned` until the process restarted: the drill fails there, and again
+/// with the planted `poisoned-log-never-reopens` bug armed
+/// (`tests/invariants_falsifiable.rs`).
 #[test]
 fn a_log_poisoned_by_a_failed_fsync_is_reopened_with_backoff_losing_nothing_acknowledged() {
-    block_on(async {
-        let disk = disk();
-        let mut store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("open");
-        store.append(report(1, T0_MS), T0_MS).await.expect("acknowledged");
-        disk.fail_next(DiskOp::Fsync, 1);
-        store.append(report(2, T0_MS), T0_MS).await.expect_err("the failed fsync is reported, not acknowledged");
-        let waiting = store.append(report(3, T0_MS), T0_MS + 10).await;
-        assert!(
-            matches!(waiting, Err(TamiyoPersistenceError::ReopenBackingOff { retry_in_ms: 90, .. })),
-            "the first reopen waits 100 ms: {waiting:?}"
-        );
-        store.append(report(4, T0_MS), T0_MS + 100).await.expect("reopened, then acknowledged");
-        store.append(report(5, T0_MS), T0_MS + 101).await.expect("acknowledged");
-        assert_eq!(store.metrics().wal_reopens_total, 1);
-        drop(store);
-        disk.crash();
-        let reopened = FieldReportStore::open(disk.clone(), config(true), T0_MS + 200).await.expect("restart");
-        assert_eq!(ids(&reopened), ["fr-1", "fr-4", "fr-5"], "every acknowledged report, and none refused");
-    });
+    block_on(support::field_reports::poisoned_log_drill(Planted::NONE)).unwrap_or_else(|error| panic!("{error}"));
 }
 
 /// A reopen that fails again backs off longer (100 ms, then 200 ms).

@@ -45,6 +45,10 @@ pub enum PlantedBug {
     /// the last publish was counted, so that increment never reaches Nissa
     /// (`telemetry-complete`, oona-ledger).
     SnapshotLosesIncrement,
+    /// Tamiyo's field-report store never reopens its log after a failed fsync
+    /// poisoned it, so every later report is refused until a restart (the
+    /// behaviour before issue 22; shown by the poisoned-log drill).
+    PoisonedLogNeverReopens,
 }
 
 impl PlantedBug {
@@ -60,6 +64,7 @@ impl PlantedBug {
         Self::TelemetrySentRaw,
         Self::SplitLosesMetric,
         Self::SnapshotLosesIncrement,
+        Self::PoisonedLogNeverReopens,
     ];
 
     /// The kebab-case name used on the command line and in failure files.
@@ -75,6 +80,7 @@ impl PlantedBug {
             Self::TelemetrySentRaw => "telemetry-sent-raw",
             Self::SplitLosesMetric => "split-loses-metric",
             Self::SnapshotLosesIncrement => "snapshot-loses-increment",
+            Self::PoisonedLogNeverReopens => "poisoned-log-never-reopens",
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use esper_sim::redis::{RedisServer, ServerConfig};
 
 pub mod external;
+pub mod field_reports;
 pub mod nissa;
 
 /// The Leyline secret the tests hand real-profile runs (`ESPER_LEYLINE_SECRET`):

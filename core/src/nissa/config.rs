@@ -64,6 +64,10 @@ pub struct NissaConfig {
     /// head this soon after it opens or it is closed — a slowloris client cannot
     /// hold it: 10 s.
     pub http_header_read_timeout: Duration,
+    /// The idle keep-alive timeout (Go's `IdleTimeout`; hyper's server has no
+    /// such switch): a kept-alive connection that sends no next request this
+    /// long after its last answer is closed (counted): 5 s.
+    pub http_keep_alive_timeout: Duration,
     /// HTTP connections served at once; at the cap a new one closes the oldest
     /// (counted), so idle sockets cannot lock out a scrape: 256.
     pub http_max_connections: usize,
@@ -94,6 +98,7 @@ impl Default for NissaConfig {
             max_sources: 32,
             max_request_bytes: 64 * 1024,
             http_header_read_timeout: Duration::from_secs(10),
+            http_keep_alive_timeout: Duration::from_secs(5),
             http_max_connections: 256,
             notification_log: 200,
             elasticsearch: None,

@@ -116,6 +116,7 @@ pub struct Exporter {
     pub(super) redis_up: IntGauge,
     pub(super) index_documents: IntCounterVec,
     pub(super) index_fallback_active: IntGauge,
+    pub(super) http_shed: IntCounterVec,
     dynamic: BTreeMap<String, Dynamic>,
     /// Last running total seen per (Esper name, label set), for counters.
     running_totals: BTreeMap<(String, Vec<String>), f64>,
@@ -237,6 +238,12 @@ impl Exporter {
                 &["index", "backend", "outcome"],
             ),
             index_fallback_active: register(r, "esper_index_fallback_active", fallback),
+            http_shed: counter_vec(
+                r,
+                "esper_nissa_http_shed_total",
+                "Connections and requests Nissa's HTTP server refused or closed to protect itself.",
+                &["reason"],
+            ),
             registry,
             dynamic: BTreeMap::new(),
             running_totals: BTreeMap::new(),

@@ -19,6 +19,7 @@ pub mod alerts;
 mod config;
 mod exporter;
 mod http;
+mod http_shed;
 pub mod index;
 mod ingest;
 mod ingest_loop;
@@ -34,7 +35,8 @@ pub use config::{
     SLO_WINDOWS_ENV,
 };
 pub use exporter::{Exporter, LATENCY_BUCKETS_SECONDS, MetricRejection};
-pub use http::{HttpStats, router, serve_http, serve_http_counted, serve_http_on};
+pub use http::{router, serve_http, serve_http_on};
+pub use http_shed::HttpShed;
 pub use ingest::{SIMIC_REWARD_METRIC, SIMIC_SOURCE};
 pub use ingest_loop::{ingest_until, run_ingest};
 pub use state::Nissa;

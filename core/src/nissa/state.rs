@@ -11,6 +11,7 @@ use super::alerts::{
 };
 use super::config::NissaConfig;
 use super::exporter::Exporter;
+use super::http_shed::HttpShed;
 use super::index::{Document, IndexStatus};
 use super::parts::PartTracker;
 use super::slo::SloTracker;
@@ -120,5 +121,19 @@ impl State {
                 self.routes.send(notification);
             }
         }
+    }
+}
+
+impl Nissa {
+    /// Counts one thing Nissa's HTTP server shed, in
+    /// `esper_nissa_http_shed_total{reason}`, and logs it.
+    pub fn count_http_shed(&self, shed: HttpShed) {
+        self.lock().exporter.http_shed.with_label_values(&[shed.reason()]).inc();
+        tracing::warn!(reason = shed.reason(), "nissa.http.shed");
+    }
+
+    /// How many times Nissa's HTTP server shed `shed` so far.
+    pub fn http_shed(&self, shed: HttpShed) -> u64 {
+        self.lock().exporter.http_shed.with_label_values(&[shed.reason()]).get()
     }
 }

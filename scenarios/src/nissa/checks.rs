@@ -70,22 +70,36 @@ pub async fn bad_envelopes<C: Connector, R: RngCore>(
 }
 
 /// Requests too large for Nissa get 4xx and Nissa keeps serving: a declared
-/// 10 MB body (413), a body without a length (411), 150 headers (431), a 70 KB
-/// path (414). The head-size cases stay within what the server reads before it
-/// answers: a server that closes with unread request bytes resets the
+/// 10 MB body (413), a chunked body that passes the 64 KiB limit by one byte and
+/// never ends (413: refused while it streams), 150 headers (431), a 70 KB path
+/// (414). Every case stays within what the server reads before it answers: a server that closes with unread request bytes resets the
 /// connection, and the client may never see the answer (TCP, not Nissa).
 pub async fn oversized_requests<C: Connector>(probe: &Probe<C>) -> Result<(), String> {
     let many_headers: String = (0..150).map(|n| format!("X-Header-{n}: {n}\r\n")).collect();
     let cases = [
-        ("declared 10 MB body", "POST /metrics HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\nContent-Length: 10000000\r\n\r\n".to_owned(), 413),
         (
-            "chunked body",
-            "POST /metrics/summary HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-                .to_owned(),
-            411,
+            "declared 10 MB body",
+            "POST /metrics HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\nContent-Length: 10000000\r\n\r\n".to_owned(),
+            413,
         ),
-        ("150 headers", format!("GET /metrics HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\n{many_headers}\r\n"), 431),
-        ("70 KB path", format!("GET /{} HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\n\r\n", "a".repeat(70_000)), 414),
+        (
+            "unterminated chunked body one byte over",
+            format!(
+                "POST /metrics/summary HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n20000\r\n{}",
+                "a".repeat(64 * 1_024 + 1)
+            ),
+            413,
+        ),
+        (
+            "150 headers",
+            format!("GET /metrics HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\n{many_headers}\r\n"),
+            431,
+        ),
+        (
+            "70 KB path",
+            format!("GET /{} HTTP/1.1\r\nHost: nissa\r\nConnection: close\r\n\r\n", "a".repeat(64 * 1_024 + 1)),
+            414,
+        ),
     ];
     for (what, raw, wanted) in cases {
         let status = raw_status(probe, raw.as_bytes()).await.map_err(|error| format!("{what}: {error}"))?;

@@ -3,6 +3,7 @@
 use prost::Message;
 
 use crate::leyline::{Contract as _, FieldReport, Timestamp};
+use crate::planted::PlantedBug;
 use crate::storage::Storage;
 use crate::wal::rewrite::rewrite;
 use crate::wal::{Damage, Recovery, Wal};
@@ -144,7 +145,9 @@ impl<S: Storage> FieldReportStore<S> {
         if report.issued_at.is_none_or(|issued| issued.as_millis() == 0) {
             report.issued_at = Some(Timestamp::from_millis(now_ms));
         }
-        if self.wal.is_poisoned() {
+        // The planted `poisoned-log-never-reopens` bug skips the reopen: the
+        // append below then refuses with `Poisoned`, as before issue 22.
+        if self.wal.is_poisoned() && !self.config.wal.planted.armed(PlantedBug::PoisonedLogNeverReopens) {
             self.reopen_poisoned(now_ms).await?;
         }
         if let Err(error) = self.wal.append(&report.encode_to_vec()).await {
