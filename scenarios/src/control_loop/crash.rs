@@ -38,7 +38,7 @@ use rand::Rng;
 
 use esper_core::tolaria::ports::{Outbox, PortError, TamiyoPort};
 
-use super::hosts::{TOLARIA, sim_clock, tamiyo_client, tamiyo_host, training_config};
+use super::hosts::{TOLARIA, TamiyoTelemetry, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 const OBSERVER: &str = "weatherlight";
 const EPOCHS: u32 = 6;
@@ -119,7 +119,7 @@ impl SimScenario for TolariaCrashScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        tamiyo_host(world);
+        tamiyo_host(world, TamiyoTelemetry::Unread);
         let disk = world.disk(TOLARIA, SimDiskConfig::default());
         let rng = world.rng().child("tolaria");
         let lives = Incarnations::new(rng.child("lives"));
