@@ -6,7 +6,8 @@
 //! band per fault episode of the schedule, the violation marker and at least one
 //! message arrow. A screenshot is kept under `target/tmp/timeline/` for CI to
 //! upload. The checker is shown to fail on a page drawn from a trace without the
-//! network's send/deliver lines, and on doctored DOMs.
+//! network's send/deliver lines, and on doctored DOMs. `esper sweep`'s pages
+//! (`failures/<seed>.html`) are held to the same check.
 //!
 //! `cargo nextest run --features planted-bugs --test timeline_browser`.
 #![cfg(feature = "planted-bugs")]
@@ -118,6 +119,35 @@ fn a_failing_runs_timeline_draws_its_hosts_faults_violation_and_messages() {
     chromium(&binary, &page, &format!("--screenshot={}", screenshot.display()));
     let size = std::fs::metadata(&screenshot).map(|meta| meta.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot {} has {size} bytes", screenshot.display());
+}
+
+/// `esper sweep` keeps a page next to each failure file (`failures/<seed>.html`),
+/// and each draws what its own failure's schedule and hosts call for.
+#[test]
+fn a_sweep_writes_a_drawn_timeline_next_to_each_failure() {
+    let Some(binary) = require(Tool::Chromium, "a_sweep_writes_a_drawn_timeline_next_to_each_failure") else {
+        return;
+    };
+    let work = tempfile::tempdir().expect("temp dir");
+    let failures = work.path().join("failures");
+    let sweep = Command::new(env!("CARGO_BIN_EXE_esper"))
+        .args(["sweep", "--scenario", "oona-ledger", "--seeds", "0..2", "--swarm"])
+        .args(["--plant", "consumer-leaves-pending", "--jobs", "1", "--failures-dir"])
+        .arg(&failures)
+        .output()
+        .expect("esper runs");
+    let stdout = String::from_utf8_lossy(&sweep.stdout);
+    assert_eq!(sweep.status.code(), Some(1), "the armed bug fails both seeds: {stdout}");
+    for seed in 0..2 {
+        let failure = failures.join(format!("{seed}.json"));
+        let page = failures.join(format!("{seed}.html"));
+        assert!(stdout.contains(&format!("timeline: {}", page.display())), "{stdout}");
+        let record = FailureRecord::read(&failure).expect("the failure file reads");
+        let report = record.replay(TraceMode::Hash).expect("registered");
+        let expected = Expected { hosts: &report.hosts, episodes: episode_count(&record.schedule) };
+        check_dom(&chromium(&binary, &page, "--dump-dom"), &expected)
+            .unwrap_or_else(|problem| panic!("seed {seed}: {problem}; page {}", page.display()));
+    }
 }
 
 /// A network that stops tracing its messages leaves the page without arrows, and the check says so.
