@@ -8,12 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use esper_core::leyline::signing::sign;
-use esper_core::leyline::{
-    BusEnvelope, FieldReport, FieldReportOutcome, MessagePriority, MetricPoint, SigningKey, TelemetryPacket, Timestamp,
-};
+use esper_core::leyline::{BusEnvelope, FieldReport, MessagePriority, MetricPoint, SigningKey, TelemetryPacket};
 use esper_core::storage::RealStorage;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
 use rand::SeedableRng;
+use support::field_reports::report;
 use support::{RealRedis, http_get as get};
 
 const SECRET: &str = "operator-tools-test-secret-of-32-bytes-or-more";
@@ -89,20 +88,6 @@ fn esper_nissa_exports_a_published_packet_and_stops_on_sigint() {
     let status = nissa.wait().expect("esper nissa exits");
     assert!(status.success(), "{status:?}: {rest}");
     assert!(rest.contains("esper nissa: stopped after SIGINT nissa_telemetry_ingested=1"), "{rest}");
-}
-
-fn report(id: u32, issued_ms: u64) -> FieldReport {
-    FieldReport {
-        version: 1,
-        report_id: format!("fr-{id}"),
-        command_id: format!("cmd-{id}"),
-        seed_id: "seed-1".into(),
-        outcome: FieldReportOutcome::Success as i32,
-        metrics: [("loss_delta".to_owned(), -0.25 * id as f32)].into(),
-        observation_window_epochs: 1,
-        issued_at: Some(Timestamp::from_millis(issued_ms)),
-        ..FieldReport::default()
-    }
 }
 
 /// Reports appended through Tamiyo's store come back from `esper field-reports

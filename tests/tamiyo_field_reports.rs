@@ -5,7 +5,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use esper_core::leyline::{FieldReport, FieldReportOutcome, Timestamp};
+use esper_core::leyline::Timestamp;
 use esper_core::planted::Planted;
 use esper_core::storage::{OpenMode, RealStorage, Storage, StorageFile, write_atomic};
 use esper_core::tamiyo::field_reports::{
@@ -13,37 +13,12 @@ use esper_core::tamiyo::field_reports::{
 };
 use esper_core::wal::PersistenceError;
 use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
+use support::field_reports::report;
+use support::sim::{block_on, disk};
 
 const HOUR_MS: u64 = 3_600_000;
 /// 2025-01-01T00:00:00Z, the sim's epoch.
 const T0_MS: u64 = 1_735_689_600_000;
-
-fn report(id: u32, issued_ms: u64) -> FieldReport {
-    FieldReport {
-        version: 1,
-        report_id: format!("fr-{id}"),
-        command_id: format!("cmd-{id}"),
-        seed_id: "seed-1".into(),
-        outcome: FieldReportOutcome::Success as i32,
-        metrics: [("loss_delta".to_owned(), -0.01 * id as f32)].into(),
-        observation_window_epochs: 1,
-        issued_at: (issued_ms > 0).then(|| Timestamp::from_millis(issued_ms)),
-        ..FieldReport::default()
-    }
-}
-
-fn disk() -> SimDisk {
-    SimDisk::new(SimDiskConfig::default(), RngTree::new(3).stream("disk"))
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
-        .block_on(future)
-}
 
 fn config(strict: bool) -> FieldReportConfig {
     let mut config = FieldReportConfig::new("var/tamiyo");
@@ -58,7 +33,7 @@ fn ids(store: &FieldReportStore<impl Storage>) -> Vec<String> {
 #[test]
 fn reports_survive_reopen_and_a_missing_issue_time_reads_as_now() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         store.append(report(1, 0), T0_MS).await.expect("append");
         store.append(report(2, T0_MS + 5), T0_MS + 10).await.expect("append");
@@ -77,7 +52,7 @@ fn the_store_is_the_tamiyo_services_sink() {
     use esper_core::tamiyo::field_reports::WalFieldReportSink;
     use esper_core::tamiyo::sink::FieldReportSink;
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         let mut sink = WalFieldReportSink::new(store, UnixClock::anchored_at(T0_MS));
         tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -92,7 +67,7 @@ fn the_store_is_the_tamiyo_services_sink() {
 #[test]
 fn compaction_drops_reports_past_the_retention_window() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         for hour in 0..30_u32 {
             store.append(report(hour, T0_MS + u64::from(hour) * HOUR_MS), T0_MS).await.expect("append");
@@ -112,7 +87,7 @@ fn compaction_drops_reports_past_the_retention_window() {
 #[test]
 fn corrupt_sidecars_are_counted_and_rebuilt_from_the_log() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         store.append(report(1, T0_MS), T0_MS).await.expect("append");
         store.append(report(2, T0_MS), T0_MS).await.expect("append");
@@ -148,7 +123,7 @@ async fn inject_torn_record(storage: &impl Storage, log: &Path) {
 #[test]
 fn strict_validation_refuses_a_torn_log_and_non_strict_keeps_the_prefix() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         store.append(report(1, T0_MS), T0_MS).await.expect("append");
         drop(store);
@@ -171,7 +146,7 @@ fn strict_validation_refuses_a_torn_log_and_non_strict_keeps_the_prefix() {
 #[test]
 fn an_undecodable_record_is_refused_strictly_and_dropped_otherwise() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(true), T0_MS).await.expect("open");
         store.append(report(1, T0_MS), T0_MS).await.expect("append");
         drop(store);
@@ -255,7 +230,7 @@ fn a_log_poisoned_by_a_failed_fsync_is_reopened_with_backoff_losing_nothing_ackn
 #[test]
 fn a_failing_reopen_backs_off_exponentially() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(3);
         let mut store = FieldReportStore::open(disk.clone(), config(false), T0_MS).await.expect("open");
         disk.fail_next(DiskOp::Fsync, 2);
         store.append(report(1, T0_MS), T0_MS).await.expect_err("fsync fails");

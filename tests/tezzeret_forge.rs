@@ -10,8 +10,9 @@
 //! before, inside and after each WAL rewrite) and at every point inside a job
 //! (mid-compile, between artifact and record, between temp write and rename).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use esper_core::tolaria::device::DeviceKind;
 use esper_core::urza::Library;
 use esper_sim::{RngTree, SimDisk, SimDiskConfig};
 use rand::Rng;
+use support::sim::block_on;
 
 const ROOT: &str = "var/urza";
 const FORGE_SEED: u64 = 7;
@@ -170,11 +172,6 @@ fn disk(seed: u64) -> SimDisk {
 
 fn config() -> CompileJobConfig {
     CompileJobConfig { artifact_dir: PathBuf::from(ROOT), max_retries: 1 }
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-    runtime.expect("runtime").block_on(future)
 }
 
 /// One life of the forge on `storage`: open the library, run a pass.

@@ -1,20 +1,17 @@
 //! Urza's artifact library on both storages: publication, reopening, content
 //! addressing, damage detection, and the metadata Tamiyo reads from it.
 
+mod support;
+
 use std::path::Path;
 
 use esper_core::karn::Catalog;
 use esper_core::storage::{RealStorage, Storage};
 use esper_core::tamiyo::BlueprintMetadataSource;
 use esper_core::urza::{KernelArtifact, Library, UrzaError, sha256_hex};
-use esper_sim::{RngTree, SimDisk, SimDiskConfig};
+use support::sim::{block_on, disk};
 
 const ROOT: &str = "var/urza";
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-    runtime.expect("runtime").block_on(future)
-}
 
 fn kernel(id: &str, bytes: &[u8]) -> KernelArtifact<'static> {
     let catalog = Box::leak(Box::new(Catalog::default_catalog()));
@@ -50,7 +47,7 @@ async fn round_trip<S: Storage>(storage: S, root: &Path) {
 
 #[test]
 fn publishes_reopens_and_serves_metadata_on_the_sim_disk() {
-    let disk = SimDisk::new(SimDiskConfig::default(), RngTree::new(3).stream("disk"));
+    let disk = disk(3);
     block_on(round_trip(disk.clone(), Path::new(ROOT)));
     disk.crash();
     let (library, _) = block_on(Library::open(disk, Path::new(ROOT))).expect("reopens after power loss");
@@ -67,7 +64,7 @@ fn publishes_reopens_and_serves_metadata_on_real_files() {
 /// record out (and the blueprint reads as not built, for Tezzeret to rebuild).
 #[test]
 fn damage_is_detected_not_served() {
-    let disk = SimDisk::new(SimDiskConfig::default(), RngTree::new(4).stream("disk"));
+    let disk = disk(4);
     let (library, _) = block_on(Library::open(disk.clone(), Path::new(ROOT))).expect("opens");
     let one = block_on(library.publish(kernel("BP001", b"kernel one"))).expect("publish");
     block_on(library.publish(kernel("BP002", b"kernel two"))).expect("publish");

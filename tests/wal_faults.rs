@@ -1,5 +1,7 @@
 //! The WAL and the storage seam under injected disk faults (one case per fault kind).
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,21 +10,9 @@ use esper_core::wal::frame::{FILE_HEADER_LEN, MAGIC};
 use esper_core::wal::group_commit::group_commit;
 use esper_core::wal::{PersistenceError, Wal, WalConfig};
 use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
+use support::sim::{block_on, disk};
 
 const LOG: &str = "var/wal.log";
-
-fn disk() -> SimDisk {
-    SimDisk::new(SimDiskConfig::default(), RngTree::new(1).stream("disk"))
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
-        .block_on(future)
-}
 
 async fn open(disk: &SimDisk, strict: bool) -> Result<(Wal<SimDisk>, Vec<Vec<u8>>), PersistenceError> {
     let (wal, recovery) = Wal::open(disk, Path::new(LOG), WalConfig::with_strict(strict)).await?;
@@ -32,7 +22,7 @@ async fn open(disk: &SimDisk, strict: bool) -> Result<(Wal<SimDisk>, Vec<Vec<u8>
 #[test]
 fn fsync_eio_fails_the_append_and_poisons_the_log_until_reopened() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let (mut wal, _) = open(&disk, true).await.expect("open");
         wal.append(b"kept").await.expect("first append");
         disk.fail_next(DiskOp::Fsync, 1);
@@ -51,7 +41,7 @@ fn fsync_eio_fails_the_append_and_poisons_the_log_until_reopened() {
 #[test]
 fn enospc_refuses_the_batch_whole_and_the_log_goes_on_when_space_returns() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let (mut wal, _) = open(&disk, true).await.expect("open");
         disk.set_capacity(Some(64));
         let error = wal.append(&[0_u8; 100]).await.expect_err("disk full");
@@ -66,7 +56,7 @@ fn enospc_refuses_the_batch_whole_and_the_log_goes_on_when_space_returns() {
 #[test]
 fn read_eio_on_open_is_a_typed_error_naming_the_file() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         drop(open(&disk, true).await.expect("create"));
         disk.fail_next(DiskOp::Read, 1);
         let error = open(&disk, false).await.expect_err("read fails");
@@ -78,7 +68,7 @@ fn read_eio_on_open_is_a_typed_error_naming_the_file() {
 #[test]
 fn scheduled_truncation_and_bit_flip_are_caught_on_reopen() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let (mut wal, _) = open(&disk, true).await.expect("open");
         wal.append_batch(&[b"one".as_slice(), b"two", b"three"]).await.expect("batch");
         drop(wal);
@@ -95,7 +85,7 @@ fn scheduled_truncation_and_bit_flip_are_caught_on_reopen() {
 #[test]
 fn group_commit_shares_one_fsync_among_concurrent_appends() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let (wal, _) = open(&disk, true).await.expect("open");
         let before = disk.fsync_count();
         let (writer, committer) = group_commit(wal, 64);
@@ -123,7 +113,7 @@ fn group_commit_shares_one_fsync_among_concurrent_appends() {
 #[test]
 fn bounds_are_typed_errors_and_write_nothing() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let config = WalConfig { max_record_bytes: 8, max_batch_records: 2, ..WalConfig::default() };
         let (mut wal, _) = Wal::open(&disk, Path::new(LOG), config).await.expect("open");
         let too_big = wal.append(&[0; 9]).await.expect_err("record bound");
@@ -139,7 +129,7 @@ fn bounds_are_typed_errors_and_write_nothing() {
 #[test]
 fn a_log_from_another_format_version_is_refused_even_non_strict() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let mut header = MAGIC.to_vec();
         header.extend(2_u32.to_le_bytes());
         header.extend(crc32c::crc32c(&header).to_le_bytes());
@@ -154,7 +144,7 @@ fn a_log_from_another_format_version_is_refused_even_non_strict() {
 #[test]
 fn atomic_replace_survives_a_crash_and_unsynced_creates_vanish() {
     block_on(async {
-        let disk = disk();
+        let disk = disk(1);
         let sidecar = Path::new("var/field_reports.index.json");
         write_atomic(&disk, sidecar, b"old").await.expect("first write");
         write_atomic(&disk, sidecar, b"new").await.expect("replace");

@@ -10,15 +10,18 @@ use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
 /// 2025-01-01T00:00:00Z, the sim's epoch.
 const T0_MS: u64 = 1_735_689_600_000;
 
-fn report(id: u32) -> FieldReport {
+/// A successful field report numbered `id`, issued at `issued_ms` (Unix ms; 0 leaves
+/// `issued_at` unset).
+pub fn report(id: u32, issued_ms: u64) -> FieldReport {
     FieldReport {
         version: 1,
         report_id: format!("fr-{id}"),
         command_id: format!("cmd-{id}"),
         seed_id: "seed-1".into(),
         outcome: FieldReportOutcome::Success as i32,
+        metrics: [("loss_delta".to_owned(), -0.01 * id as f32)].into(),
         observation_window_epochs: 1,
-        issued_at: Some(Timestamp::from_millis(T0_MS)),
+        issued_at: (issued_ms > 0).then(|| Timestamp::from_millis(issued_ms)),
         ..FieldReport::default()
     }
 }
@@ -33,17 +36,20 @@ pub async fn poisoned_log_drill(planted: Planted) -> Result<(), String> {
     config.wal.strict = false;
     config.wal.planted = planted;
     let mut store = FieldReportStore::open(disk.clone(), config.clone(), T0_MS).await.map_err(|e| e.to_string())?;
-    store.append(report(1), T0_MS).await.map_err(|error| format!("report 1: {error}"))?;
+    store.append(report(1, T0_MS), T0_MS).await.map_err(|error| format!("report 1: {error}"))?;
     disk.fail_next(DiskOp::Fsync, 1);
-    if store.append(report(2), T0_MS).await.is_ok() {
+    if store.append(report(2, T0_MS), T0_MS).await.is_ok() {
         return Err("report 2 was acknowledged although its fsync failed".to_owned());
     }
-    match store.append(report(3), T0_MS + 10).await {
+    match store.append(report(3, T0_MS), T0_MS + 10).await {
         Err(TamiyoPersistenceError::ReopenBackingOff { retry_in_ms: 90, .. }) => {}
         other => return Err(format!("report 3, 10 ms after the failure: wanted a 90 ms wait, got {other:?}")),
     }
     for (id, at_ms) in [(4, T0_MS + 100), (5, T0_MS + 101)] {
-        store.append(report(id), at_ms).await.map_err(|error| format!("report {id} after the backoff: {error}"))?;
+        store
+            .append(report(id, T0_MS), at_ms)
+            .await
+            .map_err(|error| format!("report {id} after the backoff: {error}"))?;
     }
     if store.metrics().wal_reopens_total != 1 {
         return Err(format!("{} reopens, wanted 1", store.metrics().wal_reopens_total));

@@ -12,6 +12,7 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 pub mod external;
 pub mod field_reports;
 pub mod nissa;
+pub mod sim;
 
 /// The Leyline secret the tests hand real-profile runs (`ESPER_LEYLINE_SECRET`):
 /// the real profile has no built-in key, and this one is long enough (32 bytes).
