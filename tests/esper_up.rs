@@ -125,7 +125,7 @@ fn summary(address: &str) -> serde_json::Value {
 fn up_trains_three_epochs_shows_them_in_nissa_and_stops_by_itself() {
     let Some(redis) = RealRedis::start("up_trains_three_epochs") else { return };
     let workdir = tempfile::tempdir().expect("workdir");
-    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"]);
+    let mut up = Up::start(redis.port, workdir.path(), &["--epochs", "3", "--linger", "5s"]);
     let ready = up.wait_for("esper up: ready", Duration::from_secs(60));
     let nissa = nissa_address(&ready);
     let during = summary(&nissa);
@@ -213,7 +213,7 @@ fn germinated_seeds_get_their_kernels_from_urza() {
 fn scrape_after_run(test: &str, env: &[(&str, &str)]) -> String {
     let Some(redis) = RealRedis::start(test) else { return String::new() };
     let workdir = tempfile::tempdir().expect("workdir");
-    let mut up = Up::start_with_env(redis.port, workdir.path(), &["--epochs", "3", "--linger-ms", "5000"], env);
+    let mut up = Up::start_with_env(redis.port, workdir.path(), &["--epochs", "3", "--linger", "5s"], env);
     let nissa = nissa_address(&up.wait_for("esper up: ready", Duration::from_secs(60)));
     up.wait_for("esper up: finished", Duration::from_secs(120));
     let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");

@@ -15,7 +15,7 @@
 //! `stopped`) at the end — so a caller can wait for a line instead of sleeping.
 //!
 //! It ends by itself once Tolaria has trained `--epochs` epochs, then keeps
-//! Nissa's HTTP up for `--linger-ms` (default 0) so the final state can be read.
+//! Nissa's HTTP up for `--linger` (default 0) so the final state can be read.
 //! SIGINT or SIGTERM shuts down gracefully: Tolaria finishes its epoch (its
 //! checkpoint is written atomically, and every field report in Tamiyo's WAL was
 //! fsynced when it was appended; services stop in reverse order, so nothing is
