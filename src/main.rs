@@ -436,6 +436,11 @@ struct UpArgs {
     /// to show it stalls only the task waiting on it, never /healthz.
     #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::any)]
     fault_fsync_delay: Duration,
+    /// Fault injection: sleep this long before every training step (a slow libtorch
+    /// step, e.g. 200ms), to show it holds only Tolaria's thread, never /healthz,
+    /// Tamiyo's RPC or Weatherlight's heartbeats.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::any)]
+    fault_step_delay: Duration,
     #[command(flatten)]
     log: logging::LogArgs,
     #[command(flatten)]
@@ -646,6 +651,7 @@ fn up(args: UpArgs) -> CommandResult {
         seed: args.seed,
         linger: args.linger,
         fsync_delay: args.fault_fsync_delay,
+        step_delay: args.fault_step_delay,
     };
     let outcome = esper_scenarios::up::run(&config, announce)?;
     Ok(outcome.succeeded())
