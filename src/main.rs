@@ -5,6 +5,7 @@
 //! could not finish), 2 bad usage or unreadable input; see [`exit`].
 
 mod drill_cmd;
+mod duration_arg;
 mod exit;
 mod logging;
 mod sweep_summary;
@@ -31,6 +32,11 @@ use esper_scenarios::tamiyo_wal;
 use esper_scenarios::wal_soak::{SoakConfig, SoakError};
 use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario_planted};
 use exit::{CommandResult, Tag as _, usage};
+
+/// Bounds of the duration flags.
+const MILLISECOND: Duration = Duration::from_millis(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3_600);
 
 /// Deterministic simulation and testing for the Esper-Lite training control loop.
 ///
@@ -325,14 +331,14 @@ enum Command {
         #[arg(long, default_value_t = 6)]
         concurrency: usize,
         /// Urza's modelled ready latency.
-        #[arg(long, default_value_t = 40)]
-        ready_latency_ms: u64,
+        #[arg(long, default_value = "40ms", value_name = "DURATION", value_parser = duration_arg::any)]
+        ready_latency: Duration,
         /// Half-width of the uniform jitter around it.
-        #[arg(long, default_value_t = 8)]
-        jitter_ms: u64,
+        #[arg(long, default_value = "8ms", value_name = "DURATION", value_parser = duration_arg::any)]
+        jitter: Duration,
         /// Per-request timeout, after which the fallback kernel is used.
-        #[arg(long, default_value_t = 1_000)]
-        timeout_ms: u64,
+        #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = duration_arg::any)]
+        request_timeout: Duration,
         /// Real profile: this Redis instead of the embedded one.
         #[arg(long, value_name = "redis://HOST:PORT")]
         redis_url: Option<String>,
@@ -377,27 +383,27 @@ struct HarnessArgs {
     /// tamiyo-timeout: instead, each Tamiyo call stalls with this probability (seeded).
     #[arg(long, value_name = "RATIO", value_parser = ratio)]
     tamiyo_timeout_ratio: Option<f64>,
-    /// How long Tolaria waits for Tamiyo and for Kasmina, in ms.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    step_timeout_ms: u64,
-    /// rollback: the restore deadline, in ms (RC1 `--deadline-ms`).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    deadline_ms: u64,
-    /// rollback: how long a checkpoint read takes, in ms (RC1's restore took 12).
-    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(0..=60_000))]
-    checkpoint_read_ms: u64,
+    /// How long Tolaria waits for Tamiyo and for Kasmina (1ms to 60s).
+    #[arg(long, default_value = "50ms", value_name = "DURATION", value_parser = duration_arg::within(MILLISECOND..=MINUTE))]
+    step_timeout: Duration,
+    /// rollback: the restore deadline (RC1's `--deadline-ms 5`; 1ms to 60s).
+    #[arg(long, default_value = "5ms", value_name = "DURATION", value_parser = duration_arg::within(MILLISECOND..=MINUTE))]
+    deadline: Duration,
+    /// rollback: how long a checkpoint read takes (RC1's restore took 12ms; 0 to 60s).
+    #[arg(long, default_value = "12ms", value_name = "DURATION", value_parser = duration_arg::within(Duration::ZERO..=MINUTE))]
+    checkpoint_read_latency: Duration,
     /// kasmina-prefetch: kernel requests in the burst.
     #[arg(long, default_value_t = RC1_BURST.requests as u64, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     requests: u64,
     /// kasmina-prefetch: requests in flight at most.
     #[arg(long, default_value_t = RC1_BURST.concurrency as u64, value_parser = clap::value_parser!(u64).range(1..=1_000))]
     concurrency: u64,
-    /// kasmina-prefetch: Urza's kernel-ready latency, in ms.
-    #[arg(long, default_value_t = RC1_BURST.ready_latency_ms)]
-    ready_latency_ms: u64,
-    /// kasmina-prefetch: half-width of the uniform jitter on it, in ms (seeded).
-    #[arg(long, default_value_t = RC1_BURST.jitter_ms)]
-    jitter_ms: u64,
+    /// kasmina-prefetch: Urza's kernel-ready latency (RC1's burst: 40ms).
+    #[arg(long, default_value = "40ms", value_name = "DURATION", value_parser = duration_arg::any)]
+    ready_latency: Duration,
+    /// kasmina-prefetch: half-width of the uniform jitter on it (seeded; RC1's burst: 0).
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::any)]
+    jitter: Duration,
     #[command(flatten)]
     dev_key: DevKeyArg,
 }
@@ -422,13 +428,19 @@ struct UpArgs {
     /// The seed of the dataset, the model and every seeded draw.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Keep Nissa serving this long after the last epoch, so the final state can be read.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
-    linger_ms: u64,
+    /// Keep Nissa serving this long after the last epoch, so the final state can be
+    /// read (a duration up to 1h: 5s).
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::within(Duration::ZERO..=HOUR))]
+    linger: Duration,
     /// Fault injection: sleep this long before every fsync (a slow disk, e.g. 200ms),
     /// to show it stalls only the task waiting on it, never /healthz.
-    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = esper_core::env_config::parse_duration)]
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::any)]
     fault_fsync_delay: Duration,
+    /// Fault injection: sleep this long before every training step (a slow libtorch
+    /// step, e.g. 200ms), to show it holds only Tolaria's thread, never /healthz,
+    /// Tamiyo's RPC or Weatherlight's heartbeats.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = duration_arg::any)]
+    fault_step_delay: Duration,
     #[command(flatten)]
     log: logging::LogArgs,
     #[command(flatten)]
@@ -585,13 +597,20 @@ fn execute(command: Command) -> CommandResult {
             seed,
             requests,
             concurrency,
-            ready_latency_ms,
-            jitter_ms,
-            timeout_ms,
+            ready_latency,
+            jitter,
+            request_timeout,
             redis_url,
             dev_key,
         } => {
-            let config = BurstConfig { seed, requests, concurrency, ready_latency_ms, jitter_ms, timeout_ms };
+            let config = BurstConfig {
+                seed,
+                requests,
+                concurrency,
+                ready_latency_ms: duration_arg::millis(ready_latency),
+                jitter_ms: duration_arg::millis(jitter),
+                timeout_ms: duration_arg::millis(request_timeout),
+            };
             kasmina_prefetch(&profile, &config, redis_url, dev_key)
         }
         Command::WalSoak { iterations, truncate_every, strict, workdir } => {
@@ -630,8 +649,9 @@ fn up(args: UpArgs) -> CommandResult {
         nissa_addr: args.nissa_addr,
         workdir: args.workdir,
         seed: args.seed,
-        linger: Duration::from_millis(args.linger_ms),
+        linger: args.linger,
         fsync_delay: args.fault_fsync_delay,
+        step_delay: args.fault_step_delay,
     };
     let outcome = esper_scenarios::up::run(&config, announce)?;
     Ok(outcome.succeeded())
@@ -821,17 +841,17 @@ fn harness(args: HarnessArgs) -> CommandResult {
         device: args.device,
         epochs: args.epochs,
         batch_size: usize::try_from(args.batch_size).input()?,
-        step_timeout: Duration::from_millis(args.step_timeout_ms),
-        rollback_deadline: Duration::from_millis(args.deadline_ms),
-        checkpoint_read_latency: Duration::from_millis(args.checkpoint_read_ms),
+        step_timeout: args.step_timeout,
+        rollback_deadline: args.deadline,
+        checkpoint_read_latency: args.checkpoint_read_latency,
         tamiyo_stalls,
         step_cost: if profile == Profile::Sim { defaults.step_cost } else { Duration::ZERO },
     };
     let prefetch = BurstConfig {
         requests: usize::try_from(args.requests).input()?,
         concurrency: usize::try_from(args.concurrency).input()?,
-        ready_latency_ms: args.ready_latency_ms,
-        jitter_ms: args.jitter_ms,
+        ready_latency_ms: duration_arg::millis(args.ready_latency),
+        jitter_ms: duration_arg::millis(args.jitter),
         ..RC1_BURST
     };
     // The Leyline key comes from the environment: a missing or malformed one is bad input.
@@ -901,5 +921,20 @@ fn current_commit() -> Commit {
             because: format!("git rev-parse HEAD: {}", String::from_utf8_lossy(&output.stderr).trim()),
         },
         Err(error) => Commit::Unknown { because: format!("git could not be run: {error}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness's burst flags spell RC1's burst as text (`40ms`, `0`); this
+    /// keeps them equal to `RC1_BURST` if either changes.
+    #[test]
+    fn harness_burst_defaults_are_rc1s() {
+        let cli = Cli::try_parse_from(["esper", "harness"]).expect("the defaults parse");
+        let Command::Harness(args) = cli.command else { unreachable!("parsed as harness") };
+        assert_eq!(duration_arg::millis(args.ready_latency), RC1_BURST.ready_latency_ms);
+        assert_eq!(duration_arg::millis(args.jitter), RC1_BURST.jitter_ms);
     }
 }

@@ -54,8 +54,14 @@ fn run_writes_the_trace_whose_hash_it_prints() {
 
 #[test]
 fn bad_arguments_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["run", "--scenario", "nope", "--seed", "1"], "unknown scenario \"nope\""),
+        // Time flags take the one duration grammar: a bare number has no unit.
+        (
+            &["harness", "--step-timeout", "50"],
+            "invalid value '50' for '--step-timeout <DURATION>': expected a whole number with a unit",
+        ),
+        (&["up", "--linger", "2h"], "invalid value '2h' for '--linger <DURATION>': expected a duration from 0 to 1h"),
         (&["run", "--scenario", "heartbeat", "--seed", "-4"], "--seed"),
         (&["check-determinism", "--scenario", "heartbeat", "--seeds", "9..3"], "is empty"),
         (&["check-determinism", "--scenario", "heartbeat", "--seeds", "x"], "is not a seed"),
@@ -217,7 +223,10 @@ const EXIT_CODES: &[(&str, i32)] = &[
     ("gate --baseline {baseline} {run}", 1),
     ("gate --baseline {baseline} {run} --tolerance NaN", 2),
     ("gate --baseline {baseline} {tmp}", 2),
-    ("kasmina-prefetch --profile sim --requests 8 --jitter-ms 0", 0),
+    ("kasmina-prefetch --profile sim --requests 8 --jitter 0", 0),
+    ("kasmina-prefetch --profile sim --requests 8 --jitter 3", 2),
+    ("harness rollback --step-timeout 50 --output-dir {tmp}/bare-number", 2),
+    ("harness rollback --deadline 2m --output-dir {tmp}/over-range", 2),
     ("kasmina-prefetch --profile sim --requests 8", 1),
     ("kasmina-prefetch --profile real --requests 4 --redis-url redis://127.0.0.1:{closed_port}", 1),
     ("kasmina-prefetch --profile sim --requests 0", 2),

@@ -475,7 +475,7 @@ fn the_real_profile_on_cuda_passes_the_gpu_baseline_counters() {
         return;
     }
     let dir = scratch("real-tch-cuda");
-    let gpu_shape = ["--batch-size", "16", "--requests", "128", "--concurrency", "16", "--ready-latency-ms", "20"];
+    let gpu_shape = ["--batch-size", "16", "--requests", "128", "--concurrency", "16", "--ready-latency", "20ms"];
     let output = harness(&dir, &[&["--profile", "real", "--device", "cuda"][..], &gpu_shape].concat());
     assert!(text(&output.stdout).contains("| steady_train | real | cuda:0 |"), "{}", text(&output.stdout));
     let baseline = workspace_file("baselines/rc1/gpu.json");

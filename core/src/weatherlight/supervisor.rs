@@ -130,6 +130,9 @@ pub struct WeatherlightReport {
     pub emergency: EmergencyCounters,
     /// Heartbeats taken.
     pub heartbeats: u64,
+    /// The most a heartbeat ran behind its schedule: how long something held
+    /// Weatherlight's thread (a synchronous call inside a future) while one was due.
+    pub heartbeat_late_max: Duration,
 }
 
 impl WeatherlightReport {
@@ -175,6 +178,8 @@ pub struct Weatherlight<R: RngCore> {
     emergency: EmergencyCounters,
     events: Vec<TelemetryEvent>,
     heartbeats: u64,
+    /// The most a heartbeat ran behind its schedule (see `WeatherlightReport`).
+    heartbeat_late_max: Duration,
     /// Status packets sent (their ids' sequence number).
     statuses: u64,
     stopping: bool,
@@ -206,6 +211,7 @@ impl<R: RngCore> Weatherlight<R> {
             emergency: EmergencyCounters::default(),
             events: Vec::new(),
             heartbeats: 0,
+            heartbeat_late_max: Duration::ZERO,
             statuses: 0,
             stopping: false,
         }
@@ -264,7 +270,9 @@ impl<R: RngCore> Weatherlight<R> {
                 Some(exit) = self.exits.recv() => self.on_exit(exit),
                 Some(packet) = self.inbox.0.recv() => self.route(packet, publisher).await,
                 () = sleep_until(wake) => {
-                    if Instant::now() >= next_heartbeat {
+                    let now = Instant::now();
+                    if now >= next_heartbeat {
+                        self.heartbeat_late_max = self.heartbeat_late_max.max(now - next_heartbeat);
                         self.heartbeat(publisher).await;
                         next_heartbeat += self.config.heartbeat_interval;
                     }
@@ -279,6 +287,7 @@ impl<R: RngCore> Weatherlight<R> {
             services: self.workers.iter().map(|w| w.report.clone()).collect(),
             emergency: self.emergency,
             heartbeats: self.heartbeats,
+            heartbeat_late_max: self.heartbeat_late_max,
         }
     }
 
@@ -593,6 +602,33 @@ mod tests {
         let beating = report.service("beating").expect("reported");
         assert_eq!((beating.lives, beating.crashes, beating.hung), (2, 1, 1));
         assert!(beating.last_crash.as_deref().is_some_and(|reason| reason.starts_with("no heartbeat")));
+    }
+
+    /// A service that holds the thread (a synchronous call, as a libtorch step is)
+    /// while a heartbeat is due makes it late, and the report says by how much;
+    /// with nothing holding it, heartbeats run on time (real time, as `esper up`).
+    #[test]
+    fn reports_how_late_a_held_thread_made_a_heartbeat() {
+        let late_max = |hold: Duration| {
+            let holder = move |_: ServiceContext| -> ServiceFuture {
+                Box::pin(async move {
+                    sleep(Duration::from_millis(900)).await;
+                    std::thread::sleep(hold);
+                    sleep(Duration::from_millis(400)).await;
+                    Ok(())
+                })
+            };
+            let mut supervisor = weatherlight();
+            supervisor.add(ServiceSpec::job("holder"), holder);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let report = runtime.block_on(run(supervisor, &mut Outbox::default()));
+            assert_eq!((report.reason, report.heartbeats), (ShutdownReason::JobsDone, 1));
+            report.heartbeat_late_max
+        };
+        let held = late_max(Duration::from_millis(300));
+        assert!(held >= Duration::from_millis(150), "a 300 ms hold across the heartbeat made it {held:?} late");
+        let free = late_max(Duration::ZERO);
+        assert!(free < Duration::from_millis(50), "nothing held the thread, yet the heartbeat was {free:?} late");
     }
 
     /// CRITICAL packets are counted (Tamiyo's apart) and every packet is published.

@@ -57,7 +57,7 @@ pub struct TrainingParams {
     pub batch_size: usize,
     /// How long Tolaria waits for Tamiyo and for Kasmina.
     pub step_timeout: Duration,
-    /// The rollback drill's restore deadline (RC1 `--deadline-ms`, 5 ms).
+    /// The rollback drill's restore deadline (RC1's `--deadline-ms 5`; `esper harness --deadline 5ms`).
     pub rollback_deadline: Duration,
     /// How long a checkpoint read takes in the rollback drill (RC1's restore: 12 ms).
     pub checkpoint_read_latency: Duration,

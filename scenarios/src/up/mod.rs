@@ -8,14 +8,17 @@
 //! fetches every germinated seed's kernel from Urza over Oona. All telemetry goes
 //! through Weatherlight's hub onto Oona and into Nissa. The services share one
 //! current-thread executor; their file I/O runs on tokio's blocking pool
-//! (`PooledStorage`), so a slow disk stalls only the task waiting on it.
+//! (`PooledStorage`), so a slow disk stalls only the task waiting on it, and each
+//! Tolaria life trains on a thread of its own (`tolaria_thread`), so a slow
+//! (synchronous) device step holds neither Weatherlight's heartbeats nor Tamiyo's
+//! RPC. The finished line reports how late the latest heartbeat ran.
 //!
 //! Progress is printed as lines starting `esper up:` — `ready` (with Nissa's
 //! address) once everything is bound, one per epoch, and `finished` (or
 //! `stopped`) at the end — so a caller can wait for a line instead of sleeping.
 //!
 //! It ends by itself once Tolaria has trained `--epochs` epochs, then keeps
-//! Nissa's HTTP up for `--linger-ms` (default 0) so the final state can be read.
+//! Nissa's HTTP up for `--linger` (default 0) so the final state can be read.
 //! SIGINT or SIGTERM shuts down gracefully: Tolaria finishes its epoch (its
 //! checkpoint is written atomically, and every field report in Tamiyo's WAL was
 //! fsynced when it was appended; services stop in reverse order, so nothing is
@@ -28,6 +31,8 @@ mod http_thread;
 mod nissa_alone;
 mod pooled_storage;
 mod services;
+mod slow_device;
+mod tolaria_thread;
 
 pub use nissa_alone::{NissaAloneConfig, run_nissa};
 pub use pooled_storage::{PooledFile, PooledStorage};
@@ -50,7 +55,7 @@ use esper_sim::RngTree;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::real_profile::{RealKey, RedisTarget, process_env, wall_clock_ms};
-use services::Shared;
+use services::{Setup, Shared};
 
 /// Nissa's default address: Esper-Lite's port, on loopback only (other machines
 /// reach it only when `--nissa-addr` names another interface).
@@ -73,6 +78,9 @@ pub struct UpConfig {
     /// Slept before every fsync (`--fault-fsync-delay`): a slow disk, injected to
     /// show that it stalls only the task waiting on it.
     pub fsync_delay: Duration,
+    /// Slept before every training step (`--fault-step-delay`): a slow libtorch
+    /// step, injected to show that it holds only Tolaria's thread.
+    pub step_delay: Duration,
 }
 
 /// Why `esper up` could not run.
@@ -162,22 +170,27 @@ async fn up(config: &UpConfig, announce: Box<dyn Fn(String)>) -> Result<UpOutcom
         config.workdir.display()
     ));
     let rng = RngTree::new(config.seed).child("up");
-    let shared = Rc::new(Shared {
+    let setup = Setup {
         redis,
         key,
         streams: streams.clone(),
         clock,
         rng: rng.clone(),
-        nissa: nissa.clone(),
         tamiyo_addr,
-        tamiyo_listener: RefCell::new(Some(tamiyo_listener)),
         workdir: config.workdir.clone(),
         storage: PooledStorage { fsync_delay: config.fsync_delay },
         device: config.device,
+        step_delay: config.step_delay,
         epochs: config.epochs,
         run_id: format!("up-{}", clock.now_ms()),
+    };
+    let shared = Rc::new(Shared {
+        setup,
+        nissa: nissa.clone(),
+        tamiyo_listener: RefCell::new(Some(tamiyo_listener)),
         epochs_done: Cell::new(0),
         announce,
+        tolaria_thread: RefCell::new(None),
     });
     let mut weatherlight = Weatherlight::new(SupervisorConfig::default(), clock, rng.stream("weatherlight"));
     weatherlight.add(ServiceSpec::daemon("nissa"), services::nissa(&shared));
@@ -215,7 +228,8 @@ async fn supervise(
         stopped_by.set(Some(name));
         (shared.announce)(format!("esper up: {name} received; stopping the services gracefully"));
     };
-    let mut publisher = shared.bus(shared.streams.clone(), "weatherlight", shared.rng.stream("weatherlight-bus"));
+    let setup = &shared.setup;
+    let mut publisher = setup.bus(setup.streams.clone(), "weatherlight", setup.rng.stream("weatherlight-bus"));
     let report = weatherlight.run(&mut publisher, shutdown).await;
     let outcome = UpOutcome { report, epochs_done: shared.epochs_done.get(), signal: stopped_by.get() };
     (shared.announce)(final_line(&outcome, &shared.nissa));
@@ -242,11 +256,13 @@ fn final_line(outcome: &UpOutcome, nissa: &Nissa) -> String {
     let services: Vec<String> =
         report.services.iter().map(|s| format!("{}:{}/{}", s.name, s.lives, s.crashes)).collect();
     format!(
-        "{head} epochs={} tamiyo_lives={} services(lives/crashes)={} telemetry_routed={} emergency_telemetry={} nissa_telemetry_ingested={ingested} (tamiyo WAL and tolaria checkpoint synced; nissa drained)",
+        "{head} epochs={} tamiyo_lives={} services(lives/crashes)={} telemetry_routed={} emergency_telemetry={} nissa_telemetry_ingested={ingested} heartbeats={} heartbeat_late_max_ms={} (tamiyo WAL and tolaria checkpoint synced; nissa drained)",
         outcome.epochs_done,
         lives("tamiyo"),
         services.join(","),
         report.emergency.routed_total,
         report.emergency.telemetry_total,
+        report.heartbeats,
+        report.heartbeat_late_max.as_millis(),
     )
 }
