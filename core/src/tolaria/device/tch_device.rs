@@ -13,6 +13,7 @@
 //! bit-exact too, with the settings and limits set out in `cuda.rs`; CUDA against
 //! the CPU agrees to a tolerance only. Weights start from the same seeded
 //! [`ModelState`] as the synthetic device.
+
 use rand::Rng;
 use tch::{Device as TorchDevice, Kind, TchError, Tensor};
 
