@@ -11,7 +11,13 @@ and the same one-step warm-up before the first timed epoch.
 
     python3 ci/bench/pytorch_steady_train.py DUMP [--epochs N] [--device cpu|cuda[:N]]
 
-Prints one line in the bench's format, labelled `pytorch`.
+When the dump has a `seed` (device_epoch --blending-seed), a second Linear, the
+seed, starts from its weights and is blended into the model's output as Esper-Lite
+trains a BLENDING seed, CONVEX at the dumped alpha: the host learns from its own
+loss, the seed from the output with itself at alpha 1 and the host detached, one SGD
+step over both, and the reported loss is the blended output's.
+
+Prints one line in the bench's format, labelled `pytorch` (`pytorch+seed`).
 """
 import argparse
 import json
@@ -41,11 +47,45 @@ def build(spec, device):
     return model, optimizer
 
 
+class Blended(torch.nn.Module):
+    """The host with a BLENDING seed: `alpha * seed(x) + (1 - alpha) * host(x)`."""
+
+    def __init__(self, host, seed, alpha):
+        super().__init__()
+        self.host, self.seed, self.alpha = host, seed, alpha
+
+    def forward(self, x):
+        return self.alpha * self.seed(x) + (1.0 - self.alpha) * self.host(x)
+
+    def losses(self, x, y):
+        """The host's own loss, and the seed's at alpha 1 (the host detached, which
+        at alpha 1 leaves the seed's output alone)."""
+        cross_entropy = torch.nn.functional.cross_entropy
+        return cross_entropy(self.host(x), y), cross_entropy(self.seed(x), y)
+
+
+def build_seeded(spec, device):
+    host, _ = build(spec, device)
+    seed = torch.nn.Linear(spec["features"], spec["classes"]).to(device)
+    with torch.no_grad():
+        seed.weight.copy_(torch.tensor(spec["seed"]["weight"]).reshape(spec["classes"], spec["features"]))
+        seed.bias.copy_(torch.tensor(spec["seed"]["bias"]))
+    model = Blended(host, seed, spec["seed"]["alpha"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=spec["learning_rate"], momentum=spec.get("momentum", 0.0))
+    return model, optimizer
+
+
 def step(model, optimizer, x, y, device):
     x, y = x.to(device), y.to(device)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    if isinstance(model, Blended):
+        host_loss, seed_loss = model.losses(x, y)
+        with torch.no_grad():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        trained = host_loss + seed_loss
+    else:
+        loss = trained = torch.nn.functional.cross_entropy(model(x), y)
     optimizer.zero_grad()
-    loss.backward()
+    trained.backward()
     torch.sqrt(sum((p.grad * p.grad).sum() for p in model.parameters())).item()
     optimizer.step()
     return loss.item()
@@ -75,7 +115,8 @@ def main():
         # then a fresh model and optimizer from the dumped parameters.
         warm_model, warm_optimizer = build(spec, device)
         step(warm_model, warm_optimizer, torch.zeros(1, spec["features"]), torch.zeros(1, dtype=torch.int64), device)
-    model, optimizer = build(spec, device)
+    model, optimizer = build_seeded(spec, device) if "seed" in spec else build(spec, device)
+    label = "pytorch+seed" if "seed" in spec else "pytorch"
     times, loss = [], float("nan")
     for _ in range(args.epochs):
         started = time.perf_counter()
@@ -84,7 +125,7 @@ def main():
     times.sort()
     mean = sum(times) / len(times)
     p95 = times[int((len(times) - 1) * 0.95)]
-    print(f"epoch_ms {'pytorch':<10} mean {mean:.4f} p50 {times[len(times) // 2]:.4f} p95 {p95:.4f} final_loss {loss:.6f}")
+    print(f"epoch_ms {label:<10} mean {mean:.4f} p50 {times[len(times) // 2]:.4f} p95 {p95:.4f} final_loss {loss:.6f}")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,21 @@
 //! `--dump FILE`), then prints the ratio. The final losses are printed too: they must
 //! agree.
 //!
+//! With `--blending-seed`, each device first grafts one seed into the host's slot
+//! (RC1's `head`: a `Linear(4 → 2)` kernel), BLENDING, CONVEX at α 0.5: every step
+//! then runs the host pass, the seed pass (host detached) and the served pass, and
+//! the dump carries the seed's initial weights so PyTorch does the same blend.
+//!
 //! `cargo bench -p esper-core --features tch --bench device_epoch -- [--device cpu|cuda[:N]]
-//! [--batch-size B] [--epochs N] [--dump FILE]`
+//! [--batch-size B] [--epochs N] [--dump FILE] [--blending-seed]`
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
 use std::time::Instant;
 
-use esper_core::tolaria::device::{Dataset, Device, DeviceKind, ModelSpec, ModelState};
+use esper_core::tolaria::device::{
+    BlendMode, Dataset, Device, DeviceKind, GraftStage, ModelSpec, ModelState, SeedGraft, Synthetic,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -31,15 +38,31 @@ fn main() {
         }
     };
     let spec = ModelSpec::rc1();
+    let slot = spec.slot();
+    let seed = args.iter().any(|a| a == "--blending-seed").then(|| SeedGraft {
+        seed_id: "seed-1".to_owned(),
+        inputs: slot.inputs,
+        outputs: slot.outputs,
+        stage: GraftStage::Blending,
+        alpha: SEED_ALPHA,
+        mode: BlendMode::Convex,
+    });
     let data = Dataset::generate(64, spec.features, spec.classes, &mut ChaCha8Rng::seed_from_u64(42));
     if let Some(path) = value("--dump") {
         let initial = ModelState::initial(&spec, &mut ChaCha8Rng::seed_from_u64(7));
         let whole = data.whole();
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "features": spec.features, "classes": spec.classes, "learning_rate": spec.learning_rate,
             "momentum": spec.momentum, "batch_size": batch_size, "inputs": whole.inputs,
             "targets": whole.targets, "weight": initial.weight, "bias": initial.bias,
         });
+        if let Some(plan) = &seed {
+            // The weights a graft gives the seed: the same on every device at step 0.
+            let mut grafted = Synthetic::new(spec, &mut ChaCha8Rng::seed_from_u64(7));
+            grafted.graft(std::slice::from_ref(plan)).expect("the seed fits the slot");
+            let layer = &grafted.state().seeds[0].layer;
+            json["seed"] = serde_json::json!({ "weight": layer.weight, "bias": layer.bias, "alpha": SEED_ALPHA });
+        }
         std::fs::write(&path, json.to_string()).expect("writable dump path");
     }
     for kind in [DeviceKind::Synthetic, device] {
@@ -50,10 +73,19 @@ fn main() {
                 std::process::exit(1);
             }
         };
+        let mut label = kind.to_string();
+        if let Some(plan) = &seed {
+            let report = built.graft(std::slice::from_ref(plan)).expect("graft");
+            assert!(report.refused.is_empty(), "{report:?}");
+            label.push_str("+seed");
+        }
         let (times, loss) = run(built.as_mut(), &data, batch_size, epochs);
-        report(&kind.to_string(), &times, loss);
+        report(&label, &times, loss);
     }
 }
+
+/// The blending seed's alpha, constant through the run.
+const SEED_ALPHA: f32 = 0.5;
 
 fn run(device: &mut dyn Device, data: &Dataset, batch_size: usize, epochs: usize) -> (Vec<f64>, f32) {
     let whole = data.whole();

@@ -2,8 +2,8 @@
 //!
 //! Tolaria is written against [`Device`] only. [`Synthetic`] is a small real model
 //! in pure Rust — bit-exact, fast, no native dependencies — and is the default.
-//! With the `tch` cargo feature, `TchDevice` runs the same model in libtorch on the
-//! CPU or a CUDA device. Both start from the same seeded initial weights and train on
+//! With the `tch` cargo feature, `TchDevice` runs the same models, seeds grafted
+//! the same way, in libtorch on the CPU or a CUDA device. Both start from the same seeded initial weights and train on
 //! the same seeded [`Dataset`], so their results can be compared directly, and both
 //! snapshot to the same [`ModelState`] bytes, so a checkpoint taken on one restores
 //! on the other.
@@ -19,6 +19,8 @@ mod pass;
 mod synthetic;
 #[cfg(feature = "tch")]
 mod tch_device;
+#[cfg(feature = "tch")]
+mod tch_pass;
 
 pub use dataset::{Batch, Dataset};
 pub use graft::{
@@ -96,6 +98,13 @@ pub trait Device: Send {
 
     /// Loss and accuracy on `batch`, without changing the model.
     fn evaluate(&mut self, batch: &Batch) -> Result<Evaluation, DeviceError>;
+
+    /// The model's output on `batch` (logits, row-major `samples × classes`), as
+    /// [`Device::evaluate`] scores it: what the parity test compares across devices.
+    fn logits(&mut self, batch: &Batch) -> Result<Vec<f32>, DeviceError> {
+        let _ = batch;
+        Err(DeviceError::Unsupported { device: self.label(), what: "reading logits" })
+    }
 
     /// Model and optimizer state, as [`ModelState`] bytes.
     fn snapshot(&self) -> Result<Vec<u8>, DeviceError>;

@@ -31,6 +31,14 @@ impl Synthetic {
         Self { state: ModelState::initial(&spec, rng), spec, host_detached: true }
     }
 
+    /// A model in `state`, which must be shaped like `spec`: the libtorch device
+    /// runs its seed reconciliation through this (see `tch_device.rs`).
+    #[cfg(feature = "tch")]
+    pub(super) fn from_state(spec: ModelSpec, state: ModelState) -> Self {
+        debug_assert_eq!(state.weight.len(), spec.classes * spec.head_inputs());
+        Self { spec, state, host_detached: true }
+    }
+
     /// The model's state (parameters, seeds, momentum buffers).
     pub fn state(&self) -> &ModelState {
         &self.state
@@ -123,7 +131,7 @@ impl Synthetic {
 const SEED_JITTER: f32 = 0.1;
 
 /// The alpha a seed's output is taken with: 0 while TRAINING, else the plan's.
-fn served_alpha(plan: &SeedGraft) -> f32 {
+pub(super) fn served_alpha(plan: &SeedGraft) -> f32 {
     if plan.stage == GraftStage::Training { 0.0 } else { plan.alpha.clamp(0.0, 1.0) }
 }
 
@@ -182,6 +190,12 @@ impl Device for Synthetic {
             })
             .count();
         Ok(Evaluation { loss, accuracy: correct as f32 / batch.len() as f32 })
+    }
+
+    fn logits(&mut self, batch: &Batch) -> Result<Vec<f32>, DeviceError> {
+        batch.check(self.spec.features, self.spec.classes)?;
+        let samples = batch.inputs.chunks_exact(self.spec.features);
+        Ok(samples.flat_map(|sample| pass::forward(&self.spec, &self.state, Pass::Served, sample).logits).collect())
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, DeviceError> {
