@@ -82,6 +82,7 @@ equivalence_tests! {
     weatherlight => "weatherlight",
     tezzeret_forge => "tezzeret-forge",
     simic => "simic",
+    morphogenesis => "morphogenesis",
 }
 
 /// `control-loop-tch` needs libtorch and is compared per machine by

@@ -49,11 +49,14 @@ pub enum PlantedBug {
     /// poisoned it, so every later report is refused until a restart (the
     /// behaviour before issue 22; shown by the poisoned-log drill).
     PoisonedLogNeverReopens,
+    /// The synthetic device's blend takes the host without detaching it, so a
+    /// live seed's loss trains host parameters (`gradient-isolation`).
+    BlendLeaksIntoHost,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::WalAckBeforeSync,
         Self::RollbackSkipsTensor,
         Self::AlertFiresLate,
@@ -65,6 +68,7 @@ impl PlantedBug {
         Self::SplitLosesMetric,
         Self::SnapshotLosesIncrement,
         Self::PoisonedLogNeverReopens,
+        Self::BlendLeaksIntoHost,
     ];
 
     /// The kebab-case name used on the command line and in failure files.
@@ -81,6 +85,7 @@ impl PlantedBug {
             Self::SplitLosesMetric => "split-loses-metric",
             Self::SnapshotLosesIncrement => "snapshot-loses-increment",
             Self::PoisonedLogNeverReopens => "poisoned-log-never-reopens",
+            Self::BlendLeaksIntoHost => "blend-leaks-into-host",
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::weatherlight::WeatherlightScenario;
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
 static WAL_SOAK: WalSoakScenario = WalSoakScenario;
 static CONTROL_LOOP: ControlLoopScenario = ControlLoopScenario::synthetic();
+static MORPHOGENESIS: ControlLoopScenario = ControlLoopScenario::morphogenesis();
 static OONA_BUS: OonaBusScenario = OonaBusScenario;
 static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
@@ -51,6 +52,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &WEATHERLIGHT,
         &TEZZERET_FORGE,
         &SIMIC,
+        &MORPHOGENESIS,
     ];
     if cfg!(feature = "tch") {
         all.push(&CONTROL_LOOP_TCH);

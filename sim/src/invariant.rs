@@ -36,6 +36,9 @@ pub enum Invariant {
     TelemetryComplete,
     /// After the last fault is repaired, the work completes within a bound.
     Liveness,
+    /// While a seed is live, Kasmina's isolation check, fed the device's real
+    /// host and seed gradients, never found gradient leaking into the host.
+    GradientIsolation,
     /// A check specific to the scenario (its own expectations of a fixed
     /// schedule), named so by the host that makes it.
     Scenario,
@@ -48,7 +51,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::NoPanic,
         Self::OonaLedger,
         Self::WalAcknowledged,
@@ -57,6 +60,7 @@ impl Invariant {
         Self::TelemetryBudget,
         Self::TelemetryComplete,
         Self::Liveness,
+        Self::GradientIsolation,
         Self::Scenario,
         Self::HostError,
         Self::InvalidSchedule,
@@ -73,6 +77,7 @@ impl Invariant {
             Self::TelemetryBudget => "telemetry-budget",
             Self::TelemetryComplete => "telemetry-complete",
             Self::Liveness => "liveness",
+            Self::GradientIsolation => "gradient-isolation",
             Self::Scenario => "scenario",
             Self::HostError => "host-error",
             Self::InvalidSchedule => "invalid-schedule",

@@ -36,7 +36,7 @@ use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
     SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
 };
-use crate::tolaria::device::{BlendMode, Device, GraftStage, SeedGraft};
+use crate::tolaria::device::{BlendMode, Device, Gradients, GraftStage, SeedGraft};
 use crate::tolaria::ports::{KasminaPort, PortError};
 
 /// Pacing of the lifecycle, in optimizer steps, and the isolation policy.
@@ -53,6 +53,11 @@ pub struct KasminaConfig {
     pub builtin_kernels: bool,
     /// `KASMINA_STRICT_ISOLATION`: an isolation violation is an error.
     pub strict_isolation: bool,
+    /// Blend grafted seeds RESIDUAL (`host + α·seed`), which adds the seed's
+    /// capacity to the host's, instead of Esper-Lite's default CONVEX, which
+    /// replaces the host's output with the seed's at alpha 1.
+    #[serde(default)]
+    pub residual_blend: bool,
 }
 
 impl Default for KasminaConfig {
@@ -65,6 +70,7 @@ impl Default for KasminaConfig {
             schedule: AlphaSchedule::default(),
             builtin_kernels: true,
             strict_isolation: false,
+            residual_blend: false,
         }
     }
 }
@@ -518,7 +524,7 @@ impl SeedManager {
     /// What the device should hold (see [`SeedGraft`]): every seed with a kernel
     /// from TRAINING to FOSSILIZED, shaped by its kernel's Karn blueprint (the
     /// fallback kernel's, when the fetch failed), blended CONVEX, Esper-Lite's
-    /// default. TRAINING serves alpha 0; SHADOWING and PROBATIONARY keep blending
+    /// default (RESIDUAL with [`KasminaConfig::residual_blend`]). TRAINING serves alpha 0; SHADOWING and PROBATIONARY keep blending
     /// at the alpha the schedule reached. A kernel whose blueprint Karn does not
     /// know cannot be shaped and is left out, with a warning.
     pub fn grafts(&self) -> Vec<SeedGraft> {
@@ -541,7 +547,7 @@ impl SeedManager {
                 outputs: blueprint.module.outputs,
                 stage,
                 alpha: seed.alpha,
-                mode: BlendMode::Convex,
+                mode: if self.config.residual_blend { BlendMode::Residual } else { BlendMode::Convex },
             });
         }
         plan
@@ -686,5 +692,11 @@ impl KasminaPort for SeedManager {
 
     fn restore_plan(&mut self, plan: &[u8]) -> Result<(), PortError> {
         SeedManager::restore_plan(self, plan)
+    }
+
+    fn check_isolation(&mut self, device: &dyn Device, seed_id: &str, gradients: &Gradients) -> Result<(), PortError> {
+        self.check_isolation_on(device, seed_id, &gradients.host, &gradients.seed)
+            .map(|_| ())
+            .map_err(|error| PortError::Refused { service: "kasmina", reason: error.to_string() })
     }
 }

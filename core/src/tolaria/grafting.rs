@@ -6,10 +6,16 @@
 //! reconciles: new seeds get parameters, culled ones lose them, alphas move.
 //! Each attach and drop is an event; a refusal (a kernel that does not fit the
 //! slot, a slot already taken) is an event once per seed and reason, not every step.
+//!
+//! Before each step with a live seed, Tolaria reads the batch's host and seed
+//! gradients from the device and hands them to Kasmina's isolation check: the
+//! check judges what the device really computes, not a flag saying the host is
+//! detached.
 
 use std::collections::BTreeMap;
 
 use super::checkpoint::CheckpointStore;
+use super::device::{Batch, DeviceError, GraftStage};
 use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
 use super::trainer::Trainer;
 use crate::leyline::{TelemetryEvent, TelemetryLevel};
@@ -54,5 +60,26 @@ where
             refusals.insert(seed, reason);
         }
         self.graft_refusals = refusals;
+    }
+
+    /// Kasmina's isolation check on `batch`'s real gradients while a seed is live
+    /// (see the module docs). A device that cannot read gradients skips it; any
+    /// other failure is an event, as a failed graft is.
+    pub(super) fn check_isolation(&mut self, batch: &Batch) {
+        let plan = self.peers.kasmina.grafts();
+        let Some(live) = plan.iter().find(|seed| seed.stage != GraftStage::Fossilized) else { return };
+        let checked = match self.device.gradients(batch) {
+            Ok(gradients) => self.peers.kasmina.check_isolation(&*self.device, &live.seed_id, &gradients),
+            Err(DeviceError::Unsupported { .. }) => return,
+            Err(error) => Err(super::ports::PortError::Refused { service: "device", reason: error.to_string() }),
+        };
+        if let Err(error) = checked {
+            let attributes = [("seed", live.seed_id.clone()), ("error", error.to_string())];
+            self.events.push(TelemetryEvent::named(
+                "tolaria.isolation_check_failed",
+                TelemetryLevel::Warning,
+                &attributes,
+            ));
+        }
     }
 }

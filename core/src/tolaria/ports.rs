@@ -9,7 +9,7 @@
 //! profile runs the trainer on a current-thread runtime for the same reason.
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
-use super::device::SeedGraft;
+use super::device::{Device, Gradients, SeedGraft};
 use crate::leyline::{AdaptationCommand, EmergencySignal, MetricPoint, SeedState, SystemStatePacket, TelemetryPacket};
 
 /// Why a collaborator did not deliver. Timeouts are not errors here: Tolaria imposes
@@ -61,6 +61,14 @@ pub trait KasminaPort {
         } else {
             Err(PortError::Refused { service: "kasmina", reason: "this Kasmina keeps no seed plan".to_owned() })
         }
+    }
+
+    /// Judges one batch's real gradients, read from `device` while `seed_id` is
+    /// live, for leakage between host and seed (Kasmina's isolation check). A
+    /// stand-in Kasmina judges nothing.
+    fn check_isolation(&mut self, device: &dyn Device, seed_id: &str, gradients: &Gradients) -> Result<(), PortError> {
+        let _ = (device, seed_id, gradients);
+        Ok(())
     }
 }
 

@@ -26,6 +26,7 @@ where
 {
     /// Trains on `batch`, then consults Tamiyo and applies the command.
     pub(super) async fn step(&mut self, batch: &Batch, tally: &mut StepTally) {
+        self.check_isolation(batch);
         let outcome = self.device.train_step(batch);
         self.charge_step_cost().await;
         self.global_step += 1;

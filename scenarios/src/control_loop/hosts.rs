@@ -91,6 +91,11 @@ pub enum TamiyoTelemetry {
 /// report per command to its WAL on the host's simulated disk, its clock skewed
 /// by the schedule's clock jumps, its telemetry sent as `telemetry` says.
 pub fn tamiyo_host(world: &mut World, telemetry: TamiyoTelemetry) -> TamiyoHost {
+    tamiyo_host_with(world, telemetry, TamiyoConfig::default())
+}
+
+/// [`tamiyo_host`] with Tamiyo's settings `config` (its policy's blueprints, say).
+pub fn tamiyo_host_with(world: &mut World, telemetry: TamiyoTelemetry, config: TamiyoConfig) -> TamiyoHost {
     let lives = Incarnations::new(world.rng().child("tamiyo"));
     let disk = world.disk(TAMIYO, SimDiskConfig::default());
     let skew = world.clock_skew(TAMIYO);
@@ -99,7 +104,7 @@ pub fn tamiyo_host(world: &mut World, telemetry: TamiyoTelemetry) -> TamiyoHost 
     let acknowledged = Arc::clone(&host.acknowledged);
     world.host(TAMIYO, move || {
         let (life, storage, skew) = (lives.next(), disk.clone(), skew.clone());
-        let acknowledged = Arc::clone(&acknowledged);
+        let (acknowledged, config) = (Arc::clone(&acknowledged), config.clone());
         async move {
             let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
             let clock = sim_clock();
@@ -108,8 +113,7 @@ pub fn tamiyo_host(world: &mut World, telemetry: TamiyoTelemetry) -> TamiyoHost 
             let sink = AuditedSink { inner: WalFieldReportSink::new(store, clock), acknowledged };
             let catalog = BlueprintCatalog::karn();
             let now = move || skew.adjust(clock.now_ms());
-            let mut service =
-                TamiyoService::new(TamiyoConfig::default(), catalog, sink, now, life.stream("command_ids"));
+            let mut service = TamiyoService::new(config, catalog, sink, now, life.stream("command_ids"));
             let (rpc, stats) = (rpc_config()?, RpcStats::default());
             let stopped = match telemetry {
                 TamiyoTelemetry::Unread => {

@@ -22,6 +22,7 @@
 
 mod crash;
 pub(crate) mod hosts;
+pub mod morphogenesis;
 mod rollback;
 
 pub use crash::TolariaCrashScenario;
@@ -31,11 +32,11 @@ pub(crate) use rollback::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, read_emergency
 
 use std::time::Duration;
 
-use esper_core::kasmina::{KasminaConfig, SeedManager};
+use esper_core::kasmina::SeedManager;
 use esper_core::leyline::{SigningKey, TelemetryPacket};
 use esper_core::oona::StreamConfig;
 use esper_core::planted::Planted;
-use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
+use esper_core::tolaria::device::{Dataset, Device, DeviceError, DeviceKind, ModelState, Synthetic};
 use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::ports::{Outbox, TelemetryPort};
 use esper_core::tolaria::{
@@ -48,8 +49,9 @@ use esper_sim::{
     SimScenario, Tally, TurmoilConnector, Violation, World, WorldConfig,
 };
 use hosts::{
-    SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, TamiyoTelemetry, tamiyo_client_at, tamiyo_host, training_config,
+    SIM_EPOCH_MS, TAMIYO, TOLARIA, TamiyoHost, TamiyoTelemetry, tamiyo_client_at, tamiyo_host_with, training_config,
 };
+use morphogenesis::{Finished, Workload};
 use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
@@ -73,38 +75,49 @@ const FELT_CUT_MS: u64 = 600;
 /// 1000 % (800 ms epochs), where a longest window (1.5 s) still holds two of them.
 const SLOWDOWN_PERCENT: std::ops::RangeInclusive<u32> = 450..=1_000;
 
-/// The scenario, on one device kind.
+/// The scenario, on one device kind, training one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControlLoopScenario {
     device: DeviceKind,
+    workload: Workload,
 }
 
 impl ControlLoopScenario {
     /// On the pure-Rust synthetic device.
     pub const fn synthetic() -> Self {
-        Self { device: DeviceKind::Synthetic }
+        Self { device: DeviceKind::Synthetic, workload: Workload::Rc1 }
     }
 
     /// On libtorch CPU (needs the `tch` feature at run time).
     pub const fn tch_cpu() -> Self {
-        Self { device: DeviceKind::Cpu }
+        Self { device: DeviceKind::Cpu, workload: Workload::Rc1 }
+    }
+
+    /// `morphogenesis`: the MLP host on data it is too small for, seeds grafted
+    /// (see [`morphogenesis`]), on the synthetic device.
+    pub const fn morphogenesis() -> Self {
+        Self { device: DeviceKind::Synthetic, workload: Workload::Morphogenesis }
     }
 }
 
 impl SimScenario for ControlLoopScenario {
     fn name(&self) -> &'static str {
-        match self.device {
-            DeviceKind::Synthetic => "control-loop",
-            _ => "control-loop-tch",
+        match (self.workload, self.device) {
+            (Workload::Morphogenesis, _) => "morphogenesis",
+            (Workload::Rc1, DeviceKind::Synthetic) => "control-loop",
+            (Workload::Rc1, _) => "control-loop-tch",
         }
     }
 
     fn summary(&self) -> &'static str {
-        match self.device {
-            DeviceKind::Synthetic => {
+        match (self.workload, self.device) {
+            (Workload::Morphogenesis, _) => {
+                "control-loop on an MLP too small for its data: Tamiyo germinates, Kasmina grafts, blends, fossilizes"
+            }
+            (Workload::Rc1, DeviceKind::Synthetic) => {
                 "Tolaria trains, Tamiyo decides over signed RPC, Kasmina applies; the link is cut once"
             }
-            _ => "control-loop on libtorch CPU (`tch` builds only)",
+            (Workload::Rc1, _) => "control-loop on libtorch CPU (`tch` builds only)",
         }
     }
 
@@ -115,7 +128,7 @@ impl SimScenario for ControlLoopScenario {
 
     fn schedule(&self, rng: &RngTree) -> FaultSchedule {
         let mut draws = rng.stream("partition");
-        let start_ms = draws.random_range(30..150);
+        let start_ms = draws.random_range(self.workload.cut_from_ms());
         let end_ms = start_ms + draws.random_range(600..900);
         let fault = |at_ms, repair: bool| {
             let (a, b) = (TOLARIA.to_owned(), TAMIYO.to_owned());
@@ -130,7 +143,7 @@ impl SimScenario for ControlLoopScenario {
         // that liveness after the last fault is a fair question. Tamiyo's WAL is
         // not corrupted at rest: `wal-acknowledged` would rightly fail, and the
         // WAL soak drills that.
-        let space = FaultSpace::new(Duration::from_secs(3), Duration::from_millis(1_500), 6)
+        let space = FaultSpace::new(self.workload.faults_within(), Duration::from_millis(1_500), 6)
             .link(TOLARIA, TAMIYO)
             .crashable(&[TAMIYO])
             .stallable(&[TAMIYO])
@@ -141,15 +154,15 @@ impl SimScenario for ControlLoopScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        let tamiyo = tamiyo_host(world, TamiyoTelemetry::Bus);
-        let device = self.device;
+        let tamiyo = tamiyo_host_with(world, TamiyoTelemetry::Bus, self.workload.tamiyo());
+        let (device, workload) = (self.device, self.workload);
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let rng = world.rng().child("tolaria");
         let expectations = Expectations::of(world.schedule());
         let (disk, skew) = (world.disk(TOLARIA, SimDiskConfig::default()), world.clock_skew(TOLARIA));
         let (pace, tally, planted) = (world.device_pace(TOLARIA), world.tally(), world.planted());
         world.client(TOLARIA, async move {
-            train(device, rng, expectations, (disk, skew, pace), (tamiyo, tally, planted)).await
+            train((device, workload), rng, expectations, (disk, skew, pace), (tamiyo, tally, planted)).await
         });
     }
 }
@@ -182,24 +195,39 @@ impl Expectations {
     }
 }
 
-async fn train(
+/// The model Tolaria trains: on the synthetic device with the run's planted bug
+/// armed there (a leaky blend), otherwise as `device` builds it.
+fn build_model(
     device: DeviceKind,
+    workload: Workload,
+    rng: &RngTree,
+    planted: Planted,
+) -> Result<Box<dyn Device>, DeviceError> {
+    let spec = workload.spec();
+    match device {
+        DeviceKind::Synthetic => Ok(Box::new(Synthetic::new(spec, &mut rng.stream("model")).with_planted(planted))),
+        _ => device.build(spec, &mut rng.stream("model")),
+    }
+}
+
+async fn train(
+    (device, workload): (DeviceKind, Workload),
     rng: RngTree,
     expect: Expectations,
     (disk, skew, pace): (SimDisk, ClockSkew, StepPace),
     (tamiyo, tally, planted): (TamiyoHost, Tally, Planted),
 ) -> turmoil::Result {
-    let spec = ModelSpec::rc1();
-    let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
-    let model = device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
+    let spec = workload.spec();
+    let dataset: Dataset = workload.dataset(&rng).map_err(|e| e.to_string())?;
+    let model = build_model(device, workload, &rng, planted).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
         tamiyo: tamiyo_client_at(TAMIYO, clock, skew, &rng, planted)?,
-        kasmina: SeedManager::new(KasminaConfig::default()),
+        kasmina: SeedManager::new(workload.kasmina()),
         telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
-    let config = TrainingLoopConfig { rollback_enabled: true, planted, ..training_config("sim-control-loop") };
+    let config = TrainingLoopConfig { rollback_enabled: true, planted, ..training_config(workload.run_id()) };
     let config_breaker_open_ms = config.breaker.open_ms;
     let mut trainer =
         Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
@@ -207,8 +235,8 @@ async fn train(
             .with_pace(pace);
     let mut reports = Vec::new();
     let mut liveness = Liveness::after(expect.quiet_from_ms, config_breaker_open_ms);
-    let mut recovered = false;
-    while reports.len() < MIN_EPOCHS || !recovered {
+    let (mut recovered, mut rollbacks_with_seed) = (false, 0_u64);
+    while reports.len() < MIN_EPOCHS.max(workload.min_epochs()) || !recovered {
         let started_ms = clock.now_ms() - SIM_EPOCH_MS;
         liveness.check(started_ms)?;
         let (before, evaluations) =
@@ -221,6 +249,9 @@ async fn train(
                 report.epoch, report.failure
             );
             return Err(Invariant::RollbackRestores.violated(detail).into());
+        }
+        if report.failure.is_some() && ModelState::decode(&before, &spec).is_ok_and(|state| !state.seeds.is_empty()) {
+            rollbacks_with_seed += 1;
         }
         liveness.note(started_ms, report.failure);
         let consulted = trainer.counters().tamiyo_evaluations_total > evaluations;
@@ -245,6 +276,10 @@ async fn train(
         check_cut_felt(&reports, trainer.counters())?;
     }
     check_progress(&reports)?;
+    let snapshot = trainer.snapshot().map_err(|e| e.to_string())?;
+    let finished =
+        Finished { kasmina: &trainer.collaborators().kasmina, snapshot, epochs: trainer.epoch(), rollbacks_with_seed };
+    workload.judge(&finished, &rng, &tally)?;
     Ok(())
 }
 

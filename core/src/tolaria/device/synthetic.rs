@@ -14,14 +14,16 @@ use super::graft::{self, Gradients, GraftReport, GraftStage, SeedGraft, Slot};
 use super::model_state::{DenseState, GraftedSeed};
 use super::pass::{self, Grads, Pass};
 use super::{Batch, Device, DeviceError, Evaluation, ModelSpec, ModelState, StepOutcome};
+use crate::planted::{Planted, PlantedBug};
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct Synthetic {
     spec: ModelSpec,
     state: ModelState,
-    /// Always true in a build anyone runs; the unit tests clear it to plant a
-    /// leak (the detach removed) and show the isolation checks catch it.
+    /// Always true in a build anyone runs; the unit tests and the planted
+    /// `blend-leaks-into-host` clear it (the detach removed) to show that the
+    /// isolation checks catch the leak.
     host_detached: bool,
 }
 
@@ -37,6 +39,13 @@ impl Synthetic {
     pub(super) fn from_state(spec: ModelSpec, state: ModelState) -> Self {
         debug_assert_eq!(state.weight.len(), spec.classes * spec.head_inputs());
         Self { spec, state, host_detached: true }
+    }
+
+    /// This device with `planted` armed: `blend-leaks-into-host` removes the
+    /// detach of the host in a live seed's blend (see [`crate::planted`]).
+    #[must_use]
+    pub fn with_planted(self, planted: Planted) -> Self {
+        Self { host_detached: !planted.armed(PlantedBug::BlendLeaksIntoHost), ..self }
     }
 
     /// The model's state (parameters, seeds, momentum buffers).
