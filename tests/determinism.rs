@@ -46,13 +46,14 @@ determinism_tests! {
     weatherlight_is_deterministic => "weatherlight",
     tezzeret_forge_is_deterministic => "tezzeret-forge",
     simic_is_deterministic => "simic",
+    morphogenesis_is_deterministic => "morphogenesis",
 }
 
-/// `control-loop-tch` needs libtorch; `tests/control_loop_tch.rs` checks it.
+/// The `-tch` scenarios need libtorch; `tests/control_loop_tch.rs` checks them.
 #[test]
 fn every_registered_scenario_has_a_determinism_test() {
     let missing: Vec<&str> =
-        registry::names().into_iter().filter(|name| !COVERED.contains(name) && *name != "control-loop-tch").collect();
+        registry::names().into_iter().filter(|name| !COVERED.contains(name) && !name.ends_with("-tch")).collect();
     assert!(missing.is_empty(), "add these scenarios to determinism_tests!: {missing:?}");
 }
 
