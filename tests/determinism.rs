@@ -46,6 +46,7 @@ determinism_tests! {
     weatherlight_is_deterministic => "weatherlight",
     tezzeret_forge_is_deterministic => "tezzeret-forge",
     simic_is_deterministic => "simic",
+    morphogenesis_is_deterministic => "morphogenesis",
 }
 
 /// `control-loop-tch` needs libtorch; `tests/control_loop_tch.rs` checks it.
