@@ -22,7 +22,7 @@
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::SeedLifecycleStage;
 use esper_core::tamiyo::TamiyoConfig;
-use esper_core::tolaria::device::{Dataset, Device, DeviceError, ModelSpec, Synthetic};
+use esper_core::tolaria::device::{Dataset, DeviceError, DeviceKind, ModelSpec};
 use esper_sim::{Invariant, RngTree, Tally, Violation};
 use rand::Rng;
 
@@ -67,6 +67,8 @@ pub enum Workload {
 /// What a finished run leaves for [`Workload::judge`].
 #[derive(Debug)]
 pub struct Finished<'a> {
+    /// The device the run trained on: the host-only reference trains there too.
+    pub device: DeviceKind,
     pub kasmina: &'a SeedManager,
     /// The final model's snapshot.
     pub snapshot: Vec<u8>,
@@ -177,12 +179,16 @@ pub struct Losses {
 impl Losses {
     /// The host alone: the run's initial model, trained without seeds for as many
     /// epochs on the same batches (its parameters are the run's host's until a
-    /// seed fossilizes, since the blend detaches the host).
+    /// seed fossilizes, since the blend detaches the host). Both losses are taken
+    /// on the run's own device: the snapshot would restore on either (the format
+    /// is the same), but libtorch and the synthetic device agree only to float
+    /// rounding, and sixty epochs of SGD grow that into a difference of their own,
+    /// so a host trained on the other device is not the run's host alone.
     fn of(workload: Workload, run: &Finished<'_>, rng: &RngTree) -> Result<Self, DeviceError> {
         let (spec, data) = (workload.spec(), workload.dataset(rng)?);
-        let mut grafted = Synthetic::new(spec, &mut rng.stream("model"));
+        let mut grafted = run.device.build(spec, &mut rng.stream("model"))?;
         grafted.restore(&run.snapshot)?;
-        let mut host_only = Synthetic::new(spec, &mut rng.stream("model"));
+        let mut host_only = run.device.build(spec, &mut rng.stream("model"))?;
         for _ in 0..run.epochs {
             for batch in data.batches(BATCH_SIZE) {
                 host_only.train_step(&batch)?;
