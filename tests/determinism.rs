@@ -49,11 +49,13 @@ determinism_tests! {
     morphogenesis_is_deterministic => "morphogenesis",
 }
 
-/// The `-tch` scenarios need libtorch; `tests/control_loop_tch.rs` checks them.
+/// The libtorch scenarios need libtorch; `tests/control_loop_tch.rs` checks them.
 #[test]
 fn every_registered_scenario_has_a_determinism_test() {
-    let missing: Vec<&str> =
-        registry::names().into_iter().filter(|name| !COVERED.contains(name) && !name.ends_with("-tch")).collect();
+    let missing: Vec<&str> = registry::names()
+        .into_iter()
+        .filter(|name| !COVERED.contains(name) && !registry::LIBTORCH_ONLY.contains(name))
+        .collect();
     assert!(missing.is_empty(), "add these scenarios to determinism_tests!: {missing:?}");
 }
 

@@ -85,12 +85,14 @@ equivalence_tests! {
     morphogenesis => "morphogenesis",
 }
 
-/// `control-loop-tch` needs libtorch and is compared per machine by
+/// The libtorch scenarios need libtorch and are compared per machine by
 /// `tests/control_loop_tch.rs`; every other scenario must be listed above.
 #[test]
 fn every_registered_scenario_is_compared() {
-    let missing: Vec<&str> =
-        registry::names().into_iter().filter(|name| !COVERED.contains(name) && *name != "control-loop-tch").collect();
+    let missing: Vec<&str> = registry::names()
+        .into_iter()
+        .filter(|name| !COVERED.contains(name) && !registry::LIBTORCH_ONLY.contains(name))
+        .collect();
     assert!(missing.is_empty(), "add these scenarios to equivalence_tests!: {missing:?}");
 }
 

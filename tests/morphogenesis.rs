@@ -1,12 +1,15 @@
 //! Morphogenesis changes the model, and for the better: the `morphogenesis`
-//! scenario, under its own schedule, over seeds 0..20, fossilizes a seed in all
-//! but [`UNGROWN_MAX`] of them, and every run that fossilized one ends with a loss
-//! below the same host trained alone by at least [`MARGIN`]; and fossilizing a
-//! fully blended seed leaves the model's output what it was at alpha 1.
+//! scenario, under its own schedule, over seeds 0..20, fossilizes a seed on every
+//! seed, and every run ends with a loss at most `1 − MARGIN_FRACTION` of the same
+//! host trained alone's; and fossilizing a fully blended seed leaves the model's
+//! output what it was at alpha 1.
 //!
-//! Figures (seeds 0..20): 19 fossilize; seed 4's Tamiyo never saw a plateau and
-//! germinated nothing. The smallest win is seed 6 (0.0525 against 0.0684); the
-//! median grafted loss is about a fifth of the host alone's.
+//! Figures (seeds 0..20): all 20 fossilize. The closest wins are seed 6 (0.0525
+//! against 0.0684, 23 % below) and seed 7 (0.1570 against 0.2080, 25 % below);
+//! the median grafted loss is about a fifth of the host alone's. Beyond the
+//! tested range, seeds 0..60 all fossilize too, and one of them (seed 25) ends
+//! level with the host alone (0.1243 against 0.1239): a margin holds per seed,
+//! not for every seed there is.
 //!
 //! `cargo nextest run --test morphogenesis`.
 
@@ -19,15 +22,16 @@ use rand_chacha::ChaCha8Rng;
 
 const SEEDS: std::ops::Range<u64> = 0..20;
 /// How far below the host alone's loss the grafted model's must end, on every
-/// seed (cross-entropy, nats).
-const MARGIN: f64 = 0.01;
-/// Runs allowed to end without a fossilized seed (no plateau, no germination).
-const UNGROWN_MAX: usize = 1;
+/// seed, as a fraction of the host alone's: 10 %. The closest seed wins by 23 %,
+/// so the bar has more than twice its height in room; and a seed that grafted
+/// but changed nothing (a model that merely matched the host) fails it, where a
+/// bare "below" could pass on evaluation noise.
+const MARGIN_FRACTION: f64 = 0.10;
 
 #[test]
 fn grafting_ends_below_the_host_alone_by_the_margin_on_every_seed() {
     let scenario = registry::find("morphogenesis").expect("registered");
-    let (mut short, mut ungrown) = (Vec::new(), Vec::new());
+    let mut short = Vec::new();
     for seed in SEEDS {
         let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
         let mut world = World::with_config(seed, schedule, &scenario.world_config());
@@ -36,19 +40,20 @@ fn grafting_ends_below_the_host_alone_by_the_margin_on_every_seed() {
         assert!(report.outcome.invariant().is_none(), "seed {seed}: {report}");
         let count = |name: &str| report.tally.get(&format!("morphogenesis.{name}")).copied().unwrap_or_default();
         let (grafted, host_only) = (count("loss_ppm.grafted") as f64 / 1e6, count("loss_ppm.host_only") as f64 / 1e6);
+        let fossilized = count("fossilized");
         println!(
-            "seed {seed}: grafted {grafted:.4}, host alone {host_only:.4}, fossilized {}, rollbacks with a seed {}",
-            count("fossilized"),
+            "seed {seed}: grafted {grafted:.4}, host alone {host_only:.4} ({:.0} % below), fossilized {fossilized}, \
+             rollbacks with a seed {}",
+            100.0 * (1.0 - grafted / host_only),
             count("rollbacks_with_seed")
         );
-        if count("fossilized") == 0 {
-            ungrown.push(seed);
-        } else if grafted > host_only - MARGIN {
-            short.push(format!("seed {seed}: grafted {grafted:.4} vs host alone {host_only:.4}"));
+        if fossilized == 0 || grafted > (1.0 - MARGIN_FRACTION) * host_only {
+            short.push(format!(
+                "seed {seed}: fossilized {fossilized}, grafted {grafted:.4} vs host alone {host_only:.4}"
+            ));
         }
     }
-    assert!(short.is_empty(), "grafting did not beat the host alone by {MARGIN}: {short:?}");
-    assert!(ungrown.len() <= UNGROWN_MAX, "no seed fossilized in seeds {ungrown:?}");
+    assert!(short.is_empty(), "no seed grown, or grafting not {MARGIN_FRACTION} below the host alone: {short:?}");
 }
 
 /// Softmax probabilities of every sample, read through `evaluate` on one-sample

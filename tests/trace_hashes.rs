@@ -11,8 +11,9 @@
 //! A change that alters traces updates the file in the same commit, on purpose
 //! and reviewed: `ESPER_PIN_TRACE_HASHES=1 cargo nextest run --test trace_hashes`
 //! rewrites it, and `git diff snapshots/trace_hashes.json` shows which scenarios
-//! moved. `control-loop-tch` is left out: libtorch picks its kernels per CPU, so
-//! its floats (and trace) are only promised per machine (`tests/control_loop_tch.rs`).
+//! moved. The libtorch scenarios (`registry::LIBTORCH_ONLY`) are left out: libtorch
+//! picks its kernels per CPU, so their floats (and traces) are only promised per
+//! machine (`tests/control_loop_tch.rs`).
 
 mod support;
 
@@ -30,7 +31,7 @@ const SEEDS: std::ops::Range<u64> = 0..8;
 /// Rewrites the pinned file instead of comparing (see the module docs).
 const PIN_VARIABLE: &str = "ESPER_PIN_TRACE_HASHES";
 /// Scenarios whose traces depend on the machine (libtorch kernels).
-const MACHINE_DEPENDENT: &[&str] = &["control-loop-tch"];
+const MACHINE_DEPENDENT: &[&str] = registry::LIBTORCH_ONLY;
 
 /// `snapshots/trace_hashes.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,6 +22,13 @@ static MORPHOGENESIS: ControlLoopScenario = ControlLoopScenario::morphogenesis()
 static OONA_BUS: OonaBusScenario = OonaBusScenario;
 static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
+static MORPHOGENESIS_TCH: ControlLoopScenario = ControlLoopScenario::morphogenesis_tch();
+
+/// The scenarios that train on libtorch: registered only in builds with the `tch`
+/// feature, and their traces promised per machine only (libtorch picks its CPU
+/// kernels per machine), so the all-scenario determinism, fast-forward and pinned
+/// hash tests leave them to `tests/control_loop_tch.rs`.
+pub const LIBTORCH_ONLY: &[&str] = &["control-loop-tch", "morphogenesis-tch"];
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
 static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill::SteadyTrain);
@@ -33,8 +40,9 @@ static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
 static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
 static SIMIC: SimicScenario = SimicScenario;
 
-/// All scenarios, in the order `esper scenarios` lists them. `control-loop-tch` is
-/// listed only in builds with the `tch` feature, the only ones that can run it.
+/// All scenarios, in the order `esper scenarios` lists them. The
+/// [`LIBTORCH_ONLY`] ones are listed only in builds with the `tch` feature, the
+/// only ones that can run them.
 pub fn all() -> Vec<&'static dyn SimScenario> {
     let mut all: Vec<&'static dyn SimScenario> = vec![
         &HEARTBEAT,
@@ -55,7 +63,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &MORPHOGENESIS,
     ];
     if cfg!(feature = "tch") {
-        all.push(&CONTROL_LOOP_TCH);
+        all.extend([&CONTROL_LOOP_TCH as &dyn SimScenario, &MORPHOGENESIS_TCH]);
     }
     all
 }

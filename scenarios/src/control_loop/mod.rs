@@ -2,7 +2,7 @@
 //!
 //! The `tamiyo` host serves the real `TamiyoService` over signed RPC; the
 //! `tolaria` client runs the real `Trainer` on a device (synthetic by default, libtorch
-//! CPU for `control-loop-tch`), with Kasmina's `SeedManager` applying the commands
+//! CPU for `control-loop-tch` and `morphogenesis-tch`), with Kasmina's `SeedManager` applying the commands
 //! and failed epochs rolled back. Its own schedule cuts the link between them for
 //! longer than Tolaria's step timeout and then repairs it (times drawn from the
 //! seed); as a drill (`esper sweep`) it runs under schedules generated from its
@@ -98,12 +98,19 @@ impl ControlLoopScenario {
     pub const fn morphogenesis() -> Self {
         Self { device: DeviceKind::Synthetic, workload: Workload::Morphogenesis }
     }
+
+    /// `morphogenesis-tch`: the same on libtorch CPU (needs the `tch` feature at
+    /// run time).
+    pub const fn morphogenesis_tch() -> Self {
+        Self { device: DeviceKind::Cpu, workload: Workload::Morphogenesis }
+    }
 }
 
 impl SimScenario for ControlLoopScenario {
     fn name(&self) -> &'static str {
         match (self.workload, self.device) {
-            (Workload::Morphogenesis, _) => "morphogenesis",
+            (Workload::Morphogenesis, DeviceKind::Synthetic) => "morphogenesis",
+            (Workload::Morphogenesis, _) => "morphogenesis-tch",
             (Workload::Rc1, DeviceKind::Synthetic) => "control-loop",
             (Workload::Rc1, _) => "control-loop-tch",
         }
@@ -111,9 +118,10 @@ impl SimScenario for ControlLoopScenario {
 
     fn summary(&self) -> &'static str {
         match (self.workload, self.device) {
-            (Workload::Morphogenesis, _) => {
+            (Workload::Morphogenesis, DeviceKind::Synthetic) => {
                 "control-loop on an MLP too small for its data: Tamiyo germinates, Kasmina grafts, blends, fossilizes"
             }
+            (Workload::Morphogenesis, _) => "morphogenesis on libtorch CPU (`tch` builds only)",
             (Workload::Rc1, DeviceKind::Synthetic) => {
                 "Tolaria trains, Tamiyo decides over signed RPC, Kasmina applies; the link is cut once"
             }
@@ -277,8 +285,13 @@ async fn train(
     }
     check_progress(&reports)?;
     let snapshot = trainer.snapshot().map_err(|e| e.to_string())?;
-    let finished =
-        Finished { kasmina: &trainer.collaborators().kasmina, snapshot, epochs: trainer.epoch(), rollbacks_with_seed };
+    let finished = Finished {
+        device,
+        kasmina: &trainer.collaborators().kasmina,
+        snapshot,
+        epochs: trainer.epoch(),
+        rollbacks_with_seed,
+    };
     workload.judge(&finished, &rng, &tally)?;
     Ok(())
 }

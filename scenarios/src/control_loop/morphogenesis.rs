@@ -22,7 +22,7 @@
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::SeedLifecycleStage;
 use esper_core::tamiyo::TamiyoConfig;
-use esper_core::tolaria::device::{Dataset, Device, DeviceError, ModelSpec, Synthetic};
+use esper_core::tolaria::device::{Dataset, DeviceError, DeviceKind, ModelSpec};
 use esper_sim::{Invariant, RngTree, Tally, Violation};
 use rand::Rng;
 
@@ -45,6 +45,13 @@ const GERMINATION_COOLDOWN_STEPS: u64 = 100_000;
 /// epochs and the run ends in the blend's transient; here it germinates within
 /// the first third of the run and has the rest to pay off.
 const PLATEAU_RELATIVE: f32 = 0.05;
+/// Tamiyo's rising threshold: a windowed rise over 5 % (default 2 %), so the band
+/// Tamiyo reads as flat is ±5 %. In its first epochs, momentum makes this host's
+/// epoch-mean loss swing by a few percent either way while it still learns
+/// (seed 4: +2.7 % at step 32, +4.8 % at step 56); at the default 2 % such a
+/// swing read as rising, Tamiyo cut the learning rate instead, and the cooldown
+/// that keeps a run to one seed then held every germination for good.
+const RISING_RELATIVE: f32 = 0.05;
 /// Batch size Tolaria trains with (its default).
 const BATCH_SIZE: usize = 4;
 
@@ -60,6 +67,8 @@ pub enum Workload {
 /// What a finished run leaves for [`Workload::judge`].
 #[derive(Debug)]
 pub struct Finished<'a> {
+    /// The device the run trained on: the host-only reference trains there too.
+    pub device: DeviceKind,
     pub kasmina: &'a SeedManager,
     /// The final model's snapshot.
     pub snapshot: Vec<u8>,
@@ -101,6 +110,7 @@ impl Workload {
             config.policy.blueprints = vec!["BP002".to_owned()];
             config.policy.cooldown_steps = GERMINATION_COOLDOWN_STEPS;
             config.policy.plateau_relative = PLATEAU_RELATIVE;
+            config.policy.rising_relative = RISING_RELATIVE;
         }
         config
     }
@@ -169,12 +179,16 @@ pub struct Losses {
 impl Losses {
     /// The host alone: the run's initial model, trained without seeds for as many
     /// epochs on the same batches (its parameters are the run's host's until a
-    /// seed fossilizes, since the blend detaches the host).
+    /// seed fossilizes, since the blend detaches the host). Both losses are taken
+    /// on the run's own device: the snapshot would restore on either (the format
+    /// is the same), but libtorch and the synthetic device agree only to float
+    /// rounding, and sixty epochs of SGD grow that into a difference of their own,
+    /// so a host trained on the other device is not the run's host alone.
     fn of(workload: Workload, run: &Finished<'_>, rng: &RngTree) -> Result<Self, DeviceError> {
         let (spec, data) = (workload.spec(), workload.dataset(rng)?);
-        let mut grafted = Synthetic::new(spec, &mut rng.stream("model"));
+        let mut grafted = run.device.build(spec, &mut rng.stream("model"))?;
         grafted.restore(&run.snapshot)?;
-        let mut host_only = Synthetic::new(spec, &mut rng.stream("model"));
+        let mut host_only = run.device.build(spec, &mut rng.stream("model"))?;
         for _ in 0..run.epochs {
             for batch in data.batches(BATCH_SIZE) {
                 host_only.train_step(&batch)?;
