@@ -14,6 +14,8 @@ use std::path::{Component, Path, PathBuf};
 
 /// Separates encoded components; no component's bytes contain it (Unix paths hold no NUL).
 const SEPARATOR: u8 = 0;
+/// The tag of `.`, which is also the whole key of the path `.`.
+const CURRENT_DIR: u8 = 3;
 
 /// A path and its order-preserving key (see the module docs).
 #[derive(Debug, Clone)]
@@ -29,6 +31,17 @@ impl Name {
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The key of the directory holding this name, as `storage::parent_dir` names
+    /// it, cut from this key rather than parsed again: the key up to its last
+    /// separator (`Path::parent` drops the last component), or `.`'s key for a name
+    /// of one component or none.
+    pub(super) fn parent_key(&self) -> Vec<u8> {
+        match self.key.iter().rposition(|&byte| byte == SEPARATOR) {
+            Some(end) => self.key[..end].to_vec(),
+            None => vec![CURRENT_DIR],
+        }
     }
 }
 
@@ -52,7 +65,7 @@ pub(super) fn key_of(path: &Path) -> Vec<u8> {
                 key.extend_from_slice(prefix.as_os_str().as_encoded_bytes());
             }
             Component::RootDir => key.push(2),
-            Component::CurDir => key.push(3),
+            Component::CurDir => key.push(CURRENT_DIR),
             Component::ParentDir => key.push(4),
             Component::Normal(name) => {
                 key.push(5);
@@ -135,6 +148,8 @@ mod tests {
                 );
                 assert_eq!(Name::new(left_path) == Name::new(right_path), left_path == right_path);
             }
+            let parent = esper_core::storage::parent_dir(Path::new(left));
+            assert_eq!(Name::new(Path::new(left)).parent_key(), key_of(&parent), "parent of {left:?}");
         }
     }
 }

@@ -64,7 +64,7 @@ pub(super) struct DiskState {
     /// Per directory, the names changed since its last fsync. Every other name is
     /// bound alike in `names` and `durable_names`, so a directory fsync only has to
     /// copy these — a directory of n files would otherwise cost n lookups per fsync.
-    pub(super) unsynced_names: BTreeMap<Name, BTreeSet<Name>>,
+    pub(super) unsynced_names: BTreeMap<Vec<u8>, BTreeSet<Name>>,
     pub(super) next_id: u64,
     /// Remaining injected I/O errors per operation class.
     pub(super) armed_errors: BTreeMap<DiskOp, u32>,
@@ -138,14 +138,19 @@ impl DiskState {
         let id = self.next_id;
         self.next_id += 1;
         self.files.insert(id, FileData::default());
-        self.names.insert(Name::new(path), id);
-        self.changed(path);
+        let name = Name::new(path);
+        self.names.insert(name.clone(), id);
+        self.unsynced(name);
         id
     }
 
     /// Records that the binding of `path` changed and is not yet durable.
     pub(super) fn changed(&mut self, path: &Path) {
-        self.unsynced_names.entry(Name::new(&super::parent_of(path))).or_default().insert(Name::new(path));
+        self.unsynced(Name::new(path));
+    }
+
+    fn unsynced(&mut self, name: Name) {
+        self.unsynced_names.entry(name.parent_key()).or_default().insert(name);
     }
 
     /// Drops file `id`'s bytes once no name (current or durable) and no handle refers
