@@ -13,9 +13,10 @@
 //! second on one core (CPU time of the measuring thread, `support/stopwatch.rs`),
 //! and seeds per second.
 //!
-//! Usage: `cargo bench -p esper-scenarios --bench sim_speed -- [--seeds N] [--only esper|turmoil]`.
-//! `ci/bench/run` runs it, and again under callgrind (heartbeat only, `--only`)
-//! for repeatable instruction counts.
+//! Usage: `cargo bench -p esper-scenarios --bench sim_speed -- [--seeds N] [--only esper|turmoil] [--scenario NAME]`.
+//! `ci/bench/run` runs it, and again under callgrind (`--only`: heartbeat esper
+//! vs bare turmoil for repeatable instruction counts, then each sparse scenario
+//! alone, `--only esper --scenario NAME`, for its breakdown).
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "a benchmark measures wall-clock time")]
 
@@ -167,7 +168,11 @@ fn main() {
     let seeds: u64 = argument("--seeds").map_or(50, |text| text.parse().expect("--seeds takes a number"));
     let heartbeat = HeartbeatScenario::new();
     match argument("--only").as_deref() {
-        Some("esper") => print("heartbeat: esper", &measure_esper(&heartbeat, seeds, true)),
+        Some("esper") => {
+            let name = argument("--scenario").unwrap_or_else(|| heartbeat.name().to_owned());
+            let scenario = registry::find(&name).unwrap_or_else(|error| panic!("--scenario: {error}"));
+            print(&format!("{name}: esper"), &measure_esper(scenario, seeds, true));
+        }
         Some("turmoil") => print("heartbeat: bare turmoil", &measure_turmoil(seeds)),
         Some(other) => panic!("--only takes esper or turmoil, not {other}"),
         None => {

@@ -65,14 +65,19 @@ pub enum SigningKeyError {
 /// `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct SigningKey {
-    secret: Vec<u8>,
+    /// The secret's length, for `Debug`; the secret itself lives only in `keyed`.
+    secret_len: usize,
+    /// HMAC keyed with the secret, before any message: keying hashes two blocks
+    /// (the inner and outer pads), a quarter of a typical frame's MAC, so it is
+    /// done once per key and each MAC starts from a copy.
+    keyed: HmacSha256,
     /// Real profile: this process's nonces, shared by every clone of the key.
     process_nonces: Option<Arc<ProcessNonces>>,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKey(<{} bytes>)", self.secret.len())
+        write!(f, "SigningKey(<{} bytes>)", self.secret_len)
     }
 }
 
@@ -106,7 +111,12 @@ impl SigningKey {
         if secret.is_empty() {
             return Err(SigningKeyError::Empty);
         }
-        Ok(Self { secret, process_nonces: None })
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let keyed = match HmacSha256::new_from_slice(&secret) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+        };
+        Ok(Self { secret_len: secret.len(), keyed, process_nonces: None })
     }
 
     /// This key, with nonces made of `prefix` (random, drawn once per process by
@@ -142,17 +152,9 @@ impl SigningKey {
         Self::new(secret.into_bytes())
     }
 
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        match HmacSha256::new_from_slice(&self.secret) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
-        }
-    }
-
     /// The MAC of a frame (every byte except the MAC field).
     pub(super) fn mac_of(&self, frame: &[u8]) -> HmacSha256 {
-        let mut mac = self.mac();
+        let mut mac = self.keyed.clone();
         mac.update(&frame[..MAC_OFFSET]);
         mac.update(&frame[FRAME_HEADER_LEN..]);
         mac

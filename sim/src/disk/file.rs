@@ -59,9 +59,11 @@ impl StorageFile for SimFile {
         let path = self.path.clone();
         self.with_file(StorageOp::Append, |file, state| {
             let len = bytes.len() as u64;
-            // The file is out of the map while `action` runs, so count its bytes here.
-            let used = state.used_bytes() + file.current.len() as u64;
-            let over = state.capacity_bytes.is_some_and(|capacity| used + len > capacity);
+            // The file is out of the map while `action` runs, so count its bytes here;
+            // only a disk with a capacity pays for the count (a walk over every file).
+            let over = state
+                .capacity_bytes
+                .is_some_and(|capacity| state.used_bytes() + file.current.len() as u64 + len > capacity);
             if over {
                 tracing::info!(target: "esper_sim::disk", path = %path.display(), len, "injected ENOSPC");
                 return Err(StorageError::NoSpace { path, op: StorageOp::Append, len });

@@ -10,6 +10,7 @@
 
 mod crash;
 mod file;
+mod name;
 mod state;
 
 pub use crash::{Tear, crash_image};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use esper_core::storage::{OpenMode, Storage, StorageError, StorageOp};
 use rand_chacha::ChaCha8Rng;
 
+use name::{Name, key_of};
 use state::DiskState;
 
 /// A simulated disk's physics.
@@ -172,7 +174,7 @@ impl Storage for SimDisk {
 
     async fn open(&self, path: &Path, mode: OpenMode) -> Result<SimFile, StorageError> {
         let mut state = self.lock();
-        let id = match (state.names.get(path).copied(), mode) {
+        let id = match (state.id_of(path), mode) {
             (Some(id), _) => id,
             (None, OpenMode::Create) => state.create(path),
             (None, OpenMode::Existing) => {
@@ -187,11 +189,11 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         let id = state
             .names
-            .remove(from)
+            .remove(key_of(from).as_slice())
             .ok_or_else(|| StorageError::NotFound { path: from.to_path_buf(), op: StorageOp::Rename })?;
         state.changed(from);
         state.changed(to);
-        if let Some(replaced) = state.names.insert(to.to_path_buf(), id) {
+        if let Some(replaced) = state.names.insert(Name::new(to), id) {
             state.collect(replaced);
         }
         Ok(())
@@ -201,7 +203,7 @@ impl Storage for SimDisk {
         let mut state = self.lock();
         let id = state
             .names
-            .remove(path)
+            .remove(key_of(path).as_slice())
             .ok_or_else(|| StorageError::NotFound { path: path.to_path_buf(), op: StorageOp::Remove })?;
         state.changed(path);
         state.collect(id);
@@ -210,7 +212,7 @@ impl Storage for SimDisk {
 
     async fn list(&self, dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
         let state = self.lock();
-        Ok(state.names.keys().filter(|path| parent_of(path) == dir).cloned().collect())
+        Ok(state.names.keys().map(Name::path).filter(|path| parent_of(path) == dir).map(Path::to_path_buf).collect())
     }
 
     async fn create_dir_all(&self, _dir: &Path) -> Result<(), StorageError> {

@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::crash::crash_image;
+use super::name::{Name, key_of};
 
 /// The operation classes a [`crate::Fault::DiskError`] can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -57,13 +58,13 @@ pub(super) struct DiskState {
     pub(super) generation: u64,
     pub(super) files: BTreeMap<u64, FileData>,
     /// The namespace as running code sees it.
-    pub(super) names: BTreeMap<PathBuf, u64>,
+    pub(super) names: BTreeMap<Name, u64>,
     /// The namespace as a crash would leave it (updated by directory fsync).
-    pub(super) durable_names: BTreeMap<PathBuf, u64>,
+    pub(super) durable_names: BTreeMap<Name, u64>,
     /// Per directory, the names changed since its last fsync. Every other name is
     /// bound alike in `names` and `durable_names`, so a directory fsync only has to
     /// copy these — a directory of n files would otherwise cost n lookups per fsync.
-    pub(super) unsynced_names: BTreeMap<PathBuf, BTreeSet<PathBuf>>,
+    pub(super) unsynced_names: BTreeMap<Vec<u8>, BTreeSet<Name>>,
     pub(super) next_id: u64,
     /// Remaining injected I/O errors per operation class.
     pub(super) armed_errors: BTreeMap<DiskOp, u32>,
@@ -124,6 +125,11 @@ impl DiskState {
         self.files.values().map(|file| file.current.len() as u64).sum()
     }
 
+    /// The id currently named `path`, if any.
+    pub(super) fn id_of(&self, path: &Path) -> Option<u64> {
+        self.names.get(key_of(path).as_slice()).copied()
+    }
+
     pub(super) fn file_mut(&mut self, id: u64, path: &Path, op: StorageOp) -> Result<&mut FileData, StorageError> {
         self.files.get_mut(&id).ok_or_else(|| StorageError::Stale { path: path.to_path_buf(), op })
     }
@@ -132,14 +138,19 @@ impl DiskState {
         let id = self.next_id;
         self.next_id += 1;
         self.files.insert(id, FileData::default());
-        self.names.insert(path.to_path_buf(), id);
-        self.changed(path);
+        let name = Name::new(path);
+        self.names.insert(name.clone(), id);
+        self.unsynced(name);
         id
     }
 
     /// Records that the binding of `path` changed and is not yet durable.
     pub(super) fn changed(&mut self, path: &Path) {
-        self.unsynced_names.entry(super::parent_of(path)).or_default().insert(path.to_path_buf());
+        self.unsynced(Name::new(path));
+    }
+
+    fn unsynced(&mut self, name: Name) {
+        self.unsynced_names.entry(name.parent_key()).or_default().insert(name);
     }
 
     /// Drops file `id`'s bytes once no name (current or durable) and no handle refers
@@ -171,11 +182,11 @@ impl DiskState {
     pub(super) fn sync_dir(&mut self, dir: &Path) {
         self.fsyncs += 1;
         let mut released = Vec::new();
-        for path in self.unsynced_names.remove(dir).unwrap_or_default() {
-            let current = self.names.get(&path).copied();
+        for name in self.unsynced_names.remove(key_of(dir).as_slice()).unwrap_or_default() {
+            let current = self.names.get(&name).copied();
             let previous = match current {
-                Some(id) => self.durable_names.insert(path, id),
-                None => self.durable_names.remove(&path),
+                Some(id) => self.durable_names.insert(name, id),
+                None => self.durable_names.remove(&name),
             };
             released.extend(previous.filter(|id| Some(*id) != current));
         }
@@ -192,12 +203,12 @@ impl DiskState {
         self.unsynced_names.clear();
         let mut survivors = BTreeMap::new();
         let mut effects = Vec::new();
-        for (path, id) in &self.durable_names {
+        for (name, id) in &self.durable_names {
             let Some(file) = self.files.get(id) else { continue };
             let (image, tear) = crash_image(&file.durable, &file.current, self.block_size, &mut self.rng);
             let pending_bytes = file.current.len().saturating_sub(file.durable.len()) as u64;
             effects.push(CrashEffect {
-                path: path.clone(),
+                path: name.path().to_path_buf(),
                 pending_bytes,
                 len_after: image.len() as u64,
                 tear: tear.name(),
@@ -212,7 +223,7 @@ impl DiskState {
 
     /// The file currently named `path`, if any.
     pub(super) fn named(&mut self, path: &Path) -> Option<&mut FileData> {
-        let id = self.names.get(path)?;
-        self.files.get_mut(id)
+        let id = self.id_of(path)?;
+        self.files.get_mut(&id)
     }
 }

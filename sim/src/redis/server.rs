@@ -255,6 +255,10 @@ struct Connection<S> {
     reader: RequestReader,
     out: Vec<u8>,
     generation: u64,
+    /// The input buffer of blocked reads, kept between them: a fresh zeroed
+    /// 16 KiB per blocking `XREADGROUP` was a tenth of the simulated Redis's
+    /// instructions in `kasmina-prefetch`.
+    wait_chunk: Vec<u8>,
 }
 
 async fn serve_connection<S: esper_core::net::Stream>(
@@ -280,7 +284,8 @@ async fn serve_connection<S: esper_core::net::Stream>(
     let session = Session::new(id, shared.config.requirepass.is_none());
     let generation = shared.faults.0.reset_generation.load(Ordering::SeqCst);
     let reader = RequestReader::new(shared.config.limits);
-    let mut connection = Connection { shared, stream, session, reader, out: Vec::new(), generation };
+    let mut connection =
+        Connection { shared, stream, session, reader, out: Vec::new(), generation, wait_chunk: Vec::new() };
     connection.run().await
 }
 
@@ -424,8 +429,20 @@ impl<S: esper_core::net::Stream> Connection<S> {
 
     /// Waits for a blocked read's reply, its timeout, a reset or a disconnect.
     /// Input that arrives meanwhile is kept for after the reply, as Redis does.
-    async fn wait(&mut self, ticket: WaitFor, mut receiver: oneshot::Receiver<Reply>) -> std::io::Result<Flow> {
-        let mut chunk = vec![0_u8; 16 * 1024];
+    async fn wait(&mut self, ticket: WaitFor, receiver: oneshot::Receiver<Reply>) -> std::io::Result<Flow> {
+        let mut chunk = std::mem::take(&mut self.wait_chunk);
+        chunk.resize(16 * 1024, 0);
+        let flow = self.wait_reading_into(&mut chunk, ticket, receiver).await;
+        self.wait_chunk = chunk;
+        flow
+    }
+
+    async fn wait_reading_into(
+        &mut self,
+        chunk: &mut [u8],
+        ticket: WaitFor,
+        mut receiver: oneshot::Receiver<Reply>,
+    ) -> std::io::Result<Flow> {
         let generation = self.generation;
         loop {
             let reply = tokio::select! {
@@ -441,7 +458,7 @@ impl<S: esper_core::net::Stream> Connection<S> {
                     }
                     Reply::NilArray
                 }
-                read = self.stream.read(&mut chunk) => {
+                read = self.stream.read(chunk) => {
                     let read = read?;
                     if read == 0 || self.reader.feed(chunk.get(..read).unwrap_or_default()).is_err() {
                         self.cancel(ticket.ticket);
