@@ -23,12 +23,13 @@ static OONA_BUS: OonaBusScenario = OonaBusScenario;
 static OONA_LEDGER: OonaLedgerScenario = OonaLedgerScenario::new();
 static CONTROL_LOOP_TCH: ControlLoopScenario = ControlLoopScenario::tch_cpu();
 static MORPHOGENESIS_TCH: ControlLoopScenario = ControlLoopScenario::morphogenesis_tch();
+static MORPHOGENESIS_CUDA: ControlLoopScenario = ControlLoopScenario::morphogenesis_cuda();
 
 /// The scenarios that train on libtorch: registered only in builds with the `tch`
 /// feature, and their traces promised per machine only (libtorch picks its CPU
 /// kernels per machine), so the all-scenario determinism, fast-forward and pinned
-/// hash tests leave them to `tests/control_loop_tch.rs`.
-pub const LIBTORCH_ONLY: &[&str] = &["control-loop-tch", "morphogenesis-tch"];
+/// hash tests leave them to `tests/control_loop_tch.rs` (CUDA's also to the GPU).
+pub const LIBTORCH_ONLY: &[&str] = &["control-loop-tch", "morphogenesis-tch", "morphogenesis-cuda"];
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
 static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill::SteadyTrain);
@@ -63,7 +64,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &MORPHOGENESIS,
     ];
     if cfg!(feature = "tch") {
-        all.extend([&CONTROL_LOOP_TCH as &dyn SimScenario, &MORPHOGENESIS_TCH]);
+        all.extend([&CONTROL_LOOP_TCH as &dyn SimScenario, &MORPHOGENESIS_TCH, &MORPHOGENESIS_CUDA]);
     }
     all
 }
@@ -73,12 +74,45 @@ pub fn find(name: &str) -> Result<&'static dyn SimScenario, UnknownScenario> {
     all().into_iter().find(|scenario| scenario.name() == name).ok_or_else(|| UnknownScenario(name.to_owned()))
 }
 
-/// A scenario name that is not in the registry.
+/// A scenario name that is not in this build's registry.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown scenario {0:?}; `esper scenarios` lists them: {names}", names = names().join(", "))]
+#[error("unknown scenario {0:?}; {hint}", hint = missing_hint(.0))]
 pub struct UnknownScenario(pub String);
+
+/// What to do about a missing `name`: a libtorch scenario needs another build (a
+/// replay command printed by a `tch` build reaches this in a plain one).
+fn missing_hint(name: &str) -> String {
+    if LIBTORCH_ONLY.contains(&name) {
+        format!(
+            "it trains on libtorch, which this build lacks: \
+             eval \"$(ci/setup-libtorch)\" && cargo run --release --features tch -- run --scenario {name} …"
+        )
+    } else {
+        format!("`esper scenarios` lists them: {}", names().join(", "))
+    }
+}
 
 /// The registered names.
 pub fn names() -> Vec<&'static str> {
     all().iter().map(|scenario| scenario.name()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_not_registered_lists_the_names() {
+        let error = find("nope").err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(error.contains("unknown scenario \"nope\"") && error.contains("heartbeat, control-loop"), "{error}");
+    }
+
+    #[cfg(not(feature = "tch"))]
+    #[test]
+    fn a_libtorch_scenario_in_a_plain_build_says_which_build_runs_it() {
+        for name in LIBTORCH_ONLY {
+            let error = find(name).err().map(|error| error.to_string()).unwrap_or_default();
+            assert!(error.contains("--features tch") && error.contains("ci/setup-libtorch"), "{name}: {error}");
+        }
+    }
 }

@@ -104,13 +104,21 @@ impl ControlLoopScenario {
     pub const fn morphogenesis_tch() -> Self {
         Self { device: DeviceKind::Cpu, workload: Workload::Morphogenesis }
     }
+
+    /// `morphogenesis-cuda`: the same on libtorch's CUDA device 0 (`tch` builds on a
+    /// machine with a GPU; elsewhere the run fails and says why, never falling back
+    /// to the CPU).
+    pub const fn morphogenesis_cuda() -> Self {
+        Self { device: DeviceKind::Cuda(0), workload: Workload::Morphogenesis }
+    }
 }
 
 impl SimScenario for ControlLoopScenario {
     fn name(&self) -> &'static str {
         match (self.workload, self.device) {
             (Workload::Morphogenesis, DeviceKind::Synthetic) => "morphogenesis",
-            (Workload::Morphogenesis, _) => "morphogenesis-tch",
+            (Workload::Morphogenesis, DeviceKind::Cpu) => "morphogenesis-tch",
+            (Workload::Morphogenesis, DeviceKind::Cuda(_)) => "morphogenesis-cuda",
             (Workload::Rc1, DeviceKind::Synthetic) => "control-loop",
             (Workload::Rc1, _) => "control-loop-tch",
         }
@@ -121,7 +129,10 @@ impl SimScenario for ControlLoopScenario {
             (Workload::Morphogenesis, DeviceKind::Synthetic) => {
                 "control-loop on an MLP too small for its data: Tamiyo germinates, Kasmina grafts, blends, fossilizes"
             }
-            (Workload::Morphogenesis, _) => "morphogenesis on libtorch CPU (`tch` builds only)",
+            (Workload::Morphogenesis, DeviceKind::Cpu) => "morphogenesis on libtorch CPU (`tch` builds only)",
+            (Workload::Morphogenesis, DeviceKind::Cuda(_)) => {
+                "morphogenesis on libtorch CUDA device 0 (`tch` builds, a GPU)"
+            }
             (Workload::Rc1, DeviceKind::Synthetic) => {
                 "Tolaria trains, Tamiyo decides over signed RPC, Kasmina applies; the link is cut once"
             }
