@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use esper_scenarios::drills::failure::{FailureRecord, replay_file_command};
+use esper_scenarios::drills::failure::{FailureRecord, cargo_run_for};
 use esper_scenarios::drills::shrink::{episode_count, fails_the_same, shrink_record};
 use esper_scenarios::drills::sweep::{Progress, SweepConfig, sweep, timeline_path};
 use esper_sim::{Outcome, RunReport, SimScenario, TraceMode};
@@ -71,8 +71,9 @@ pub fn sweep_command(
     for result in &failures {
         if let Some((path, invariant)) = &result.failure {
             println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
-            println!("    replay: {}", replay_file_command(path));
-            println!("    shrink: cargo run --release -- shrink {}", path.display());
+            let cargo_run = cargo_run_for(scenario.name(), config.planted);
+            println!("    replay: {cargo_run} replay {}", path.display());
+            println!("    shrink: {cargo_run} shrink {}", path.display());
             println!("    timeline: {}", timeline_path(path).display());
         }
     }
@@ -104,7 +105,7 @@ pub fn replay_command(path: &Path, timeline: Option<&Path>) -> CommandResult {
     let report = record.replay(if timeline.is_some() { TraceMode::Full } else { TraceMode::Hash })?;
     print_replay(&record, &report, path);
     if let Some(page) = timeline {
-        esper_scenarios::timeline::write(page, &report, replay_file_command(path))?;
+        esper_scenarios::timeline::write(page, &report, record.replay_command(path))?;
         println!("timeline: {}", page.display());
     }
     Ok(report.passed())
@@ -129,7 +130,7 @@ fn print_replay(record: &FailureRecord, report: &RunReport, path: &Path) {
             for line in &report.tail {
                 println!("    {line}");
             }
-            println!("  replay: {}", replay_file_command(path));
+            println!("  replay: {}", record.replay_command(path));
         }
         Outcome::Passed => println!("passed: the {} invariant holds under this schedule now", record.invariant()),
     }
@@ -167,7 +168,7 @@ pub fn shrink_command(path: &Path, output: Option<PathBuf>, max_runs: u32) -> Co
     );
     println!("  {}", minimal.violation);
     println!("  wrote {}", output.display());
-    println!("  replay: {}", replay_file_command(&output));
+    println!("  replay: {}", minimal.replay_command(&output));
     Ok(true)
 }
 

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use esper_scenarios::drills::failure::replay_file_command;
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary};
+use esper_scenarios::registry;
+use esper_sim::cargo_run;
 
 /// The markdown for one sweep of one scenario.
 pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
@@ -55,7 +57,7 @@ pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
                     result.seed,
                     code(invariant.name()),
                     code(&path.display().to_string()),
-                    code(&replay_file_command(path)),
+                    code(&replay_file_command(path, &summary.scenario, config.planted)),
                 );
             }
         }
@@ -68,8 +70,10 @@ pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
         for result in &divergent {
             let again = result.divergent_hash.as_deref().unwrap_or_default();
             let check = format!(
-                "cargo run --release -- check-determinism --scenario {} --seeds {}",
-                summary.scenario, result.seed
+                "{} check-determinism --scenario {} --seeds {}",
+                cargo_run(registry::cargo_features(&summary.scenario)),
+                summary.scenario,
+                result.seed
             );
             let _ = writeln!(text, "| {} | {} | {} | {} |", result.seed, code(&result.hash), code(again), code(&check));
         }
@@ -154,7 +158,9 @@ mod tests {
         assert!(text.contains("Seeds 10..=19, shard 2/3; swarm"), "{text}");
         assert!(text.contains("| 3 of 3 | 2 | 1 | 1 |"), "{text}");
         assert!(text.contains("<summary>Seeds run (3)</summary>\n\n11 14 17\n"), "{text}");
-        let replay = replay_file_command(Path::new("failures/oona-ledger/14.json"));
+        let replay =
+            replay_file_command(Path::new("failures/oona-ledger/14.json"), "oona-ledger", config(true).planted);
+        assert_eq!(replay, "cargo run --release -- replay failures/oona-ledger/14.json");
         assert!(
             text.contains(&format!(
                 "| 14 | `{}` | `failures/oona-ledger/14.json` | `{replay}` |",

@@ -11,7 +11,7 @@
 //! A change that alters traces updates the file in the same commit, on purpose
 //! and reviewed: `ESPER_PIN_TRACE_HASHES=1 cargo nextest run --test trace_hashes`
 //! rewrites it, and `git diff snapshots/trace_hashes.json` shows which scenarios
-//! moved. The libtorch scenarios (`registry::LIBTORCH_ONLY`) are left out: libtorch
+//! moved. The libtorch scenarios (`registry::libtorch_only`) are left out: libtorch
 //! picks its kernels per CPU, so their floats (and traces) are only promised per
 //! machine (`tests/control_loop_tch.rs`).
 
@@ -30,8 +30,6 @@ const SCHEMA: &str = "esper.trace-hashes/v1";
 const SEEDS: std::ops::Range<u64> = 0..8;
 /// Rewrites the pinned file instead of comparing (see the module docs).
 const PIN_VARIABLE: &str = "ESPER_PIN_TRACE_HASHES";
-/// Scenarios whose traces depend on the machine (libtorch kernels).
-const MACHINE_DEPENDENT: &[&str] = registry::LIBTORCH_ONLY;
 
 /// `snapshots/trace_hashes.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +77,7 @@ fn differences(pinned: &PinnedHashes, now: &PinnedHashes) -> Vec<String> {
 /// The hashes of this build, two scenarios at a time (one per core).
 fn hashes_now() -> PinnedHashes {
     let scenarios: Vec<_> =
-        registry::all().into_iter().filter(|scenario| !MACHINE_DEPENDENT.contains(&scenario.name())).collect();
+        registry::all().into_iter().filter(|scenario| !registry::libtorch_only().contains(&scenario.name())).collect();
     let hash_all = |chunk: &[&'static dyn esper_sim::SimScenario]| {
         chunk
             .iter()

@@ -26,10 +26,11 @@ static MORPHOGENESIS_TCH: ControlLoopScenario = ControlLoopScenario::morphogenes
 static MORPHOGENESIS_CUDA: ControlLoopScenario = ControlLoopScenario::morphogenesis_cuda();
 
 /// The scenarios that train on libtorch: registered only in builds with the `tch`
-/// feature, and their traces promised per machine only (libtorch picks its CPU
-/// kernels per machine), so the all-scenario determinism, fast-forward and pinned
-/// hash tests leave them to `tests/control_loop_tch.rs` (CUDA's also to the GPU).
-pub const LIBTORCH_ONLY: &[&str] = &["control-loop-tch", "morphogenesis-tch", "morphogenesis-cuda"];
+/// feature (their [`SimScenario::cargo_features`]), and their traces promised per
+/// machine only (libtorch picks its CPU kernels per machine), so the all-scenario
+/// determinism, fast-forward and pinned hash tests leave them to
+/// `tests/control_loop_tch.rs` (CUDA's also to the GPU).
+static LIBTORCH: [&ControlLoopScenario; 3] = [&CONTROL_LOOP_TCH, &MORPHOGENESIS_TCH, &MORPHOGENESIS_CUDA];
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
 static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill::SteadyTrain);
@@ -41,9 +42,9 @@ static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
 static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
 static SIMIC: SimicScenario = SimicScenario;
 
-/// All scenarios, in the order `esper scenarios` lists them. The
-/// [`LIBTORCH_ONLY`] ones are listed only in builds with the `tch` feature, the
-/// only ones that can run them.
+/// All scenarios, in the order `esper scenarios` lists them. The [`LIBTORCH`]
+/// ones are listed only in builds with the `tch` feature, the only ones that can
+/// run them.
 pub fn all() -> Vec<&'static dyn SimScenario> {
     let mut all: Vec<&'static dyn SimScenario> = vec![
         &HEARTBEAT,
@@ -64,7 +65,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &MORPHOGENESIS,
     ];
     if cfg!(feature = "tch") {
-        all.extend([&CONTROL_LOOP_TCH as &dyn SimScenario, &MORPHOGENESIS_TCH, &MORPHOGENESIS_CUDA]);
+        all.extend(LIBTORCH.map(|scenario| scenario as &dyn SimScenario));
     }
     all
 }
@@ -82,7 +83,7 @@ pub struct UnknownScenario(pub String);
 /// What to do about a missing `name`: a libtorch scenario needs another build (a
 /// replay command printed by a `tch` build reaches this in a plain one).
 fn missing_hint(name: &str) -> String {
-    if LIBTORCH_ONLY.contains(&name) {
+    if libtorch_only().contains(&name) {
         format!(
             "it trains on libtorch, which this build lacks: \
              eval \"$(ci/setup-libtorch)\" && cargo run --release --features tch -- run --scenario {name} …"
@@ -97,6 +98,18 @@ pub fn names() -> Vec<&'static str> {
     all().iter().map(|scenario| scenario.name()).collect()
 }
 
+/// The names of the libtorch scenarios, in every build.
+pub fn libtorch_only() -> Vec<&'static str> {
+    LIBTORCH.iter().map(|scenario| scenario.name()).collect()
+}
+
+/// The cargo features a build needs to run the scenario called `name` (none for
+/// a name no build knows).
+pub fn cargo_features(name: &str) -> &'static [&'static str] {
+    let libtorch = LIBTORCH.map(|scenario| scenario as &dyn SimScenario);
+    all().into_iter().chain(libtorch).find(|scenario| scenario.name() == name).map_or(&[], |s| s.cargo_features())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,10 +120,21 @@ mod tests {
         assert!(error.contains("unknown scenario \"nope\"") && error.contains("heartbeat, control-loop"), "{error}");
     }
 
+    /// What decides the registration and what decides the replay command agree.
+    #[test]
+    fn exactly_the_libtorch_scenarios_need_the_tch_feature() {
+        let libtorch = libtorch_only();
+        for name in names().into_iter().chain(libtorch.iter().copied()) {
+            let needs_tch = cargo_features(name).contains(&esper_sim::TCH_FEATURE);
+            assert_eq!(needs_tch, libtorch.contains(&name), "{name}: needs tch {needs_tch}");
+        }
+        assert_eq!(libtorch.len(), 3, "{libtorch:?}");
+    }
+
     #[cfg(not(feature = "tch"))]
     #[test]
     fn a_libtorch_scenario_in_a_plain_build_says_which_build_runs_it() {
-        for name in LIBTORCH_ONLY {
+        for name in libtorch_only() {
             let error = find(name).err().map(|error| error.to_string()).unwrap_or_default();
             assert!(error.contains("--features tch") && error.contains("ci/setup-libtorch"), "{name}: {error}");
         }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::report::RunReport;
-use crate::scenario::{SimScenario, run_scenario};
+use crate::scenario::{SimScenario, cargo_run, run_scenario};
 use crate::trace::TraceMode;
 
 /// Two runs of the same seed that did not produce the same trace.
@@ -21,6 +21,8 @@ pub struct Divergence {
     pub second: Option<String>,
     /// Trace hashes of the two runs.
     pub hashes: [String; 2],
+    /// The cargo features the scenario needs, for the replay command.
+    pub cargo_features: &'static [&'static str],
 }
 
 impl fmt::Display for Divergence {
@@ -36,8 +38,11 @@ impl fmt::Display for Divergence {
         writeln!(formatter, "  hashes: {} vs {}", self.hashes[0], self.hashes[1])?;
         write!(
             formatter,
-            "  replay: cargo run --release -- check-determinism --scenario {} --seeds {}..={}",
-            self.scenario, self.seed, self.seed
+            "  replay: {} check-determinism --scenario {} --seeds {}..={}",
+            cargo_run(self.cargo_features),
+            self.scenario,
+            self.seed,
+            self.seed
         )
     }
 }
@@ -58,5 +63,6 @@ pub fn check_determinism(scenario: &dyn SimScenario, seed: u64) -> Result<RunRep
         first: first.lines.get(index).cloned(),
         second: second.lines.get(index).cloned(),
         hashes: [first.hash, second.hash],
+        cargo_features: scenario.cargo_features(),
     }))
 }

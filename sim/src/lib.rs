@@ -43,7 +43,10 @@ pub use invariant::{Invariant, Violation};
 pub use net::{NET_TARGET, TracedStream, TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};
 pub use rng::{Incarnations, RngTree};
-pub use scenario::{SimScenario, replay_command, run_scenario, run_scenario_planted, run_scenario_with};
+pub use scenario::{
+    PLANTED_BUGS_FEATURE, SimScenario, TCH_FEATURE, cargo_run, replay_command, run_scenario, run_scenario_planted,
+    run_scenario_with,
+};
 pub use space::{DiskTarget, FaultSpace};
 pub use tally::Tally;
 pub use trace::TraceMode;

@@ -58,6 +58,9 @@ pub struct RunReport {
     pub tail: Vec<String>,
     /// What the hosts counted into the world's [`crate::Tally`].
     pub tally: BTreeMap<String, u64>,
+    /// The cargo features the scenario needs (see
+    /// [`crate::SimScenario::cargo_features`]), for the replay command.
+    pub cargo_features: &'static [&'static str],
 }
 
 impl RunReport {
@@ -68,7 +71,7 @@ impl RunReport {
 
     /// The command that reruns exactly this run.
     pub fn replay_command(&self) -> String {
-        replay_command(&self.scenario, self.seed, self.planted)
+        replay_command(&self.scenario, self.seed, self.planted, self.cargo_features)
     }
 }
 

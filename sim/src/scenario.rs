@@ -36,7 +36,19 @@ pub trait SimScenario: Sync + std::fmt::Debug {
 
     /// Registers the hosts and clients.
     fn populate(&self, world: &mut World);
+
+    /// The cargo features a build needs to run this scenario (`tch` for the
+    /// libtorch ones), so that the commands printed to rerun it are exact.
+    fn cargo_features(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
+
+/// The cargo feature that compiles the planted bugs in.
+pub const PLANTED_BUGS_FEATURE: &str = "planted-bugs";
+/// The cargo feature that builds the libtorch device, against the libtorch that
+/// `ci/setup-libtorch` assembles.
+pub const TCH_FEATURE: &str = "tch";
 
 /// Runs `scenario` once for `seed`, under the faults it draws for that seed.
 pub fn run_scenario(scenario: &dyn SimScenario, seed: u64, mode: TraceMode) -> RunReport {
@@ -62,18 +74,57 @@ pub fn run_scenario_with(
     let mut world = World::with_config(seed, schedule, &scenario.world_config());
     world.plant(planted);
     scenario.populate(&mut world);
-    world.run(scenario.name(), mode)
+    RunReport { cargo_features: scenario.cargo_features(), ..world.run(scenario.name(), mode) }
 }
 
 /// The one command that reruns `scenario` at `seed` with `planted` armed, from a
-/// checkout of the same commit (a planted bug needs the `planted-bugs` build).
-pub fn replay_command(scenario: &str, seed: u64, planted: Planted) -> String {
-    match planted.asked() {
-        Some(bug) => {
-            format!(
-                "cargo run --release --features planted-bugs -- run --scenario {scenario} --seed {seed} --plant {bug}"
-            )
+/// checkout of the same commit, in a build with the scenario's `features` (and
+/// the planted bugs, when one is armed).
+pub fn replay_command(scenario: &str, seed: u64, planted: Planted, features: &[&str]) -> String {
+    let mut features = features.to_vec();
+    let plant = planted.asked().map(|bug| format!(" --plant {bug}")).unwrap_or_default();
+    if !plant.is_empty() {
+        features.push(PLANTED_BUGS_FEATURE);
+    }
+    format!("{} run --scenario {scenario} --seed {seed}{plant}", cargo_run(&features))
+}
+
+/// `cargo run --release --` in a build with `features`, the start of every command
+/// Esper prints to rerun something; with `tch` it first assembles libtorch.
+pub fn cargo_run(features: &[&str]) -> String {
+    let setup = if features.contains(&TCH_FEATURE) { "eval \"$(ci/setup-libtorch)\" && " } else { "" };
+    match features {
+        [] => "cargo run --release --".to_owned(),
+        _ => format!("{setup}cargo run --release --features {} --", features.join(",")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use esper_core::planted::PlantedBug;
+
+    use super::*;
+
+    #[test]
+    fn replay_commands_name_the_build_their_scenario_and_planted_bug_need() {
+        let leak = Planted::bug(Some(PlantedBug::BlendLeaksIntoHost));
+        let cases = [
+            ("heartbeat", Planted::NONE, &[][..], "cargo run --release -- run --scenario heartbeat --seed 3"),
+            (
+                "morphogenesis",
+                leak,
+                &[][..],
+                "cargo run --release --features planted-bugs -- run --scenario morphogenesis --seed 3 --plant blend-leaks-into-host",
+            ),
+            (
+                "morphogenesis-tch",
+                leak,
+                &[TCH_FEATURE][..],
+                "eval \"$(ci/setup-libtorch)\" && cargo run --release --features tch,planted-bugs -- run --scenario morphogenesis-tch --seed 3 --plant blend-leaks-into-host",
+            ),
+        ];
+        for (scenario, planted, features, expected) in cases {
+            assert_eq!(replay_command(scenario, 3, planted, features), expected);
         }
-        None => format!("cargo run --release -- run --scenario {scenario} --seed {seed}"),
     }
 }

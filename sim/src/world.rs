@@ -296,6 +296,7 @@ impl World {
             lines: summary.lines,
             tail: summary.tail,
             tally: self.tally.counts(),
+            cargo_features: &[],
         }
     }
 

@@ -184,6 +184,13 @@ impl SimScenario for ControlLoopScenario {
             train((device, workload), rng, expectations, (disk, skew, pace), (tamiyo, tally, planted)).await
         });
     }
+
+    fn cargo_features(&self) -> &'static [&'static str] {
+        match self.device {
+            DeviceKind::Synthetic => &[],
+            DeviceKind::Cpu | DeviceKind::Cuda(_) => &[esper_sim::TCH_FEATURE],
+        }
+    }
 }
 
 /// What a schedule lets the checks expect.

@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use esper_core::planted::{Planted, PlantedBug};
-use esper_sim::{FaultSchedule, Invariant, Outcome, RunReport, TraceMode, Violation, run_scenario_with};
+use esper_sim::{
+    FaultSchedule, Invariant, Outcome, PLANTED_BUGS_FEATURE, RunReport, TraceMode, Violation, cargo_run,
+    run_scenario_with,
+};
 use serde::{Deserialize, Serialize};
 
 use super::generate::FaultKind;
@@ -118,6 +121,11 @@ impl FailureRecord {
         Planted::bug(self.planted)
     }
 
+    /// The command that reruns this record, kept at `path`.
+    pub fn replay_command(&self, path: &Path) -> String {
+        replay_file_command(path, &self.scenario, self.planted())
+    }
+
     /// Reruns the recorded drill: same scenario, seed, schedule and planted bug.
     pub fn replay(&self, mode: TraceMode) -> Result<RunReport, registry::UnknownScenario> {
         self.run(self.schedule.clone(), mode)
@@ -130,7 +138,17 @@ impl FailureRecord {
     }
 }
 
-/// The command that reruns a failure file.
-pub fn replay_file_command(path: &Path) -> String {
-    format!("cargo run --release -- replay {}", path.display())
+/// `cargo run --release … --` in the build that runs `scenario` with `planted`
+/// armed: `tch` for a libtorch scenario, `planted-bugs` for a planted bug.
+pub fn cargo_run_for(scenario: &str, planted: Planted) -> String {
+    let mut features = registry::cargo_features(scenario).to_vec();
+    if planted.asked().is_some() {
+        features.push(PLANTED_BUGS_FEATURE);
+    }
+    cargo_run(&features)
+}
+
+/// The command that reruns a failure file of `scenario` with `planted` armed.
+pub fn replay_file_command(path: &Path, scenario: &str, planted: Planted) -> String {
+    format!("{} replay {}", cargo_run_for(scenario, planted), path.display())
 }

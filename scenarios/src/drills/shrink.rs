@@ -243,6 +243,7 @@ mod tests {
             lines: Vec::new(),
             tail: Vec::new(),
             tally: std::collections::BTreeMap::new(),
+            cargo_features: &[],
         }
     }
 

@@ -281,7 +281,7 @@ fn run_seed(
     // The sweep keeps only hashes; a failure's timeline needs every line, so the
     // seed runs once more in full (the same run: same seed, schedule and commit).
     let failure = FailureRecord::from_report(&report, config.swarm, drill.kinds).map(|record| {
-        let replay = replay_file_command(&failure_path(&config.failures_dir, seed));
+        let replay = replay_file_command(&failure_path(&config.failures_dir, seed), scenario.name(), config.planted);
         (record, timeline::render(&run(TraceMode::Full), replay))
     });
     let result = SeedResult {

@@ -101,6 +101,7 @@ mod tests {
             lines: lines.iter().map(|line| (*line).to_owned()).collect(),
             tail: Vec::new(),
             tally: std::collections::BTreeMap::new(),
+            cargo_features: &[],
         }
     }
 
