@@ -68,10 +68,10 @@ pub fn sweep_command(
         }
     }
     print_tally(&summary.tally());
+    let cargo_run = cargo_run_for(scenario.name(), config.planted);
     for result in &failures {
         if let Some((path, invariant)) = &result.failure {
             println!("  seed={} invariant={invariant} file={}", result.seed, path.display());
-            let cargo_run = cargo_run_for(scenario.name(), config.planted);
             println!("    replay: {cargo_run} replay {}", path.display());
             println!("    shrink: {cargo_run} shrink {}", path.display());
             println!("    timeline: {}", timeline_path(path).display());

@@ -9,10 +9,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use esper_scenarios::drills::failure::replay_file_command;
+use esper_core::planted::Planted;
+use esper_scenarios::drills::failure::{cargo_run_for, replay_file_command};
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary};
-use esper_scenarios::registry;
-use esper_sim::cargo_run;
 
 /// The markdown for one sweep of one scenario.
 pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
@@ -71,7 +70,7 @@ pub fn markdown(config: &SweepConfig, summary: &SweepSummary) -> String {
             let again = result.divergent_hash.as_deref().unwrap_or_default();
             let check = format!(
                 "{} check-determinism --scenario {} --seeds {}",
-                cargo_run(registry::cargo_features(&summary.scenario)),
+                cargo_run_for(&summary.scenario, Planted::NONE),
                 summary.scenario,
                 result.seed
             );
@@ -110,7 +109,6 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use esper_core::planted::Planted;
     use esper_scenarios::drills::sweep::{SeedResult, Shard};
     use esper_sim::Invariant;
 

@@ -1,5 +1,6 @@
 //! Every scenario the CLI knows, by name.
 
+use esper_core::planted::Planted;
 use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
@@ -84,10 +85,8 @@ pub struct UnknownScenario(pub String);
 /// replay command printed by a `tch` build reaches this in a plain one).
 fn missing_hint(name: &str) -> String {
     if libtorch_only().contains(&name) {
-        format!(
-            "it trains on libtorch, which this build lacks: \
-             eval \"$(ci/setup-libtorch)\" && cargo run --release --features tch -- run --scenario {name} …"
-        )
+        let cargo_run = esper_sim::cargo_run(cargo_features(name), Planted::NONE);
+        format!("it trains on libtorch, which this build lacks: {cargo_run} run --scenario {name} …")
     } else {
         format!("`esper scenarios` lists them: {}", names().join(", "))
     }

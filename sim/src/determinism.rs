@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use esper_core::planted::Planted;
+
 use crate::report::RunReport;
 use crate::scenario::{SimScenario, cargo_run, run_scenario};
 use crate::trace::TraceMode;
@@ -39,7 +41,7 @@ impl fmt::Display for Divergence {
         write!(
             formatter,
             "  replay: {} check-determinism --scenario {} --seeds {}..={}",
-            cargo_run(self.cargo_features),
+            cargo_run(self.cargo_features, Planted::NONE),
             self.scenario,
             self.seed,
             self.seed

@@ -81,19 +81,20 @@ pub fn run_scenario_with(
 /// checkout of the same commit, in a build with the scenario's `features` (and
 /// the planted bugs, when one is armed).
 pub fn replay_command(scenario: &str, seed: u64, planted: Planted, features: &[&str]) -> String {
-    let mut features = features.to_vec();
     let plant = planted.asked().map(|bug| format!(" --plant {bug}")).unwrap_or_default();
-    if !plant.is_empty() {
-        features.push(PLANTED_BUGS_FEATURE);
-    }
-    format!("{} run --scenario {scenario} --seed {seed}{plant}", cargo_run(&features))
+    format!("{} run --scenario {scenario} --seed {seed}{plant}", cargo_run(features, planted))
 }
 
-/// `cargo run --release --` in a build with `features`, the start of every command
-/// Esper prints to rerun something; with `tch` it first assembles libtorch.
-pub fn cargo_run(features: &[&str]) -> String {
+/// `cargo run --release --` in a build with a scenario's `features`, plus the
+/// planted bugs when `planted` arms one: the start of every command Esper prints
+/// to rerun something. With `tch` it first assembles libtorch.
+pub fn cargo_run(features: &[&str], planted: Planted) -> String {
+    let mut features = features.to_vec();
+    if planted.asked().is_some() {
+        features.push(PLANTED_BUGS_FEATURE);
+    }
     let setup = if features.contains(&TCH_FEATURE) { "eval \"$(ci/setup-libtorch)\" && " } else { "" };
-    match features {
+    match features.as_slice() {
         [] => "cargo run --release --".to_owned(),
         _ => format!("{setup}cargo run --release --features {} --", features.join(",")),
     }

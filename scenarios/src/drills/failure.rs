@@ -10,10 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use esper_core::planted::{Planted, PlantedBug};
-use esper_sim::{
-    FaultSchedule, Invariant, Outcome, PLANTED_BUGS_FEATURE, RunReport, TraceMode, Violation, cargo_run,
-    run_scenario_with,
-};
+use esper_sim::{FaultSchedule, Invariant, Outcome, RunReport, TraceMode, Violation, cargo_run, run_scenario_with};
 use serde::{Deserialize, Serialize};
 
 use super::generate::FaultKind;
@@ -141,11 +138,7 @@ impl FailureRecord {
 /// `cargo run --release … --` in the build that runs `scenario` with `planted`
 /// armed: `tch` for a libtorch scenario, `planted-bugs` for a planted bug.
 pub fn cargo_run_for(scenario: &str, planted: Planted) -> String {
-    let mut features = registry::cargo_features(scenario).to_vec();
-    if planted.asked().is_some() {
-        features.push(PLANTED_BUGS_FEATURE);
-    }
-    cargo_run(&features)
+    cargo_run(registry::cargo_features(scenario), planted)
 }
 
 /// The command that reruns a failure file of `scenario` with `planted` armed.

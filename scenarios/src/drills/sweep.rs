@@ -19,7 +19,7 @@ use std::time::Duration;
 use esper_core::planted::Planted;
 use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with};
 
-use super::failure::{FailureFileError, FailureRecord, replay_file_command};
+use super::failure::{FailureFileError, FailureRecord};
 use super::generate::draw;
 use crate::seeds::SeedRange;
 use crate::timeline::{self, TimelineError};
@@ -281,7 +281,7 @@ fn run_seed(
     // The sweep keeps only hashes; a failure's timeline needs every line, so the
     // seed runs once more in full (the same run: same seed, schedule and commit).
     let failure = FailureRecord::from_report(&report, config.swarm, drill.kinds).map(|record| {
-        let replay = replay_file_command(&failure_path(&config.failures_dir, seed), scenario.name(), config.planted);
+        let replay = record.replay_command(&failure_path(&config.failures_dir, seed));
         (record, timeline::render(&run(TraceMode::Full), replay))
     });
     let result = SeedResult {
