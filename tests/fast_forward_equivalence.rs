@@ -198,9 +198,9 @@ fn a_fast_forward_past_a_fault_is_caught() {
 }
 
 /// Which of two tasks the Redis-like server of [`queue_world`] ran first in a
-/// round: `true` when the task woken from inside the host runtime (the local
-/// queue) ran before the one woken by a network delivery (the injected queue).
-fn queue_world(fast_forward: bool) -> Vec<bool> {
+/// round: `true` when the task woken from inside the host (the local queue) ran
+/// before the one woken by a network delivery (the injected queue).
+fn queue_world(fast_forward: bool, skip_idle_hosts: bool) -> Vec<bool> {
     const ROUNDS: u64 = 200;
     let ran: Arc<Mutex<Vec<&'static str>>> = Arc::default();
     let mut sim = turmoil::Builder::new()
@@ -210,6 +210,7 @@ fn queue_world(fast_forward: bool) -> Vec<bool> {
         .epoch(std::time::UNIX_EPOCH)
         .simulation_duration(Duration::from_secs(100))
         .build();
+    sim.skip_idle_hosts(skip_idle_hosts);
     let log = Arc::clone(&ran);
     sim.host("server", move || {
         let log = Arc::clone(&log);
@@ -275,10 +276,15 @@ fn queue_world(fast_forward: bool) -> Vec<bool> {
 /// first in 9 rounds), so the comparison has something to catch.
 #[test]
 fn an_idle_tick_counts_the_scheduler_ticks_of_stepping() {
-    let stepped = queue_world(false);
+    let stepped = queue_world(false, false);
     assert_eq!(stepped.len(), 200, "every round ran");
     assert!(stepped.contains(&true) && stepped.contains(&false), "both orders occur: {stepped:?}");
-    let skipped = queue_world(true);
-    let reordered: Vec<usize> = (0..200).filter(|&round| stepped.get(round) != skipped.get(round)).collect();
-    assert!(reordered.is_empty(), "fast-forward reordered the tasks of rounds {reordered:?}");
+    for (fast_forward, skip_idle_hosts) in [(true, false), (false, true), (true, true)] {
+        let skipped = queue_world(fast_forward, skip_idle_hosts);
+        let reordered: Vec<usize> = (0..200).filter(|&round| stepped.get(round) != skipped.get(round)).collect();
+        assert!(
+            reordered.is_empty(),
+            "fast-forward {fast_forward}, idle hosts skipped {skip_idle_hosts}: reordered the tasks of rounds {reordered:?}"
+        );
+    }
 }

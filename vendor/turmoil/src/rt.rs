@@ -210,6 +210,19 @@ impl<'a> Rt<'a> {
         self.local.skip_idle_passes(ticks);
     }
 
+    /// ESPER PATCH (idle hosts): passes one tick of a runtime with nothing to
+    /// do in it, as [`Rt::skip_idle_ticks`] does, and says whether it did. A
+    /// runtime with a task ready or a timer falling due within the tick is left
+    /// to [`Rt::tick`]. (Software can only finish while its runtime runs, and
+    /// `tick` collects it then, so a passed runtime has none to collect.)
+    pub(crate) fn skip_idle_tick(&mut self, tick: Duration) -> bool {
+        if self.idle_ticks(tick) == 0 {
+            return false;
+        }
+        self.skip_idle_ticks(1, tick);
+        true
+    }
+
     pub(crate) fn crash(&mut self) {
         if !self.is_host() {
             panic!("can only crash host's software");
