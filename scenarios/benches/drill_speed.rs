@@ -11,7 +11,10 @@
 //! sim time as the esper run of the same seed took. Figures: sim seconds per
 //! second on one core (CPU time of the measuring thread, `support/stopwatch.rs`), and what that means for a 60 s-of-sim drill in seeds per
 //! second per core. The peer steps every tick, as stock turmoil 0.7.2 does: it
-//! never calls the vendored `Sim::fast_forward`.
+//! never calls the vendored `Sim::fast_forward`. That peer is the one issue 20's
+//! goal was set against; a second, `traffic replayed` (`support/replay.rs`), runs
+//! each drill's own recorded traffic in bare turmoil — its seven hosts, every
+//! connection, the same bytes at the same sim times — recorded untimed.
 //!
 //! Usage: `cargo bench -p esper-scenarios --bench drill_speed -- [--seeds N] [--esper-only]`;
 //! `ci/bench/run --drills`, and `ci/bench/run --callgrind` (`--esper-only`) for the breakdown.
@@ -23,6 +26,10 @@ use std::time::Duration;
 #[path = "support/stopwatch.rs"]
 mod stopwatch;
 use stopwatch::Stopwatch;
+
+#[path = "support/replay.rs"]
+mod replay;
+use replay::Traffic;
 
 use esper_scenarios::drills::generate::draw;
 use esper_scenarios::registry;
@@ -58,6 +65,10 @@ fn main() {
         bare_turmoil(*sim_time, &scenario.world_config());
     }
     let turmoil_wall = started.elapsed();
+    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(scenario, seed))).collect();
+    let started = Stopwatch::start();
+    replay::replay_all(&traffic, &scenario.world_config());
+    let replay_wall = started.elapsed();
     let simulated: Duration = sim_times.iter().sum();
     println!(
         "drill_speed: control-loop, {seeds} swarm seeds ({faults} faults), {:.1} s of sim time, one thread",
@@ -68,6 +79,7 @@ fn main() {
         ("esper drills (fast-forward)", esper_wall),
         ("esper drills, stepping every tick", stepping_wall),
         ("bare turmoil, same traffic", turmoil_wall),
+        ("bare turmoil, traffic replayed", replay_wall),
     ] {
         println!(
             "  {label:<34} {:>8.1} sim s / {unit}   {:>6.2} seeds/s of a 60 s drill   ({:.3} {unit})",
@@ -78,6 +90,10 @@ fn main() {
         );
     }
     println!("  ratio esper / bare turmoil: {:.2}x the speed", speed(esper_wall) / speed(turmoil_wall));
+    println!(
+        "  ratio esper / bare turmoil, traffic replayed: {:.2}x the speed",
+        speed(esper_wall) / speed(replay_wall)
+    );
     println!("  ratio fast-forward / stepping: {:.2}x the speed", speed(esper_wall) / speed(stepping_wall));
 }
 
@@ -96,6 +112,14 @@ fn drills(scenario: &dyn SimScenario, seeds: u64, fast_forward: bool) -> (Vec<Du
         sim_times.push(report.sim_elapsed);
     }
     (sim_times, started.elapsed())
+}
+
+/// A drill of seed `seed` with every trace line kept, for its traffic.
+fn recorded(scenario: &dyn SimScenario, seed: u64) -> esper_sim::RunReport {
+    let space = scenario.fault_space().expect("control-loop is drillable");
+    let mut world = World::with_config(seed, draw(&space, seed, true).schedule, &scenario.world_config());
+    scenario.populate(&mut world);
+    world.run(scenario.name(), TraceMode::Full)
 }
 
 /// A request, its reply, then 5 ms of step time, until `duration` of sim time has passed.

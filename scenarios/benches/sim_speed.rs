@@ -9,7 +9,10 @@
 //! `turmoil` is a plain turmoil simulation with the same physics, the same
 //! partition schedule and the same beat timings, written directly against
 //! turmoil's sockets with no Esper code at all (stock stepping: it never calls
-//! the vendored `Sim::fast_forward`). Figures: simulated seconds per
+//! the vendored `Sim::fast_forward`). For the other three the peer is the
+//! scenario's own traffic replayed in bare turmoil (`support/replay.rs`): the
+//! same hosts, connections and bytes at the same sim times, no Esper code; the
+//! recording run is not timed. Figures: simulated seconds per
 //! second on one core (CPU time of the measuring thread, `support/stopwatch.rs`),
 //! and seeds per second.
 //!
@@ -25,6 +28,10 @@ use std::time::Duration;
 #[path = "support/stopwatch.rs"]
 mod stopwatch;
 use stopwatch::Stopwatch;
+
+#[path = "support/replay.rs"]
+mod replay;
+use replay::Traffic;
 
 use esper_core::weatherlight::heartbeat::HeartbeatConfig;
 use esper_scenarios::heartbeat::HeartbeatScenario;
@@ -77,6 +84,22 @@ fn measure_turmoil(seeds: u64) -> Measurement {
         simulated += bare_turmoil_run(seed);
     }
     Measurement { seeds, simulated, wall: started.elapsed() }
+}
+
+/// `seeds` runs of `scenario`'s recorded traffic in bare turmoil (recorded untimed).
+fn measure_replay(scenario: &dyn SimScenario, seeds: u64) -> Measurement {
+    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(scenario, seed))).collect();
+    let started = Stopwatch::start();
+    let simulated = replay::replay_all(&traffic, &scenario.world_config());
+    Measurement { seeds, simulated, wall: started.elapsed() }
+}
+
+/// A run of `scenario` with every trace line kept, for its traffic.
+fn recorded(scenario: &dyn SimScenario, seed: u64) -> esper_sim::RunReport {
+    let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
+    let mut world = World::with_config(seed, schedule, &scenario.world_config());
+    scenario.populate(&mut world);
+    world.run(scenario.name(), TraceMode::Full)
 }
 
 /// One heartbeat run in plain turmoil: same builder settings, same schedule, same
@@ -185,11 +208,15 @@ fn main() {
                 print("esper (fast-forward)", &esper);
                 print("esper, stepping every tick", &stepping);
                 println!("  {:<34} {:>9.2}x", "fast-forward / stepping", esper.speed() / stepping.speed());
-                if name == heartbeat.name() {
-                    let turmoil = measure_turmoil(seeds);
-                    print("bare turmoil, same traffic", &turmoil);
-                    println!("  {:<34} {:>9.2}x", "esper / bare turmoil", esper.speed() / turmoil.speed());
-                }
+                // heartbeat's peer is written by hand and also cuts the links its
+                // partitions cut; the others replay the run's recorded traffic.
+                let (label, turmoil) = if name == heartbeat.name() {
+                    ("bare turmoil, same traffic", measure_turmoil(seeds))
+                } else {
+                    ("bare turmoil, traffic replayed", measure_replay(scenario, seeds))
+                };
+                print(label, &turmoil);
+                println!("  {:<34} {:>9.2}x", "esper / bare turmoil", esper.speed() / turmoil.speed());
             }
         }
     }
