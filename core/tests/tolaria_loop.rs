@@ -67,11 +67,14 @@ impl KasminaPort for RecordingKasmina {
     }
 }
 
-/// Checkpoints in memory that outlive a trainer (shared), with an optional read delay.
+/// Checkpoints in memory that outlive a trainer (shared), with an optional read
+/// delay, and an optional stall: the clock jumps while the read runs, as on a
+/// thread that got no CPU, with no timer run in between.
 #[derive(Debug, Clone, Default)]
 struct SharedCheckpoints {
     latest: Rc<RefCell<Option<Vec<u8>>>>,
     read_delay: Duration,
+    read_stall: Duration,
 }
 
 impl CheckpointStore for SharedCheckpoints {
@@ -82,6 +85,9 @@ impl CheckpointStore for SharedCheckpoints {
 
     async fn load_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
         tokio::time::sleep(self.read_delay).await;
+        if !self.read_stall.is_zero() {
+            tokio::time::advance(self.read_stall).await;
+        }
         let bytes = self.latest.borrow().clone();
         bytes.map(|b| Checkpoint::decode(&b)).transpose()
     }
@@ -244,6 +250,22 @@ fn rollback_past_its_deadline_counts_once_and_halts_with_an_emergency_signal() {
         }
         assert!(trainer.run_epoch().await.is_err(), "a halted trainer refuses to train");
         assert_eq!(trainer.last_restore_latency_ms(), 250.0, "gave up exactly at the deadline");
+    });
+}
+
+/// The real profile on a loaded machine: the thread wakes long after both the
+/// read and the deadline fell due, and `timeout` polls the read first, so it
+/// comes back as a success 400 ms into a 250 ms deadline. It still ran past it.
+#[test]
+fn a_checkpoint_that_lands_after_the_deadline_in_one_wake_up_is_a_deadline_miss() {
+    block_on(async {
+        let store = SharedCheckpoints { read_stall: Duration::from_millis(400), ..SharedCheckpoints::default() };
+        let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..config() };
+        let mut trainer = trainer(config, dataset(), StallingTamiyo::default(), store);
+        trainer.run_epoch().await.expect("runs");
+        assert_eq!(trainer.rollback_to(0).await, RollbackOutcome::DeadlineExceeded);
+        assert_eq!(trainer.counters().rollback_deadline_exceeded_total, 1);
+        assert_eq!(trainer.last_restore_latency_ms(), 400.0);
     });
 }
 

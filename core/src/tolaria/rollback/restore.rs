@@ -73,8 +73,15 @@ where
     }
 
     async fn restore_checkpoint(&mut self) -> RollbackOutcome {
-        match timeout(self.config.rollback_deadline, self.checkpoints.load_latest()).await {
+        let started = Instant::now();
+        let deadline = self.config.rollback_deadline;
+        match timeout(deadline, self.checkpoints.load_latest()).await {
             Err(_) => RollbackOutcome::DeadlineExceeded,
+            // `timeout` polls the load before its timer, so a load and a deadline
+            // that fall due in the same wake-up count as in time. On a starved
+            // thread (the real profile on a loaded machine) both can be long past
+            // when the thread runs again; the load still ran past its deadline.
+            Ok(_) if started.elapsed() > deadline => RollbackOutcome::DeadlineExceeded,
             Ok(Err(error)) => RollbackOutcome::Failed { reason: error.to_string() },
             Ok(Ok(None)) => RollbackOutcome::Failed { reason: "no checkpoint".to_owned() },
             Ok(Ok(Some(checkpoint))) => {
