@@ -4,11 +4,16 @@ use esper_scenarios::heartbeat::HeartbeatScenario;
 use esper_scenarios::registry;
 use esper_sim::{TraceMode, check_determinism, run_scenario};
 
-/// 200 seeds of one scenario, each run twice in fresh worlds: identical traces,
-/// and every run passes its own safety and liveness checks.
+mod support;
+
+use support::seeds::dst_seeds;
+
+/// 200 seeds of one scenario (fewer under `ESPER_DST_SEEDS`, see
+/// `support::seeds`), each run twice in fresh worlds: identical traces, and every
+/// run passes its own safety and liveness checks.
 fn deterministic_over_200_seeds(name: &str) {
     let scenario = registry::find(name).expect("registered");
-    for seed in 0..200 {
+    for seed in 0..dst_seeds(200) {
         match check_determinism(scenario, seed) {
             Ok(report) => assert!(report.passed(), "{report}"),
             Err(divergence) => panic!("{divergence}"),
