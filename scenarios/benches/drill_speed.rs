@@ -31,9 +31,10 @@ use stopwatch::Stopwatch;
 mod replay;
 use replay::Traffic;
 
+use esper_core::planted::Planted;
 use esper_scenarios::drills::generate::draw;
 use esper_scenarios::registry;
-use esper_sim::{SimScenario, TraceMode, World, WorldConfig};
+use esper_sim::{SimScenario, TraceMode, World, WorldConfig, run_scenario_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
 
@@ -65,7 +66,9 @@ fn main() {
         bare_turmoil(*sim_time, &scenario.world_config());
     }
     let turmoil_wall = started.elapsed();
-    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(scenario, seed))).collect();
+    let recorded =
+        |seed| run_scenario_with(scenario, seed, draw(&space, seed, true).schedule, Planted::NONE, TraceMode::Full);
+    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(seed))).collect();
     let started = Stopwatch::start();
     replay::replay_all(&traffic, &scenario.world_config());
     let replay_wall = started.elapsed();
@@ -112,14 +115,6 @@ fn drills(scenario: &dyn SimScenario, seeds: u64, fast_forward: bool) -> (Vec<Du
         sim_times.push(report.sim_elapsed);
     }
     (sim_times, started.elapsed())
-}
-
-/// A drill of seed `seed` with every trace line kept, for its traffic.
-fn recorded(scenario: &dyn SimScenario, seed: u64) -> esper_sim::RunReport {
-    let space = scenario.fault_space().expect("control-loop is drillable");
-    let mut world = World::with_config(seed, draw(&space, seed, true).schedule, &scenario.world_config());
-    scenario.populate(&mut world);
-    world.run(scenario.name(), TraceMode::Full)
 }
 
 /// A request, its reply, then 5 ms of step time, until `duration` of sim time has passed.

@@ -36,7 +36,7 @@ use replay::Traffic;
 use esper_core::weatherlight::heartbeat::HeartbeatConfig;
 use esper_scenarios::heartbeat::HeartbeatScenario;
 use esper_scenarios::registry;
-use esper_sim::{Fault, RngTree, SimScenario, TraceMode, World, WorldConfig};
+use esper_sim::{Fault, RngTree, SimScenario, TraceMode, World, WorldConfig, run_scenario};
 use rand::{Rng, RngCore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::{TcpListener, TcpStream};
@@ -88,18 +88,11 @@ fn measure_turmoil(seeds: u64) -> Measurement {
 
 /// `seeds` runs of `scenario`'s recorded traffic in bare turmoil (recorded untimed).
 fn measure_replay(scenario: &dyn SimScenario, seeds: u64) -> Measurement {
-    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(scenario, seed))).collect();
+    let recorded = |seed| run_scenario(scenario, seed, TraceMode::Full);
+    let traffic: Vec<Traffic> = (0..seeds).map(|seed| Traffic::of(&recorded(seed))).collect();
     let started = Stopwatch::start();
     let simulated = replay::replay_all(&traffic, &scenario.world_config());
     Measurement { seeds, simulated, wall: started.elapsed() }
-}
-
-/// A run of `scenario` with every trace line kept, for its traffic.
-fn recorded(scenario: &dyn SimScenario, seed: u64) -> esper_sim::RunReport {
-    let schedule = scenario.schedule(&RngTree::new(seed).child("faults"));
-    let mut world = World::with_config(seed, schedule, &scenario.world_config());
-    scenario.populate(&mut world);
-    world.run(scenario.name(), TraceMode::Full)
 }
 
 /// One heartbeat run in plain turmoil: same builder settings, same schedule, same

@@ -220,9 +220,12 @@ async fn carry(stream: TcpStream, writes: Vec<(Duration, usize)>, delivered: Arc
             delivered.fetch_add(read, Ordering::Relaxed);
         }
     });
+    // One buffer for every write of the connection: the peer's cost is the
+    // network's, not an allocation per write.
+    let zeros = vec![0_u8; writes.iter().map(|&(_, bytes)| bytes).max().unwrap_or(0)];
     for (at, bytes) in writes {
         sleep_until(at).await;
-        if writer.write_all(&vec![0_u8; bytes]).await.is_err() {
+        if writer.write_all(&zeros[..bytes]).await.is_err() {
             return;
         }
     }
