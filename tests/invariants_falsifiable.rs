@@ -32,7 +32,7 @@ struct Case {
     seeds: &'static str,
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 12] = [
     case(PlantedBug::WalAckBeforeSync, Invariant::WalAcknowledged, "control-loop", "0..10"),
     case(PlantedBug::RollbackSkipsTensor, Invariant::RollbackRestores, "control-loop", "0..5"),
     case(PlantedBug::AlertFiresLate, Invariant::AlertsMatch, "control-loop", "0..300"),
@@ -44,6 +44,7 @@ const CASES: [Case; 11] = [
     case(PlantedBug::SplitLosesMetric, Invariant::TelemetryComplete, "control-loop", "0..15"),
     case(PlantedBug::SnapshotLosesIncrement, Invariant::TelemetryComplete, "oona-ledger", "0..5"),
     case(PlantedBug::BlendLeaksIntoHost, Invariant::GradientIsolation, "morphogenesis", "0..5"),
+    case(PlantedBug::ActiveSkipsFossilized, Invariant::SeedLifecycle, "morphogenesis", "0..5"),
 ];
 
 const fn case(bug: PlantedBug, invariant: Invariant, scenario: &'static str, seeds: &'static str) -> Case {
@@ -159,6 +160,11 @@ fn a_split_that_loses_a_metric_breaks_telemetry_complete() {
 #[test]
 fn a_snapshot_that_loses_an_increment_breaks_telemetry_complete() {
     falsify(PlantedBug::SnapshotLosesIncrement);
+}
+
+#[test]
+fn an_active_count_without_fossilized_seeds_breaks_seed_lifecycle() {
+    falsify(PlantedBug::ActiveSkipsFossilized);
 }
 
 #[test]

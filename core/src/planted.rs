@@ -52,11 +52,13 @@ pub enum PlantedBug {
     /// The synthetic device's blend takes the host without detaching it, so a
     /// live seed's loss trains host parameters (`gradient-isolation`).
     BlendLeaksIntoHost,
+    /// Kasmina's `kasmina.seeds.active` leaves out fossilized seeds (`seed-lifecycle`).
+    ActiveSkipsFossilized,
 }
 
 impl PlantedBug {
     /// Every planted bug.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::WalAckBeforeSync,
         Self::RollbackSkipsTensor,
         Self::AlertFiresLate,
@@ -69,6 +71,7 @@ impl PlantedBug {
         Self::SnapshotLosesIncrement,
         Self::PoisonedLogNeverReopens,
         Self::BlendLeaksIntoHost,
+        Self::ActiveSkipsFossilized,
     ];
 
     /// The kebab-case name used on the command line and in failure files.
@@ -86,6 +89,7 @@ impl PlantedBug {
             Self::SnapshotLosesIncrement => "snapshot-loses-increment",
             Self::PoisonedLogNeverReopens => "poisoned-log-never-reopens",
             Self::BlendLeaksIntoHost => "blend-leaks-into-host",
+            Self::ActiveSkipsFossilized => "active-skips-fossilized",
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Invariant {
     /// While a seed is live, Kasmina's isolation check, fed the device's real
     /// host and seed gradients, never found gradient leaking into the host.
     GradientIsolation,
+    /// Kasmina's seeds move only as Esper-Lite's lifecycle allows, and its
+    /// telemetry counts as active exactly the seeds in forward-pass stages.
+    SeedLifecycle,
     /// A check specific to the scenario (its own expectations of a fixed
     /// schedule), named so by the host that makes it.
     Scenario,
@@ -51,7 +54,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::NoPanic,
         Self::OonaLedger,
         Self::WalAcknowledged,
@@ -61,6 +64,7 @@ impl Invariant {
         Self::TelemetryComplete,
         Self::Liveness,
         Self::GradientIsolation,
+        Self::SeedLifecycle,
         Self::Scenario,
         Self::HostError,
         Self::InvalidSchedule,
@@ -78,6 +82,7 @@ impl Invariant {
             Self::TelemetryComplete => "telemetry-complete",
             Self::Liveness => "liveness",
             Self::GradientIsolation => "gradient-isolation",
+            Self::SeedLifecycle => "seed-lifecycle",
             Self::Scenario => "scenario",
             Self::HostError => "host-error",
             Self::InvalidSchedule => "invalid-schedule",

@@ -31,6 +31,7 @@ use super::lifecycle::{self, IllegalTransition};
 use super::prefetch::{Kernel, KernelSource};
 use super::telemetry;
 use crate::karn::Catalog;
+use crate::planted::{Planted, PlantedBug};
 use crate::leyline::counters::leyline_counters;
 use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
@@ -58,6 +59,9 @@ pub struct KasminaConfig {
     /// replaces the host's output with the seed's at alpha 1.
     #[serde(default)]
     pub residual_blend: bool,
+    /// The run's planted bug (tests only; see [`crate::planted`]).
+    #[serde(skip)]
+    pub planted: Planted,
 }
 
 impl Default for KasminaConfig {
@@ -71,6 +75,7 @@ impl Default for KasminaConfig {
             builtin_kernels: true,
             strict_isolation: false,
             residual_blend: false,
+            planted: Planted::NONE,
         }
     }
 }
@@ -563,9 +568,13 @@ impl SeedManager {
         self.seeds.get(id).map(|s| s.health)
     }
 
-    /// Seeds taking part in the forward pass.
+    /// Seeds taking part in the forward pass. The planted `active-skips-fossilized`
+    /// bug leaves out the fossilized ones, as if frozen into the host they no
+    /// longer counted.
     pub fn active(&self) -> usize {
-        self.seeds.values().filter(|s| lifecycle::is_active(s.stage)).count()
+        let skip_fossilized = self.config.planted.armed(PlantedBug::ActiveSkipsFossilized);
+        let counted = |stage| lifecycle::is_active(stage) && !(skip_fossilized && stage == Stage::Fossilized);
+        self.seeds.values().filter(|s| counted(s.stage)).count()
     }
 
     /// Counters so far.

@@ -32,7 +32,7 @@ pub(crate) use rollback::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, read_emergency
 
 use std::time::Duration;
 
-use esper_core::kasmina::SeedManager;
+use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{SigningKey, TelemetryPacket};
 use esper_core::oona::StreamConfig;
 use esper_core::planted::Planted;
@@ -56,6 +56,7 @@ use rand::Rng;
 
 use crate::drills::alerts::check_alerts;
 use crate::drills::complete::{Produced, check_complete};
+use crate::drills::lifecycle::LifecycleWatch;
 use crate::drills::wire::{WireReader, WireTelemetry, check_budget};
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
@@ -249,7 +250,7 @@ async fn train(
     let clock = sim_clock();
     let peers = Collaborators {
         tamiyo: tamiyo_client_at(TAMIYO, clock, skew, &rng, planted)?,
-        kasmina: SeedManager::new(workload.kasmina()),
+        kasmina: SeedManager::new(KasminaConfig { planted, ..workload.kasmina() }),
         telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
@@ -262,13 +263,14 @@ async fn train(
     let mut reports = Vec::new();
     let mut liveness = Liveness::after(expect.quiet_from_ms, config_breaker_open_ms);
     let (mut recovered, mut rollbacks_with_seed) = (false, 0_u64);
+    let mut lifecycle = LifecycleWatch::default();
     while reports.len() < MIN_EPOCHS.max(workload.min_epochs()) || !recovered {
         let started_ms = clock.now_ms() - SIM_EPOCH_MS;
         liveness.check(started_ms)?;
         let (before, evaluations) =
             (trainer.snapshot().map_err(|e| e.to_string())?, trainer.counters().tamiyo_evaluations_total);
         let report = trainer.run_epoch().await.map_err(|e| e.to_string())?;
-        drain_kasmina(trainer.collaborators_mut(), clock.now_ms()).await;
+        drain_kasmina(trainer.collaborators_mut(), clock.now_ms(), &mut lifecycle).await?;
         if report.failure.is_some() && trainer.snapshot().map_err(|e| e.to_string())? != before {
             let detail = format!(
                 "epoch {} failed ({:?}) and was rolled back, but the model differs",
@@ -317,12 +319,20 @@ async fn train(
 /// Kasmina's telemetry (its seeds and counters, `kasmina.isolation.violations`
 /// among them) drained onto Tolaria's bus after each epoch, as `esper up` does.
 /// A refused packet is Tolaria's bus's counted drop.
-async fn drain_kasmina<T, M: TelemetryPort, E>(peers: &mut Collaborators<T, SeedManager, M, E>, now_ms: u64) {
-    for packet in peers.kasmina.telemetry(now_ms) {
+/// Each batch is judged by `seed-lifecycle` first, as Kasmina made it.
+async fn drain_kasmina<T, M: TelemetryPort, E>(
+    peers: &mut Collaborators<T, SeedManager, M, E>,
+    now_ms: u64,
+    lifecycle: &mut LifecycleWatch,
+) -> Result<(), Violation> {
+    let batch = peers.kasmina.telemetry(now_ms);
+    lifecycle.observe(&batch)?;
+    for packet in batch {
         if let Err(error) = peers.telemetry.publish_telemetry(&packet).await {
             tracing::warn!(%error, packet_id = %packet.packet_id, "kasmina.telemetry_failed");
         }
     }
+    Ok(())
 }
 
 /// The liveness deadline: an epoch that consults Tamiyo and succeeds must start

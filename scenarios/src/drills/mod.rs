@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod complete;
 pub mod failure;
 pub mod generate;
+pub mod lifecycle;
 pub mod shrink;
 pub mod sweep;
 pub mod wire;
