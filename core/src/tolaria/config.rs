@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::breaker::BreakerConfig;
 use crate::planted::Planted;
+use crate::tolaria::rollback::FAST_CACHE_DEFAULT_BYTES;
 
 /// Everything the training loop needs to know besides its collaborators.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +59,7 @@ impl Default for TrainingLoopConfig {
             hook_budget: Duration::from_millis(50),
             step_timeout: Duration::from_millis(2_000),
             rollback_deadline: Duration::from_millis(250),
-            rollback_fast_cap_bytes: 32 << 20,
+            rollback_fast_cap_bytes: FAST_CACHE_DEFAULT_BYTES,
             rollback_enabled: false,
             divergence_loss: 1.0e4,
             emergency_enabled: false,

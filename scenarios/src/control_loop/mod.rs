@@ -254,7 +254,13 @@ async fn train(
         telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
-    let config = TrainingLoopConfig { rollback_enabled: true, planted, ..training_config(workload.run_id()) };
+    let tier = RollbackTier::draw(&rng);
+    let config = TrainingLoopConfig {
+        rollback_enabled: true,
+        rollback_fast_cap_bytes: tier.cap_bytes(),
+        planted,
+        ..training_config(workload.run_id())
+    };
     let config_breaker_open_ms = config.breaker.open_ms;
     let mut trainer =
         Trainer::new(config, model, dataset, peers, StorageCheckpoints::new(disk, CHECKPOINT_PATH), clock)
@@ -271,7 +277,8 @@ async fn train(
             (trainer.snapshot().map_err(|e| e.to_string())?, trainer.counters().tamiyo_evaluations_total);
         let report = trainer.run_epoch().await.map_err(|e| e.to_string())?;
         drain_kasmina(trainer.collaborators_mut(), clock.now_ms(), &mut lifecycle).await?;
-        if report.failure.is_some() && trainer.snapshot().map_err(|e| e.to_string())? != before {
+        let restorable = tier.restorable(report.epoch);
+        if report.failure.is_some() && restorable && trainer.snapshot().map_err(|e| e.to_string())? != before {
             let detail = format!(
                 "epoch {} failed ({:?}) and was rolled back, but the model differs",
                 report.epoch, report.failure
@@ -286,6 +293,7 @@ async fn train(
         recovered |= started_ms >= expect.quiet_from_ms && consulted && report.failure.is_none();
         reports.push(report);
     }
+    tier.check(&reports, trainer.counters())?;
     let telemetry = wire_telemetry(trainer.collaborators().telemetry.config()).await?;
     check_budget(&telemetry)?;
     let packets: Vec<TelemetryPacket> = telemetry.into_iter().map(|entry| entry.packet).collect();
@@ -400,6 +408,66 @@ fn check_cut_felt(reports: &[EpochReport], counters: TolariaCounters) -> Result<
         return Err(Invariant::Scenario.violated("a Tamiyo outage longer than the step timeout must fail an epoch"));
     }
     Ok(())
+}
+
+/// Which rollback tier a run's Tolaria keeps, drawn from the seed: the fast
+/// in-memory tier at its default cap (which holds every snapshot these models
+/// make), or none, so that every rollback loads the checkpoint. `rollback-restores`
+/// then also judges where each rollback came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RollbackTier {
+    Fast,
+    CheckpointOnly,
+}
+
+impl RollbackTier {
+    fn draw(rng: &RngTree) -> Self {
+        if rng.stream("rollback-tier").random_bool(0.5) { Self::Fast } else { Self::CheckpointOnly }
+    }
+
+    fn cap_bytes(self) -> usize {
+        match self {
+            Self::Fast => TrainingLoopConfig::default().rollback_fast_cap_bytes,
+            Self::CheckpointOnly => 0,
+        }
+    }
+
+    /// Whether a failure of `epoch` has a state to go back to: the fast tier holds
+    /// the initial model from the start, the checkpoint store only once the first
+    /// epoch has ended (Tolaria, like Esper-Lite, writes none before).
+    fn restorable(self, epoch: u32) -> bool {
+        self == Self::Fast || epoch > 1
+    }
+
+    /// Every failed epoch was rolled back from this tier (or, before any state
+    /// was saved, failed for want of one), and none ran out of time: Tolaria's
+    /// disk here is fast and never faulted.
+    fn check(self, reports: &[EpochReport], counters: TolariaCounters) -> Result<(), Violation> {
+        let failed = |restorable: bool| {
+            let matching = |report: &&EpochReport| report.failure.is_some() && self.restorable(report.epoch) == restorable;
+            reports.iter().filter(matching).count() as u64
+        };
+        let (restored, unrestorable) = (failed(true), failed(false));
+        // (fast hits, fast misses, failed restores, deadline misses)
+        let expected = match self {
+            Self::Fast => (restored, 0, 0, 0),
+            Self::CheckpointOnly => (0, restored + unrestorable, unrestorable, 0),
+        };
+        let counted = (
+            counters.rollback_fast_hits_total,
+            counters.rollback_fast_misses_total,
+            counters.rollback_failures_total,
+            counters.rollback_deadline_exceeded_total,
+        );
+        if counted == expected {
+            return Ok(());
+        }
+        Err(Invariant::RollbackRestores.violated(format!(
+            "{} failed epoch(s) rolled back with the {self:?} tier: expected (fast hits, fast misses, failed, \
+             past the deadline) {expected:?}, counted {counted:?}",
+            restored + unrestorable
+        )))
+    }
 }
 
 /// Progress: the loss fell.

@@ -16,7 +16,9 @@ use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{BusMessageType, EmergencyLevel, EmergencySignal, SigningKey, VerifyPolicy};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
-use esper_core::tolaria::{CHECKPOINT_PATH, Collaborators, StorageCheckpoints, Trainer, TrainingLoopConfig};
+use esper_core::tolaria::{
+    CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer, TrainingLoopConfig,
+};
 use esper_sim::redis::ServerConfig;
 use esper_sim::{
     ClockSkew, FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig,
@@ -27,6 +29,8 @@ use rand_chacha::ChaCha8Rng;
 use super::hosts::{TOLARIA, TamiyoTelemetry, sim_clock, tamiyo_client, tamiyo_host, training_config};
 
 pub(crate) const REDIS: &str = "redis";
+/// Every read of Tolaria's disk takes this long: longer than the rollback deadline.
+const SLOW_READ_MS: u64 = 400;
 pub(crate) const REDIS_PORT: u16 = 6_379;
 /// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
 pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
@@ -56,7 +60,7 @@ impl SimScenario for RollbackDeadlineScenario {
     fn populate(&self, world: &mut World) {
         tamiyo_host(world, TamiyoTelemetry::Unread);
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
-        let slow = SimDiskConfig { read_latency: Duration::from_millis(400), ..SimDiskConfig::default() };
+        let slow = SimDiskConfig { read_latency: Duration::from_millis(SLOW_READ_MS), ..SimDiskConfig::default() };
         let disk = world.disk(TOLARIA, slow);
         let rng = world.rng().child("tolaria");
         world.client(TOLARIA, async move { drill(rng, disk).await.map_err(Into::into) });
@@ -92,6 +96,7 @@ async fn drill(rng: RngTree, disk: SimDisk) -> Result<(), String> {
         emergency: bus(&rng, "emergency")?,
     };
     let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..training_config("sim-rollback-deadline") };
+    let config_deadline_ms = config.rollback_deadline.as_secs_f64() * 1_000.0;
     let store = StorageCheckpoints::new(disk, CHECKPOINT_PATH);
     let mut trainer = Trainer::new(config, model, clean, peers, store, clock).map_err(|e| e.to_string())?;
     let first = trainer.run_epoch().await.map_err(|e| e.to_string())?;
@@ -104,11 +109,30 @@ async fn drill(rng: RngTree, disk: SimDisk) -> Result<(), String> {
     if !second.halted || counters.rollback_deadline_exceeded_total != 1 || counters.rollback_fast_misses_total != 1 {
         return Err(format!("expected one deadline miss and a halt: halted={} {counters:?}", second.halted));
     }
+    check_restore_latency(&second, config_deadline_ms, SLOW_READ_MS)?;
     let signals = read_emergency_stream(&rng).await?;
     let halt = signals.iter().find(|s| s.level == i32::from(EmergencyLevel::Halt));
     match halt {
         Some(signal) if signal.reason == "rollback_deadline" && signal.origin == "tolaria" => Ok(()),
         _ => Err(format!("no rollback_deadline halt on the emergency stream: {signals:?}")),
+    }
+}
+
+/// The latency the epoch's `tolaria.rollback.restore_failed` event reports is the
+/// virtual time the rollback took: it gave up at the deadline, before the slow
+/// read could finish.
+fn check_restore_latency(report: &EpochReport, deadline_ms: f64, read_ms: u64) -> Result<(), String> {
+    let reported = report
+        .telemetry
+        .iter()
+        .flat_map(|packet| &packet.events)
+        .find(|event| event.description == "tolaria.rollback.restore_failed")
+        .and_then(|event| event.attributes.get("latency_ms")?.parse::<f64>().ok());
+    match reported {
+        Some(latency) if latency >= deadline_ms && latency < read_ms as f64 => Ok(()),
+        _ => Err(format!(
+            "the rollback gave up at its {deadline_ms} ms deadline, before a {read_ms} ms read, but reported {reported:?} ms"
+        )),
     }
 }
 

@@ -42,7 +42,11 @@ impl FastCache {
             self.size_bytes -= evicted.len();
             self.evictions_total += 1;
         }
+        // The accounting the bound rests on, checked wherever debug assertions are
+        // on — every simulated run of the tests and drills, which insert, replace
+        // and evict far more often than a unit test does.
         debug_assert!(self.size_bytes <= self.capacity_bytes);
+        debug_assert_eq!(self.size_bytes, self.snapshots.values().map(Vec::len).sum::<usize>());
         true
     }
 
