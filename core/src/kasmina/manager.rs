@@ -31,12 +31,12 @@ use super::lifecycle::{self, IllegalTransition};
 use super::prefetch::{Kernel, KernelSource};
 use super::telemetry;
 use crate::karn::Catalog;
-use crate::planted::{Planted, PlantedBug};
 use crate::leyline::counters::leyline_counters;
 use crate::leyline::{
     AdaptationCommand, CommandPayload, CommandType, HealthStatus, MetricPoint, SeedLifecycleStage as Stage,
     SeedOperation, SeedState, TelemetryEvent, TelemetryLevel, TelemetryPacket,
 };
+use crate::planted::{Planted, PlantedBug};
 use crate::tolaria::device::{BlendMode, Device, Gradients, GraftStage, SeedGraft};
 use crate::tolaria::ports::{KasminaPort, PortError};
 

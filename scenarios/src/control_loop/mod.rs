@@ -444,7 +444,8 @@ impl RollbackTier {
     /// disk here is fast and never faulted.
     fn check(self, reports: &[EpochReport], counters: TolariaCounters) -> Result<(), Violation> {
         let failed = |restorable: bool| {
-            let matching = |report: &&EpochReport| report.failure.is_some() && self.restorable(report.epoch) == restorable;
+            let matching =
+                |report: &&EpochReport| report.failure.is_some() && self.restorable(report.epoch) == restorable;
             reports.iter().filter(matching).count() as u64
         };
         let (restored, unrestorable) = (failed(true), failed(false));

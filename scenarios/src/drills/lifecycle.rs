@@ -82,7 +82,9 @@ impl LifecycleWatch {
             let (seed, stage) = reported_stage(point)?;
             let moved_to = self.stages.insert(seed.clone(), stage);
             if complete && moved_to != Some(stage) {
-                return Err(violated(format!("seed {seed:?} is reported in {stage}, but its events took it to {moved_to:?}")));
+                return Err(violated(format!(
+                    "seed {seed:?} is reported in {stage}, but its events took it to {moved_to:?}"
+                )));
             }
             active += u32::from(ACTIVE.contains(&stage));
         }
