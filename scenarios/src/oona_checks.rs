@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
+use esper_core::leyline::signing::{sign, unsigned};
 use esper_core::leyline::{BusEnvelope, BusMessageType, MessagePriority, SigningKey, VerifyPolicy};
 use esper_core::net::Connector;
-use esper_core::oona::{ClientParts, Delivery, OonaClient, PublishOutcome, StreamConfig, StreamKind};
+use esper_core::oona::{ClientParts, Delivery, FRAME_FIELD, OonaClient, PublishOutcome, StreamConfig, StreamKind};
 use esper_sim::redis::FaultHandle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -52,8 +53,15 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 6] =
-    ["roundtrip", "backpressure", "emergency_bucket", "retry_then_dead_letter", "invalid_envelope", "reconnect"];
+pub const CHECKS: [&str; 7] = [
+    "roundtrip",
+    "backpressure",
+    "emergency_bucket",
+    "retry_then_dead_letter",
+    "invalid_envelope",
+    "forged_frames",
+    "reconnect",
+];
 
 /// Runs every check; the first failure names its check.
 pub async fn run_all<C: Connector>(fixture: &BusFixture<C>) -> CheckResult {
@@ -74,6 +82,7 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
         "emergency_bucket" => emergency_bucket(fixture).await,
         "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
         "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
+        "forged_frames" => forged_frames(fixture, &mut admin).await,
         "reconnect" => reconnect(fixture, &mut admin).await,
         other => Err(format!("no check called {other:?}; checks: {}", CHECKS.join(", "))),
     }
@@ -82,10 +91,9 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
 impl<C: Connector> BusFixture<C> {
     /// An Oona client with `config`.
     pub fn client(&self, config: StreamConfig) -> Result<OonaClient<C, ChaCha8Rng>, String> {
-        let key = SigningKey::new(b"esper-oona-checks".to_vec()).map_err(|error| error.to_string())?;
         let parts = ClientParts {
-            key,
-            verify: VerifyPolicy { freshness_window_ms: 600_000, ..VerifyPolicy::default() },
+            key: bus_key()?,
+            verify: checks_policy(),
             clock: UnixClock::anchored_at(CLOCK_ORIGIN_MS),
             rng: ChaCha8Rng::seed_from_u64(self.seed),
         };
@@ -112,6 +120,16 @@ pub async fn plain_connection<C: Connector>(
         .map_err(|error| format!("connecting to {host}:{port}: {error}"))?;
     tokio::spawn(driver);
     Ok(conn)
+}
+
+/// The key every check's clients sign and verify with.
+fn bus_key() -> Result<SigningKey, String> {
+    SigningKey::new(b"esper-oona-checks".to_vec()).map_err(|error| error.to_string())
+}
+
+/// The checks' verify policy: a ten-minute freshness window, the default skew.
+fn checks_policy() -> VerifyPolicy {
+    VerifyPolicy { freshness_window_ms: 600_000, ..VerifyPolicy::default() }
 }
 
 /// A config with short waits, so checks run quickly in real time too.
@@ -313,6 +331,62 @@ async fn invalid_envelope<C: Connector>(fixture: &BusFixture<C>, admin: &mut Mul
     expect("invalid, dead-lettered", (metrics.invalid_envelopes, metrics.dead_letter_total), (2, 2))?;
     expect("pending", pending(admin, &normal, "oona").await?, 0)?;
     expect("dead-letter depth", int(admin, redis::cmd("XLEN").arg("oona.deadletter")).await?, 2)
+}
+
+/// Entries whose frames are not what they claim — stamped before the freshness
+/// window or beyond the allowed skew ahead, signed with another key, unsigned, or
+/// a genuine frame added a second time — never reach the handler: the consumer's
+/// verifier refuses each under its own counter and Oona dead-letters it with the
+/// reason. The genuine frames (one fresh, one half a window old, one half the skew
+/// ahead, the first copy of the replayed one) are handled.
+async fn forged_frames<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
+    let mut client = fixture.client(quick_config())?;
+    let normal = client.config().normal_stream.clone();
+    client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
+    let (key, policy) = (bus_key()?, checks_policy());
+    let other = SigningKey::new(b"not-the-bus-key".to_vec()).map_err(|error| error.to_string())?;
+    let mut rng = ChaCha8Rng::seed_from_u64(fixture.seed.wrapping_add(1));
+    let now = UnixClock::anchored_at(CLOCK_ORIGIN_MS).now_ms();
+    let (window, skew) = (policy.freshness_window_ms, policy.max_future_skew_ms);
+    let note = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);
+    let replayed = sign(&key, &note(4), now, &mut rng);
+    let frames = [
+        sign(&key, &note(1), now, &mut rng),
+        sign(&key, &note(2), now - window / 2, &mut rng),
+        sign(&key, &note(3), now + skew / 2, &mut rng),
+        replayed.clone(),
+        replayed,
+        sign(&key, &note(5), now - 2 * window, &mut rng),
+        sign(&key, &note(6), now + 12 * skew, &mut rng),
+        sign(&other, &note(7), now, &mut rng),
+        unsigned(&note(8), now, &mut rng),
+    ];
+    for frame in &frames {
+        command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg(FRAME_FIELD).arg(frame.as_slice())).await?;
+    }
+    let mut handled = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        if handled.len() + client.metrics_snapshot().dead_letter_total as usize >= frames.len() {
+            break;
+        }
+        let round = client.consume(&normal, |delivery| {
+            handled.push(seq_of(delivery));
+            Ok::<(), String>(())
+        });
+        round.await.map_err(|error| error.to_string())?;
+    }
+    expect("handled", handled, vec![Some(1), Some(2), Some(3), Some(4)])?;
+    let v = client.verify_counters();
+    let refused =
+        (v.rejected_replayed, v.rejected_stale, v.rejected_future, v.rejected_bad_mac, v.rejected_missing_signature);
+    expect("accepted signed, unsigned", (v.accepted, v.unsigned_accepted), (4, 0))?;
+    expect("refused replayed, stale, future, bad MAC, unsigned", refused, (1, 1, 1, 1, 1))?;
+    let dead = command(admin, redis::cmd("XRANGE").arg("oona.deadletter").arg("-").arg("+")).await?;
+    let text = format!("{dead:?}");
+    let reasons = ["replay", "stale", "in the future", "signature does not match", "unsigned"];
+    let positions: Vec<Option<usize>> = reasons.iter().map(|reason| text.find(reason)).collect();
+    let in_order = positions.windows(2).all(|pair| matches!(pair, [Some(a), Some(b)] if a < b));
+    expect("dead letters name each refusal, in the order added", in_order, true)
 }
 
 async fn reconnect<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {

@@ -16,7 +16,7 @@ use super::metrics::OonaMetrics;
 use super::outbox::{Held, Outbox};
 use crate::clock::UnixClock;
 use crate::leyline::signing::{SigningKey, sign};
-use crate::leyline::{BusEnvelope, Verifier, VerifyPolicy};
+use crate::leyline::{BusEnvelope, Verifier, VerifyCounters, VerifyPolicy};
 use crate::net::Connector;
 
 /// The stream field holding a signed Leyline frame.
@@ -79,6 +79,12 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
     /// Every counter now.
     pub fn metrics_snapshot(&self) -> OonaMetrics {
         OonaMetrics { reconnects: self.link.reconnects, server_restarts: self.link.server_restarts, ..self.metrics }
+    }
+
+    /// The consumer's verifier: which check refused how many frames, and how many
+    /// it accepted.
+    pub fn verify_counters(&self) -> VerifyCounters {
+        self.verifier.counters()
     }
 
     /// Critical messages not yet known to be durable.
