@@ -170,9 +170,4 @@ impl Verifier {
     pub fn counters(&self) -> VerifyCounters {
         self.counters
     }
-
-    /// The policy this verifier enforces.
-    pub fn policy(&self) -> VerifyPolicy {
-        self.policy
-    }
 }

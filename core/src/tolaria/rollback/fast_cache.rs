@@ -16,13 +16,12 @@ pub struct FastCache {
     capacity_bytes: usize,
     size_bytes: usize,
     snapshots: BTreeMap<u64, Vec<u8>>,
-    evictions_total: u64,
 }
 
 impl FastCache {
     /// An empty cache holding at most `capacity_bytes` of snapshots.
     pub fn new(capacity_bytes: usize) -> Self {
-        Self { capacity_bytes, size_bytes: 0, snapshots: BTreeMap::new(), evictions_total: 0 }
+        Self { capacity_bytes, size_bytes: 0, snapshots: BTreeMap::new() }
     }
 
     /// Keeps `snapshot` as the state at `step`, replacing any earlier one at that
@@ -40,7 +39,6 @@ impl FastCache {
         while self.size_bytes > self.capacity_bytes {
             let Some((_, evicted)) = self.snapshots.pop_first() else { break };
             self.size_bytes -= evicted.len();
-            self.evictions_total += 1;
         }
         // The accounting the bound rests on, checked wherever debug assertions are
         // on — every simulated run of the tests and drills, which insert, replace
@@ -53,16 +51,6 @@ impl FastCache {
     /// The newest snapshot taken at or before `step`.
     pub fn nearest_at_or_before(&self, step: u64) -> Option<(u64, &[u8])> {
         self.snapshots.range(..=step).next_back().map(|(&at, bytes)| (at, bytes.as_slice()))
-    }
-
-    /// Bytes held (Esper-Lite's `tolaria.rollback.fast_size_bytes`).
-    pub fn size_bytes(&self) -> usize {
-        self.size_bytes
-    }
-
-    /// Snapshots evicted to make room.
-    pub fn evictions_total(&self) -> u64 {
-        self.evictions_total
     }
 }
 
@@ -80,9 +68,9 @@ mod tests {
         assert_eq!(cache.nearest_at_or_before(9), None);
         assert!(cache.insert(40, vec![4; 10]));
         assert_eq!(cache.nearest_at_or_before(15), None, "step 10 was the oldest and went first");
-        assert_eq!((cache.size_bytes(), cache.evictions_total()), (30, 1));
+        assert_eq!(cache.size_bytes, 30);
         assert!(cache.insert(40, vec![5; 5]), "re-inserting a step replaces it");
-        assert_eq!(cache.size_bytes(), 25);
+        assert_eq!(cache.size_bytes, 25);
         assert!(!cache.insert(50, vec![0; 31]), "larger than the whole cache");
         assert_eq!(cache.nearest_at_or_before(u64::MAX).map(|(at, bytes)| (at, bytes.len())), Some((40, 5)));
     }
