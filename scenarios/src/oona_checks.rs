@@ -91,9 +91,18 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
 impl<C: Connector> BusFixture<C> {
     /// An Oona client with `config`.
     pub fn client(&self, config: StreamConfig) -> Result<OonaClient<C, ChaCha8Rng>, String> {
+        self.client_verifying(config, checks_policy())
+    }
+
+    /// An Oona client with `config` whose consumer verifies under `verify`.
+    fn client_verifying(
+        &self,
+        config: StreamConfig,
+        verify: VerifyPolicy,
+    ) -> Result<OonaClient<C, ChaCha8Rng>, String> {
         let parts = ClientParts {
             key: bus_key()?,
-            verify: checks_policy(),
+            verify,
             clock: UnixClock::anchored_at(CLOCK_ORIGIN_MS),
             rng: ChaCha8Rng::seed_from_u64(self.seed),
         };
@@ -338,7 +347,8 @@ async fn invalid_envelope<C: Connector>(fixture: &BusFixture<C>, admin: &mut Mul
 /// a genuine frame added a second time — never reach the handler: the consumer's
 /// verifier refuses each under its own counter and Oona dead-letters it with the
 /// reason. The genuine frames (one fresh, one half a window old, one half the skew
-/// ahead, the first copy of the replayed one) are handled.
+/// ahead, the first copy of the replayed one) are handled. Then
+/// [`unsigned_allowed`].
 async fn forged_frames<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
     let mut client = fixture.client(quick_config())?;
     let normal = client.config().normal_stream.clone();
@@ -386,7 +396,38 @@ async fn forged_frames<C: Connector>(fixture: &BusFixture<C>, admin: &mut Multip
     let reasons = ["replay", "stale", "in the future", "signature does not match", "unsigned"];
     let positions: Vec<Option<usize>> = reasons.iter().map(|reason| text.find(reason)).collect();
     let in_order = positions.windows(2).all(|pair| matches!(pair, [Some(a), Some(b)] if a < b));
-    expect("dead letters name each refusal, in the order added", in_order, true)
+    expect("dead letters name each refusal, in the order added", in_order, true)?;
+    unsigned_allowed(fixture, admin, [unsigned(&note(9), now, &mut rng), sign(&key, &note(10), now, &mut rng)]).await
+}
+
+/// A consumer that accepts unsigned frames (`accept_unsigned`) hands them on, and
+/// counts them apart from the signed ones.
+async fn unsigned_allowed<C: Connector>(
+    fixture: &BusFixture<C>,
+    admin: &mut MultiplexedConnection,
+    frames: [Vec<u8>; 2],
+) -> CheckResult {
+    let config = StreamConfig { normal_stream: "oona.normal.unsigned-allowed".to_owned(), ..quick_config() };
+    let mut client = fixture.client_verifying(config, VerifyPolicy { accept_unsigned: true, ..checks_policy() })?;
+    let normal = client.config().normal_stream.clone();
+    client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
+    for frame in &frames {
+        command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg(FRAME_FIELD).arg(frame.as_slice())).await?;
+    }
+    let mut handled = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        if handled.len() >= frames.len() {
+            break;
+        }
+        let round = client.consume(&normal, |delivery| {
+            handled.push(seq_of(delivery));
+            Ok::<(), String>(())
+        });
+        round.await.map_err(|error| error.to_string())?;
+    }
+    expect("handled with unsigned frames allowed", handled, vec![Some(9), Some(10)])?;
+    let counters = client.verify_counters();
+    expect("accepted signed, unsigned", (counters.accepted, counters.unsigned_accepted), (1, 1))
 }
 
 async fn reconnect<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
