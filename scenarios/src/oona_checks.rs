@@ -202,17 +202,7 @@ async fn roundtrip<C: Connector>(fixture: &BusFixture<C>, admin: &mut Multiplexe
             matches!(outcome, PublishOutcome::Published { stream: StreamKind::Normal, rerouted: false, .. });
         expect("publish outcome is a plain normal publish", published, true)?;
     }
-    let mut seen = Vec::new();
-    for _ in 0..MAX_ROUNDS {
-        if seen.len() >= 20 {
-            break;
-        }
-        let round = client.consume(&normal, |delivery| {
-            seen.push(seq_of(delivery));
-            Ok::<(), String>(())
-        });
-        round.await.map_err(|error| error.to_string())?;
-    }
+    let seen = handled_seqs(&mut client, &normal, |_, handled| handled >= 20).await?;
     expect("delivered in publish order", seen, (0..20).map(Some).collect())?;
     let metrics = client.metrics_snapshot();
     expect("publish_total, consumed, acked", (metrics.publish_total, metrics.consumed, metrics.acked), (20, 20, 20))?;
@@ -324,17 +314,8 @@ async fn invalid_envelope<C: Connector>(fixture: &BusFixture<C>, admin: &mut Mul
     client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
     command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg("frame").arg("not a frame")).await?;
     command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg("other").arg("field")).await?;
-    let mut handled = 0;
-    for _ in 0..MAX_ROUNDS {
-        if client.metrics_snapshot().dead_letter_total >= 2 {
-            break;
-        }
-        let round = client.consume(&normal, |_| {
-            handled += 1;
-            Ok::<(), String>(())
-        });
-        round.await.map_err(|error| error.to_string())?;
-    }
+    let both_dead = |client: &OonaClient<C, ChaCha8Rng>, _| client.metrics_snapshot().dead_letter_total >= 2;
+    let handled = handled_seqs(&mut client, &normal, both_dead).await?.len();
     expect("handler never sees an invalid entry", handled, 0)?;
     let metrics = client.metrics_snapshot();
     expect("invalid, dead-lettered", (metrics.invalid_envelopes, metrics.dead_letter_total), (2, 2))?;
@@ -371,20 +352,11 @@ async fn forged_frames<C: Connector>(fixture: &BusFixture<C>, admin: &mut Multip
         sign(&other, &note(7), now, &mut rng),
         unsigned(&note(8), now, &mut rng),
     ];
-    for frame in &frames {
-        command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg(FRAME_FIELD).arg(frame.as_slice())).await?;
-    }
-    let mut handled = Vec::new();
-    for _ in 0..MAX_ROUNDS {
-        if handled.len() + client.metrics_snapshot().dead_letter_total as usize >= frames.len() {
-            break;
-        }
-        let round = client.consume(&normal, |delivery| {
-            handled.push(seq_of(delivery));
-            Ok::<(), String>(())
-        });
-        round.await.map_err(|error| error.to_string())?;
-    }
+    add_frames(admin, &normal, &frames).await?;
+    let all_settled = |client: &OonaClient<C, ChaCha8Rng>, handled: usize| {
+        handled + client.metrics_snapshot().dead_letter_total as usize >= frames.len()
+    };
+    let handled = handled_seqs(&mut client, &normal, all_settled).await?;
     expect("handled", handled, vec![Some(1), Some(2), Some(3), Some(4)])?;
     let v = client.verify_counters();
     let refused =
@@ -411,23 +383,41 @@ async fn unsigned_allowed<C: Connector>(
     let mut client = fixture.client_verifying(config, VerifyPolicy { accept_unsigned: true, ..checks_policy() })?;
     let normal = client.config().normal_stream.clone();
     client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;
-    for frame in &frames {
-        command(admin, redis::cmd("XADD").arg(&normal).arg("*").arg(FRAME_FIELD).arg(frame.as_slice())).await?;
+    add_frames(admin, &normal, &frames).await?;
+    let handled = handled_seqs(&mut client, &normal, |_, handled| handled >= frames.len()).await?;
+    expect("handled with unsigned frames allowed", handled, vec![Some(9), Some(10)])?;
+    let counters = client.verify_counters();
+    expect("accepted signed, unsigned", (counters.accepted, counters.unsigned_accepted), (1, 1))
+}
+
+/// Adds each frame to `stream` as an entry of its own, the way a producer outside
+/// Oona (or an attacker with access to Redis) would.
+async fn add_frames(admin: &mut MultiplexedConnection, stream: &str, frames: &[Vec<u8>]) -> CheckResult {
+    for frame in frames {
+        command(admin, redis::cmd("XADD").arg(stream).arg("*").arg(FRAME_FIELD).arg(frame.as_slice())).await?;
     }
+    Ok(())
+}
+
+/// The `seq` of every delivery `client`'s handler took from `stream`, in order,
+/// consuming until `done(client, deliveries handled)` or [`MAX_ROUNDS`] rounds.
+async fn handled_seqs<C: Connector>(
+    client: &mut OonaClient<C, ChaCha8Rng>,
+    stream: &str,
+    done: impl Fn(&OonaClient<C, ChaCha8Rng>, usize) -> bool,
+) -> Result<Vec<Option<u64>>, String> {
     let mut handled = Vec::new();
     for _ in 0..MAX_ROUNDS {
-        if handled.len() >= frames.len() {
+        if done(client, handled.len()) {
             break;
         }
-        let round = client.consume(&normal, |delivery| {
+        let round = client.consume(stream, |delivery| {
             handled.push(seq_of(delivery));
             Ok::<(), String>(())
         });
         round.await.map_err(|error| error.to_string())?;
     }
-    expect("handled with unsigned frames allowed", handled, vec![Some(9), Some(10)])?;
-    let counters = client.verify_counters();
-    expect("accepted signed, unsigned", (counters.accepted, counters.unsigned_accepted), (1, 1))
+    Ok(handled)
 }
 
 async fn reconnect<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
