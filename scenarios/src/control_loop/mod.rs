@@ -494,6 +494,38 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_from_the_wrong_tier_breaks_rollback_restores() {
+        let failed = |epoch| EpochReport {
+            epoch,
+            loss: 0.0,
+            accuracy: 0.0,
+            latency_ms: 0.0,
+            steps: 16,
+            failure: Some(EpochFailure::EpochBudget),
+            conservative: false,
+            halted: false,
+            telemetry: Vec::new(),
+        };
+        let reports = [failed(1), failed(2)];
+        let counted = |hits, misses, failures| TolariaCounters {
+            rollback_fast_hits_total: hits,
+            rollback_fast_misses_total: misses,
+            rollback_failures_total: failures,
+            ..TolariaCounters::default()
+        };
+        assert!(RollbackTier::Fast.check(&reports, counted(2, 0, 0)).is_ok());
+        assert!(RollbackTier::CheckpointOnly.check(&reports, counted(0, 2, 1)).is_ok(), "epoch 1 has no checkpoint");
+        // A fast tier that missed once (a cache that lost a snapshot), and a
+        // checkpoint-only run that hit a fast tier it should not have.
+        for (tier, counters) in
+            [(RollbackTier::Fast, counted(1, 1, 0)), (RollbackTier::CheckpointOnly, counted(1, 1, 1))]
+        {
+            let violation = tier.check(&reports, counters).expect_err("wrong tier");
+            assert_eq!(violation.invariant, Invariant::RollbackRestores);
+        }
+    }
+
+    #[test]
     fn a_long_cut_must_be_felt_unless_the_device_was_throttled_before_it_healed() {
         let (a, b, host) = (|| TOLARIA.to_owned(), || TAMIYO.to_owned(), || TOLARIA.to_owned());
         let cut = || vec![at(1_000, Fault::Partition { a: a(), b: b() }), at(1_700, Fault::Repair { a: a(), b: b() })];

@@ -171,3 +171,39 @@ pub(crate) async fn read_emergency_stream(rng: &RngTree) -> Result<Vec<Emergency
     }
     Ok(signals)
 }
+
+#[cfg(test)]
+mod tests {
+    use esper_core::leyline::{TelemetryEvent, TelemetryLevel, TelemetryPacket};
+
+    use super::*;
+
+    fn reporting(latency_ms: &str) -> EpochReport {
+        let event = TelemetryEvent::named(
+            "tolaria.rollback.restore_failed",
+            TelemetryLevel::Critical,
+            &[("latency_ms", latency_ms.to_owned())],
+        );
+        let packet = TelemetryPacket { events: vec![event], ..TelemetryPacket::default() };
+        EpochReport {
+            epoch: 2,
+            loss: f32::NAN,
+            accuracy: 0.0,
+            latency_ms: 0.0,
+            steps: 8,
+            failure: None,
+            conservative: false,
+            halted: true,
+            telemetry: vec![packet],
+        }
+    }
+
+    #[test]
+    fn a_restore_latency_other_than_the_time_waited_is_refused() {
+        assert!(check_restore_latency(&reporting("250.000"), 250.0, 400).is_ok());
+        // Seconds reported as milliseconds, the read's time, or no figure at all.
+        for wrong in ["0.250", "400.000", "1000.250", "n/a"] {
+            assert!(check_restore_latency(&reporting(wrong), 250.0, 400).is_err(), "{wrong}");
+        }
+    }
+}

@@ -22,7 +22,7 @@ use esper_core::leyline::{MetricPoint, SeedLifecycleStage as Stage, TelemetryPac
 use esper_sim::{Invariant, Violation};
 
 /// Every legal move, as Esper-Lite's Kasmina allows it.
-const MOVES: [(Stage, Stage); 16] = [
+const MOVES: [(Stage, Stage); 17] = [
     (Stage::Unknown, Stage::Dormant),
     (Stage::Dormant, Stage::Germinated),
     (Stage::Dormant, Stage::Terminated),
@@ -39,16 +39,14 @@ const MOVES: [(Stage, Stage); 16] = [
     (Stage::Fossilized, Stage::Terminated),
     (Stage::Culled, Stage::Embargoed),
     (Stage::Embargoed, Stage::Resetting),
+    (Stage::Resetting, Stage::Dormant),
 ];
-
-/// The one move [`MOVES`] leaves out to stay a plain list: RESETTING → DORMANT.
-const RESET: (Stage, Stage) = (Stage::Resetting, Stage::Dormant);
 
 /// Stages whose seed takes part in the forward pass.
 const ACTIVE: [Stage; 5] = [Stage::Training, Stage::Blending, Stage::Shadowing, Stage::Probationary, Stage::Fossilized];
 
 fn legal(from: Stage, to: Stage) -> bool {
-    (from, to) == RESET || MOVES.contains(&(from, to))
+    MOVES.contains(&(from, to))
 }
 
 /// What the watch knows of each seed, across the batches it has read.
