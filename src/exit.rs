@@ -163,7 +163,9 @@ impl Classify for BurstError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Config(_) => ErrorKind::Input,
-            Self::EmbeddedRedis(_) | Self::Runtime(_) | Self::Bus(_) | Self::Sim(_) => ErrorKind::Runtime,
+            Self::EmbeddedRedis(_) | Self::Runtime(_) | Self::Bus(_) | Self::Sim(_) | Self::Telemetry(_) => {
+                ErrorKind::Runtime
+            }
         }
     }
 }

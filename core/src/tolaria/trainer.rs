@@ -298,6 +298,12 @@ where
         &mut self.peers
     }
 
+    /// Bytes of model state the fast rollback tier holds now (Esper-Lite's
+    /// `tolaria.rollback.fast_size_bytes`): what a drill reads to judge the tier.
+    pub fn fast_tier_bytes(&self) -> usize {
+        self.fast_cache.size_bytes()
+    }
+
     /// The duration of the last rollback (`tolaria.rollback.restore_latency_ms`).
     pub fn last_restore_latency_ms(&self) -> f64 {
         self.last_restore_latency_ms

@@ -24,6 +24,7 @@ mod crash;
 pub(crate) mod hosts;
 pub mod morphogenesis;
 mod rollback;
+mod rollback_tier;
 
 pub use crash::TolariaCrashScenario;
 pub(crate) use hosts::sim_clock;
@@ -58,6 +59,7 @@ use crate::drills::alerts::check_alerts;
 use crate::drills::complete::{Produced, check_complete};
 use crate::drills::lifecycle::LifecycleWatch;
 use crate::drills::wire::{WireReader, WireTelemetry, check_budget};
+use rollback_tier::RollbackTier;
 
 /// Epochs at least; the run goes on until an epoch after the last fault consulted
 /// Tamiyo and succeeded.
@@ -247,6 +249,9 @@ async fn train(
     let spec = workload.spec();
     let dataset: Dataset = workload.dataset(&rng).map_err(|e| e.to_string())?;
     let model = build_model(device, workload, &rng, planted).map_err(|e| e.to_string())?;
+    let tier = RollbackTier::draw(&rng);
+    let one_snapshot = model.snapshot().map_err(|e| e.to_string())?.len();
+    let fast_cap = tier.cap_bytes(one_snapshot, TrainingLoopConfig::default().rollback_fast_cap_bytes);
     let clock = sim_clock();
     let peers = Collaborators {
         tamiyo: tamiyo_client_at(TAMIYO, clock, skew, &rng, planted)?,
@@ -254,10 +259,9 @@ async fn train(
         telemetry: bus(&rng, "telemetry")?,
         emergency: Outbox::default(),
     };
-    let tier = RollbackTier::draw(&rng);
     let config = TrainingLoopConfig {
         rollback_enabled: true,
-        rollback_fast_cap_bytes: tier.cap_bytes(),
+        rollback_fast_cap_bytes: fast_cap,
         planted,
         ..training_config(workload.run_id())
     };
@@ -277,8 +281,9 @@ async fn train(
             (trainer.snapshot().map_err(|e| e.to_string())?, trainer.counters().tamiyo_evaluations_total);
         let report = trainer.run_epoch().await.map_err(|e| e.to_string())?;
         drain_kasmina(trainer.collaborators_mut(), clock.now_ms(), &mut lifecycle).await?;
-        let restorable = tier.restorable(report.epoch);
-        if report.failure.is_some() && restorable && trainer.snapshot().map_err(|e| e.to_string())? != before {
+        let after = trainer.snapshot().map_err(|e| e.to_string())?;
+        tier.check_held(fast_cap, trainer.fast_tier_bytes(), after.len())?;
+        if report.failure.is_some() && tier.restorable(report.epoch) && after != before {
             let detail = format!(
                 "epoch {} failed ({:?}) and was rolled back, but the model differs",
                 report.epoch, report.failure
@@ -410,67 +415,6 @@ fn check_cut_felt(reports: &[EpochReport], counters: TolariaCounters) -> Result<
     Ok(())
 }
 
-/// Which rollback tier a run's Tolaria keeps, drawn from the seed: the fast
-/// in-memory tier at its default cap (which holds every snapshot these models
-/// make), or none, so that every rollback loads the checkpoint. `rollback-restores`
-/// then also judges where each rollback came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RollbackTier {
-    Fast,
-    CheckpointOnly,
-}
-
-impl RollbackTier {
-    fn draw(rng: &RngTree) -> Self {
-        if rng.stream("rollback-tier").random_bool(0.5) { Self::Fast } else { Self::CheckpointOnly }
-    }
-
-    fn cap_bytes(self) -> usize {
-        match self {
-            Self::Fast => TrainingLoopConfig::default().rollback_fast_cap_bytes,
-            Self::CheckpointOnly => 0,
-        }
-    }
-
-    /// Whether a failure of `epoch` has a state to go back to: the fast tier holds
-    /// the initial model from the start, the checkpoint store only once the first
-    /// epoch has ended (Tolaria, like Esper-Lite, writes none before).
-    fn restorable(self, epoch: u32) -> bool {
-        self == Self::Fast || epoch > 1
-    }
-
-    /// Every failed epoch was rolled back from this tier (or, before any state
-    /// was saved, failed for want of one), and none ran out of time: Tolaria's
-    /// disk here is fast and never faulted.
-    fn check(self, reports: &[EpochReport], counters: TolariaCounters) -> Result<(), Violation> {
-        let failed = |restorable: bool| {
-            let matching =
-                |report: &&EpochReport| report.failure.is_some() && self.restorable(report.epoch) == restorable;
-            reports.iter().filter(matching).count() as u64
-        };
-        let (restored, unrestorable) = (failed(true), failed(false));
-        // (fast hits, fast misses, failed restores, deadline misses)
-        let expected = match self {
-            Self::Fast => (restored, 0, 0, 0),
-            Self::CheckpointOnly => (0, restored + unrestorable, unrestorable, 0),
-        };
-        let counted = (
-            counters.rollback_fast_hits_total,
-            counters.rollback_fast_misses_total,
-            counters.rollback_failures_total,
-            counters.rollback_deadline_exceeded_total,
-        );
-        if counted == expected {
-            return Ok(());
-        }
-        Err(Invariant::RollbackRestores.violated(format!(
-            "{} failed epoch(s) rolled back with the {self:?} tier: expected (fast hits, fast misses, failed, \
-             past the deadline) {expected:?}, counted {counted:?}",
-            restored + unrestorable
-        )))
-    }
-}
-
 /// Progress: the loss fell.
 fn check_progress(reports: &[EpochReport]) -> Result<(), Violation> {
     let (first, last) = (reports.first().map(|r| r.loss), reports.last().map(|r| r.loss));
@@ -491,38 +435,6 @@ mod tests {
 
     fn at(at_ms: u64, fault: Fault) -> ScheduledFault {
         ScheduledFault { at_ms, fault }
-    }
-
-    #[test]
-    fn a_rollback_from_the_wrong_tier_breaks_rollback_restores() {
-        let failed = |epoch| EpochReport {
-            epoch,
-            loss: 0.0,
-            accuracy: 0.0,
-            latency_ms: 0.0,
-            steps: 16,
-            failure: Some(EpochFailure::EpochBudget),
-            conservative: false,
-            halted: false,
-            telemetry: Vec::new(),
-        };
-        let reports = [failed(1), failed(2)];
-        let counted = |hits, misses, failures| TolariaCounters {
-            rollback_fast_hits_total: hits,
-            rollback_fast_misses_total: misses,
-            rollback_failures_total: failures,
-            ..TolariaCounters::default()
-        };
-        assert!(RollbackTier::Fast.check(&reports, counted(2, 0, 0)).is_ok());
-        assert!(RollbackTier::CheckpointOnly.check(&reports, counted(0, 2, 1)).is_ok(), "epoch 1 has no checkpoint");
-        // A fast tier that missed once (a cache that lost a snapshot), and a
-        // checkpoint-only run that hit a fast tier it should not have.
-        for (tier, counters) in
-            [(RollbackTier::Fast, counted(1, 1, 0)), (RollbackTier::CheckpointOnly, counted(1, 1, 1))]
-        {
-            let violation = tier.check(&reports, counters).expect_err("wrong tier");
-            assert_eq!(violation.invariant, Invariant::RollbackRestores);
-        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! in which Urza never hears a request.
 
 mod real;
+mod recount;
 mod sim;
 
 use std::time::Duration;
@@ -24,7 +25,7 @@ use esper_core::oona::{OonaError, StreamConfig};
 use esper_core::tezzeret::{CompileJobConfig, DeviceCompiler, Forge};
 use esper_core::tolaria::device::DeviceKind;
 use esper_core::urza::{Library, UrzaConfig};
-use esper_sim::{SimDisk, SimDiskConfig};
+use esper_sim::{SimDisk, SimDiskConfig, Violation};
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
@@ -250,6 +251,8 @@ pub enum BurstError {
     Bus(#[from] OonaError),
     #[error("the simulated burst failed: {0}")]
     Sim(String),
+    #[error("Kasmina's prefetch metrics disagree with its outcomes: {0}")]
+    Telemetry(Violation),
 }
 
 impl BurstConfig {
@@ -301,6 +304,7 @@ async fn burst<C: Connector, R: RngCore>(
     coordinator.prepare().await?;
     let started = tokio::time::Instant::now();
     let outcomes = coordinator.prefetch(&config.blueprints()).await;
+    recount::check(&outcomes, &coordinator.counters()).map_err(BurstError::Telemetry)?;
     let mut report = BurstReport::new(profile, config, &outcomes, coordinator.counters());
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
     Ok(report)

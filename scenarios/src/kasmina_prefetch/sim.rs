@@ -93,7 +93,12 @@ impl KasminaPrefetchScenario {
             // bench measures Urza serving, not Urza starting.
             tokio::time::sleep(WARM_UP).await;
             let coordinator = PrefetchCoordinator::new(requests, replies, config.prefetch(KASMINA), sim_clock());
-            let result = burst(coordinator, config, "sim").await.map_err(|e| e.to_string())?;
+            let result = match burst(coordinator, config, "sim").await {
+                Ok(result) => result,
+                // A broken invariant is named as itself, not as a host error.
+                Err(BurstError::Telemetry(violation)) => return Err(violation.into()),
+                Err(error) => return Err(error.to_string().into()),
+            };
             tracing::info!(
                 mean_ms = result.mean_ms,
                 p95_ms = result.p95_ms,

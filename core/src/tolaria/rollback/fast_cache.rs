@@ -25,10 +25,17 @@ impl FastCache {
     }
 
     /// Keeps `snapshot` as the state at `step`, replacing any earlier one at that
-    /// step and evicting the oldest steps to stay within capacity. A snapshot larger
-    /// than the whole cache is not kept; returns whether it was.
+    /// step and evicting the oldest steps to stay within capacity; returns whether
+    /// it was kept. A snapshot larger than the whole cache is not — and neither
+    /// is any state held for `step` or before: a rollback to `step` or later
+    /// would otherwise restore one of those older states in place of the one
+    /// refused (a model that has grown by a graft would come back without it),
+    /// where a miss goes to the checkpoint, which has the right state.
     pub fn insert(&mut self, step: u64, snapshot: Vec<u8>) -> bool {
         if snapshot.len() > self.capacity_bytes {
+            let later = step.checked_add(1).map_or_else(BTreeMap::new, |next| self.snapshots.split_off(&next));
+            let superseded = std::mem::replace(&mut self.snapshots, later);
+            self.size_bytes -= superseded.values().map(Vec::len).sum::<usize>();
             return false;
         }
         if let Some(previous) = self.snapshots.remove(&step) {
@@ -46,6 +53,11 @@ impl FastCache {
         debug_assert!(self.size_bytes <= self.capacity_bytes);
         debug_assert_eq!(self.size_bytes, self.snapshots.values().map(Vec::len).sum::<usize>());
         true
+    }
+
+    /// Bytes held now, at most the capacity.
+    pub fn size_bytes(&self) -> usize {
+        self.size_bytes
     }
 
     /// The newest snapshot taken at or before `step`.
@@ -72,6 +84,21 @@ mod tests {
         assert!(cache.insert(40, vec![5; 5]), "re-inserting a step replaces it");
         assert_eq!(cache.size_bytes, 25);
         assert!(!cache.insert(50, vec![0; 31]), "larger than the whole cache");
-        assert_eq!(cache.nearest_at_or_before(u64::MAX).map(|(at, bytes)| (at, bytes.len())), Some((40, 5)));
+        assert_eq!(cache.nearest_at_or_before(u64::MAX), None, "no state older than step 50 stands in for it");
+        assert_eq!(cache.size_bytes(), 0);
+    }
+
+    #[test]
+    fn a_refused_snapshot_drops_the_states_it_supersedes_and_keeps_later_ones() {
+        let mut cache = FastCache::new(30);
+        for step in [10, 20, 30] {
+            assert!(cache.insert(step, vec![0; 10]));
+        }
+        assert!(!cache.insert(20, vec![0; 40]));
+        assert_eq!(cache.nearest_at_or_before(25), None, "step 10's state is not step 20's");
+        assert_eq!(cache.nearest_at_or_before(35).map(|(at, _)| at), Some(30));
+        assert_eq!(cache.size_bytes(), 10);
+        assert!(!cache.insert(u64::MAX, vec![0; 40]));
+        assert_eq!(cache.size_bytes(), 0);
     }
 }
