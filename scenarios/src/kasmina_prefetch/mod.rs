@@ -304,8 +304,8 @@ async fn burst<C: Connector, R: RngCore>(
     coordinator.prepare().await?;
     let started = tokio::time::Instant::now();
     let outcomes = coordinator.prefetch(&config.blueprints()).await;
-    recount::check(&outcomes, &coordinator.counters()).map_err(BurstError::Telemetry)?;
-    let mut report = BurstReport::new(profile, config, &outcomes, coordinator.counters());
-    report.elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
-    Ok(report)
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    let counters = coordinator.counters();
+    recount::check(&outcomes, &counters).map_err(BurstError::Telemetry)?;
+    Ok(BurstReport { elapsed_ms, ..BurstReport::new(profile, config, &outcomes, counters) })
 }
