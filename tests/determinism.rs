@@ -47,6 +47,7 @@ determinism_tests! {
     rc1_rollback_is_deterministic => "rc1-rollback",
     rc1_tamiyo_timeout_is_deterministic => "rc1-tamiyo-timeout",
     kasmina_prefetch_is_deterministic => "kasmina-prefetch",
+    kasmina_prefetch_outage_is_deterministic => "kasmina-prefetch-outage",
     nissa_is_deterministic => "nissa",
     weatherlight_is_deterministic => "weatherlight",
     tezzeret_forge_is_deterministic => "tezzeret-forge",

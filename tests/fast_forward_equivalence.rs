@@ -78,6 +78,7 @@ equivalence_tests! {
     rc1_rollback => "rc1-rollback",
     rc1_tamiyo_timeout => "rc1-tamiyo-timeout",
     kasmina_prefetch => "kasmina-prefetch",
+    kasmina_prefetch_outage => "kasmina-prefetch-outage",
     nissa => "nissa",
     weatherlight => "weatherlight",
     tezzeret_forge => "tezzeret-forge",

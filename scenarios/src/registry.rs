@@ -5,7 +5,7 @@ use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
-use crate::kasmina_prefetch::KasminaPrefetchScenario;
+use crate::kasmina_prefetch::{KasminaPrefetchOutageScenario, KasminaPrefetchScenario};
 use crate::nissa::NissaScenario;
 use crate::oona_bus::OonaBusScenario;
 use crate::oona_ledger::OonaLedgerScenario;
@@ -38,6 +38,7 @@ static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill:
 static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rollback);
 static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
+static KASMINA_PREFETCH_OUTAGE: KasminaPrefetchOutageScenario = KasminaPrefetchOutageScenario;
 static NISSA: NissaScenario = NissaScenario;
 static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
 static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
@@ -59,6 +60,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &RC1_ROLLBACK,
         &RC1_TAMIYO_TIMEOUT,
         &KASMINA_PREFETCH,
+        &KASMINA_PREFETCH_OUTAGE,
         &NISSA,
         &WEATHERLIGHT,
         &TEZZERET_FORGE,

@@ -8,8 +8,11 @@
 //! (or a given `redis://` URL) and reports wall-clock latencies. The scenario
 //! `kasmina-prefetch` ([`KasminaPrefetchScenario`]) is the sim burst with its
 //! acceptance check; [`KasminaPrefetchScenario::urza_partitioned`] is the drill
-//! in which Urza never hears a request.
+//! in which Urza never hears a request. `kasmina-prefetch-outage`
+//! ([`KasminaPrefetchOutageScenario`]) drives the coordinator's unhappy paths:
+//! timeouts, errors, late answers and cache hits around a drawn Urza outage.
 
+mod outage;
 mod real;
 mod recount;
 mod sim;
@@ -31,6 +34,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::rc1::metrics::LatencySummary;
 
+pub use outage::KasminaPrefetchOutageScenario;
 pub use real::run_real;
 pub use sim::{KasminaPrefetchScenario, run_sim};
 

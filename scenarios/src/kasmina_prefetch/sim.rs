@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use esper_core::kasmina::PrefetchCoordinator;
 use esper_core::leyline::VerifyPolicy;
-use esper_core::oona::{ClientParts, OonaClient};
+use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::urza::serve_kernels;
 use esper_sim::redis::ServerConfig;
 use esper_sim::{
@@ -26,12 +26,12 @@ use rand_chacha::ChaCha8Rng;
 use super::{BurstConfig, BurstError, BurstReport, bench_library, burst, stream_config};
 use crate::control_loop::hosts::{signing_key, sim_clock};
 
-const URZA: &str = "urza";
-const REDIS: &str = "redis";
-const KASMINA: &str = "kasmina";
-const REDIS_PORT: u16 = 6379;
+pub(super) const URZA: &str = "urza";
+pub(super) const REDIS: &str = "redis";
+pub(super) const KASMINA: &str = "kasmina";
+pub(super) const REDIS_PORT: u16 = 6379;
 /// Kasmina starts its burst this long after the world starts.
-const WARM_UP: Duration = Duration::from_millis(500);
+pub(super) const WARM_UP: Duration = Duration::from_millis(500);
 
 /// The scenario; see the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -182,7 +182,15 @@ fn run_scenario_burst(scenario: &KasminaPrefetchScenario, seed: u64) -> Result<B
 }
 
 /// A sim Oona client for `who`, signing with the sim key.
-fn client(who: &str, rng: ChaCha8Rng) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
+pub(super) fn client(who: &str, rng: ChaCha8Rng) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
+    client_on(stream_config(who, ""), rng)
+}
+
+/// A sim Oona client with these stream settings, signing with the sim key.
+pub(super) fn client_on(
+    streams: StreamConfig,
+    rng: ChaCha8Rng,
+) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
     let parts = ClientParts { key: signing_key()?, verify: VerifyPolicy::default(), clock: sim_clock(), rng };
-    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, stream_config(who, ""), parts))
+    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, streams, parts))
 }
