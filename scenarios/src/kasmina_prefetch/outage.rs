@@ -20,17 +20,13 @@ use std::time::Duration;
 
 use esper_core::kasmina::{KernelSource, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus};
 use esper_core::oona::{OonaClient, StreamConfig};
-use esper_core::urza::serve_kernels;
 use esper_sim::TurmoilConnector;
-use esper_sim::redis::ServerConfig;
-use esper_sim::{
-    Fault, FaultSchedule, Incarnations, Invariant, RngTree, ScheduledFault, SimScenario, Violation, World, WorldConfig,
-};
+use esper_sim::{Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimScenario, Violation, World, WorldConfig};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::sim::{KASMINA, REDIS, REDIS_PORT, URZA, WARM_UP, client_on};
-use super::{BurstConfig, bench_library, recount, stream_config};
+use super::sim::{KASMINA, REDIS, URZA, WARM_UP, burst_world, client_on, serve_urza};
+use super::{BurstConfig, recount, stream_config};
 use crate::control_loop::hosts::sim_clock;
 
 /// Kernels Urza holds: `bench-0000` to `bench-0011`.
@@ -49,9 +45,14 @@ const SECOND_BATCH_AT: Duration = Duration::from_secs(6);
 /// before the second batch, so every timed-out request has its late answer.
 const RETRY_IDLE: Duration = Duration::from_secs(1);
 
-/// A participant's Oona client, reclaiming after [`RETRY_IDLE`].
+/// A participant's Oona settings: the burst's, reclaiming after [`RETRY_IDLE`].
+fn streams(who: &str) -> StreamConfig {
+    StreamConfig { retry_idle: RETRY_IDLE, ..stream_config(who, "") }
+}
+
+/// A participant's Oona client.
 fn client(who: &str, rng: ChaCha8Rng) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
-    client_on(StreamConfig { retry_idle: RETRY_IDLE, ..stream_config(who, "") }, rng)
+    client_on(streams(who), rng)
 }
 
 /// See the module docs.
@@ -84,13 +85,7 @@ impl SimScenario for KasminaPrefetchOutageScenario {
     }
 
     fn world_config(&self) -> WorldConfig {
-        WorldConfig {
-            duration: Duration::from_secs(30),
-            min_latency: Duration::ZERO,
-            max_latency: Duration::ZERO,
-            random_host_order: false,
-            ..WorldConfig::default()
-        }
+        burst_world(Duration::from_secs(30))
     }
 
     /// Urza–Redis cut from 200 ms before the first batch to 100 ms into it (it
@@ -111,18 +106,7 @@ impl SimScenario for KasminaPrefetchOutageScenario {
 
     fn populate(&self, world: &mut World) {
         let config = Self::config(world.seed());
-        let lives = Incarnations::new(world.rng().child(URZA));
-        world.host(URZA, move || {
-            let life = lives.next();
-            async move {
-                let (requests, replies) =
-                    (client(URZA, life.stream("bus.requests"))?, client(URZA, life.stream("bus.replies"))?);
-                let library = bench_library(&config, life.stream("disk")).await.map_err(|e| e.to_string())?;
-                serve_kernels(requests, replies, library, config.urza(), life.stream("latency"), sim_clock()).await;
-                Ok(())
-            }
-        });
-        world.redis(REDIS, REDIS_PORT, ServerConfig::default());
+        serve_urza(world, config, streams);
         let rng = world.rng().child(KASMINA);
         let pool = known_and_lacked();
         let mut order = rng.stream("blueprints");

@@ -70,18 +70,7 @@ impl KasminaPrefetchScenario {
     /// run is over.
     fn populate_with(&self, world: &mut World) -> Rc<RefCell<Option<BurstReport>>> {
         let config = BurstConfig { seed: world.seed(), ..self.config };
-        let lives = Incarnations::new(world.rng().child(URZA));
-        world.host(URZA, move || {
-            let life = lives.next();
-            async move {
-                let (requests, replies) =
-                    (client(URZA, life.stream("bus.requests"))?, client(URZA, life.stream("bus.replies"))?);
-                let library = bench_library(&config, life.stream("disk")).await.map_err(|e| e.to_string())?;
-                serve_kernels(requests, replies, library, config.urza(), life.stream("latency"), sim_clock()).await;
-                Ok(())
-            }
-        });
-        world.redis(REDIS, REDIS_PORT, ServerConfig::default());
+        serve_urza(world, config, |who| stream_config(who, ""));
         let slot = Rc::new(RefCell::new(None));
         let report = Rc::clone(&slot);
         let rng = world.rng().child(KASMINA);
@@ -129,17 +118,11 @@ impl SimScenario for KasminaPrefetchScenario {
     }
 
     fn world_config(&self) -> WorldConfig {
-        WorldConfig {
-            // The default burst takes about 2.5 s of sim time, and one in which
-            // every request times out (300 at 6 in flight, 1 s each) 50 s; a batch
-            // that never ends (a request lost in flight) is a liveness violation
-            // at 120 s, not a test that runs on until the wall-clock timeout.
-            duration: Duration::from_secs(120),
-            min_latency: Duration::ZERO,
-            max_latency: Duration::ZERO,
-            random_host_order: false,
-            ..WorldConfig::default()
-        }
+        // The default burst takes about 2.5 s of sim time, and one in which
+        // every request times out (300 at 6 in flight, 1 s each) 50 s; a batch
+        // that never ends (a request lost in flight) is a liveness violation
+        // at 120 s, not a test that runs on until the wall-clock timeout.
+        burst_world(Duration::from_secs(120))
     }
 
     fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
@@ -179,6 +162,37 @@ fn run_scenario_burst(scenario: &KasminaPrefetchScenario, seed: u64) -> Result<B
     let mut report = slot.borrow_mut().take().ok_or_else(|| BurstError::Sim(format!("no report: {run}")))?;
     report.trace_hash = Some(run.hash);
     Ok(report)
+}
+
+/// A burst's world: links without latency and hosts in registration order (see
+/// the module docs), for `duration` of sim time.
+pub(super) fn burst_world(duration: Duration) -> WorldConfig {
+    WorldConfig {
+        duration,
+        min_latency: Duration::ZERO,
+        max_latency: Duration::ZERO,
+        random_host_order: false,
+        ..WorldConfig::default()
+    }
+}
+
+/// Registers Urza, serving the burst's library over Oona clients with the
+/// settings `streams` gives a participant, then the simulated Redis.
+pub(super) fn serve_urza(world: &mut World, config: BurstConfig, streams: fn(&str) -> StreamConfig) {
+    let lives = Incarnations::new(world.rng().child(URZA));
+    world.host(URZA, move || {
+        let life = lives.next();
+        async move {
+            let (requests, replies) = (
+                client_on(streams(URZA), life.stream("bus.requests"))?,
+                client_on(streams(URZA), life.stream("bus.replies"))?,
+            );
+            let library = bench_library(&config, life.stream("disk")).await.map_err(|e| e.to_string())?;
+            serve_kernels(requests, replies, library, config.urza(), life.stream("latency"), sim_clock()).await;
+            Ok(())
+        }
+    });
+    world.redis(REDIS, REDIS_PORT, ServerConfig::default());
 }
 
 /// A sim Oona client for `who`, signing with the sim key.
