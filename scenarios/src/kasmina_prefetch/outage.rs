@@ -13,20 +13,17 @@
 //! (the requested one when ok, the fallback otherwise) and a blueprint Urza
 //! lacks is never ok; after the outage every kernel Urza holds is served and
 //! every other errs; late answers are counted as unmatched, at least one and at
-//! most one per timed-out request, and the cache hits are the requests served from the cache
-//! (`scenario`). The outage must bite: a first batch without a timeout fails.
+//! most one per timed-out request; the cache hits are the requests served from
+//! the cache (`scenario`). The outage must bite: a first batch without a timeout fails.
 
 use std::time::Duration;
 
 use esper_core::kasmina::{KernelSource, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus};
-use esper_core::oona::{OonaClient, StreamConfig};
-use esper_sim::TurmoilConnector;
 use esper_sim::{Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimScenario, Violation, World, WorldConfig};
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 
-use super::sim::{KASMINA, REDIS, URZA, WARM_UP, burst_world, client_on, serve_urza};
-use super::{BurstConfig, recount, stream_config};
+use super::sim::{KASMINA, REDIS, URZA, WARM_UP, burst_world, client, serve_urza};
+use super::{BurstConfig, recount};
 use crate::control_loop::hosts::sim_clock;
 
 /// Kernels Urza holds: `bench-0000` to `bench-0011`.
@@ -39,21 +36,6 @@ const FIRST_BATCH: usize = 48;
 /// repair the schedule can draw (2.6 s) with time for Urza to reconnect and
 /// answer its backlog.
 const SECOND_BATCH_AT: Duration = Duration::from_secs(6);
-
-/// Entries a consumer was handed but never acked are claimed again after this
-/// long (Oona's default: 60 s): a delivery lost in the cut reaches Urza again
-/// before the second batch, so every timed-out request has its late answer.
-const RETRY_IDLE: Duration = Duration::from_secs(1);
-
-/// A participant's Oona settings: the burst's, reclaiming after [`RETRY_IDLE`].
-fn streams(who: &str) -> StreamConfig {
-    StreamConfig { retry_idle: RETRY_IDLE, ..stream_config(who, "") }
-}
-
-/// A participant's Oona client.
-fn client(who: &str, rng: ChaCha8Rng) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
-    client_on(streams(who), rng)
-}
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,7 +88,7 @@ impl SimScenario for KasminaPrefetchOutageScenario {
 
     fn populate(&self, world: &mut World) {
         let config = Self::config(world.seed());
-        serve_urza(world, config, streams);
+        serve_urza(world, config);
         let rng = world.rng().child(KASMINA);
         let pool = known_and_lacked();
         let mut order = rng.stream("blueprints");

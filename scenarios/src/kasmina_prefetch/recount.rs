@@ -12,8 +12,9 @@ use esper_sim::{Invariant, Violation};
 const LATENCY_TOLERANCE_MS: f64 = 1e-6;
 
 /// The reported points of a fresh coordinator after its batches agree with
-/// `outcomes`, every batch's: requests by status (cache hits are `ok`), fallbacks, nothing left
-/// in flight, and the mean latency of the requests that were sent.
+/// `outcomes`, every batch's: requests by status (cache hits are `ok`),
+/// fallbacks, nothing left in flight, and the mean latency of the requests that
+/// were sent.
 pub(super) fn check(outcomes: &[PrefetchOutcome], counters: &PrefetchCounters) -> Result<(), Violation> {
     let with_status = |status| outcomes.iter().filter(|o| o.status == status).count() as f64;
     let sent: Vec<f64> =

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use esper_core::kasmina::PrefetchCoordinator;
 use esper_core::leyline::VerifyPolicy;
-use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
+use esper_core::oona::{ClientParts, OonaClient};
 use esper_core::urza::serve_kernels;
 use esper_sim::redis::ServerConfig;
 use esper_sim::{
@@ -70,7 +70,7 @@ impl KasminaPrefetchScenario {
     /// run is over.
     fn populate_with(&self, world: &mut World) -> Rc<RefCell<Option<BurstReport>>> {
         let config = BurstConfig { seed: world.seed(), ..self.config };
-        serve_urza(world, config, |who| stream_config(who, ""));
+        serve_urza(world, config);
         let slot = Rc::new(RefCell::new(None));
         let report = Rc::clone(&slot);
         let rng = world.rng().child(KASMINA);
@@ -176,17 +176,14 @@ pub(super) fn burst_world(duration: Duration) -> WorldConfig {
     }
 }
 
-/// Registers Urza, serving the burst's library over Oona clients with the
-/// settings `streams` gives a participant, then the simulated Redis.
-pub(super) fn serve_urza(world: &mut World, config: BurstConfig, streams: fn(&str) -> StreamConfig) {
+/// Registers Urza, serving the burst's library, then the simulated Redis.
+pub(super) fn serve_urza(world: &mut World, config: BurstConfig) {
     let lives = Incarnations::new(world.rng().child(URZA));
     world.host(URZA, move || {
         let life = lives.next();
         async move {
-            let (requests, replies) = (
-                client_on(streams(URZA), life.stream("bus.requests"))?,
-                client_on(streams(URZA), life.stream("bus.replies"))?,
-            );
+            let (requests, replies) =
+                (client(URZA, life.stream("bus.requests"))?, client(URZA, life.stream("bus.replies"))?);
             let library = bench_library(&config, life.stream("disk")).await.map_err(|e| e.to_string())?;
             serve_kernels(requests, replies, library, config.urza(), life.stream("latency"), sim_clock()).await;
             Ok(())
@@ -197,14 +194,6 @@ pub(super) fn serve_urza(world: &mut World, config: BurstConfig, streams: fn(&st
 
 /// A sim Oona client for `who`, signing with the sim key.
 pub(super) fn client(who: &str, rng: ChaCha8Rng) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
-    client_on(stream_config(who, ""), rng)
-}
-
-/// A sim Oona client with these stream settings, signing with the sim key.
-pub(super) fn client_on(
-    streams: StreamConfig,
-    rng: ChaCha8Rng,
-) -> Result<OonaClient<TurmoilConnector, ChaCha8Rng>, String> {
     let parts = ClientParts { key: signing_key()?, verify: VerifyPolicy::default(), clock: sim_clock(), rng };
-    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, streams, parts))
+    Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, stream_config(who, ""), parts))
 }
