@@ -18,6 +18,7 @@ pub mod real_profile;
 pub mod registry;
 pub mod seeds;
 pub mod simic;
+pub mod tamiyo_risk;
 pub mod tamiyo_wal;
 pub mod tezzeret_forge;
 pub mod timeline;

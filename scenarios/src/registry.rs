@@ -12,6 +12,7 @@ use crate::oona_ledger::OonaLedgerScenario;
 use crate::rc1::sim::TrainingScenario;
 use crate::rc1::training::TrainingDrill;
 use crate::simic::SimicScenario;
+use crate::tamiyo_risk::TamiyoRiskScenario;
 use crate::tezzeret_forge::TezzeretForgeScenario;
 use crate::wal_soak::sim::WalSoakScenario;
 use crate::weatherlight::WeatherlightScenario;
@@ -43,6 +44,7 @@ static NISSA: NissaScenario = NissaScenario;
 static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
 static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
 static SIMIC: SimicScenario = SimicScenario;
+static TAMIYO_RISK: TamiyoRiskScenario = TamiyoRiskScenario;
 
 /// All scenarios, in the order `esper scenarios` lists them. The [`LIBTORCH`]
 /// ones are listed only in builds with the `tch` feature, the only ones that can
@@ -61,6 +63,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &RC1_TAMIYO_TIMEOUT,
         &KASMINA_PREFETCH,
         &KASMINA_PREFETCH_OUTAGE,
+        &TAMIYO_RISK,
         &NISSA,
         &WEATHERLIGHT,
         &TEZZERET_FORGE,

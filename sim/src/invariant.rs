@@ -42,6 +42,10 @@ pub enum Invariant {
     /// Kasmina's seeds move only as Esper-Lite's lifecycle allows, and its
     /// telemetry counts as active exactly the seeds in forward-pass stages.
     SeedLifecycle,
+    /// Every decision Tamiyo issued carries the veto, the warnings and the
+    /// blueprint risk that an oracle independent of the risk engine derives from
+    /// what the decision was shown, in Esper-Lite's check order.
+    RiskGates,
     /// A check specific to the scenario (its own expectations of a fixed
     /// schedule), named so by the host that makes it.
     Scenario,
@@ -54,7 +58,7 @@ pub enum Invariant {
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::NoPanic,
         Self::OonaLedger,
         Self::WalAcknowledged,
@@ -65,6 +69,7 @@ impl Invariant {
         Self::Liveness,
         Self::GradientIsolation,
         Self::SeedLifecycle,
+        Self::RiskGates,
         Self::Scenario,
         Self::HostError,
         Self::InvalidSchedule,
@@ -83,6 +88,7 @@ impl Invariant {
             Self::Liveness => "liveness",
             Self::GradientIsolation => "gradient-isolation",
             Self::SeedLifecycle => "seed-lifecycle",
+            Self::RiskGates => "risk-gates",
             Self::Scenario => "scenario",
             Self::HostError => "host-error",
             Self::InvalidSchedule => "invalid-schedule",
