@@ -10,7 +10,7 @@ use super::config::WalConfig;
 use super::error::PersistenceError;
 use super::frame::{FILE_HEADER_LEN, FORMAT_VERSION, FRAME_HEADER_LEN, encode_frame, file_header};
 use super::recovery::{Recovery, SetAside};
-use super::scan::{Damage, DamageReason, Scan, framed_records, intact_record_behind, scan};
+use super::scan::{Damage, DamageReason, Scan, framed_records, intact_frame_behind, scan};
 
 /// An open write-ahead log. Appends go in batches: all of a batch's frames in one
 /// write, then one fsync; a batch is acknowledged (the call returns `Ok`) only after
@@ -47,8 +47,10 @@ impl<S: Storage> Wal<S> {
                 return Err(PersistenceError::from_damage(path.to_path_buf(), damage));
             }
             let tail = usize::try_from(damage.offset).ok().and_then(|offset| bytes.get(offset..)).unwrap_or_default();
-            if intact_record_behind(tail, config.max_record_bytes) {
-                set_aside = Some(set_aside_tail(storage, path, tail, damage, config.max_record_bytes).await?);
+            if let Some(intact) = intact_frame_behind(tail, config.max_record_bytes) {
+                // The damaged record, then the ones walked from the first intact frame.
+                let records = 1 + framed_records(&tail[intact..], config.max_record_bytes);
+                set_aside = Some(set_aside_tail(storage, path, tail, damage, records).await?);
             }
             cut_damage(&mut file, path, damage).await?;
         }
@@ -226,11 +228,10 @@ async fn set_aside_tail<S: Storage>(
     path: &Path,
     tail: &[u8],
     damage: Damage,
-    max_record_bytes: u32,
+    records: u64,
 ) -> Result<SetAside, PersistenceError> {
     let aside = free_damaged_path(storage, path, damage.offset).await?;
     write_atomic(storage, &aside, tail).await.map_err(PersistenceError::storage(&aside))?;
-    let records = framed_records(tail, max_record_bytes);
     tracing::warn!(
         target: "esper_core::wal",
         path = %path.display(),

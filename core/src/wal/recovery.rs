@@ -27,7 +27,8 @@ pub struct SetAside {
     pub path: PathBuf,
     /// Bytes set aside.
     pub bytes: u64,
-    /// Framed records in them, the damaged one included (see `scan::framed_records`).
+    /// Framed records in them: the damaged one, then those walked from the first
+    /// intact frame behind it (see `scan::intact_frame_behind`, `scan::framed_records`).
     pub records: u64,
 }
 

@@ -133,10 +133,10 @@ pub fn scan(bytes: &[u8], max_record_bytes: u32) -> Scan {
     Scan::Log { frames, valid_len: offset as u64, damage: None }
 }
 
-/// How many framed records `tail` (the bytes past a damage point) holds, the
-/// damaged one included: frames are walked by their length fields, checksums
-/// unchecked, until a length runs past the end or over the record bound. An
-/// estimate of what a bit flip cut off, for the operator's report.
+/// How many framed records `tail` holds: frames are walked by their length
+/// fields, checksums unchecked, until a length runs past the end or over the
+/// record bound. From the first intact frame behind a damage point, an estimate
+/// of the records a bit flip cut off, for the operator's report.
 pub fn framed_records(tail: &[u8], max_record_bytes: u32) -> u64 {
     let mut offset = 0_usize;
     let mut records = 0;
@@ -152,28 +152,16 @@ pub fn framed_records(tail: &[u8], max_record_bytes: u32) -> u64 {
     records
 }
 
-/// Whether a whole, intact record (its checksum good) lies behind the damaged
-/// first frame of `tail`, walking frames by their length fields: then the tail
-/// holds acknowledged data a reader can still use (a bit flip mid-file), where a
-/// torn or corrupt last record (a crash mid-write) holds none.
-pub fn intact_record_behind(tail: &[u8], max_record_bytes: u32) -> bool {
-    let mut offset = 0_usize;
-    let mut first = true;
-    while let Some(header) = tail.get(offset..).and_then(<[u8]>::first_chunk::<FRAME_HEADER_LEN>) {
-        let length_bytes = [header[0], header[1], header[2], header[3]];
-        let length = u32::from_le_bytes(length_bytes);
-        let end = offset + FRAME_HEADER_LEN + length as usize;
-        let Some(payload) = tail.get(offset + FRAME_HEADER_LEN..end).filter(|_| length <= max_record_bytes) else {
-            return false;
-        };
-        let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if !first && frame_checksum(length_bytes, payload) == stored {
-            return true;
-        }
-        first = false;
-        offset = end;
-    }
-    false
+/// Where the first whole, intact frame (its checksum good) behind the damaged
+/// first frame of `tail` starts, if any: then the tail holds acknowledged data a
+/// reader can still use (a bit flip mid-file), where a torn or corrupt last
+/// record (a crash mid-write) holds none. Every offset past the damaged frame's
+/// header is tried, not only the one its length field points to: a flipped
+/// length bit must not hide the records behind it. A false match needs a CRC32C
+/// collision (one chance in 2^32 per offset), and costs only a tail set aside
+/// that did not need to be.
+pub fn intact_frame_behind(tail: &[u8], max_record_bytes: u32) -> Option<usize> {
+    (FRAME_HEADER_LEN..tail.len()).find(|&offset| next_frame(tail, offset, max_record_bytes).is_ok())
 }
 
 /// The payload range of the frame starting at `offset`, or why there is none.

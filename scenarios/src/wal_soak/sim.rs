@@ -2,7 +2,9 @@
 //!
 //! The `tamiyo` host runs the drill against its simulated disk (non-strict, so that
 //! recovery after a crash cuts torn tails away): append, publish, inject a torn record
-//! every ten reports and restart the store. The schedule, drawn from the seed, crashes
+//! every ten reports and restart the store; five reports after each injection, flip
+//! a drawn bit of a drawn record at rest and restart the store ([`super::rot`]: the
+//! records before it kept, the rest cut and set aside when whole ones remain). The schedule, drawn from the seed, crashes
 //! and restarts the host (dropping or tearing every unsynced write) and may fail an
 //! fsync. After every start the host checks the promise — every acknowledged report
 //! recovered, in order, nothing that was never appended — and records violations in a
@@ -14,10 +16,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
-use esper_sim::{DiskOp, Fault, FaultSchedule, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, World};
+use esper_sim::{
+    DiskOp, Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, Violation,
+    World,
+};
 use rand::Rng;
 
 use super::drill::{check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
+use super::rot::{self, Rot};
 
 const HOST: &str = "tamiyo";
 const OPERATOR: &str = "operator";
@@ -40,9 +46,18 @@ pub struct WalSoakScenario;
 #[derive(Debug, Default)]
 struct Ledger {
     attempted: u64,
+    /// Acknowledged reports the log still promises (a bit flip moves the ones
+    /// it cuts to a set-aside file).
     acked: Vec<u64>,
+    /// Reports acknowledged over the run.
+    acknowledged: u64,
     boots: u64,
     injections: u64,
+    /// A bit flipped since the last open, and what the next open must show.
+    pending_rot: Option<Rot>,
+    /// Every flip the store has since reopened after: its set-aside file must
+    /// still hold the tail at the end of the run.
+    rots: Vec<Rot>,
     append_errors: u64,
     violations: Vec<String>,
     done: bool,
@@ -94,9 +109,9 @@ impl SimScenario for WalSoakScenario {
         let ledger = SharedLedger::default();
         let rng = world.rng().child("wal-soak");
         let last_fault = world.schedule().faults().last().map_or(0, |scheduled| scheduled.at_ms);
-        let host_ledger = Arc::clone(&ledger);
-        world.host(HOST, move || tamiyo(disk.clone(), Arc::clone(&host_ledger), rng.clone()));
-        world.client(OPERATOR, async move { operator(ledger, last_fault).await.map_err(Into::into) });
+        let (host_ledger, host_disk) = (Arc::clone(&ledger), disk.clone());
+        world.host(HOST, move || tamiyo(host_disk.clone(), Arc::clone(&host_ledger), rng.clone()));
+        world.client(OPERATOR, async move { operator(ledger, disk, last_fault).await.map_err(Into::into) });
     }
 }
 
@@ -114,7 +129,7 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
     loop {
         let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
         loop {
-            if lock(&ledger).acked.len() as u64 >= ITERATIONS {
+            if lock(&ledger).acknowledged >= ITERATIONS {
                 lock(&ledger).done = true;
                 return Ok(());
             }
@@ -128,7 +143,11 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
                 lock(&ledger).append_errors += 1;
                 break;
             }
-            lock(&ledger).acked.push(iteration);
+            {
+                let mut ledger = lock(&ledger);
+                ledger.acked.push(iteration);
+                ledger.acknowledged += 1;
+            }
             if store.update_retry(&report_id(iteration), publish_outcome(iteration, now)).await.is_err() {
                 break;
             }
@@ -136,6 +155,21 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
                 drop(store);
                 if inject_torn_record(&disk, &config.log_path()).await.is_ok() {
                     lock(&ledger).injections += 1;
+                }
+                break;
+            }
+            if iteration % TRUNCATE_EVERY == TRUNCATE_EVERY / 2 {
+                drop(store);
+                let mut draws = rng.stream(&format!("rot{iteration}"));
+                match rot::flip_record(&disk, &config.log_path(), &mut draws).await {
+                    Ok(Some(rot)) => {
+                        let mut ledger = lock(&ledger);
+                        // The cut reports are set aside, no longer promised in the log.
+                        ledger.acked.retain(|iteration| !rot.cut.contains(&report_id(*iteration)));
+                        ledger.pending_rot = Some(rot);
+                    }
+                    Ok(None) => {}
+                    Err(violation) => lock(&ledger).violations.push(violation),
                 }
                 break;
             }
@@ -154,6 +188,13 @@ async fn open_checked(
     for _ in 0..OPEN_ATTEMPTS {
         match FieldReportStore::open(disk.clone(), config.clone(), now_ms()).await {
             Ok(store) => {
+                let pending = lock(ledger).pending_rot.take();
+                if let Some(rot) = pending {
+                    let checked = rot::check_open(disk, &config.log_path(), &store, &rot).await;
+                    let mut ledger = lock(ledger);
+                    ledger.violations.extend(checked.err());
+                    ledger.rots.push(rot);
+                }
                 let mut ledger = lock(ledger);
                 if let Err(violation) = check_recovered(&store, &ledger.acked, ledger.attempted) {
                     ledger.violations.push(violation);
@@ -173,29 +214,37 @@ async fn open_checked(
 }
 
 /// Waits for the drill to finish (liveness, bounded after the last fault), then
-/// reports any violation the host recorded (safety).
-async fn operator(ledger: SharedLedger, last_fault_ms: u64) -> Result<(), String> {
+/// reports any violation the host recorded and checks every set-aside tail is
+/// still on disk (safety).
+async fn operator(ledger: SharedLedger, disk: SimDisk, last_fault_ms: u64) -> Result<(), Violation> {
     let deadline = Duration::from_millis(last_fault_ms) + LIVENESS_BOUND;
     while !lock(&ledger).done {
         if turmoil::sim_elapsed().unwrap_or_default() > deadline {
             let ledger = lock(&ledger);
-            return Err(format!(
-                "liveness: {} of {ITERATIONS} reports acknowledged by {deadline:?}",
-                ledger.acked.len()
-            ));
+            return Err(Invariant::Liveness
+                .violated(format!("{} of {ITERATIONS} reports acknowledged by {deadline:?}", ledger.acknowledged)));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let rots = lock(&ledger).rots.clone();
+    // (A flip of a last record set nothing aside; a later flip at the same offset
+    // may since have taken the name it left free.)
+    for rot in rots.iter().filter(|rot| rot.records_behind) {
+        rot::check_aside(&disk, rot)
+            .await
+            .map_err(|detail| Invariant::WalAcknowledged.violated(format!("at the end: {detail}")))?;
+    }
     let ledger = lock(&ledger);
     if let Some(violation) = ledger.violations.first() {
-        return Err(format!("safety: {violation}"));
+        return Err(Invariant::WalAcknowledged.violated(violation.clone()));
     }
     tracing::info!(
         target: "esper_scenarios::wal_soak",
-        acknowledged = ledger.acked.len(),
+        acknowledged = ledger.acknowledged,
         attempted = ledger.attempted,
         boots = ledger.boots,
         injections = ledger.injections,
+        bit_flips = ledger.rots.len(),
         append_errors = ledger.append_errors,
         "wal soak done"
     );
