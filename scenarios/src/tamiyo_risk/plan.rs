@@ -106,7 +106,7 @@ fn packet(step: u64, config: &TamiyoConfig, losses: &mut Losses, draws: &mut imp
         version: 1,
         global_step: step,
         current_epoch: 1,
-        training_loss: losses.next(draws),
+        training_loss: losses.next(step, draws),
         validation_loss: 1.0,
         training_metrics: metrics.into_iter().filter_map(|(key, value)| Some((key.to_owned(), value?))).collect(),
         seed_states: (0..draws.random_range(0..=3)).map(|n| seed(n, config, draws)).collect(),
@@ -143,7 +143,7 @@ fn seed(n: u32, config: &TamiyoConfig, draws: &mut impl Rng) -> SeedState {
     }
 }
 
-/// Training losses: a drift back towards 1.0, and now and then a jump the
+/// Training losses: a drift towards a level, and now and then a jump the
 /// smoothed loss feels exactly as the spike or the warning threshold (aimed with
 /// a copy of Tamiyo's own [`LossTrend`]), or as more than either.
 #[derive(Debug, Clone)]
@@ -163,20 +163,28 @@ impl Losses {
         Self {
             trend: LossTrend::new(policy.loss_smoothing, policy.trend_window),
             smoothing: policy.loss_smoothing,
-            last: 1.0,
-            smoothed: 1.0,
+            last: 0.3,
+            smoothed: 0.3,
             spike: config.risk.loss_spike_pause,
             warn: config.risk.loss_spike_warn,
         }
     }
 
-    fn next(&mut self, draws: &mut impl Rng) -> f32 {
+    /// The loss of `step`. It drifts towards a level that moves every 16 steps
+    /// between 0.15 (aimed at the warning, no other jump) and 0.3 (aimed at the
+    /// spike, with larger jumps): a change of the smoothed loss is exact in `f32`
+    /// (Sterbenz), so it can equal a threshold only where the float spacing of
+    /// the smoothed loss divides the threshold — 0.075 from [0.125, 0.25), 0.15
+    /// from [0.25, 0.5) — and an aim is tried only from there.
+    fn next(&mut self, step: u64, draws: &mut impl Rng) -> f32 {
+        let low = (step / 16) % 2 == 0;
+        let level = if low { 0.15 } else { 0.3 };
         let loss = match draws.random_range(0..10) {
-            0 => self.aimed(self.spike),
-            1 => self.aimed(self.warn),
-            2 => self.last + 1.0,
-            3 => self.last + 0.6,
-            _ => 0.8 * self.last + 0.2 + draws.random_range(-0.02..0.02),
+            0..=4 if low && (0.125..0.175).contains(&self.smoothed) => self.aimed(self.warn),
+            0..=4 if !low && (0.25..0.35).contains(&self.smoothed) => self.aimed(self.spike),
+            3 if !low => self.last + 1.0,
+            4 if !low => self.last + 0.6,
+            _ => 0.5 * (self.last + level) + draws.random_range(-0.005..0.005),
         };
         self.smoothed = self.trend.observe(loss).smoothed;
         self.last = loss;
@@ -184,11 +192,37 @@ impl Losses {
     }
 
     /// A loss whose smoothed change is exactly `delta`, searched among the floats
-    /// next to the one arithmetic suggests; that one if none is exact.
+    /// next to the one arithmetic suggests; that one if none is exact (the
+    /// smoothing's rounding reaches only some of the smoothed values, so about
+    /// a third of the aims miss by a float or two).
     fn aimed(&self, delta: f32) -> f32 {
         let guess = self.smoothed + delta / self.smoothing;
         let mut near =
             (0..400_i32).flat_map(|k| [k, -k]).map(|k| f32::from_bits(guess.to_bits().wrapping_add_signed(k)));
         near.find(|loss| self.trend.clone().observe(*loss).delta == delta).unwrap_or(guess)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over the seeds a mutant's run uses, the plan must land the smoothed
+    /// loss change exactly on each threshold on some step, else a gate that
+    /// compares `>=` for `>` there rules the same on every step.
+    #[test]
+    fn losses_land_exactly_on_both_loss_thresholds() {
+        let config = TamiyoConfig::default();
+        let (mut spikes, mut warnings) = (0, 0);
+        for seed in 0..16 {
+            let plan = Plan::draw(&RngTree::new(seed).child("plan"), &config);
+            let mut trend = LossTrend::new(config.policy.loss_smoothing, config.policy.trend_window);
+            for (packet, _) in &plan.steps {
+                let delta = trend.observe(packet.training_loss).delta;
+                spikes += usize::from(delta == config.risk.loss_spike_pause);
+                warnings += usize::from(delta == config.risk.loss_spike_warn);
+            }
+        }
+        assert!(spikes >= 16 && warnings >= 16, "{spikes} exact spikes, {warnings} exact warnings over 16 seeds");
     }
 }
