@@ -33,6 +33,9 @@ pub struct Rot {
     pub aside: PathBuf,
     /// Whether whole records lay behind the hit one.
     pub records_behind: bool,
+    /// Records from the hit one to the end of the log's valid prefix: what the
+    /// store must count as set aside.
+    pub set_aside_records: u64,
     /// The ids of the reports cut from the log: the hit one and every later one.
     pub cut: Vec<String>,
 }
@@ -55,7 +58,8 @@ pub async fn flip_record(disk: &SimDisk, log: &Path, draws: &mut impl Rng) -> Re
     let bytes = read(disk, log).await.map_err(|e| e.to_string())?.unwrap_or_default();
     let tail = bytes.get(usize::try_from(frame_offset).unwrap_or(usize::MAX)..).unwrap_or_default().to_vec();
     let cut = frames[hit..].iter().filter_map(|(_, record)| FieldReport::decode(*record).ok()).map(|r| r.report_id);
-    Ok(Some(Rot { frame_offset, tail, aside, records_behind: hit + 1 < frames.len(), cut: cut.collect() }))
+    let (records_behind, set_aside_records) = (hit + 1 < frames.len(), (frames.len() - hit) as u64);
+    Ok(Some(Rot { frame_offset, tail, aside, records_behind, set_aside_records, cut: cut.collect() }))
 }
 
 /// Checks the first store opened after `rot`: damage found at the hit frame and
@@ -86,6 +90,14 @@ pub async fn check_open(
         return Err(format!(
             "{tail_len} bytes were cut after a bit flip, but wal_truncated_bytes says {}",
             store.metrics().wal_truncated_bytes
+        ));
+    }
+    let counted = store.metrics().wal_set_aside_records;
+    let expected = if rot.records_behind { rot.set_aside_records } else { 0 };
+    if store.damage().is_some() && counted != expected {
+        return Err(format!(
+            "{expected} records lay from the flipped one to the end of the log, set aside, \
+             but wal_set_aside_records says {counted}"
         ));
     }
     if let Some(kept) = store.reports().iter().find(|report| rot.cut.contains(&report.report_id)) {

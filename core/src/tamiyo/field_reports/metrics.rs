@@ -13,6 +13,9 @@ leyline_counters! {
         retry_backlog_total => "tamiyo.field_reports.retry_backlog_total",
         /// Bytes of damage cut from the log at open (non-strict mode).
         wal_truncated_bytes => "tamiyo.field_reports.wal_truncated_bytes",
+        /// Records in the damaged tail set aside in `<log>.damaged-<offset>` at open
+        /// (non-strict mode, when whole records lay behind the damage).
+        wal_set_aside_records => "tamiyo.field_reports.wal_set_aside_records",
         /// Checksummed records that did not decode and were skipped (non-strict mode).
         wal_undecodable_records => "tamiyo.field_reports.wal_undecodable_records",
         /// Reports dropped for being older than the retention window.

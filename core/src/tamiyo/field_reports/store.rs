@@ -74,6 +74,7 @@ impl<S: Storage> FieldReportStore<S> {
         let (wal, recovery) = Wal::open(&storage, &log_path, config.wal).await?;
         let mut metrics = FieldReportMetrics {
             wal_truncated_bytes: recovery.damage.map_or(0, |damage| damage.dropped_bytes),
+            wal_set_aside_records: recovery.set_aside.as_ref().map_or(0, |aside| aside.records),
             ..FieldReportMetrics::default()
         };
         let reports = decode_all(&config, &recovery, &mut metrics)?;
