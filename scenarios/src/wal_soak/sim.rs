@@ -4,12 +4,12 @@
 //! recovery after a crash cuts torn tails away): append, publish, inject a torn record
 //! every ten reports and restart the store; five reports after each injection, flip
 //! a drawn bit of a drawn record at rest and restart the store ([`super::rot`]: the
-//! records before it kept, the rest cut and set aside when whole ones remain). The schedule, drawn from the seed, crashes
-//! and restarts the host (dropping or tearing every unsynced write) and may fail an
-//! fsync. After every start the host checks the promise — every acknowledged report
-//! recovered, in order, nothing that was never appended — and records violations in a
-//! ledger the `operator` client reads at the end (safety), after waiting for the
-//! drill to finish (liveness).
+//! records before it kept, the rest cut and set aside when whole ones remain). The
+//! schedule, drawn from the seed, crashes and restarts the host (dropping or tearing
+//! every unsynced write) and may fail an fsync. After every start the host checks the
+//! promise — every acknowledged report recovered, in order, nothing that was never
+//! appended — and records violations in a ledger the `operator` client reads at the
+//! end (safety), after waiting for the drill to finish (liveness).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
