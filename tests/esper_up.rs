@@ -208,12 +208,21 @@ fn germinated_seeds_get_their_kernels_from_urza() {
     assert!(up.exit(Duration::from_secs(30)).success());
 }
 
-/// Nissa's `/metrics` after a three-epoch `esper up` run with `env`, read while it
-/// lingers.
-fn scrape_after_run(test: &str, env: &[(&str, &str)]) -> String {
+/// Makes every epoch of a run fail, whatever the machine's speed: each of an
+/// epoch's 16 steps sleeps 20 ms first, so the epoch takes over 320 ms against
+/// Tolaria's 250 ms budget (`epoch_budget`). The tests used to give Tamiyo a zero
+/// step timeout instead, which failed an epoch only when Tamiyo's answer lost a
+/// race with a timer rounded up to the next millisecond; on a loaded CI machine it
+/// won all 48 races of a run and the catalog test found no rollback latency.
+const OVER_BUDGET: [&str; 2] = ["--fault-step-delay", "20ms"];
+
+/// Nissa's `/metrics` after a three-epoch `esper up` run with `extra` arguments
+/// and `env`, read while it lingers.
+fn scrape_after_run(test: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
     let Some(redis) = RealRedis::start(test) else { return String::new() };
     let workdir = tempfile::tempdir().expect("workdir");
-    let mut up = Up::start_with_env(redis.port, workdir.path(), &["--epochs", "3", "--linger", "5s"], env);
+    let args = [&["--epochs", "3", "--linger", "5s"], extra].concat();
+    let mut up = Up::start_with_env(redis.port, workdir.path(), &args, env);
     let nissa = nissa_address(&up.wait_for("esper up: ready", Duration::from_secs(60)));
     up.wait_for("esper up: finished", Duration::from_secs(120));
     let (status, metrics) = get(&nissa, "/metrics").expect("/metrics");
@@ -226,12 +235,11 @@ fn scrape_after_run(test: &str, env: &[(&str, &str)]) -> String {
 /// scrape holds a series for each rule's metric (`unfed_alerts`, whose own tests
 /// show it failing on a scrape missing one). Rollback's restore latency is sampled
 /// only when an epoch rolls back, so this run enables rollback
-/// (`TOLARIA_ROLLBACK_ENABLED`) and gives Tamiyo no time to answer
-/// (`TAMIYO_STEP_TIMEOUT_MS=0`): its epochs fail and are rolled back.
+/// (`TOLARIA_ROLLBACK_ENABLED`) and makes every epoch fail: [`OVER_BUDGET`].
 #[test]
 fn every_catalog_alert_has_a_series_in_a_live_scrape() {
-    let env = [("TOLARIA_ROLLBACK_ENABLED", "1"), ("TAMIYO_STEP_TIMEOUT_MS", "0")];
-    let metrics = scrape_after_run("every_catalog_alert_has_a_series", &env);
+    let env = [("TOLARIA_ROLLBACK_ENABLED", "1")];
+    let metrics = scrape_after_run("every_catalog_alert_has_a_series", &OVER_BUDGET, &env);
     if metrics.is_empty() {
         return;
     }
@@ -245,7 +253,7 @@ fn every_catalog_alert_has_a_series_in_a_live_scrape() {
 /// status, each with Kasmina's source label, none collapsed into another.
 #[test]
 fn the_scrape_has_one_labelled_series_per_prefetch_status() {
-    let metrics = scrape_after_run("one_labelled_series_per_prefetch_status", &[]);
+    let metrics = scrape_after_run("one_labelled_series_per_prefetch_status", &[], &[]);
     if metrics.is_empty() {
         return;
     }
@@ -267,7 +275,7 @@ fn the_scrape_has_one_labelled_series_per_prefetch_status() {
 /// `each_answered_steps_telemetry_reaches_the_telemetry_port`.)
 #[test]
 fn tamiyos_step_telemetry_reaches_the_scrape() {
-    let metrics = scrape_after_run("tamiyos_step_telemetry", &[]);
+    let metrics = scrape_after_run("tamiyos_step_telemetry", &[], &[]);
     if metrics.is_empty() {
         return;
     }
@@ -281,8 +289,8 @@ fn tamiyos_step_telemetry_reaches_the_scrape() {
 /// with `timestamp`, `level` and `target`, and the run's own events are among them
 /// (Oona connecting, Tolaria's epochs); `--log-level` filters what is written.
 /// What an operator must see is logged too: with no `NISSA_ELASTICSEARCH_URL`,
-/// Nissa's in-memory fallback (WARN); with rollback on and no time for Tamiyo
-/// (`TOLARIA_ROLLBACK_ENABLED=1`, `TAMIYO_STEP_TIMEOUT_MS=0`, as in the catalog
+/// Nissa's in-memory fallback (WARN); with rollback on (`TOLARIA_ROLLBACK_ENABLED=1`)
+/// and an epoch that cannot meet its budget ([`OVER_BUDGET`], as in the catalog
 /// test) the failed epoch's rollback stages, started and finished.
 #[test]
 fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
@@ -294,9 +302,9 @@ fn json_logs_are_one_object_a_line_with_timestamp_level_and_target() {
             .arg("--workdir")
             .arg(workdir.path())
             .args(["--epochs", "1", "--log-format", "json", "--log-level", level])
+            .args(OVER_BUDGET)
             .env("ESPER_LEYLINE_SECRET", support::TEST_SECRET)
             .env("TOLARIA_ROLLBACK_ENABLED", "1")
-            .env("TAMIYO_STEP_TIMEOUT_MS", "0")
             .env_remove("NISSA_ELASTICSEARCH_URL")
             .output()
             .expect("esper up runs");
