@@ -67,7 +67,7 @@ pub fn sweep_command(
             seeds => println!("  NOT deterministic: seeds {seeds:?} hashed differently on their second run"),
         }
     }
-    print_tally(&summary.tally());
+    print_tally(&summary.tally(), "all seeds");
     let cargo_run = cargo_run_for(scenario.name(), config.planted);
     for result in &failures {
         if let Some((path, invariant)) = &result.failure {
@@ -85,16 +85,17 @@ pub fn sweep_command(
     Ok(summary.clean())
 }
 
-/// The sweep's tally, one line per group: `alerts_fired.training_latency_high`
-/// and its siblings print as `alerts_fired: training_latency_high=N …`.
-fn print_tally(tally: &BTreeMap<String, u64>) {
+/// A tally (a sweep's, or one run's), one line per group, `over` saying whose:
+/// `alerts_fired.training_latency_high` and its siblings print as
+/// `alerts_fired (all seeds): training_latency_high=N …`.
+pub(crate) fn print_tally(tally: &BTreeMap<String, u64>, over: &str) {
     let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (name, count) in tally {
         let (group, item) = name.split_once('.').unwrap_or(("tally", name));
         groups.entry(group).or_default().push(format!("{item}={count}"));
     }
     for (group, items) in groups {
-        println!("  {group} (all seeds): {}", items.join(" "));
+        println!("  {group} ({over}): {}", items.join(" "));
     }
 }
 

@@ -800,6 +800,7 @@ fn run(
         eprintln!("timeline: {}", path.display());
     }
     println!("{report}");
+    drill_cmd::print_tally(&report.tally, "this run");
     Ok(report.passed())
 }
 

@@ -48,6 +48,7 @@ determinism_tests! {
     rc1_tamiyo_timeout_is_deterministic => "rc1-tamiyo-timeout",
     kasmina_prefetch_is_deterministic => "kasmina-prefetch",
     kasmina_prefetch_outage_is_deterministic => "kasmina-prefetch-outage",
+    kasmina_lifecycle_is_deterministic => "kasmina-lifecycle",
     tamiyo_risk_is_deterministic => "tamiyo-risk",
     nissa_is_deterministic => "nissa",
     weatherlight_is_deterministic => "weatherlight",

@@ -79,6 +79,7 @@ equivalence_tests! {
     rc1_tamiyo_timeout => "rc1-tamiyo-timeout",
     kasmina_prefetch => "kasmina-prefetch",
     kasmina_prefetch_outage => "kasmina-prefetch-outage",
+    kasmina_lifecycle => "kasmina-lifecycle",
     tamiyo_risk => "tamiyo-risk",
     nissa => "nissa",
     weatherlight => "weatherlight",

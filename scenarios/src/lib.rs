@@ -8,6 +8,7 @@ pub mod control_loop;
 pub mod drills;
 pub mod embedded_redis;
 pub mod heartbeat;
+pub mod kasmina_lifecycle;
 pub mod kasmina_prefetch;
 pub mod nissa;
 pub mod oona_bus;

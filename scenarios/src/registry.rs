@@ -5,6 +5,7 @@ use esper_sim::SimScenario;
 
 use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
 use crate::heartbeat::HeartbeatScenario;
+use crate::kasmina_lifecycle::KasminaLifecycleScenario;
 use crate::kasmina_prefetch::{KasminaPrefetchOutageScenario, KasminaPrefetchScenario};
 use crate::nissa::NissaScenario;
 use crate::oona_bus::OonaBusScenario;
@@ -40,6 +41,7 @@ static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rol
 static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
 static KASMINA_PREFETCH_OUTAGE: KasminaPrefetchOutageScenario = KasminaPrefetchOutageScenario;
+static KASMINA_LIFECYCLE: KasminaLifecycleScenario = KasminaLifecycleScenario;
 static NISSA: NissaScenario = NissaScenario;
 static WEATHERLIGHT: WeatherlightScenario = WeatherlightScenario;
 static TEZZERET_FORGE: TezzeretForgeScenario = TezzeretForgeScenario;
@@ -63,6 +65,7 @@ pub fn all() -> Vec<&'static dyn SimScenario> {
         &RC1_TAMIYO_TIMEOUT,
         &KASMINA_PREFETCH,
         &KASMINA_PREFETCH_OUTAGE,
+        &KASMINA_LIFECYCLE,
         &TAMIYO_RISK,
         &NISSA,
         &WEATHERLIGHT,

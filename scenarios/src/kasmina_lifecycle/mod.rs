@@ -1,0 +1,269 @@
+//! `kasmina-lifecycle`: Kasmina's seed manager under commands its seeds cannot
+//! all take, judged step by step against a model of the lifecycle.
+//!
+//! In the control loop Tamiyo's commands are well-formed and timely: it germinates
+//! into a new or a DORMANT seed, never culls, and no seed leaks gradient, so the
+//! lifecycle's refusals, its gates' failures and the road back from a cull
+//! (CULLED → EMBARGOED → RESETTING → DORMANT) go unexercised (mutation testing let
+//! `lifecycle::check` accept every move unnoticed). Here a stand-in for Tolaria
+//! drives one `SeedManager`, with a drawn configuration, through drawn optimizer
+//! steps. Before each step it may send a seed command — a germination (new, into a
+//! drawn held seed, into a name Kasmina does not hold, without a blueprint, with a
+//! non-finite parameter), a blend change, a cull of a held or an unknown seed, or a
+//! command sent before, delivered again as an at-least-once bus would — attach
+//! kernels (Urza's or the fallback, when kernels are not built in; now and then to a
+//! seed not waiting for one) and report a backward pass's gradient overlap, clean or
+//! leaky, for a drawn seed.
+//!
+//! Checked (`seed-lifecycle`): every command, attachment and isolation report is
+//! accepted exactly when the [`model`] says it must be; after every step each seed's
+//! stage, violations and health, the seeds waiting for a kernel and the active
+//! count are the model's; and Kasmina's telemetry, drained every few steps, passes
+//! the control loop's [`LifecycleWatch`] (legal moves only, stages as the events
+//! left them, `kasmina.seeds.active` counting the forward-pass stages).
+
+mod model;
+
+use std::time::Duration;
+
+use esper_core::kasmina::prefetch::{Kernel, KernelSource};
+use esper_core::kasmina::{KasminaConfig, SeedManager};
+use esper_core::leyline::{
+    AdaptationCommand, CommandPayload, CommandSeedOperation, CommandType, SeedLifecycleStage as Stage, SeedOperation,
+};
+use esper_sim::{FaultSchedule, Invariant, RngTree, SimScenario, Tally, Violation, World, WorldConfig};
+use rand::Rng;
+use rand::seq::IndexedRandom;
+
+use crate::drills::lifecycle::LifecycleWatch;
+use model::{KernelKind, Model, Order};
+
+const HOST: &str = "tolaria";
+/// Optimizer steps per run.
+const STEPS: u32 = 400;
+/// Sim time per optimizer step.
+const STEP: Duration = Duration::from_millis(5);
+/// A seed id Kasmina never gives (it counts from `seed-1`).
+const UNHELD: &str = "seed-0";
+/// Blueprints the germinations name (Karn's).
+const BLUEPRINTS: [&str; 3] = ["BP001", "BP002", "BP003"];
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KasminaLifecycleScenario;
+
+impl SimScenario for KasminaLifecycleScenario {
+    fn name(&self) -> &'static str {
+        "kasmina-lifecycle"
+    }
+
+    fn summary(&self) -> &'static str {
+        "Kasmina's seeds under drawn commands (illegal, repeated, without a blueprint), kernels and gradient \
+         leaks; a model of the lifecycle and its gates judges every answer and every step"
+    }
+
+    fn world_config(&self) -> WorldConfig {
+        WorldConfig { duration: Duration::from_secs(30), ..WorldConfig::default() }
+    }
+
+    fn schedule(&self, _: &RngTree) -> FaultSchedule {
+        // The faults are in the commands and the gradients the driver draws.
+        FaultSchedule::new(Vec::new())
+    }
+
+    fn populate(&self, world: &mut World) {
+        let (rng, tally) = (world.rng().child("kasmina"), world.tally());
+        world.client(HOST, async move {
+            drive(&rng, &tally).await?;
+            Ok(())
+        });
+    }
+}
+
+/// Kasmina as the run configures it: short stages, so seeds cycle many times.
+fn draw_config(rng: &RngTree) -> KasminaConfig {
+    let mut draws = rng.stream("config");
+    let mut config = KasminaConfig {
+        training_steps: draws.random_range(1..=10),
+        probation_steps: draws.random_range(4..=16),
+        embargo_steps: draws.random_range(1..=8),
+        max_seeds: draws.random_range(3..=8),
+        builtin_kernels: draws.random_bool(0.3),
+        ..KasminaConfig::default()
+    };
+    config.schedule.total_steps = draws.random_range(1..=10);
+    config
+}
+
+/// Runs the steps; tallies the commands refused and accepted, the gate culls and
+/// the resets, so a sweep shows the unhappy paths were walked.
+async fn drive(rng: &RngTree, tally: &Tally) -> Result<(), Violation> {
+    let config = draw_config(rng);
+    let (mut kasmina, mut model) = (SeedManager::new(config), Model::new(config));
+    let mut watch = LifecycleWatch::default();
+    let mut draws = rng.stream("steps");
+    let mut sent: Vec<Order> = Vec::new();
+    let mut until_drain = 1_u32;
+    for step in 0..STEPS {
+        if draws.random_bool(0.4) {
+            let order = draw_order(&mut draws, &model, &sent);
+            let expected = model.apply(&order);
+            let accepted = kasmina.apply(&command(&order, step)).is_ok();
+            judge(step, expected == accepted, || format!("{order:?} was {}", verdict(accepted)))?;
+            tally.add(
+                if accepted { "kasmina-lifecycle.commands_accepted" } else { "kasmina-lifecycle.commands_refused" },
+                1,
+            );
+            sent.push(order);
+        }
+        if !config.builtin_kernels {
+            attach(&mut draws, &mut kasmina, &mut model, step)?;
+        }
+        if draws.random_bool(0.3) {
+            report_isolation(&mut draws, &mut kasmina, &mut model, step)?;
+        }
+        kasmina.advance();
+        model.advance();
+        compare(step, &kasmina, &model)?;
+        until_drain -= 1;
+        if until_drain == 0 {
+            watch.observe(&kasmina.telemetry(u64::from(step)))?;
+            until_drain = draws.random_range(1..=6);
+        }
+        tokio::time::sleep(STEP).await;
+    }
+    tally.add("kasmina-lifecycle.gate_culls", model.gate_culls);
+    tally.add("kasmina-lifecycle.resets", model.resets);
+    tally.add("kasmina-lifecycle.fossilized", model.fossilized);
+    tracing::info!(?config, seeds = model.seeds.len(), commands = sent.len(), "kasmina-lifecycle judged");
+    Ok(())
+}
+
+/// A drawn seed command (see the module docs).
+fn draw_order(draws: &mut impl Rng, model: &Model, sent: &[Order]) -> Order {
+    let blueprint = (*BLUEPRINTS.choose(draws).unwrap_or(&BLUEPRINTS[0])).to_owned();
+    let germinate = |target: String, blueprint: String, parameters: &[(&str, f32)]| Order::Germinate {
+        target,
+        blueprint,
+        parameters: parameters.iter().map(|(name, value)| ((*name).to_owned(), *value)).collect(),
+    };
+    match draws.random_range(0..11) {
+        0 | 1 => germinate(String::new(), blueprint, &[]),
+        2 => germinate(format!("graft-{}", draws.random_range(0..3)), blueprint, &[]),
+        3 | 4 => germinate(held(draws, model), blueprint, &[]),
+        5 => germinate(held(draws, model), blueprint, &[("alpha", 1.0)]),
+        6 if draws.random_bool(0.5) => germinate(held(draws, model), String::new(), &[]),
+        6 => germinate(String::new(), blueprint, &[("lr_scale", f32::NAN)]),
+        7 if draws.random_bool(0.2) => Order::Cull { target: UNHELD.to_owned() },
+        7..=9 => Order::Cull { target: held(draws, model) },
+        _ => sent.choose(draws).cloned().unwrap_or_else(|| Order::Cull { target: held(draws, model) }),
+    }
+}
+
+/// A drawn seed of the model's (the empty id, for a fresh seed, when it holds none).
+fn held(draws: &mut impl Rng, model: &Model) -> String {
+    let ids: Vec<&String> = model.seeds.keys().collect();
+    ids.choose(draws).map_or_else(String::new, |id| (*id).clone())
+}
+
+/// The command Tamiyo would send for `order`.
+fn command(order: &Order, step: u32) -> AdaptationCommand {
+    let (target, operation) = match order {
+        Order::Germinate { target, blueprint, parameters } => {
+            let operation = CommandSeedOperation {
+                operation: SeedOperation::Germinate.into(),
+                blueprint_id: blueprint.clone(),
+                parameters: parameters.clone(),
+            };
+            (target, operation)
+        }
+        Order::Cull { target } => {
+            (target, CommandSeedOperation { operation: SeedOperation::Cull.into(), ..CommandSeedOperation::default() })
+        }
+    };
+    AdaptationCommand {
+        version: 1,
+        command_id: format!("cmd-{step}"),
+        command_type: CommandType::Seed.into(),
+        target_seed_id: target.clone(),
+        payload: Some(CommandPayload::SeedOperation(operation)),
+        ..AdaptationCommand::default()
+    }
+}
+
+/// Attaches kernels to seeds waiting for one (each with probability ½, Urza's or,
+/// one time in four, the fallback); one step in ten also tries a drawn held seed.
+fn attach(draws: &mut impl Rng, kasmina: &mut SeedManager, model: &mut Model, step: u32) -> Result<(), Violation> {
+    let mut targets: Vec<String> = model.awaiting().into_iter().filter(|_| draws.random_bool(0.5)).collect();
+    if draws.random_bool(0.1) {
+        targets.push(held(draws, model));
+    }
+    for target in targets {
+        let fallback = draws.random_bool(0.25);
+        let (kind, source) = if fallback {
+            (KernelKind::Fallback, KernelSource::Fallback)
+        } else {
+            (KernelKind::Own, KernelSource::Fetched)
+        };
+        let expected = model.attach(&target, kind);
+        let kernel = Kernel {
+            blueprint_id: BLUEPRINTS[0].to_owned(),
+            artifact_ref: format!("urza://{target}"),
+            source,
+            prewarm_ms: 0.0,
+        };
+        let accepted = kasmina.attach_kernel(&target, kernel).is_ok();
+        judge(step, expected == accepted, || format!("a {kind:?} kernel for {target:?} was {}", verdict(accepted)))?;
+    }
+    Ok(())
+}
+
+/// Reports one backward pass of a drawn seed (or, now and then, one Kasmina does
+/// not hold): disjoint gradients, or (one time in two) overlapping ones.
+fn report_isolation(
+    draws: &mut impl Rng,
+    kasmina: &mut SeedManager,
+    model: &mut Model,
+    step: u32,
+) -> Result<(), Violation> {
+    let target = if draws.random_bool(0.9) { held(draws, model) } else { UNHELD.to_owned() };
+    let leaky = draws.random_bool(0.5);
+    let host = [1.0_f32, 0.0, 0.5];
+    let seed = if leaky { [0.0_f32, 2.0, 0.25] } else { [0.0_f32, 2.0, 0.0] };
+    let expected = model.isolation(&target, leaky);
+    let accepted = kasmina.check_isolation(&target, &host, &seed).is_ok();
+    judge(step, expected == accepted, || format!("a leaky={leaky} report for {target:?} was {}", verdict(accepted)))
+}
+
+/// Every seed's stage, violations and health, the seeds waiting for a kernel and
+/// the active count, against the model's.
+fn compare(step: u32, kasmina: &SeedManager, model: &Model) -> Result<(), Violation> {
+    let states = kasmina.states();
+    let held: Vec<&str> = states.iter().map(|state| state.seed_id.as_str()).collect();
+    let expected: Vec<&str> = model.seeds.keys().map(String::as_str).collect();
+    judge(step, held == expected, || format!("Kasmina holds {held:?}, the lifecycle says {expected:?}"))?;
+    for state in &states {
+        let Some(seed) = model.seeds.get(&state.seed_id) else { continue };
+        let id = &state.seed_id;
+        let stage = Stage::try_from(state.stage).unwrap_or(Stage::Unknown);
+        judge(step, stage == seed.stage, || format!("{id} is {stage}, the lifecycle says {}", seed.stage))?;
+        let violations = state.metrics.get("isolation_violations").copied().unwrap_or(-1.0);
+        #[allow(clippy::cast_precision_loss, reason = "a handful of violations")]
+        let counted = seed.violations as f32;
+        judge(step, violations == counted, || format!("{id} shows {violations} violations, not {counted}"))?;
+        let health = kasmina.health(id);
+        judge(step, health == Some(seed.health()), || format!("{id} is {health:?}, not {:?}", seed.health()))?;
+    }
+    let awaiting: Vec<String> = kasmina.awaiting_kernels().into_iter().map(|(id, _)| id).collect();
+    judge(step, awaiting == model.awaiting(), || format!("{awaiting:?} await kernels, not {:?}", model.awaiting()))?;
+    let (active, expected_active) = (kasmina.active(), model.active());
+    judge(step, active == expected_active, || format!("{active} seeds active, the stages say {expected_active}"))
+}
+
+fn verdict(accepted: bool) -> &'static str {
+    if accepted { "accepted against the lifecycle" } else { "refused, which the lifecycle allows" }
+}
+
+fn judge(step: u32, holds: bool, detail: impl FnOnce() -> String) -> Result<(), Violation> {
+    if holds { Ok(()) } else { Err(Invariant::SeedLifecycle.violated(format!("step {step}: {}", detail()))) }
+}
