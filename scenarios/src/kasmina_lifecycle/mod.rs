@@ -9,8 +9,9 @@
 //! drives one `SeedManager`, with a drawn configuration, through drawn optimizer
 //! steps. Before each step it may send a seed command — a germination (new, into a
 //! drawn held seed, into a name Kasmina does not hold, without a blueprint, with a
-//! non-finite parameter), a blend change, a cull of a held or an unknown seed, or a
-//! command sent before, delivered again as an at-least-once bus would — attach
+//! non-finite parameter), a blend change, a cull of a held or an unknown seed, a
+//! seed command without its operation, or a command sent before, delivered again
+//! as an at-least-once bus would — attach
 //! kernels (Urza's or the fallback, when kernels are not built in; now and then to a
 //! seed not waiting for one) and report a backward pass's gradient overlap, clean or
 //! leaky, for a drawn seed.
@@ -20,7 +21,8 @@
 //! stage, violations and health, the seeds waiting for a kernel and the active
 //! count are the model's; and Kasmina's telemetry, drained every few steps, passes
 //! the control loop's [`LifecycleWatch`] (legal moves only, stages as the events
-//! left them, `kasmina.seeds.active` counting the forward-pass stages).
+//! left them, `kasmina.seeds.active` counting the forward-pass stages), and every
+//! gate failure there is raised at the level Esper-Lite gave its reason.
 
 mod model;
 
@@ -30,7 +32,9 @@ use esper_core::kasmina::prefetch::{Kernel, KernelSource};
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{
     AdaptationCommand, CommandPayload, CommandSeedOperation, CommandType, SeedLifecycleStage as Stage, SeedOperation,
+    TelemetryLevel, TelemetryPacket,
 };
+use esper_core::planted::Planted;
 use esper_sim::{FaultSchedule, Invariant, RngTree, SimScenario, Tally, Violation, World, WorldConfig};
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -72,9 +76,9 @@ impl SimScenario for KasminaLifecycleScenario {
     }
 
     fn populate(&self, world: &mut World) {
-        let (rng, tally) = (world.rng().child("kasmina"), world.tally());
+        let (rng, tally, planted) = (world.rng().child("kasmina"), world.tally(), world.planted());
         world.client(HOST, async move {
-            drive(&rng, &tally).await?;
+            drive(&rng, &tally, planted).await?;
             Ok(())
         });
     }
@@ -95,10 +99,10 @@ fn draw_config(rng: &RngTree) -> KasminaConfig {
     config
 }
 
-/// Runs the steps; tallies the commands refused and accepted, the gate culls and
-/// the resets, so a sweep shows the unhappy paths were walked.
-async fn drive(rng: &RngTree, tally: &Tally) -> Result<(), Violation> {
-    let config = draw_config(rng);
+/// Runs the steps; tallies the commands refused and accepted, the culls by gate,
+/// the resets and the fossilized seeds, so a run shows the unhappy paths were walked.
+async fn drive(rng: &RngTree, tally: &Tally, planted: Planted) -> Result<(), Violation> {
+    let config = KasminaConfig { planted, ..draw_config(rng) };
     let (mut kasmina, mut model) = (SeedManager::new(config), Model::new(config));
     let mut watch = LifecycleWatch::default();
     let mut draws = rng.stream("steps");
@@ -127,12 +131,17 @@ async fn drive(rng: &RngTree, tally: &Tally) -> Result<(), Violation> {
         compare(step, &kasmina, &model)?;
         until_drain -= 1;
         if until_drain == 0 {
-            watch.observe(&kasmina.telemetry(u64::from(step)))?;
+            let batch = kasmina.telemetry(u64::from(step));
+            check_gate_failure_levels(step, &batch)?;
+            watch.observe(&batch)?;
             until_drain = draws.random_range(1..=6);
         }
         tokio::time::sleep(STEP).await;
     }
-    tally.add("kasmina-lifecycle.gate_culls", model.gate_culls);
+    for (gate, stage) in [("g1", Stage::Training), ("g2", Stage::Blending), ("g4", Stage::Probationary)] {
+        let culls = model.gate_culls.get(&stage).copied().unwrap_or_default();
+        tally.add(&format!("kasmina-lifecycle.culled_at_{gate}"), culls);
+    }
     tally.add("kasmina-lifecycle.resets", model.resets);
     tally.add("kasmina-lifecycle.fossilized", model.fossilized);
     tracing::info!(?config, seeds = model.seeds.len(), commands = sent.len(), "kasmina-lifecycle judged");
@@ -154,6 +163,7 @@ fn draw_order(draws: &mut impl Rng, model: &Model, sent: &[Order]) -> Order {
         5 => germinate(held(draws, model), blueprint, &[("alpha", 1.0)]),
         6 if draws.random_bool(0.5) => germinate(held(draws, model), String::new(), &[]),
         6 => germinate(String::new(), blueprint, &[("lr_scale", f32::NAN)]),
+        7 if draws.random_bool(0.1) => Order::Bare { target: held(draws, model) },
         7 if draws.random_bool(0.2) => Order::Cull { target: UNHELD.to_owned() },
         7..=9 => Order::Cull { target: held(draws, model) },
         _ => sent.choose(draws).cloned().unwrap_or_else(|| Order::Cull { target: held(draws, model) }),
@@ -168,25 +178,28 @@ fn held(draws: &mut impl Rng, model: &Model) -> String {
 
 /// The command Tamiyo would send for `order`.
 fn command(order: &Order, step: u32) -> AdaptationCommand {
-    let (target, operation) = match order {
+    let (target, payload) = match order {
         Order::Germinate { target, blueprint, parameters } => {
             let operation = CommandSeedOperation {
                 operation: SeedOperation::Germinate.into(),
                 blueprint_id: blueprint.clone(),
                 parameters: parameters.clone(),
             };
-            (target, operation)
+            (target, Some(operation))
         }
         Order::Cull { target } => {
-            (target, CommandSeedOperation { operation: SeedOperation::Cull.into(), ..CommandSeedOperation::default() })
+            let operation =
+                CommandSeedOperation { operation: SeedOperation::Cull.into(), ..CommandSeedOperation::default() };
+            (target, Some(operation))
         }
+        Order::Bare { target } => (target, None),
     };
     AdaptationCommand {
         version: 1,
         command_id: format!("cmd-{step}"),
         command_type: CommandType::Seed.into(),
         target_seed_id: target.clone(),
-        payload: Some(CommandPayload::SeedOperation(operation)),
+        payload: payload.map(CommandPayload::SeedOperation),
         ..AdaptationCommand::default()
     }
 }
@@ -218,25 +231,38 @@ fn attach(draws: &mut impl Rng, kasmina: &mut SeedManager, model: &mut Model, st
     Ok(())
 }
 
-/// Reports one backward pass of a drawn seed (or, now and then, one Kasmina does
-/// not hold): disjoint gradients, or (one time in two) overlapping ones.
+/// Reports a backward pass of a drawn seed (or, now and then, one Kasmina does
+/// not hold): disjoint gradients, or (one time in two) overlapping ones, for one
+/// to three passes in a row, as a leaky graft leaks on every pass.
 fn report_isolation(
     draws: &mut impl Rng,
     kasmina: &mut SeedManager,
     model: &mut Model,
     step: u32,
 ) -> Result<(), Violation> {
-    let target = if draws.random_bool(0.9) { held(draws, model) } else { UNHELD.to_owned() };
+    let training: Vec<&String> =
+        model.seeds.iter().filter(|(_, s)| s.stage == Stage::Training).map(|(id, _)| id).collect();
+    let target = match training.choose(draws) {
+        // A seed that passed G1 clean and then leaks: G2 is its gate.
+        Some(id) if draws.random_bool(0.3) => (*id).clone(),
+        _ if draws.random_bool(0.9) => held(draws, model),
+        _ => UNHELD.to_owned(),
+    };
     let leaky = draws.random_bool(0.5);
     let host = [1.0_f32, 0.0, 0.5];
     let seed = if leaky { [0.0_f32, 2.0, 0.25] } else { [0.0_f32, 2.0, 0.0] };
-    let expected = model.isolation(&target, leaky);
-    let accepted = kasmina.check_isolation(&target, &host, &seed).is_ok();
-    judge(step, expected == accepted, || format!("a leaky={leaky} report for {target:?} was {}", verdict(accepted)))
+    for _ in 0..if leaky { draws.random_range(1..=3) } else { 1 } {
+        let expected = model.isolation(&target, leaky);
+        let accepted = kasmina.check_isolation(&target, &host, &seed).is_ok();
+        judge(step, expected == accepted, || {
+            format!("a leaky={leaky} report for {target:?} was {}", verdict(accepted))
+        })?;
+    }
+    Ok(())
 }
 
-/// Every seed's stage, violations and health, the seeds waiting for a kernel and
-/// the active count, against the model's.
+/// Every seed's stage, violations and health, the seeds waiting for a kernel, the
+/// active count and Kasmina's counters, against the model's.
 fn compare(step: u32, kasmina: &SeedManager, model: &Model) -> Result<(), Violation> {
     let states = kasmina.states();
     let held: Vec<&str> = states.iter().map(|state| state.seed_id.as_str()).collect();
@@ -257,7 +283,28 @@ fn compare(step: u32, kasmina: &SeedManager, model: &Model) -> Result<(), Violat
     let awaiting: Vec<String> = kasmina.awaiting_kernels().into_iter().map(|(id, _)| id).collect();
     judge(step, awaiting == model.awaiting(), || format!("{awaiting:?} await kernels, not {:?}", model.awaiting()))?;
     let (active, expected_active) = (kasmina.active(), model.active());
-    judge(step, active == expected_active, || format!("{active} seeds active, the stages say {expected_active}"))
+    judge(step, active == expected_active, || format!("{active} seeds active, the stages say {expected_active}"))?;
+    let counters = kasmina.counters();
+    judge(step, counters == model.counters, || {
+        format!("Kasmina counted {counters:?}, the lifecycle {:?}", model.counters)
+    })
+}
+
+/// Esper-Lite raised a gate failure CRITICAL when the fallback kernel was in play
+/// or the stage did not match, WARNING otherwise: each `gate_failure` event of
+/// `batch` must carry the level its reason calls for.
+fn check_gate_failure_levels(step: u32, batch: &[TelemetryPacket]) -> Result<(), Violation> {
+    let failures = batch.iter().flat_map(|packet| &packet.events).filter(|event| event.description == "gate_failure");
+    for event in failures {
+        let reason = event.attributes.get("reason").map_or("", String::as_str);
+        let critical = reason.starts_with("fallback_kernel") || reason == "stage_mismatch";
+        let expected = if critical { TelemetryLevel::Critical } else { TelemetryLevel::Warning };
+        let level = TelemetryLevel::try_from(event.level).unwrap_or(TelemetryLevel::Unspecified);
+        judge(step, level == expected, || {
+            format!("a gate failure for {reason:?} was raised at {level:?}, not {expected:?}")
+        })?;
+    }
+    Ok(())
 }
 
 fn verdict(accepted: bool) -> &'static str {
@@ -266,4 +313,36 @@ fn verdict(accepted: bool) -> &'static str {
 
 fn judge(step: u32, holds: bool, detail: impl FnOnce() -> String) -> Result<(), Violation> {
     if holds { Ok(()) } else { Err(Invariant::SeedLifecycle.violated(format!("step {step}: {}", detail()))) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn germinated() -> (SeedManager, Model) {
+        let config = KasminaConfig::default();
+        let (mut kasmina, mut model) = (SeedManager::new(config), Model::new(config));
+        let order = Order::Germinate { target: String::new(), blueprint: "BP001".to_owned(), parameters: [].into() };
+        assert!(model.apply(&order));
+        assert!(kasmina.apply(&command(&order, 0)).is_ok());
+        compare(0, &kasmina, &model).expect("in step");
+        (kasmina, model)
+    }
+
+    #[test]
+    fn a_kasmina_a_step_ahead_of_the_lifecycle_breaks_seed_lifecycle() {
+        let (mut kasmina, model) = germinated();
+        kasmina.advance();
+        let violation = compare(1, &kasmina, &model).expect_err("TRAINING against GERMINATED");
+        assert_eq!(violation.invariant, Invariant::SeedLifecycle);
+        assert!(violation.detail.starts_with("step 1: seed-1 is"), "{}", violation.detail);
+    }
+
+    #[test]
+    fn a_leak_kasmina_did_not_count_breaks_seed_lifecycle() {
+        let (kasmina, mut model) = germinated();
+        assert!(model.isolation("seed-1", true));
+        let violation = compare(0, &kasmina, &model).expect_err("violations differ");
+        assert!(violation.detail.contains("shows 0 violations, not 1"), "{}", violation.detail);
+    }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use esper_core::kasmina::KasminaConfig;
+use esper_core::kasmina::{KasminaConfig, KasminaCounters};
 use esper_core::leyline::{HealthStatus, SeedLifecycleStage as Stage};
 
 /// Violations after which a seed is unhealthy and fails G2 (Esper-Lite's
@@ -74,6 +74,8 @@ pub enum Order {
     Germinate { target: String, blueprint: String, parameters: BTreeMap<String, f32> },
     /// CULL `target`.
     Cull { target: String },
+    /// A seed command that lost its seed operation on the way: always refused.
+    Bare { target: String },
 }
 
 /// The model: every seed Kasmina should hold.
@@ -83,30 +85,53 @@ pub struct Model {
     pub seeds: BTreeMap<String, ModelSeed>,
     /// How many seeds Kasmina has named (`seed-<n>` for the next one).
     named: u64,
-    /// Seeds a failed gate culled, and seeds back to DORMANT after an embargo:
-    /// what the run's tally reports to show the unhappy path was walked.
-    pub gate_culls: u64,
+    /// Kasmina's counters as they must stand: a command applied or refused, a
+    /// transition per stage moved through (a cull is two: CULLED, EMBARGOED; a new
+    /// seed too: DORMANT, GERMINATED), a gate passed or failed per evaluation (G0
+    /// on each germination, the others on each move into their stage), a
+    /// violation per leaky backward pass. Nothing dropped: the drill drains often.
+    pub counters: KasminaCounters,
+    /// Seeds a failed gate culled (by the stage it guards: TRAINING for G1,
+    /// BLENDING for G2, PROBATIONARY for G4), and seeds back to DORMANT after an
+    /// embargo: what the run's tally reports to show the unhappy path was walked.
+    pub gate_culls: BTreeMap<Stage, u64>,
     pub resets: u64,
     pub fossilized: u64,
 }
 
 impl Model {
     pub fn new(config: KasminaConfig) -> Self {
-        Self { config, seeds: BTreeMap::new(), named: 0, gate_culls: 0, resets: 0, fossilized: 0 }
+        Self {
+            config,
+            seeds: BTreeMap::new(),
+            named: 0,
+            counters: KasminaCounters::default(),
+            gate_culls: BTreeMap::new(),
+            resets: 0,
+            fossilized: 0,
+        }
     }
 
     /// Applies `order`; returns whether Kasmina must accept it.
     pub fn apply(&mut self, order: &Order) -> bool {
-        match order {
+        let accepted = match order {
             Order::Germinate { target, blueprint, parameters } => self.germinate(target, blueprint, parameters),
             Order::Cull { target } => match self.seeds.get_mut(target) {
                 Some(seed) if CULLABLE.contains(&seed.stage) => {
                     seed.cull();
+                    self.counters.transitions += 2;
                     true
                 }
                 _ => false,
             },
+            Order::Bare { .. } => false,
+        };
+        if accepted {
+            self.counters.commands_applied += 1;
+        } else {
+            self.counters.commands_rejected += 1;
         }
+        accepted
     }
 
     fn germinate(&mut self, target: &str, blueprint: &str, parameters: &BTreeMap<String, f32>) -> bool {
@@ -117,6 +142,7 @@ impl Model {
             return past_dormant.is_some_and(|seed| seed.stage == Stage::Blending);
         }
         if blueprint.is_empty() || parameters.values().any(|value| !value.is_finite()) {
+            self.counters.gate_failures += 1;
             return false;
         }
         let id = if target.is_empty() {
@@ -127,19 +153,22 @@ impl Model {
         };
         let kernel = self.config.builtin_kernels.then_some(KernelKind::Own);
         let full = self.seeds.len() >= self.config.max_seeds;
-        match self.seeds.get_mut(&id) {
+        let moves = match self.seeds.get_mut(&id) {
             Some(seed) if seed.stage == Stage::Dormant => {
                 (seed.stage, seed.steps, seed.kernel) = (Stage::Germinated, 0, kernel);
-                true
+                1
             }
-            Some(_) => false,
-            None if full => false,
+            Some(_) => return false,
+            None if full => return false,
             None => {
                 let seed = ModelSeed { stage: Stage::Germinated, steps: 0, kernel, violations: 0 };
                 self.seeds.insert(id, seed);
-                true
+                2
             }
-        }
+        };
+        self.counters.gates_passed += 1;
+        self.counters.transitions += moves;
+        true
     }
 
     /// Attaches a kernel of `kind` to `target`; whether Kasmina must accept it.
@@ -158,6 +187,7 @@ impl Model {
     pub fn isolation(&mut self, target: &str, leaky: bool) -> bool {
         let Some(seed) = self.seeds.get_mut(target) else { return false };
         seed.violations += u32::from(leaky);
+        self.counters.isolation_violations += u64::from(leaky);
         true
     }
 
@@ -179,19 +209,26 @@ impl Model {
                 Stage::Resetting => Stage::Dormant,
                 _ => continue,
             };
-            let passes = match next {
-                Stage::Training => seed.kernel.is_some() && seed.violations == 0,
-                Stage::Blending => seed.violations < UNHEALTHY_AFTER,
-                Stage::Probationary => seed.kernel != Some(KernelKind::Fallback) && seed.violations == 0,
-                _ => true,
+            let (gated, passes) = match next {
+                Stage::Training => (true, seed.kernel.is_some() && seed.violations == 0),
+                Stage::Blending => (true, seed.violations < UNHEALTHY_AFTER),
+                Stage::Probationary => (true, seed.kernel != Some(KernelKind::Fallback) && seed.violations == 0),
+                // G3 wants the blend complete, which is what made the seed due; G5
+                // wants the reset clean, which the step just made it.
+                Stage::Shadowing | Stage::Dormant => (true, true),
+                _ => (false, true),
             };
             if passes {
                 (seed.stage, seed.steps) = (next, 0);
+                self.counters.transitions += 1;
+                self.counters.gates_passed += u64::from(gated);
                 self.resets += u64::from(next == Stage::Dormant);
                 self.fossilized += u64::from(next == Stage::Fossilized);
             } else {
                 seed.cull();
-                self.gate_culls += 1;
+                self.counters.transitions += 2;
+                self.counters.gate_failures += 1;
+                *self.gate_culls.entry(next).or_default() += 1;
             }
         }
     }
