@@ -43,9 +43,11 @@ const MOVES: [(Stage, Stage); 17] = [
 ];
 
 /// Stages whose seed takes part in the forward pass.
-const ACTIVE: [Stage; 5] = [Stage::Training, Stage::Blending, Stage::Shadowing, Stage::Probationary, Stage::Fossilized];
+pub(crate) const ACTIVE: [Stage; 5] =
+    [Stage::Training, Stage::Blending, Stage::Shadowing, Stage::Probationary, Stage::Fossilized];
 
-fn legal(from: Stage, to: Stage) -> bool {
+/// Whether the lifecycle allows `from` → `to`.
+pub(crate) fn legal(from: Stage, to: Stage) -> bool {
     MOVES.contains(&(from, to))
 }
 

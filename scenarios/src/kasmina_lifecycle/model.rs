@@ -1,7 +1,9 @@
 //! The oracle of `kasmina-lifecycle`: Kasmina's seeds as Esper-Lite's lifecycle
 //! and gates say they must evolve, written from the reference rather than from
 //! `esper_core::kasmina` (only the config's numbers and the fresh seeds' names are
-//! shared), so that a wrong edge, gate or count in Kasmina is a disagreement.
+//! shared), so that a wrong edge, gate or count in Kasmina is a disagreement. The
+//! legal moves and the forward-pass stages are the `seed-lifecycle` watch's own
+//! tables ([`crate::drills::lifecycle`]), declared there once.
 //!
 //! The rules it keeps: a GERMINATE takes a new seed (while there is room) or a
 //! DORMANT one, and needs a blueprint and finite parameters (G0); one carrying blend
@@ -21,17 +23,11 @@ use std::collections::BTreeMap;
 use esper_core::kasmina::{KasminaConfig, KasminaCounters};
 use esper_core::leyline::{HealthStatus, SeedLifecycleStage as Stage};
 
+use crate::drills::lifecycle::{ACTIVE, legal};
+
 /// Violations after which a seed is unhealthy and fails G2 (Esper-Lite's
 /// isolation breaker).
 const UNHEALTHY_AFTER: u32 = 3;
-
-/// Stages a cull may take a seed from.
-const CULLABLE: [Stage; 5] =
-    [Stage::Germinated, Stage::Training, Stage::Blending, Stage::Shadowing, Stage::Probationary];
-
-/// Stages whose seed takes part in the forward pass.
-pub const ACTIVE: [Stage; 5] =
-    [Stage::Training, Stage::Blending, Stage::Shadowing, Stage::Probationary, Stage::Fossilized];
 
 /// The kernel a seed holds, as far as the gates care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +113,7 @@ impl Model {
         let accepted = match order {
             Order::Germinate { target, blueprint, parameters } => self.germinate(target, blueprint, parameters),
             Order::Cull { target } => match self.seeds.get_mut(target) {
-                Some(seed) if CULLABLE.contains(&seed.stage) => {
+                Some(seed) if legal(seed.stage, Stage::Culled) => {
                     seed.cull();
                     self.counters.transitions += 2;
                     true
