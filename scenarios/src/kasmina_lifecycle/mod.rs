@@ -35,6 +35,7 @@ use esper_core::leyline::{
     TelemetryLevel, TelemetryPacket,
 };
 use esper_core::planted::Planted;
+use esper_core::tolaria::device::{Device, ModelSpec, Synthetic};
 use esper_sim::{FaultSchedule, Invariant, RngTree, SimScenario, Tally, Violation, World, WorldConfig};
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -105,6 +106,7 @@ async fn drive(rng: &RngTree, tally: &Tally, planted: Planted) -> Result<(), Vio
     let config = KasminaConfig { planted, ..draw_config(rng) };
     let (mut kasmina, mut model) = (SeedManager::new(config), Model::new(config));
     let mut watch = LifecycleWatch::default();
+    let device = Synthetic::new(ModelSpec::rc1(), &mut rng.stream("device"));
     let mut draws = rng.stream("steps");
     let mut sent: Vec<Order> = Vec::new();
     let mut until_drain = 1_u32;
@@ -124,7 +126,7 @@ async fn drive(rng: &RngTree, tally: &Tally, planted: Planted) -> Result<(), Vio
             attach(&mut draws, &mut kasmina, &mut model, step)?;
         }
         if draws.random_bool(0.3) {
-            report_isolation(&mut draws, &mut kasmina, &mut model, step)?;
+            report_isolation(&device, &mut draws, &mut kasmina, &mut model, step)?;
         }
         kasmina.advance();
         model.advance();
@@ -233,8 +235,10 @@ fn attach(draws: &mut impl Rng, kasmina: &mut SeedManager, model: &mut Model, st
 
 /// Reports a backward pass of a drawn seed (or, now and then, one Kasmina does
 /// not hold): disjoint gradients, or (one time in two) overlapping ones, for one
-/// to three passes in a row, as a leaky graft leaks on every pass.
+/// to three passes in a row, as a leaky graft leaks on every pass. Each pass's
+/// overlap is measured by Kasmina or, as Tolaria's backward pass does, by `device`.
 fn report_isolation(
+    device: &dyn Device,
     draws: &mut impl Rng,
     kasmina: &mut SeedManager,
     model: &mut Model,
@@ -253,7 +257,11 @@ fn report_isolation(
     let seed = if leaky { [0.0_f32, 2.0, 0.25] } else { [0.0_f32, 2.0, 0.0] };
     for _ in 0..if leaky { draws.random_range(1..=3) } else { 1 } {
         let expected = model.isolation(&target, leaky);
-        let accepted = kasmina.check_isolation(&target, &host, &seed).is_ok();
+        let accepted = if draws.random_bool(0.5) {
+            kasmina.check_isolation(&target, &host, &seed).is_ok()
+        } else {
+            kasmina.check_isolation_on(device, &target, &host, &seed).is_ok()
+        };
         judge(step, expected == accepted, || {
             format!("a leaky={leaky} report for {target:?} was {}", verdict(accepted))
         })?;
