@@ -234,9 +234,9 @@ impl Flight {
             PrefetchStatus::Timeout => self.counters.timeout += 1,
             PrefetchStatus::Error => self.counters.error += 1,
         }
-        self.counters.latency_ms_sum += latency.as_secs_f64() * 1_000.0;
-        self.counters.latency_samples += 1;
         let latency_ms = latency.as_secs_f64() * 1_000.0;
+        self.counters.latency_ms_sum += latency_ms;
+        self.counters.latency_samples += 1;
         tracing::debug!(request_id, status = status.as_str(), latency_ms, "kasmina.prefetch");
         let outcome = PrefetchOutcome {
             request_id: request_id.to_owned(),
@@ -298,8 +298,6 @@ impl<C: Connector, R: RngCore> PrefetchCoordinator<C, R> {
             tokio::join!(issuer.run(&shared, blueprints), read_answers(&mut self.replies, &shared), sweep(&shared));
         let mut flight = flight.into_inner();
         for waits in [issuer_waits, reader_waits] {
-            flight.counters.cache_lock.acquisitions += waits.acquisitions;
-            flight.counters.cache_lock.wait_ms_total += waits.wait_ms_total;
             flight.counters.cache_lock.wait_ms_max = flight.counters.cache_lock.wait_ms_max.max(waits.wait_ms_max);
         }
         self.counters = flight.counters;
