@@ -20,6 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 
+mod verifier_bounds;
+
 /// Unix time the checks' clocks start at (frames only need one consistent clock).
 const CLOCK_ORIGIN_MS: u64 = 1_735_689_600_000;
 /// Bound on consume rounds a check waits through.
@@ -53,13 +55,15 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 7] = [
+pub const CHECKS: [&str; 9] = [
     "roundtrip",
     "backpressure",
     "emergency_bucket",
     "retry_then_dead_letter",
     "invalid_envelope",
     "forged_frames",
+    "freshness_bounds",
+    "ledger_full",
     "reconnect",
 ];
 
@@ -83,6 +87,8 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
         "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
         "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
         "forged_frames" => forged_frames(fixture, &mut admin).await,
+        "freshness_bounds" => verifier_bounds::freshness_bounds(fixture, &mut admin).await,
+        "ledger_full" => verifier_bounds::ledger_full(fixture, &mut admin).await,
         "reconnect" => reconnect(fixture, &mut admin).await,
         other => Err(format!("no check called {other:?}; checks: {}", CHECKS.join(", "))),
     }
@@ -100,12 +106,18 @@ impl<C: Connector> BusFixture<C> {
         config: StreamConfig,
         verify: VerifyPolicy,
     ) -> Result<OonaClient<C, ChaCha8Rng>, String> {
-        let parts = ClientParts {
-            key: bus_key()?,
-            verify,
-            clock: UnixClock::anchored_at(CLOCK_ORIGIN_MS),
-            rng: ChaCha8Rng::seed_from_u64(self.seed),
-        };
+        self.client_clocked(config, verify, UnixClock::anchored_at(CLOCK_ORIGIN_MS))
+    }
+
+    /// [`BusFixture::client_verifying`] on `clock`, for a check that reads the
+    /// client's own clock.
+    fn client_clocked(
+        &self,
+        config: StreamConfig,
+        verify: VerifyPolicy,
+        clock: UnixClock,
+    ) -> Result<OonaClient<C, ChaCha8Rng>, String> {
+        let parts = ClientParts { key: bus_key()?, verify, clock, rng: ChaCha8Rng::seed_from_u64(self.seed) };
         Ok(OonaClient::new(self.connector.clone(), &self.host, self.port, config, parts))
     }
 
@@ -261,8 +273,13 @@ fn same_route(found: &PublishOutcome, wanted: &PublishOutcome) -> bool {
     }
 }
 
+/// The emergency bucket: three high-priority publishes empty a bucket of three,
+/// the fourth is rate limited, a critical one bypasses it; five seconds later,
+/// at twelve tokens a minute, one more high-priority publish goes and the next
+/// does not. (A token every 5 s leaves a real machine seconds of slack between
+/// publishes that must see the same bucket.)
 async fn emergency_bucket<C: Connector>(fixture: &BusFixture<C>) -> CheckResult {
-    let config = StreamConfig { emergency_burst: 3, emergency_max_per_min: 1, ..quick_config() };
+    let config = StreamConfig { emergency_burst: 3, emergency_max_per_min: 12, ..quick_config() };
     let mut client = fixture.client(config)?;
     let mut outcomes = Vec::new();
     for seq in 0..4 {
@@ -274,8 +291,15 @@ async fn emergency_bucket<C: Connector>(fixture: &BusFixture<C>) -> CheckResult 
     let critical = envelope(4, BusMessageType::Telemetry, MessagePriority::Critical);
     let kept = client.publish(&critical).await.map_err(|error| error.to_string())?;
     expect("critical bypasses the bucket", matches!(kept, PublishOutcome::Published { .. }), true)?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut refilled = Vec::new();
+    for seq in 5..7 {
+        let high = envelope(seq, BusMessageType::Telemetry, MessagePriority::High);
+        refilled.push(client.publish(&high).await.map_err(|error| error.to_string())? == PublishOutcome::RateLimited);
+    }
+    expect("five seconds later, one token has come back", refilled, vec![false, true])?;
     let metrics = client.metrics_snapshot();
-    expect("emergency published, rate dropped", (metrics.emergency_published, metrics.emergency_rate_dropped), (4, 1))
+    expect("emergency published, rate dropped", (metrics.emergency_published, metrics.emergency_rate_dropped), (5, 2))
 }
 
 async fn retry_then_dead_letter<C: Connector>(
