@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 
+mod routing;
 mod verifier_bounds;
 
 /// Unix time the checks' clocks start at (frames only need one consistent clock).
@@ -55,10 +56,12 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 9] = [
+pub const CHECKS: [&str; 11] = [
     "roundtrip",
+    "routes",
     "backpressure",
     "emergency_bucket",
+    "outbox_full",
     "retry_then_dead_letter",
     "invalid_envelope",
     "forged_frames",
@@ -82,8 +85,10 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
     command(&mut admin, &redis::cmd("FLUSHALL")).await?;
     match name {
         "roundtrip" => roundtrip(fixture, &mut admin).await,
+        "routes" => routing::routes(fixture, &mut admin).await,
         "backpressure" => backpressure(fixture, &mut admin).await,
         "emergency_bucket" => emergency_bucket(fixture).await,
+        "outbox_full" => routing::outbox_full(fixture, &mut admin).await,
         "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
         "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
         "forged_frames" => forged_frames(fixture, &mut admin).await,
