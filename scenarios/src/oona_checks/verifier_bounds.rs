@@ -4,8 +4,8 @@
 //! each bound; these two checks look at the edges, where an off-by-one lives.
 
 use esper_core::clock::UnixClock;
-use esper_core::leyline::{BusMessageType, MessagePriority, VerifyPolicy};
 use esper_core::leyline::signing::sign;
+use esper_core::leyline::{BusMessageType, MessagePriority, VerifyPolicy};
 use esper_core::net::Connector;
 use esper_core::oona::{OonaClient, StreamConfig};
 use rand::SeedableRng;
@@ -14,8 +14,8 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use super::{
-    BusFixture, CLOCK_ORIGIN_MS, CheckResult, MAX_ROUNDS, add_frames, bus_key, checks_policy, command, envelope, expect,
-    handled_seqs, quick_config,
+    BusFixture, CLOCK_ORIGIN_MS, CheckResult, MAX_ROUNDS, add_frames, bus_key, checks_policy, command, envelope,
+    expect, handled_seqs, quick_config,
 };
 
 /// Frames aimed at each freshness bound. A frame's age when the consumer checks
@@ -198,7 +198,11 @@ pub(super) async fn ledger_full<C: Connector>(
     let handled = handled_seqs(&mut client, &normal, settled).await?;
     expect("handled", handled, (0..LEDGER_HELD).map(Some).collect())?;
     let counters = client.verify_counters();
-    expect("accepted, refused as full", (counters.accepted, counters.rejected_ledger_full), (LEDGER_HELD, LEDGER_EXTRA))?;
+    expect(
+        "accepted, refused as full",
+        (counters.accepted, counters.rejected_ledger_full),
+        (LEDGER_HELD, LEDGER_EXTRA),
+    )?;
     let reason = newest_reason(admin, &client.config().dead_letter_stream).await?;
     expect("the refusal names the full replay check", reason.contains("replay check full"), true)
 }
