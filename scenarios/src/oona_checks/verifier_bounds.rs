@@ -45,8 +45,8 @@ enum Fate {
 }
 
 /// Frames stamped to reach the consumer exactly on a freshness bound, both bounds
-/// being inclusive (Esper-Lite: stale only when older than the window, refused
-/// only when further ahead than the skew). Each try aims at the bound with the
+/// being inclusive (as Esper-Lite's command verifier: refused only when more than
+/// the skew ahead, or more than the window old). Each try aims at the bound with the
 /// lag the previous try at it measured; whatever the lag turns out to be, a
 /// refusal must name a frame strictly beyond its bound. The verifier's own
 /// reading — the age or lead its refusal reports — is what is judged, so the
