@@ -7,10 +7,9 @@ use esper_core::clock::UnixClock;
 use esper_core::leyline::signing::sign;
 use esper_core::leyline::{BusMessageType, MessagePriority, VerifyPolicy};
 use esper_core::net::Connector;
-use esper_core::oona::{OonaClient, StreamConfig};
+use esper_core::oona::{OonaClient, StreamConfig, entries};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use super::{
@@ -140,24 +139,9 @@ async fn settle_one<C: Connector>(
 /// The `reason` field of the newest entry of the dead-letter stream.
 async fn newest_reason(admin: &mut MultiplexedConnection, stream: &str) -> Result<String, String> {
     let reply = command(admin, redis::cmd("XREVRANGE").arg(stream).arg("+").arg("-").arg("COUNT").arg(1)).await?;
-    let fields = match &reply {
-        Value::Array(entries) => match entries.first() {
-            Some(Value::Array(entry)) => entry.get(1),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(Value::Array(fields)) = fields else {
-        return Err(format!("unexpected XREVRANGE reply {reply:?}"));
-    };
-    fields
-        .chunks(2)
-        .find_map(|pair| match pair {
-            [Value::BulkString(name), Value::BulkString(value)] if name.as_slice() == b"reason" => {
-                Some(String::from_utf8_lossy(value).into_owned())
-            }
-            _ => None,
-        })
+    let newest = entries(&reply)?.into_iter().next();
+    newest
+        .and_then(|entry| entry.field("reason").map(|reason| String::from_utf8_lossy(reason).into_owned()))
         .ok_or_else(|| format!("the newest dead letter has no reason: {reply:?}"))
 }
 
