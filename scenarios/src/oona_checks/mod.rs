@@ -20,6 +20,8 @@ use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 
+mod lost_reply;
+mod reconnect_pacing;
 mod routing;
 mod verifier_bounds;
 
@@ -56,7 +58,7 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 11] = [
+pub const CHECKS: [&str; 13] = [
     "roundtrip",
     "routes",
     "backpressure",
@@ -68,6 +70,8 @@ pub const CHECKS: [&str; 11] = [
     "freshness_bounds",
     "ledger_full",
     "reconnect",
+    "reconnect_pacing",
+    "lost_reply",
 ];
 
 /// Runs every check; the first failure names its check.
@@ -95,6 +99,8 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
         "freshness_bounds" => verifier_bounds::freshness_bounds(fixture, &mut admin).await,
         "ledger_full" => verifier_bounds::ledger_full(fixture, &mut admin).await,
         "reconnect" => reconnect(fixture, &mut admin).await,
+        "reconnect_pacing" => reconnect_pacing::reconnect_pacing(fixture).await,
+        "lost_reply" => lost_reply::lost_reply(fixture, &mut admin).await,
         other => Err(format!("no check called {other:?}; checks: {}", CHECKS.join(", "))),
     }
 }
