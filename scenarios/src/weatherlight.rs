@@ -51,6 +51,7 @@ use crate::control_loop::hosts::{
     FIELD_REPORT_DIR, TAMIYO_PORT, rpc_config, serve_tamiyo_with_wal, sim_clock, tamiyo_client_at, training_config,
 };
 use crate::control_loop::{REDIS, REDIS_PORT, bus};
+use crate::oona_checks::backoff_ceiling;
 
 const WEATHERLIGHT: &str = "weatherlight";
 const TOLARIA: &str = "tolaria";
@@ -99,6 +100,11 @@ struct Journal {
     /// Tamiyo's drill packets sent, and the Unix ms of the last one.
     tamiyo_drills: u64,
     last_tamiyo_drill_ms: Option<u64>,
+    /// When each Tamiyo life started, and when it ended (its crash returned, or
+    /// Weatherlight dropped it: the hang's abort, the shutdown), on the
+    /// `weatherlight` host's clock, the one its supervisor schedules restarts by.
+    tamiyo_started: Vec<Instant>,
+    tamiyo_ended: Vec<Instant>,
 }
 
 impl SimScenario for WeatherlightScenario {
@@ -156,9 +162,12 @@ async fn supervise(
     let tamiyo_rng = rng.child("tamiyo");
     let (log, crash_after_ms, hang_after_ms) = (Rc::clone(journal), plan.crash_after_ms, plan.hang_after_ms);
     weatherlight.add(ServiceSpec::daemon("tamiyo").beating_within(HUNG_AFTER), move |context: ServiceContext| {
-        log.borrow_mut().tamiyo_lives += 1;
+        let mut journal = log.borrow_mut();
+        journal.tamiyo_lives += 1;
+        journal.tamiyo_started.push(Instant::now());
         let ids = tamiyo_rng.child(&format!("life-{}", context.life())).stream("command_ids");
-        tamiyo_life(context, disk.clone(), ids, crash_after_ms, hang_after_ms)
+        let ended = LifeEnd(Rc::clone(&log));
+        tamiyo_life(context, disk.clone(), ids, (crash_after_ms, hang_after_ms), ended)
     });
     let (log, drills) = (Rc::clone(journal), plan.drills.clone());
     weatherlight.add(ServiceSpec::daemon("drill"), move |context: ServiceContext| {
@@ -170,14 +179,32 @@ async fn supervise(
     Ok(())
 }
 
+/// The supervisor's first restart delay and its cap, here a quarter of Esper-Lite's.
+const RESTART_BASE: Duration = Duration::from_millis(250);
+const RESTART_CAP: Duration = Duration::from_millis(7_500);
+
 /// Esper-Lite's supervisor at a quarter of its pace (backoff from 250 ms to 7.5 s,
 /// heartbeats every 250 ms), so a run needs fewer simulated seconds; the logic is
 /// the same, and the unit tests and `esper up` use the original values.
 fn supervisor_config() -> SupervisorConfig {
     SupervisorConfig {
-        restart_backoff: Backoff::new(Duration::from_millis(250), Duration::from_millis(7_500)),
+        restart_backoff: Backoff::new(RESTART_BASE, RESTART_CAP),
         heartbeat_interval: Duration::from_millis(250),
         ..SupervisorConfig::default()
+    }
+}
+
+/// Notes in the journal when a Tamiyo life ended, however it ended: it is
+/// dropped with the life's future.
+struct LifeEnd(Rc<RefCell<Journal>>);
+
+impl Drop for LifeEnd {
+    fn drop(&mut self) {
+        // A journal borrowed elsewhere loses the entry, and the pacing check
+        // then reports the missing end rather than a wrong gap.
+        if let Ok(mut journal) = self.0.try_borrow_mut() {
+            journal.tamiyo_ended.push(Instant::now());
+        }
     }
 }
 
@@ -187,10 +214,11 @@ fn tamiyo_life(
     context: ServiceContext,
     disk: SimDisk,
     ids: rand_chacha::ChaCha8Rng,
-    crash_after_ms: u64,
-    hang_after_ms: u64,
+    (crash_after_ms, hang_after_ms): (u64, u64),
+    ended: LifeEnd,
 ) -> ServiceFuture {
     Box::pin(async move {
+        let _ended = ended;
         let listener = TurmoilConnector.bind(TAMIYO_PORT).await?;
         // Tamiyo's step telemetry stays unread here: this world's checks count the
         // hub's CRITICAL packets to the emergency stream, and Tamiyo's traffic
@@ -300,6 +328,7 @@ async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &N
     let report = wait_for_report(journal).await?;
     check_training(&reports, &evaluations, trainer.counters())?;
     check_supervision(&report)?;
+    check_restart_pacing(&journal.borrow())?;
     check_emergency(&report.emergency, journal)?;
     check_emergency_stream(&rng, report.emergency.telemetry_total).await
 }
@@ -342,6 +371,45 @@ fn check_supervision(report: &WeatherlightReport) -> Result<(), String> {
         Some(drill) if drill.crashes == 0 => Ok(()),
         other => Err(format!("the drill service crashed: {other:?}")),
     }
+}
+
+/// How late the supervisor may act on a crash or a due restart: it finishes the
+/// publish it is awaiting first (a heartbeat's status, a routed packet), a few
+/// milliseconds over the simulated network.
+const SUPERVISOR_LATE: Duration = Duration::from_millis(50);
+
+/// Weatherlight waited out its backoff before each restart: Esper-Lite's
+/// supervisor waits `d + U(0, d/4)` with `d` doubling per crash (the counter
+/// resets only after a life of `stable_after`, 60 s, which neither crashed life
+/// reaches), so restart `n` comes within `[dₙ, 1.25·dₙ]` of the crash, plus
+/// [`SUPERVISOR_LATE`]. (Whether the wait is jittered at all is not judged: an
+/// unjittered wait is a legal draw, told apart only over many runs.)
+fn check_restart_pacing(journal: &Journal) -> Result<(), String> {
+    let gaps: Vec<Duration> = journal
+        .tamiyo_ended
+        .iter()
+        .zip(journal.tamiyo_started.iter().skip(1))
+        .map(|(ended, started)| started.saturating_duration_since(*ended))
+        .collect();
+    if gaps.len() < 2 {
+        return Err(format!(
+            "Tamiyo's restarts are not all in the journal: {} lives started, {} ended",
+            journal.tamiyo_started.len(),
+            journal.tamiyo_ended.len()
+        ));
+    }
+    for (attempt, gap) in (0_u32..).zip(&gaps) {
+        let ceiling = backoff_ceiling(RESTART_BASE, RESTART_CAP, attempt);
+        let latest = ceiling + ceiling / 4 + SUPERVISOR_LATE;
+        if *gap < ceiling || *gap > latest {
+            return Err(format!(
+                "restart {} of Tamiyo came {gap:?} after the life before ended; the backoff waits within \
+                 [{ceiling:?}, {latest:?}]",
+                attempt + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The counters equal the injected CRITICAL packets: all of them, Tamiyo's

@@ -25,6 +25,8 @@ mod reconnect_pacing;
 mod routing;
 mod verifier_bounds;
 
+pub(crate) use reconnect_pacing::backoff_ceiling;
+
 /// Unix time the checks' clocks start at (frames only need one consistent clock).
 const CLOCK_ORIGIN_MS: u64 = 1_735_689_600_000;
 /// Bound on consume rounds a check waits through.

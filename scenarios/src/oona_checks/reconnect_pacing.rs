@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use esper_core::leyline::{BusMessageType, MessagePriority};
 use esper_core::net::Connector;
-use esper_core::oona::{Backoff, OonaError, PublishOutcome, StreamConfig};
+use esper_core::oona::{OonaError, PublishOutcome, StreamConfig};
 use tokio::time::Instant;
 
 use super::{BusFixture, CheckResult, envelope, expect, quick_config};
@@ -74,6 +74,14 @@ impl<C: Connector> Connector for Outage<C> {
     }
 }
 
+/// The longest wait a capped doubling backoff allows before attempt `attempt + 1`
+/// (`min(cap, base · 2^attempt)`), worked out here rather than asked of
+/// [`esper_core::oona::Backoff`], so that a bug there cannot move the bound it is
+/// judged by.
+pub(crate) fn backoff_ceiling(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    (0..attempt).fold(base, |delay, _| (delay * 2).min(cap)).min(cap)
+}
+
 /// Six refused attempts, each gap within its backoff bounds, then the bus
 /// unavailable; once Redis is back, the next call waits out the last delay and
 /// publishes.
@@ -92,7 +100,7 @@ pub(super) async fn reconnect_pacing<C: Connector>(fixture: &BusFixture<C>) -> C
         reconnect_attempts: 6,
         ..quick_config()
     };
-    let backoff = Backoff::new(config.reconnect_base, config.reconnect_cap);
+    let (base, cap) = (config.reconnect_base, config.reconnect_cap);
     let mut client = paced.client(config)?;
     let plain = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);
 
@@ -111,7 +119,7 @@ pub(super) async fn reconnect_pacing<C: Connector>(fixture: &BusFixture<C>) -> C
     expect("connect attempts (six refused, one accepted)", attempts.len(), 7)?;
     for (failures, pair) in (0_u32..).zip(attempts.windows(2)) {
         let gap = pair[1] - pair[0];
-        let ceiling = backoff.ceiling(failures);
+        let ceiling = backoff_ceiling(base, cap, failures);
         if gap < ceiling / 2 || gap > ceiling + LATE_SLACK {
             return Err(format!(
                 "connect attempt {} came {gap:?} after the one before; after {failures} failures the wait is \
@@ -122,4 +130,17 @@ pub(super) async fn reconnect_pacing<C: Connector>(fixture: &BusFixture<C>) -> C
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oracles_ceiling_doubles_up_to_its_cap() {
+        let (base, cap) = (Duration::from_millis(40), Duration::from_millis(160));
+        let ceilings: Vec<u128> = (0..6).map(|attempt| backoff_ceiling(base, cap, attempt).as_millis()).collect();
+        assert_eq!(ceilings, [40, 80, 160, 160, 160, 160]);
+        assert_eq!(backoff_ceiling(Duration::from_millis(250), Duration::from_millis(300), 0).as_millis(), 250);
+    }
 }
