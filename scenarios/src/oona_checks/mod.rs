@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 
+mod blocking_read;
 mod lost_reply;
 mod reconnect_pacing;
 mod routing;
@@ -60,12 +61,13 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 13] = [
+pub const CHECKS: [&str; 14] = [
     "roundtrip",
     "routes",
     "backpressure",
     "emergency_bucket",
     "outbox_full",
+    "blocking_read",
     "retry_then_dead_letter",
     "invalid_envelope",
     "forged_frames",
@@ -95,6 +97,7 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
         "backpressure" => backpressure(fixture, &mut admin).await,
         "emergency_bucket" => emergency_bucket(fixture).await,
         "outbox_full" => routing::outbox_full(fixture, &mut admin).await,
+        "blocking_read" => blocking_read::blocking_read(fixture, &mut admin).await,
         "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
         "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
         "forged_frames" => forged_frames(fixture, &mut admin).await,
@@ -328,12 +331,17 @@ async fn retry_then_dead_letter<C: Connector>(
         .await
         .map_err(|e| e.to_string())?;
     let mut deliveries = Vec::new();
-    for _ in 0..4 {
-        let round = client.consume(&normal, |delivery| {
+    for round in 0..4 {
+        let consumed = client.consume(&normal, |delivery| {
             deliveries.push(delivery.deliveries);
             Err("handler refuses")
         });
-        round.await.map_err(|error| error.to_string())?;
+        consumed.await.map_err(|error| error.to_string())?;
+        if round == 0 {
+            let held = client.pending(&normal, 10).await.map_err(|error| error.to_string())?;
+            let counts: Vec<u64> = held.iter().map(|(_, count)| *count).collect();
+            expect("the client's own XPENDING after one refusal (delivery counts)", counts, vec![1])?;
+        }
     }
     expect("delivery counts seen by the handler", deliveries, vec![1, 2, 3])?;
     let metrics = client.metrics_snapshot();

@@ -110,6 +110,9 @@ struct Ledger {
     refused: BTreeMap<u64, u32>,
     /// The publisher's counters, once it is done.
     publisher: Option<OonaMetrics>,
+    /// Sim time of the publisher's last acknowledged command before its
+    /// counters were taken (the outbox's final `PING`).
+    publisher_last_ok: Duration,
 }
 
 type Shared = Rc<RefCell<Ledger>>;
@@ -160,13 +163,15 @@ impl SimScenario for OonaLedgerScenario {
 
     fn populate(&self, world: &mut World) {
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
-        let crashes: Vec<Duration> = world
-            .schedule()
-            .faults()
-            .iter()
-            .filter(|scheduled| matches!(scheduled.fault, Fault::Crash { .. }))
-            .map(|scheduled| Duration::from_millis(scheduled.at_ms))
-            .collect();
+        let at = |wanted: fn(&Fault) -> bool| -> Vec<Duration> {
+            let faults = world.schedule().faults().iter();
+            faults
+                .filter(|scheduled| wanted(&scheduled.fault))
+                .map(|scheduled| Duration::from_millis(scheduled.at_ms))
+                .collect()
+        };
+        let crashes = at(|fault| matches!(fault, Fault::Crash { .. }));
+        let restarts = at(|fault| matches!(fault, Fault::Restart { .. }));
         // The snapshot goes out after the last fault plus the window in which a
         // crash could still lose an acknowledged entry.
         let last_fault_ms = world.schedule().faults().last().map_or(0, |last| last.at_ms);
@@ -191,6 +196,7 @@ impl SimScenario for OonaLedgerScenario {
             let bus = client(StreamConfig { planted, ..config(CONSUMER) }, consumer_bus)?;
             consume_all(&ledger, bus, consumer_rng).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
             audit(&ledger.borrow(), &crashes, REDIS_LOSS_WINDOW)
+                .and_then(|()| audit_restarts(&ledger.borrow(), &restarts))
                 .map_err(|detail| Invariant::OonaLedger.violated(detail).into())
         });
     }
@@ -269,6 +275,7 @@ async fn publish_all(
     }
     drain_outbox(&mut bus).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
     let counters = bus.metrics_snapshot();
+    ledger.borrow_mut().publisher_last_ok = sim_now();
     let key = SigningKey::new(LEDGER_KEY.to_vec()).map_err(|error| error.to_string())?;
     let reporter = telemetry::Bus { client: &mut bus, host: REDIS, port: REDIS_PORT, key, clock };
     telemetry::report_and_check(reporter, quiet_at, planted).await?;
@@ -369,6 +376,30 @@ async fn quiet(bus: &mut Bus, streams: &[String; 2], ledger: &Shared, rng: &mut 
         }
     }
     quiet
+}
+
+/// The publisher counted the Redis restarts it could have seen: a restart after
+/// its first acknowledged publish (it was connected to one Redis start then) and
+/// before its last acknowledged command (the outbox's final `PING`, on a later
+/// start) gave it a new `run_id` at least once; and it cannot have seen more
+/// restarts than happened.
+fn audit_restarts(ledger: &Ledger, restarts: &[Duration]) -> Result<(), String> {
+    let publisher = ledger.publisher.ok_or("the publisher did not finish")?;
+    let first_ok = ledger.acked.values().map(|(_, _, acked_at)| *acked_at).min();
+    let seeable = restarts
+        .iter()
+        .filter(|at| first_ok.is_some_and(|first| first < **at) && **at < ledger.publisher_last_ok)
+        .count() as u64;
+    let seen = publisher.server_restarts;
+    if (seeable > 0 && seen == 0) || seen > restarts.len() as u64 {
+        return Err(format!(
+            "the publisher counted {seen} Redis restarts; Redis restarted {} times, {seeable} of them between \
+             its first acknowledged publish at {first_ok:?} and its last acknowledged command at {:?}",
+            restarts.len(),
+            ledger.publisher_last_ok
+        ));
+    }
+    Ok(())
 }
 
 /// The ledger's balance; `crashes` are the sim times Redis crashed at.

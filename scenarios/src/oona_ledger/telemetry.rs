@@ -16,11 +16,11 @@
 use std::time::Duration;
 
 use esper_core::clock::UnixClock;
-use esper_core::leyline::{SigningKey, TelemetryPacket};
+use esper_core::leyline::{SigningKey, TelemetryLevel, TelemetryPacket, Timestamp};
 use esper_core::oona::{OonaClient, OonaMetrics, SNAPSHOT_SOURCE, snapshot_packets};
 use esper_core::planted::Planted;
 use esper_core::tolaria::ports::TelemetryPort as _;
-use esper_sim::TurmoilConnector;
+use esper_sim::{Invariant, TurmoilConnector};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::sleep;
 
@@ -30,6 +30,8 @@ use crate::drills::wire::WireReader;
 /// Attempts at one snapshot packet while Redis recovers from the last fault.
 const PUBLISH_ATTEMPTS: u32 = 50;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// The snapshot's packet id (a split snapshot's parts add `-p<n>`).
+const SNAPSHOT_ID: &str = "oona-ledger-publisher";
 
 /// Where the drill's Redis is and how its frames are signed.
 pub(super) struct Bus<'a> {
@@ -47,8 +49,9 @@ pub(super) async fn report_and_check(bus: Bus<'_>, quiet_at: Duration, planted: 
     sleep(quiet_at.saturating_sub(now)).await;
     let points = bus.client.snapshot_points().await;
     let counters = bus.client.metrics_snapshot();
+    let taken_ms = bus.clock.now_ms();
     let mut refused = 0;
-    for packet in snapshot_packets("oona-ledger-publisher", points, bus.clock.now_ms(), planted) {
+    for packet in snapshot_packets(SNAPSHOT_ID, points, taken_ms, planted) {
         refused += publish(bus.client, &packet).await;
     }
     let reader = WireReader {
@@ -65,9 +68,35 @@ pub(super) async fn report_and_check(bus: Bus<'_>, quiet_at: Duration, planted: 
         .map(|entry| entry.packet)
         .filter(|packet| packet.source_subsystem == SNAPSHOT_SOURCE)
         .collect();
+    check_headers(&packets, taken_ms).map_err(|detail| Invariant::TelemetryComplete.violated(detail))?;
     let drops = OonaMetrics { publish_dropped: refused, ..OonaMetrics::default() };
     let produced = Produced { source: SNAPSHOT_SOURCE, counters: &counters.named(), bus: drops };
     check_complete(&packets, &produced, bus.clock)?;
+    Ok(())
+}
+
+/// Every snapshot packet Nissa reads names the snapshot (`<id>` or its parts,
+/// `<id>-p<n>`; a retried publish may deliver one twice), carries the time it was taken and says it is
+/// information: Nissa keys its freshness and its event log on those fields, and
+/// a packet without them is a snapshot nobody can place.
+fn check_headers(packets: &[TelemetryPacket], taken_ms: u64) -> Result<(), String> {
+    for packet in packets {
+        let id = packet.packet_id.as_str();
+        let named = id == SNAPSHOT_ID
+            || id
+                .strip_prefix(SNAPSHOT_ID)
+                .and_then(|rest| rest.strip_prefix("-p"))
+                .is_some_and(|part| part.parse::<u32>().is_ok());
+        if !named {
+            return Err(format!("snapshot packet id {id:?} is not {SNAPSHOT_ID:?} or a part of it"));
+        }
+        if packet.timestamp != Some(Timestamp::from_millis(taken_ms)) {
+            return Err(format!("snapshot packet {id} is stamped {:?}, taken at {taken_ms} ms", packet.timestamp));
+        }
+        if packet.level() != TelemetryLevel::Info {
+            return Err(format!("snapshot packet {id} has level {:?}, not INFO", packet.level()));
+        }
+    }
     Ok(())
 }
 
