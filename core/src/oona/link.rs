@@ -82,6 +82,12 @@ impl<C: Connector> Link<C> {
         std::mem::take(&mut self.restart_seen)
     }
 
+    /// Whether a restart check is owed (a restart was seen, or a check was
+    /// interrupted) and has not run yet.
+    pub fn restart_pending(&self) -> bool {
+        self.restart_seen
+    }
+
     /// Asks for the restart check to run again (it was interrupted).
     pub fn flag_restart(&mut self) {
         self.restart_seen = true;
