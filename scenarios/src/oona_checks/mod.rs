@@ -61,12 +61,13 @@ pub struct BusFixture<C: Connector> {
 pub type CheckResult = Result<(), String>;
 
 /// The checks by name, in the order [`run_all`] runs them.
-pub const CHECKS: [&str; 14] = [
+pub const CHECKS: [&str; 15] = [
     "roundtrip",
     "routes",
     "backpressure",
     "emergency_bucket",
     "outbox_full",
+    "stream_cap",
     "blocking_read",
     "retry_then_dead_letter",
     "invalid_envelope",
@@ -97,6 +98,7 @@ pub async fn run<C: Connector>(fixture: &BusFixture<C>, name: &str) -> CheckResu
         "backpressure" => backpressure(fixture, &mut admin).await,
         "emergency_bucket" => emergency_bucket(fixture).await,
         "outbox_full" => routing::outbox_full(fixture, &mut admin).await,
+        "stream_cap" => routing::stream_cap(fixture, &mut admin).await,
         "blocking_read" => blocking_read::blocking_read(fixture, &mut admin).await,
         "retry_then_dead_letter" => retry_then_dead_letter(fixture, &mut admin).await,
         "invalid_envelope" => invalid_envelope(fixture, &mut admin).await,
@@ -331,12 +333,14 @@ async fn retry_then_dead_letter<C: Connector>(
         .await
         .map_err(|e| e.to_string())?;
     let mut deliveries = Vec::new();
+    let mut tallies = Vec::new();
     for round in 0..4 {
         let consumed = client.consume(&normal, |delivery| {
             deliveries.push(delivery.deliveries);
             Err("handler refuses")
         });
-        consumed.await.map_err(|error| error.to_string())?;
+        let tally = consumed.await.map_err(|error| error.to_string())?;
+        tallies.push((tally.failed, tally.dead_lettered));
         if round == 0 {
             let held = client.pending(&normal, 10).await.map_err(|error| error.to_string())?;
             let counts: Vec<u64> = held.iter().map(|(_, count)| *count).collect();
@@ -344,6 +348,7 @@ async fn retry_then_dead_letter<C: Connector>(
         }
     }
     expect("delivery counts seen by the handler", deliveries, vec![1, 2, 3])?;
+    expect("each round's (failed, dead-lettered)", tallies, vec![(1, 0), (1, 0), (1, 0), (0, 1)])?;
     let metrics = client.metrics_snapshot();
     let counters = (metrics.handler_failed, metrics.retries_exhausted, metrics.dead_letter_total, metrics.claimed);
     expect("failed, exhausted, dead-lettered, claimed", counters, (3, 1, 1, 3))?;

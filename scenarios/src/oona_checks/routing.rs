@@ -88,6 +88,41 @@ pub(super) async fn outbox_full<C: Connector>(
     let wanted = ["published".to_owned(), "published".to_owned(), format!("refused, outbox of {OUTBOX_CAPACITY} full")];
     expect("three critical publishes into an outbox of two", outcomes, wanted.to_vec())?;
     expect("held in the outbox", client.outbox_len(), OUTBOX_CAPACITY)?;
+    let still_held = client.sync_outbox().await.map_err(|error| format!("sync_outbox: {error}"))?;
+    expect("held after a sync inside the durability window", still_held, OUTBOX_CAPACITY)?;
     let emergency = client.config().emergency_stream.clone();
     expect("entries on the emergency stream", int(admin, redis::cmd("XLEN").arg(&emergency)).await?, 2)
+}
+
+/// Entries published in [`stream_cap`], well past the cap.
+const CAPPED_PUBLISHES: u64 = 300;
+const STREAM_CAP: u64 = 10;
+
+/// `max_stream_length` trims the normal stream (`XADD … MAXLEN ~`: Redis may keep
+/// more than the cap, trimming whole nodes, but not everything) and no other:
+/// the emergency stream keeps every entry.
+pub(super) async fn stream_cap<C: Connector>(
+    fixture: &BusFixture<C>,
+    admin: &mut MultiplexedConnection,
+) -> CheckResult {
+    let mut client = fixture.client(StreamConfig { max_stream_length: Some(STREAM_CAP), ..quick_config() })?;
+    for seq in 0..CAPPED_PUBLISHES {
+        for priority in [MessagePriority::Normal, MessagePriority::Critical] {
+            let outcome = client.publish(&envelope(seq, BusMessageType::SystemState, priority)).await;
+            expect("a capped publish", matches!(outcome, Ok(PublishOutcome::Published { .. })), true)?;
+        }
+    }
+    let (normal, emergency) = (client.config().normal_stream.clone(), client.config().emergency_stream.clone());
+    let kept = int(admin, redis::cmd("XLEN").arg(&normal)).await?;
+    if !(STREAM_CAP as i64..CAPPED_PUBLISHES as i64).contains(&kept) {
+        return Err(format!(
+            "the normal stream capped at ~{STREAM_CAP} holds {kept} of {CAPPED_PUBLISHES} entries; \
+             approximate trimming keeps at least the cap and drops something"
+        ));
+    }
+    expect(
+        "the emergency stream is never capped",
+        int(admin, redis::cmd("XLEN").arg(&emergency)).await?,
+        CAPPED_PUBLISHES as i64,
+    )
 }
