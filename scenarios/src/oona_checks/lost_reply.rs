@@ -175,13 +175,7 @@ pub(super) async fn lost_reply<C: Connector>(
     admin: &mut MultiplexedConnection,
 ) -> CheckResult {
     let cutter = LostReply::new(fixture.connector.clone());
-    let cut_fixture = BusFixture {
-        connector: cutter.clone(),
-        host: fixture.host.clone(),
-        port: fixture.port,
-        resetter: fixture.resetter.clone(),
-        seed: fixture.seed,
-    };
+    let cut_fixture = fixture.through(cutter.clone());
     let mut client = cut_fixture.client(quick_config())?;
     let normal = client.config().normal_stream.clone();
     let plain = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);

@@ -139,6 +139,18 @@ impl<C: Connector> BusFixture<C> {
         Ok(OonaClient::new(self.connector.clone(), &self.host, self.port, config, parts))
     }
 
+    /// The same Redis reached through `connector`, a wrapper around this
+    /// fixture's own that makes a fault at the seam.
+    fn through<D: Connector>(&self, connector: D) -> BusFixture<D> {
+        BusFixture {
+            connector,
+            host: self.host.clone(),
+            port: self.port,
+            resetter: self.resetter.clone(),
+            seed: self.seed,
+        }
+    }
+
     /// A plain connection for inspecting and seeding streams.
     pub async fn admin(&self) -> Result<MultiplexedConnection, String> {
         plain_connection(&self.connector, &self.host, self.port).await

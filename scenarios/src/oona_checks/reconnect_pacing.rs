@@ -87,13 +87,7 @@ pub(crate) fn backoff_ceiling(base: Duration, cap: Duration, attempt: u32) -> Du
 /// publishes.
 pub(super) async fn reconnect_pacing<C: Connector>(fixture: &BusFixture<C>) -> CheckResult {
     let outage = Outage::new(fixture.connector.clone());
-    let paced = BusFixture {
-        connector: outage.clone(),
-        host: fixture.host.clone(),
-        port: fixture.port,
-        resetter: fixture.resetter.clone(),
-        seed: fixture.seed,
-    };
+    let paced = fixture.through(outage.clone());
     let config = StreamConfig {
         reconnect_base: Duration::from_millis(40),
         reconnect_cap: Duration::from_millis(160),
