@@ -94,15 +94,15 @@ impl Plan {
 /// What the hosts tell the client (an oracle outside the system).
 #[derive(Debug, Default)]
 struct Journal {
-    tamiyo_lives: u32,
     report: Option<WeatherlightReport>,
     error: Option<String>,
     /// Tamiyo's drill packets sent, and the Unix ms of the last one.
     tamiyo_drills: u64,
     last_tamiyo_drill_ms: Option<u64>,
-    /// When each Tamiyo life started, and when it ended (its crash returned, or
-    /// Weatherlight dropped it: the hang's abort, the shutdown), on the
-    /// `weatherlight` host's clock, the one its supervisor schedules restarts by.
+    /// When each Tamiyo life started (one entry per life), and when it ended (its
+    /// crash returned, or Weatherlight dropped it: the hang's abort, the
+    /// shutdown), on the `weatherlight` host's clock, the one its supervisor
+    /// schedules restarts by.
     tamiyo_started: Vec<Instant>,
     tamiyo_ended: Vec<Instant>,
 }
@@ -162,9 +162,7 @@ async fn supervise(
     let tamiyo_rng = rng.child("tamiyo");
     let (log, crash_after_ms, hang_after_ms) = (Rc::clone(journal), plan.crash_after_ms, plan.hang_after_ms);
     weatherlight.add(ServiceSpec::daemon("tamiyo").beating_within(HUNG_AFTER), move |context: ServiceContext| {
-        let mut journal = log.borrow_mut();
-        journal.tamiyo_lives += 1;
-        journal.tamiyo_started.push(Instant::now());
+        log.borrow_mut().tamiyo_started.push(Instant::now());
         let ids = tamiyo_rng.child(&format!("life-{}", context.life())).stream("command_ids");
         let ended = LifeEnd(Rc::clone(&log));
         tamiyo_life(context, disk.clone(), ids, (crash_after_ms, hang_after_ms), ended)
@@ -315,7 +313,7 @@ async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &N
         if let Some(error) = &journal.borrow().error {
             return Err(format!("weatherlight failed: {error}"));
         }
-        if recovered_at.is_none() && journal.borrow().tamiyo_lives >= 3 {
+        if recovered_at.is_none() && journal.borrow().tamiyo_started.len() >= 3 {
             recovered_at = Some(reports.len());
         }
         if recovered_at.is_some_and(|at| reports.len() > at + EPOCHS_AFTER_RECOVERY) {

@@ -72,20 +72,17 @@ impl<C: Connector> Link<C> {
         }
     }
 
-    /// When Redis last answered anything.
+    /// When Redis last answered anything: what the outbox takes as proof that
+    /// older writes are durable. None while a restart check is owed (a restart
+    /// was seen, or a check was interrupted): the answer may then come from the
+    /// restarted server, which proves nothing about writes it lost.
     pub fn last_ok(&self) -> Option<Instant> {
-        self.last_ok
+        if self.restart_seen { None } else { self.last_ok }
     }
 
     /// Whether a Redis restart was seen since the last call; clears the flag.
     pub fn take_restart(&mut self) -> bool {
         std::mem::take(&mut self.restart_seen)
-    }
-
-    /// Whether a restart check is owed (a restart was seen, or a check was
-    /// interrupted) and has not run yet.
-    pub fn restart_pending(&self) -> bool {
-        self.restart_seen
     }
 
     /// Asks for the restart check to run again (it was interrupted).

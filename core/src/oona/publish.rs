@@ -89,12 +89,7 @@ impl<C: Connector, R: RngCore> OonaClient<C, R> {
     pub async fn publish(&mut self, envelope: &BusEnvelope) -> Result<PublishOutcome, OonaError> {
         let critical = envelope.priority() == MessagePriority::Critical;
         if critical {
-            // Redis answering lately proves a held message durable only on the
-            // Redis it was written to: while a restart check is owed, `last_ok`
-            // may come from the restarted server, which lost it.
-            if !self.link.restart_pending() {
-                self.outbox.settle(self.link.last_ok());
-            }
+            self.outbox.settle(self.link.last_ok());
             if self.outbox.is_full() {
                 return Err(OonaError::OutboxFull { capacity: self.outbox.capacity() });
             }

@@ -76,9 +76,9 @@ pub(super) async fn report_and_check(bus: Bus<'_>, quiet_at: Duration, planted: 
 }
 
 /// Every snapshot packet Nissa reads names the snapshot (`<id>` or its parts,
-/// `<id>-p<n>`; a retried publish may deliver one twice), carries the time it was taken and says it is
-/// information: Nissa keys its freshness and its event log on those fields, and
-/// a packet without them is a snapshot nobody can place.
+/// `<id>-p<n>`; a retried publish may deliver one twice), carries the time it
+/// was taken and says it is information: Nissa keys its freshness and its event
+/// log on those fields, and a packet without them is a snapshot nobody can place.
 fn check_headers(packets: &[TelemetryPacket], taken_ms: u64) -> Result<(), String> {
     for packet in packets {
         let id = packet.packet_id.as_str();
