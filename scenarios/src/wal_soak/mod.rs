@@ -10,6 +10,7 @@
 //! and fsync errors on top.
 
 pub mod drill;
+mod refusal;
 mod rot;
 pub mod sim;
 

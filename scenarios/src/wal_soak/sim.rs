@@ -2,9 +2,12 @@
 //!
 //! The `tamiyo` host runs the drill against its simulated disk (non-strict, so that
 //! recovery after a crash cuts torn tails away): append, publish, inject a torn record
-//! every ten reports and restart the store; five reports after each injection, flip
-//! a drawn bit of a drawn record at rest and restart the store ([`super::rot`]: the
-//! records before it kept, the rest cut and set aside when whole ones remain). The
+//! every ten reports, check that strict mode refuses it and changes nothing
+//! ([`super::refusal`]), and restart the store; five reports after each injection,
+//! flip a bit of the file header (every mode must refuse the log, untouched; the bit
+//! is then flipped back), then a drawn bit of a drawn record at rest, and restart
+//! the store ([`super::rot`]: the records before it kept, the rest cut and set aside
+//! when whole ones remain). The
 //! schedule, drawn from the seed, crashes and restarts the host (dropping or tearing
 //! every unsynced write) and may fail an fsync. After every start the host checks the
 //! promise — every acknowledged report recovered, in order, nothing that was never
@@ -16,13 +19,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
+use esper_core::wal::WalConfig;
 use esper_sim::{
     DiskOp, Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, Violation,
     World,
 };
 use rand::Rng;
 
-use super::drill::{check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
+use super::drill::{TORN_RECORD, check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
+use super::refusal;
 use super::rot::{self, Rot};
 
 const HOST: &str = "tamiyo";
@@ -125,7 +130,7 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
     };
     let mut pauses = rng.stream(&format!("boot{boot}"));
     let mut config = FieldReportConfig::new(STORE_DIR);
-    config.wal.strict = false;
+    config.wal = WalConfig::with_strict(false);
     loop {
         let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
         loop {
@@ -155,11 +160,16 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
                 drop(store);
                 if inject_torn_record(&disk, &config.log_path()).await.is_ok() {
                     lock(&ledger).injections += 1;
+                    let refused = refusal::check_torn_tail(&disk, &config, TORN_RECORD.len() as u64).await;
+                    lock(&ledger).violations.extend(refused.err());
                 }
                 break;
             }
             if iteration % TRUNCATE_EVERY == TRUNCATE_EVERY / 2 {
                 drop(store);
+                let mut header_draws = rng.stream(&format!("header{iteration}"));
+                let refused = refusal::check_damaged_header(&disk, &config, &mut header_draws).await;
+                lock(&ledger).violations.extend(refused.err());
                 let mut draws = rng.stream(&format!("rot{iteration}"));
                 match rot::flip_record(&disk, &config.log_path(), &mut draws).await {
                     Ok(Some(rot)) => {
