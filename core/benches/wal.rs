@@ -96,7 +96,7 @@ fn recovery_time(runtime: &tokio::runtime::Runtime, dir: &Path, records: usize) 
         let started = Instant::now();
         let (_, recovery) = runtime.block_on(Wal::open(&RealStorage, &path, WalConfig::default())).expect("recovers");
         recover.push(started.elapsed());
-        assert_eq!(recovery.len(), records);
+        assert_eq!(recovery.records().len(), records);
         let started = Instant::now();
         let read_back = std::hint::black_box(std::fs::read(&path).expect("read"));
         read.push(started.elapsed());

@@ -38,7 +38,7 @@ impl Recovery {
         Self { bytes, frames, damage, set_aside: None }
     }
 
-    /// The recovered record payloads, oldest first.
+    /// The recovered record payloads, oldest first (`records().len()` counts them).
     pub fn records(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.frames.iter().map(|frame| &self.bytes[frame.clone()])
     }
@@ -46,15 +46,5 @@ impl Recovery {
     /// The recovered records with the file offset of each one's frame.
     pub fn records_with_offsets(&self) -> impl ExactSizeIterator<Item = (u64, &[u8])> + '_ {
         self.frames.iter().map(|frame| ((frame.start - FRAME_HEADER_LEN) as u64, &self.bytes[frame.clone()]))
-    }
-
-    /// How many records were recovered.
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// Whether no record was recovered.
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
     }
 }

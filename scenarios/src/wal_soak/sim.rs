@@ -18,8 +18,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore};
-use esper_core::wal::WalConfig;
+use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, TamiyoPersistenceError};
+use esper_core::wal::{PersistenceError, WalConfig};
 use esper_sim::{
     DiskOp, Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, Violation,
     World,
@@ -40,6 +40,13 @@ const TRUNCATE_EVERY: u64 = 10;
 const EPOCH_MS: u64 = 1_735_689_600_000;
 /// Sim time by which the drill must be done once the last fault has struck.
 const LIVENESS_BOUND: Duration = Duration::from_secs(30);
+/// How long a store may refuse appends after a failed fsync: its reopen waits
+/// 100 ms and the schedule arms one EIO at most, so the first reopen succeeds.
+const HEAL_BOUND_MS: u64 = 1_000;
+/// The store's first wait before reopening a poisoned log.
+const FIRST_REOPEN_MS: u64 = 100;
+/// The pause before retrying a refused append.
+const HEAL_PAUSE: Duration = Duration::from_millis(25);
 /// Attempts to open the store before a start counts as failed (EIO can hit the read).
 const OPEN_ATTEMPTS: u32 = 5;
 
@@ -121,7 +128,9 @@ impl SimScenario for WalSoakScenario {
 }
 
 /// One boot of the Tamiyo host: open the store, check it, run the drill until it is
-/// done, restarting the store in-process after each injection or write error.
+/// done, restarting the store in-process after each injection or rot. An append
+/// the store refuses (a failed fsync poisons its log) is retried on the same store,
+/// which must bring its log back by itself within [`HEAL_BOUND_MS`].
 async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::Result {
     let boot = {
         let mut ledger = lock(&ledger);
@@ -133,6 +142,8 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
     config.wal = WalConfig::with_strict(false);
     loop {
         let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
+        // When the store began refusing appends, while it does.
+        let mut refused_since = None;
         loop {
             if lock(&ledger).acknowledged >= ITERATIONS {
                 lock(&ledger).done = true;
@@ -144,10 +155,18 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
                 ledger.attempted
             };
             let now = now_ms();
-            if store.append(soak_report(iteration, now), now).await.is_err() {
+            if let Err(error) = store.append(soak_report(iteration, now), now).await {
                 lock(&ledger).append_errors += 1;
-                break;
+                // As Tamiyo's service does, keep the store: it must heal itself.
+                let since = *refused_since.get_or_insert(now);
+                if let Some(violation) = unhealed_refusal(&error, now - since) {
+                    lock(&ledger).violations.push(violation);
+                    break;
+                }
+                tokio::time::sleep(HEAL_PAUSE).await;
+                continue;
             }
+            refused_since = None;
             {
                 let mut ledger = lock(&ledger);
                 ledger.acked.push(iteration);
@@ -186,6 +205,27 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
             tokio::time::sleep(Duration::from_millis(pauses.random_range(1..20))).await;
         }
     }
+}
+
+/// Why a refused append breaks the healing promise, if it does: only the fault
+/// itself (a storage error) and then the reopen's backoff (a first wait of at most
+/// 100 ms) may refuse, and only within [`HEAL_BOUND_MS`] of the first refusal. A
+/// `Poisoned` refusal means the store gave up on reopening its log by itself.
+fn unhealed_refusal(error: &TamiyoPersistenceError, refusing_ms: u64) -> Option<String> {
+    let expected = match error {
+        TamiyoPersistenceError::Wal(PersistenceError::Storage { .. }) => true,
+        TamiyoPersistenceError::ReopenBackingOff { retry_in_ms, .. } => *retry_in_ms <= FIRST_REOPEN_MS,
+        _ => false,
+    };
+    if !expected {
+        return Some(format!("after a failed write the store refused an append with: {error}"));
+    }
+    (refusing_ms > HEAL_BOUND_MS).then(|| {
+        format!(
+            "the store still refused appends {refusing_ms} ms after its first refusal (one fsync EIO at \
+             most, a {HEAL_BOUND_MS} ms bound): {error}"
+        )
+    })
 }
 
 /// Opens the store (retrying a few times: an injected EIO may hit the read) and

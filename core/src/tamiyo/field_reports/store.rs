@@ -238,11 +238,11 @@ impl<S: Storage> FieldReportStore<S> {
         let (wal, recovery) = Wal::open(&self.storage, &path, self.config.wal).await?;
         // A disk that changed the file between the rewrite and the reopen (a bit
         // flip, a truncation) is the disk's fault, reported, not a panic.
-        if recovery.len() != self.reports.len() {
+        if recovery.records().len() != self.reports.len() {
             return Err(TamiyoPersistenceError::RewriteMismatch {
                 path,
                 written: self.reports.len(),
-                read: recovery.len(),
+                read: recovery.records().len(),
             });
         }
         self.wal = wal;
@@ -288,7 +288,7 @@ fn decode_all(
     recovery: &Recovery,
     metrics: &mut FieldReportMetrics,
 ) -> Result<Vec<FieldReport>, TamiyoPersistenceError> {
-    let mut reports = Vec::with_capacity(recovery.len());
+    let mut reports = Vec::with_capacity(recovery.records().len());
     for (index, (offset, bytes)) in recovery.records_with_offsets().enumerate() {
         match FieldReport::decode_closed(bytes) {
             Ok(report) => reports.push(report),
