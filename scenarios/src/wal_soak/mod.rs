@@ -9,6 +9,7 @@
 //! [`sim::WalSoakScenario`] does it on the simulated disk, with seeded power losses
 //! and fsync errors on top.
 
+mod batches;
 pub mod drill;
 mod refusal;
 mod rot;

@@ -27,6 +27,7 @@ use esper_sim::{
 };
 use rand::Rng;
 
+use super::batches::{self, SharedBatches};
 use super::drill::{TORN_RECORD, check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
 use super::refusal;
 use super::rot::{self, Rot};
@@ -124,8 +125,10 @@ impl SimScenario for WalSoakScenario {
         let ledger = SharedLedger::default();
         let rng = world.rng().child("wal-soak");
         let last_fault = world.schedule().faults().last().map_or(0, |scheduled| scheduled.at_ms);
-        let (host_ledger, host_disk) = (Arc::clone(&ledger), disk.clone());
-        world.host(HOST, move || tamiyo(host_disk.clone(), Arc::clone(&host_ledger), rng.clone()));
+        let (host_ledger, host_disk, batch_ledger) = (Arc::clone(&ledger), disk.clone(), SharedBatches::default());
+        world.host(HOST, move || {
+            tamiyo(host_disk.clone(), Arc::clone(&host_ledger), Arc::clone(&batch_ledger), rng.clone())
+        });
         world.client(OPERATOR, async move { operator(ledger, disk, last_fault).await.map_err(Into::into) });
     }
 }
@@ -134,7 +137,7 @@ impl SimScenario for WalSoakScenario {
 /// done, restarting the store in-process after each injection or rot. An append
 /// the store refuses (a failed fsync poisons its log) is retried on the same store,
 /// which must bring its log back by itself within [`HEAL_BOUND_MS`].
-async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::Result {
+async fn tamiyo(disk: SimDisk, ledger: SharedLedger, batch_ledger: SharedBatches, rng: RngTree) -> turmoil::Result {
     let boot = {
         let mut ledger = lock(&ledger);
         ledger.boots += 1;
@@ -145,6 +148,8 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
     config.wal = WalConfig::with_strict(false);
     loop {
         let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
+        let batched = batches::round(&disk, &batch_ledger).await;
+        lock(&ledger).violations.extend(batched.err());
         // When the store began refusing appends, while it does.
         let mut refused_since = None;
         loop {
@@ -218,11 +223,10 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, rng: RngTree) -> turmoil::R
 /// within [`HEAL_BOUND_MS`] of the first refusal. A `Poisoned` refusal means the
 /// store gave up on reopening its log by itself.
 fn unhealed_refusal(error: &TamiyoPersistenceError, refusing_ms: u64) -> Option<String> {
-    let expected = match error {
-        TamiyoPersistenceError::Wal(PersistenceError::Storage { .. }) => true,
-        TamiyoPersistenceError::ReopenBackingOff { .. } => true,
-        _ => false,
-    };
+    let expected = matches!(
+        error,
+        TamiyoPersistenceError::Wal(PersistenceError::Storage { .. }) | TamiyoPersistenceError::ReopenBackingOff { .. }
+    );
     if !expected {
         return Some(format!("after a failed write the store refused an append with: {error}"));
     }
