@@ -6,17 +6,22 @@
 //! torn tail with a typed `Truncated` error naming the offset, and a damaged file
 //! header is refused in every mode as damage (not mistaken for another format
 //! version); either way the log is left byte for byte as it was and nothing is
-//! set aside. An inspection (`wal::inspect`, read-only, what a backup reads)
+//! set aside. A torn file header (a crash during a log's first write) is the
+//! one damage at offset 0 a non-strict open repairs. An inspection (`wal::inspect`, read-only, what a backup reads)
 //! reports the same damage in non-strict mode and refuses it in strict mode. Each check runs on the real disk the store uses, so a refusal that
 //! wrote anything would show.
 
 use std::path::{Path, PathBuf};
 
+use esper_core::storage::write_atomic;
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, TamiyoPersistenceError};
-use esper_core::wal::frame::FILE_HEADER_LEN;
-use esper_core::wal::{Damage, DamageReason, PersistenceError, WalConfig, inspect};
+use esper_core::wal::frame::{FILE_HEADER_LEN, file_header};
+use esper_core::wal::{Damage, DamageReason, PersistenceError, Wal, WalConfig, inspect};
 use esper_sim::SimDisk;
 use rand::Rng;
+
+/// The scratch log [`check_torn_header`] tears, in the store's directory.
+const TORN_HEADER_LOG: &str = "torn-header.log";
 
 /// The damage a check expects the log to be refused for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +78,40 @@ pub async fn check_damaged_header(
     checked
 }
 
+/// A log whose file header was torn (a crash while the first open wrote it: the
+/// drill writes the first `1..16` bytes of a header to a scratch log): strict
+/// inspection refuses it as truncated at 0; a non-strict open cuts the torn header
+/// away and writes a whole one, so the file is then exactly a header.
+pub async fn check_torn_header(disk: &SimDisk, dir: &Path, draws: &mut impl Rng) -> Result<(), String> {
+    let log = dir.join(TORN_HEADER_LOG);
+    let torn = &file_header()[..draws.random_range(1..FILE_HEADER_LEN)];
+    if write_atomic(disk, &log, torn).await.is_err() {
+        return Ok(()); // An injected EIO: no torn header to look at this time.
+    }
+    let damage = Damage { offset: 0, reason: DamageReason::TornFileHeader, dropped_bytes: torn.len() as u64 };
+    let refusal = Expected { damage, torn: true }.refusal(&log);
+    match inspect(disk, &log, &WalConfig::with_strict(true)).await {
+        Err(error) if error == refusal => {}
+        other => return Err(format!("a torn file header: strict inspect gave {other:?}, expected {refusal}")),
+    }
+    match Wal::open(disk, &log, WalConfig::with_strict(false)).await {
+        Ok((_, recovery)) if recovery.damage == Some(damage) && recovery.records().len() == 0 => {}
+        Ok((_, recovery)) => {
+            return Err(format!(
+                "a torn file header: the non-strict open found {:?} and {} records, expected {damage:?} and none",
+                recovery.damage,
+                recovery.records().len()
+            ));
+        }
+        Err(PersistenceError::Storage { .. }) => return Ok(()),
+        Err(error) => return Err(format!("a torn file header: the non-strict open refused it: {error}")),
+    }
+    match disk.contents(&log) {
+        Some(bytes) if bytes == file_header() => Ok(()),
+        other => Err(format!("a torn file header recovered to {other:?}, not to exactly a header")),
+    }
+}
+
 /// Opens and inspects the log in both modes and compares each outcome with
 /// `expected`; then compares the file with its bytes before.
 async fn check(disk: &SimDisk, config: &FieldReportConfig, expected: Expected) -> Result<(), String> {
@@ -92,7 +131,7 @@ async fn check(disk: &SimDisk, config: &FieldReportConfig, expected: Expected) -
             continue; // A non-strict store rightly cuts a torn tail: the soak's own open does that.
         }
         match FieldReportStore::open(disk.clone(), FieldReportConfig { wal, ..config.clone() }, 0).await {
-            Err(TamiyoPersistenceError::Wal(error)) if error == refusal => {}
+            Err(TamiyoPersistenceError::Wal(error)) if error == refusal => check_message(&error, expected.damage)?,
             Err(error) => return Err(format!("a store (strict {strict}) refused it with {error}, expected {refusal}")),
             Ok(_) => return Err(format!("a store (strict {strict}) opened it, expected {refusal}")),
         }
@@ -105,6 +144,22 @@ async fn check(disk: &SimDisk, config: &FieldReportConfig, expected: Expected) -
         return Err(format!("refusing the log wrote {}", aside.display()));
     }
     Ok(())
+}
+
+/// The refusal an operator reads names the offset and says what is wrong there
+/// in words (the words spelled out here, not asked of the WAL).
+fn check_message(error: &PersistenceError, damage: Damage) -> Result<(), String> {
+    let words = match damage.reason {
+        DamageReason::TornFrameHeader => "the file ends inside a record's length and checksum",
+        DamageReason::BadFileHeader => "the log header's magic or checksum is wrong",
+        other => return Err(format!("no expected wording for {other:?}")),
+    };
+    let message = error.to_string();
+    if message.contains(words) && message.contains(&format!("offset {}", damage.offset)) {
+        Ok(())
+    } else {
+        Err(format!("the refusal reads {message:?}: it should name offset {} and say {words:?}", damage.offset))
+    }
 }
 
 /// The log's bytes as a reader sees them now.

@@ -2,7 +2,7 @@
 //!
 //! The `tamiyo` host runs the drill against its simulated disk (non-strict, so that
 //! recovery after a crash cuts torn tails away): append, publish, inject a torn record
-//! every ten reports, check that strict mode refuses it and changes nothing
+//! every ten acknowledged reports, check that strict mode refuses it and changes nothing
 //! ([`super::refusal`]), and restart the store; five reports after each injection,
 //! flip a bit of the file header (every mode must refuse the log, untouched; the bit
 //! is then flipped back), then a drawn bit of a drawn record at rest, and restart
@@ -10,10 +10,11 @@
 //! when whole ones remain); two reports later, fail the append's fsync (the store
 //! keeps its log and must reopen it by itself). The schedule, drawn from the seed,
 //! crashes and restarts the host (dropping or tearing every unsynced write) and may
-//! fail an fsync. After every start the host checks the
-//! promise — every acknowledged report recovered, in order, nothing that was never
-//! appended — and records violations in a ledger the `operator` client reads at the
-//! end (safety), after waiting for the drill to finish (liveness).
+//! fail an fsync. After every start the host checks the promise — every
+//! acknowledged report recovered, in order, nothing that was never appended — runs a
+//! round of group commit at the WAL's bounds ([`super::batches`]), and records
+//! violations in a ledger the `operator` client reads at the end (safety), after
+//! waiting for the drill to finish (liveness).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,7 +41,7 @@ const ITERATIONS: u64 = 50;
 const TRUNCATE_EVERY: u64 = 10;
 /// Unix ms of the world's epoch (2025-01-01T00:00:00Z).
 const EPOCH_MS: u64 = 1_735_689_600_000;
-/// The report, in each period, whose append the drill fails with an fsync EIO
+/// The acknowledged report, in each period, whose append the drill first fails with an fsync EIO
 /// (the store must heal itself: see [`unhealed_refusal`]).
 const FAILED_FSYNC_AT: u64 = 7;
 /// Sim time by which the drill must be done once the last fault has struck.
@@ -163,7 +164,8 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, batch_ledger: SharedBatches
                 ledger.attempted
             };
             let now = now_ms();
-            if iteration % TRUNCATE_EVERY == FAILED_FSYNC_AT {
+            // Armed once per period, not again for the retries of a refused append.
+            if refused_since.is_none() && (lock(&ledger).acknowledged + 1) % TRUNCATE_EVERY == FAILED_FSYNC_AT {
                 disk.fail_next(DiskOp::Fsync, 1);
             }
             if let Err(error) = store.append(soak_report(iteration, now), now).await {
@@ -178,24 +180,30 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, batch_ledger: SharedBatches
                 continue;
             }
             refused_since = None;
-            {
+            // The report's place in its period of TRUNCATE_EVERY acknowledged ones
+            // (refused attempts take report ids, not places).
+            let place = {
                 let mut ledger = lock(&ledger);
                 ledger.acked.push(iteration);
                 ledger.acknowledged += 1;
-            }
+                ledger.acknowledged % TRUNCATE_EVERY
+            };
             if store.update_retry(&report_id(iteration), publish_outcome(iteration, now)).await.is_err() {
                 break;
             }
-            if iteration % TRUNCATE_EVERY == 0 {
+            if place == 0 {
                 drop(store);
                 if inject_torn_record(&disk, &config.log_path()).await.is_ok() {
                     lock(&ledger).injections += 1;
                     let refused = refusal::check_torn_tail(&disk, &config, TORN_RECORD.len() as u64).await;
                     lock(&ledger).violations.extend(refused.err());
+                    let mut draws = rng.stream(&format!("torn-header{iteration}"));
+                    let repaired = refusal::check_torn_header(&disk, &config.dir, &mut draws).await;
+                    lock(&ledger).violations.extend(repaired.err());
                 }
                 break;
             }
-            if iteration % TRUNCATE_EVERY == TRUNCATE_EVERY / 2 {
+            if place == TRUNCATE_EVERY / 2 {
                 drop(store);
                 let mut header_draws = rng.stream(&format!("header{iteration}"));
                 let refused = refusal::check_damaged_header(&disk, &config, &mut header_draws).await;
