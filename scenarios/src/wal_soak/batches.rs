@@ -11,7 +11,9 @@
 //! open `batches.log` and check it against every acknowledged index; if it is
 //! full, check the refusal, restore it from its own records (a rewrite exactly at
 //! the bound) and compact it to its newest records; then [`APPENDERS`] tasks append
-//! one record each, all queued before the committer runs. Power losses and fsync
+//! one record each, all queued before the committer runs. Every third round first
+//! flips a bit mid-log with a torn record at the end ([`rot`]): what is set aside
+//! must be counted right. Power losses and fsync
 //! errors strike here as in the rest of the soak.
 
 use std::collections::BTreeMap;
@@ -19,11 +21,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use esper_core::planted::Planted;
-use esper_core::wal::frame::{FILE_HEADER_LEN, FRAME_HEADER_LEN};
+use esper_core::storage::{OpenMode, Storage as _, StorageFile as _};
+use esper_core::wal::frame::{FILE_HEADER_LEN, FRAME_HEADER_LEN, encode_frame};
 use esper_core::wal::group_commit::group_commit;
 use esper_core::wal::rewrite::rewrite;
 use esper_core::wal::{PersistenceError, Wal, WalConfig};
 use esper_sim::SimDisk;
+use rand::Rng;
 
 /// The log, beside the field reports.
 pub const BATCH_LOG: &str = "var/tamiyo/batches.log";
@@ -35,6 +39,8 @@ const BATCH_LIMIT: usize = 4;
 pub const APPENDERS: usize = 6;
 /// Records the log bound holds exactly: two rounds.
 const CAPACITY: usize = 2 * APPENDERS;
+/// Every this many rounds, the round begins with [`rot`].
+const ROT_EVERY: u64 = 3;
 /// fsyncs a round of [`APPENDERS`] must take: one per batch of [`BATCH_LIMIT`].
 const ROUND_FSYNCS: u64 = APPENDERS.div_ceil(BATCH_LIMIT) as u64;
 
@@ -87,7 +93,7 @@ fn serial(bytes: &[u8]) -> Option<u64> {
 
 /// One round. `Err` is a broken promise; a storage error (an injected EIO) only
 /// ends the round early.
-pub async fn round(disk: &SimDisk, ledger: &SharedBatches) -> Result<(), String> {
+pub async fn round(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng) -> Result<(), String> {
     let path = Path::new(BATCH_LOG);
     let Some(mut wal) = open_checked(disk, ledger).await? else { return Ok(()) };
     let held = wal.records() as usize;
@@ -98,6 +104,12 @@ pub async fn round(disk: &SimDisk, ledger: &SharedBatches) -> Result<(), String>
         drop(wal);
         let Some(compacted) = compact(disk, ledger).await? else { return Ok(()) };
         wal = compacted;
+    }
+    // (Compacted, the log has room for the torn record.)
+    if wal.records() >= 2 && lock(ledger).rounds % ROT_EVERY == ROT_EVERY - 1 {
+        drop(wal);
+        let Some(rotted) = rot(disk, ledger, draws).await? else { return Ok(()) };
+        wal = rotted;
     }
     let first = wal.records();
     let (writer, committer) = group_commit(wal, APPENDERS);
@@ -178,6 +190,61 @@ async fn open_checked(disk: &SimDisk, ledger: &SharedBatches) -> Result<Option<W
     ledger.acked = indexed(&records);
     drop(ledger);
     check_accounting(disk, &wal, path, records.len() as u64)?;
+    Ok(Some(wal))
+}
+
+/// Flips a drawn bit in a drawn record with whole records behind it, tears a
+/// record onto the end (its frame header and part of its payload, as a crash
+/// mid-append leaves), and reopens: the log must be cut at the flipped record,
+/// and the tail set aside counted as the flipped record and the whole ones
+/// behind it, not the torn one (every record is exactly the record bound, so a
+/// walk that stopped at the bound would count one). `None` on a storage error.
+async fn rot(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng) -> Result<Option<Wal<SimDisk>>, String> {
+    let path = Path::new(BATCH_LOG);
+    let frame = FRAME_HEADER_LEN + RECORD_BYTES as usize;
+    let (hit, cut, torn) = {
+        let mut ledger = lock(ledger);
+        let held = ledger.acked.len() as u64;
+        let hit = draws.random_range(0..held - 1);
+        // The flipped record and those behind it are set aside, no longer promised.
+        ledger.acked.retain(|index, _| *index < hit);
+        ledger.sent += 1;
+        (hit, held - hit, record(ledger.sent - 1))
+    };
+    let start = (FILE_HEADER_LEN + hit as usize * frame) as u64;
+    if !disk.flip_bit(path, start + draws.random_range(0..frame as u64), draws.random_range(0..8)) {
+        return Err(format!("{BATCH_LOG} has no record {hit} to flip"));
+    }
+    let mut torn_frame = Vec::with_capacity(frame);
+    encode_frame(&torn, &mut torn_frame);
+    torn_frame.truncate(FRAME_HEADER_LEN + draws.random_range(1..RECORD_BYTES as usize));
+    let appended = async {
+        let mut file = disk.open(path, OpenMode::Existing).await?;
+        file.append(&torn_frame).await?;
+        file.sync().await
+    };
+    if appended.await.is_err() {
+        return Ok(None); // An injected EIO: the next round reopens what is there.
+    }
+    let tail = disk.contents(path).map_or(0, |bytes| bytes.len() as u64) - start;
+    let (wal, recovery) = match Wal::open(disk, path, config()).await {
+        Ok(opened) => opened,
+        Err(PersistenceError::Storage { .. }) => return Ok(None),
+        Err(error) => return Err(format!("{BATCH_LOG} with a flipped record could not be opened: {error}")),
+    };
+    let aside = recovery.set_aside.as_ref().map(|aside| (aside.records, aside.bytes));
+    let damage = recovery.damage.map(|damage| damage.offset);
+    if aside != Some((cut, tail)) || damage != Some(start) || recovery.records().len() as u64 != hit {
+        return Err(format!(
+            "{BATCH_LOG}: a bit flipped in record {hit} (byte {start}) with {} whole records behind it and a torn one \
+             at the end: damage found at {damage:?}, {} records kept, (records, bytes) set aside {aside:?}; expected \
+             {start}, {hit}, ({cut}, {tail})",
+            cut - 1,
+            recovery.records().len()
+        ));
+    }
+    drop(recovery);
+    check_accounting(disk, &wal, path, hit)?;
     Ok(Some(wal))
 }
 

@@ -149,7 +149,7 @@ async fn tamiyo(disk: SimDisk, ledger: SharedLedger, batch_ledger: SharedBatches
     config.wal = WalConfig::with_strict(false);
     loop {
         let Some(mut store) = open_checked(&disk, &config, &ledger).await else { return Ok(()) };
-        let batched = batches::round(&disk, &batch_ledger).await;
+        let batched = batches::round(&disk, &batch_ledger, &mut pauses).await;
         lock(&ledger).violations.extend(batched.err());
         // When the store began refusing appends, while it does.
         let mut refused_since = None;
