@@ -6,7 +6,7 @@
 //! index its record really got; that every bound admits exactly its limit (a
 //! record of `max_record_bytes`, a batch of `max_batch_records`, a log of
 //! `max_log_bytes`, when appended, opened and rewritten) and refuses one more with
-//! a typed error that changes nothing; and that an open log's count of records and
+//! a typed error that changes nothing (each round, [`check_bounds`]); and that an open log's count of records and
 //! bytes matches its file. Each start of the store, the host runs one round here:
 //! open `batches.log` and check it against every acknowledged index; if it is
 //! full, check the refusal, restore it from its own records (a rewrite exactly at
@@ -111,6 +111,7 @@ pub async fn round(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng)
         let Some(rotted) = rot(disk, ledger, draws).await? else { return Ok(()) };
         wal = rotted;
     }
+    check_bounds(disk, &mut wal).await?;
     let first = wal.records();
     let (writer, committer) = group_commit(wal, APPENDERS);
     let mut appenders = Vec::with_capacity(APPENDERS);
@@ -261,6 +262,34 @@ async fn check_full(disk: &SimDisk, wal: &mut Wal<SimDisk>) -> Result<(), String
     }
     if disk.contents(path) != before {
         return Err(format!("the refused append changed {BATCH_LOG}"));
+    }
+    Ok(())
+}
+
+/// One past each append bound — an empty batch, a batch of one record too many, a
+/// record one byte too long — is refused with its typed error, and nothing is
+/// written.
+async fn check_bounds(disk: &SimDisk, wal: &mut Wal<SimDisk>) -> Result<(), String> {
+    let path = Path::new(BATCH_LOG).to_path_buf();
+    let before = disk.contents(&path);
+    let too_many = vec![record(u64::MAX); BATCH_LIMIT + 1];
+    let too_long = vec![b'.'; RECORD_BYTES as usize + 1];
+    let bad_batch = |len| PersistenceError::BadBatch { path: path.clone(), len, limit: BATCH_LIMIT };
+    let attempts = [
+        (wal.append_batch::<Vec<u8>>(&[]).await.map(|range| range.start), bad_batch(0)),
+        (wal.append_batch(&too_many).await.map(|range| range.start), bad_batch(BATCH_LIMIT + 1)),
+        (
+            wal.append(&too_long).await,
+            PersistenceError::RecordTooLarge { path: path.clone(), len: too_long.len() as u64, limit: RECORD_BYTES },
+        ),
+    ];
+    for (outcome, refusal) in attempts {
+        if outcome.as_ref().err() != Some(&refusal) {
+            return Err(format!("{BATCH_LOG}: an append past a bound gave {outcome:?}, expected {refusal}"));
+        }
+    }
+    if disk.contents(&path) != before {
+        return Err(format!("appends refused at the bounds changed {BATCH_LOG}"));
     }
     Ok(())
 }
