@@ -6,15 +6,15 @@
 //! index its record really got; that every bound admits exactly its limit (a
 //! record of `max_record_bytes`, a batch of `max_batch_records`, a log of
 //! `max_log_bytes`, when appended, opened and rewritten) and refuses one more with
-//! a typed error that changes nothing (each round, [`check_bounds`]); and that an open log's count of records and
-//! bytes matches its file. Each start of the store, the host runs one round here:
-//! open `batches.log` and check it against every acknowledged index; if it is
-//! full, check the refusal, restore it from its own records (a rewrite exactly at
-//! the bound) and compact it to its newest records; then [`APPENDERS`] tasks append
-//! one record each, all queued before the committer runs. Every third round first
-//! flips a bit mid-log with a torn record at the end ([`rot`]): what is set aside
-//! must be counted right. Power losses and fsync
-//! errors strike here as in the rest of the soak.
+//! a typed error that changes nothing ([`check_bounds`], [`check_full`]); and that
+//! an open log's count of records and bytes matches its file. Each start of the
+//! store, the host runs one round here: open `batches.log` and check it against
+//! every acknowledged index; if it is full, check the refusal, restore it from its
+//! own records (a rewrite exactly at the bound) and compact it to its newest
+//! records; every third round, flip a bit mid-log with a torn record at the end
+//! ([`rot`]): what is set aside must be counted right; then [`APPENDERS`] tasks
+//! append one record each, all queued before the committer runs. Power losses and
+//! fsync errors strike here as in the rest of the soak.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,13 +30,13 @@ use esper_sim::SimDisk;
 use rand::Rng;
 
 /// The log, beside the field reports.
-pub const BATCH_LOG: &str = "var/tamiyo/batches.log";
+const BATCH_LOG: &str = "var/tamiyo/batches.log";
 /// Every record is exactly the record bound.
 const RECORD_BYTES: u32 = 64;
 /// The batch bound: a round's appenders make one full batch and a partial one.
 const BATCH_LIMIT: usize = 4;
 /// Concurrent appenders per round.
-pub const APPENDERS: usize = 6;
+const APPENDERS: usize = 6;
 /// Records the log bound holds exactly: two rounds.
 const CAPACITY: usize = 2 * APPENDERS;
 /// Every this many rounds, the round begins with [`rot`].
@@ -68,7 +68,7 @@ pub struct BatchLedger {
     /// Records handed to group commit so far (their serials are `0..sent`).
     sent: u64,
     /// Rounds that appended.
-    pub rounds: u64,
+    rounds: u64,
 }
 
 /// The ledger, shared by the host's boots and its appender tasks.
@@ -94,7 +94,6 @@ fn serial(bytes: &[u8]) -> Option<u64> {
 /// One round. `Err` is a broken promise; a storage error (an injected EIO) only
 /// ends the round early.
 pub async fn round(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng) -> Result<(), String> {
-    let path = Path::new(BATCH_LOG);
     let Some(mut wal) = open_checked(disk, ledger).await? else { return Ok(()) };
     let held = wal.records() as usize;
     if held + APPENDERS > CAPACITY {
@@ -157,7 +156,7 @@ pub async fn round(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng)
             "{APPENDERS} queued appends took {fsyncs} fsyncs; batches of at most {BATCH_LIMIT} take {ROUND_FSYNCS}"
         ));
     }
-    check_accounting(disk, &wal, path, first + APPENDERS as u64)
+    check_accounting(disk, &wal, first + APPENDERS as u64)
 }
 
 /// Opens the log and checks it against the ledger; the log as recovered (and made
@@ -190,7 +189,7 @@ async fn open_checked(disk: &SimDisk, ledger: &SharedBatches) -> Result<Option<W
     }
     ledger.acked = indexed(&records);
     drop(ledger);
-    check_accounting(disk, &wal, path, records.len() as u64)?;
+    check_accounting(disk, &wal, records.len() as u64)?;
     Ok(Some(wal))
 }
 
@@ -245,7 +244,7 @@ async fn rot(disk: &SimDisk, ledger: &SharedBatches, draws: &mut impl Rng) -> Re
         ));
     }
     drop(recovery);
-    check_accounting(disk, &wal, path, hit)?;
+    check_accounting(disk, &wal, hit)?;
     Ok(Some(wal))
 }
 
@@ -294,8 +293,8 @@ async fn check_bounds(disk: &SimDisk, wal: &mut Wal<SimDisk>) -> Result<(), Stri
     Ok(())
 }
 
-/// Restores the log from its own records (exactly at the log bound), then
-/// compacts it to its newest [`APPENDERS`] records and reopens it. `None` on a
+/// Restores the log from its own records (exactly at the log bound when it is
+/// full), then compacts it to its newest [`APPENDERS`] records and reopens it. `None` on a
 /// storage error.
 async fn compact(disk: &SimDisk, ledger: &SharedBatches) -> Result<Option<Wal<SimDisk>>, String> {
     let path = Path::new(BATCH_LOG);
@@ -316,8 +315,8 @@ async fn compact(disk: &SimDisk, ledger: &SharedBatches) -> Result<Option<Wal<Si
 }
 
 /// The open log's own count of records and bytes against the file.
-fn check_accounting(disk: &SimDisk, wal: &Wal<SimDisk>, path: &Path, records: u64) -> Result<(), String> {
-    let file_len = disk.contents(path).map_or(0, |bytes| bytes.len() as u64);
+fn check_accounting(disk: &SimDisk, wal: &Wal<SimDisk>, records: u64) -> Result<(), String> {
+    let file_len = disk.contents(wal.path()).map_or(0, |bytes| bytes.len() as u64);
     if wal.records() != records || wal.len_bytes() != file_len {
         return Err(format!(
             "{BATCH_LOG} counts {} records and {} bytes; it holds {records} records and {file_len} bytes",

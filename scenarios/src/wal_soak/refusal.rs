@@ -6,10 +6,11 @@
 //! torn tail with a typed `Truncated` error naming the offset, and a damaged file
 //! header is refused in every mode as damage (not mistaken for another format
 //! version); either way the log is left byte for byte as it was and nothing is
-//! set aside. A torn file header (a crash during a log's first write) is the
-//! one damage at offset 0 a non-strict open repairs. An inspection (`wal::inspect`, read-only, what a backup reads)
-//! reports the same damage in non-strict mode and refuses it in strict mode. Each check runs on the real disk the store uses, so a refusal that
-//! wrote anything would show.
+//! set aside. A torn file header (a crash during a log's first write) is the one
+//! damage at offset 0 a non-strict open repairs. An inspection (`wal::inspect`,
+//! read-only, what a backup reads) reports the same damage in non-strict mode and
+//! refuses it in strict mode. Each check runs on the real disk the store uses, so a
+//! refusal that wrote anything would show.
 
 use std::path::{Path, PathBuf};
 
