@@ -34,7 +34,9 @@ pub enum Invariant {
     /// Nissa's exporter, fed the telemetry Redis holds — or the shortfall is
     /// accounted for by a counted drop on the producer's bus.
     TelemetryComplete,
-    /// After the last fault is repaired, the work completes within a bound.
+    /// After the last fault is repaired, the work completes within a bound; and
+    /// sim time keeps moving (no loop logs past
+    /// [`crate::trace::EVENTS_PER_INSTANT_LIMIT`] events at one instant).
     Liveness,
     /// While a seed is live, Kasmina's isolation check, fed the device's real
     /// host and seed gradients, never found gradient leaking into the host.

@@ -366,8 +366,15 @@ impl World {
                 Ok(Ok(false)) => {}
                 Ok(Err(error)) => return Err(self.violation_of(error)),
                 // turmoil runs hosts with tokio's `ShutdownRuntime` panic policy, so
-                // a host's panic unwinds out of `step` to here.
-                Err(panic) => return Err(Invariant::NoPanic.violated(panic_message(panic.as_ref()))),
+                // a host's panic unwinds out of `step` to here — also the one the
+                // trace subscriber raises to stop a livelocked loop, which tokio
+                // re-raises with its own message: the recorder says which it was.
+                Err(panic) => {
+                    return Err(match lock(recorder).livelock() {
+                        Some(livelock) => Invariant::Liveness.violated(livelock),
+                        None => Invariant::NoPanic.violated(panic_message(panic.as_ref())),
+                    });
+                }
             }
         }
     }

@@ -54,6 +54,44 @@ fn a_panicking_host_breaks_no_panic() {
 }
 
 #[test]
+fn a_loop_that_logs_without_ever_awaiting_is_a_livelock_not_a_hang() {
+    // The sweep a mutant of Kasmina's prefetch broke: a deadline already past,
+    // a finish that removes nothing, so the loop never reaches an await.
+    let outcome = outcome_of(async {
+        tokio::time::sleep(Duration::from_millis(7)).await;
+        for _ in 0_u64.. {
+            tracing::warn!(request_id = "k-1", "request timed out");
+        }
+        Ok(())
+    });
+    let violation = failed(outcome);
+    assert_eq!(violation.invariant, Invariant::Liveness, "{violation}");
+    assert!(violation.detail.starts_with("livelock: 100001 events at sim time 0.007"), "{violation}");
+    assert!(violation.detail.contains("request timed out"), "{violation}");
+}
+
+#[test]
+fn a_burst_of_events_at_one_instant_under_the_limit_passes() {
+    let burst = esper_sim::trace::EVENTS_PER_INSTANT_LIMIT - 10;
+    let config = WorldConfig { duration: Duration::from_secs(1), ..WorldConfig::default() };
+    let mut world = World::with_config(1, FaultSchedule::default(), &config);
+    world.client("checker", async move {
+        tokio::time::sleep(Duration::from_millis(7)).await;
+        for request in 0..burst {
+            tracing::debug!(request, "issued");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        for request in 0..burst {
+            tracing::debug!(request, "issued");
+        }
+        Ok(())
+    });
+    let report = world.run("violations", TraceMode::Hash);
+    assert_eq!(report.outcome, Outcome::Passed);
+    assert_eq!(report.events, 2 * burst, "each burst is one instant's events, all recorded");
+}
+
+#[test]
 fn a_run_past_its_sim_time_budget_breaks_liveness() {
     let outcome = outcome_of(async {
         tokio::time::sleep(Duration::from_secs(5)).await;

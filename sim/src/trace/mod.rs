@@ -12,7 +12,7 @@ mod recorder;
 mod subscriber;
 
 pub use canonical::format_sim_time;
-pub use recorder::{TraceRecorder, TraceSummary};
+pub use recorder::{EVENTS_PER_INSTANT_LIMIT, TraceRecorder, TraceSummary};
 pub use subscriber::TraceSubscriber;
 
 /// How much of the trace a run keeps besides its hash.

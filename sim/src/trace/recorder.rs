@@ -5,7 +5,16 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::canonical::format_sim_time;
 use super::{TAIL_LINES, TraceMode};
+
+/// Events one instant of sim time may hold before the run is judged livelocked.
+/// Sim time stands still while code runs, so a loop that never awaits anything
+/// pending logs at one instant for ever; the world cannot preempt it, but the
+/// loop's own events reach the recorder, which stops it at this many. The
+/// busiest instant of any registered scenario holds 603 (`kasmina-prefetch`
+/// issuing 300 requests at 0 s, seeds 0–2): the limit is 165 times that.
+pub const EVENTS_PER_INSTANT_LIMIT: u64 = 100_000;
 
 /// The recorder behind a [`super::TraceSubscriber`]. The world also tells it the sim time
 /// for events raised outside any host (fault injection), since turmoil only knows
@@ -18,6 +27,8 @@ pub struct TraceRecorder {
     lines: Vec<String>,
     tail: VecDeque<String>,
     world_time: Duration,
+    instant: Duration,
+    at_instant: u64,
 }
 
 /// What a finished recording hands back.
@@ -43,6 +54,8 @@ impl TraceRecorder {
             lines: Vec::new(),
             tail: VecDeque::with_capacity(TAIL_LINES),
             world_time: Duration::ZERO,
+            instant: Duration::ZERO,
+            at_instant: 0,
         }
     }
 
@@ -57,8 +70,15 @@ impl TraceRecorder {
         self.world_time
     }
 
-    /// Folds one line into the hash and keeps it as the mode says.
-    pub fn record(&mut self, line: String) {
+    /// Folds one line, an event at sim time `at`, into the hash and keeps it as
+    /// the mode says.
+    pub fn record(&mut self, at: Duration, line: String) {
+        if at == self.instant {
+            self.at_instant += 1;
+        } else {
+            self.instant = at;
+            self.at_instant = 1;
+        }
         self.hasher.update(line.as_bytes());
         self.hasher.update(b"\n");
         self.events += 1;
@@ -69,6 +89,19 @@ impl TraceRecorder {
             self.lines.push(line.clone());
         }
         self.tail.push_back(line);
+    }
+
+    /// What stopped the run, when the instant of the last event holds more than
+    /// [`EVENTS_PER_INSTANT_LIMIT`] events: a livelock, described with the last one.
+    pub fn livelock(&self) -> Option<String> {
+        (self.at_instant > EVENTS_PER_INSTANT_LIMIT).then(|| {
+            format!(
+                "livelock: {} events at sim time {} s without time moving (more than {EVENTS_PER_INSTANT_LIMIT}); the last: {}",
+                self.at_instant,
+                format_sim_time(self.instant),
+                self.tail.back().map_or("", String::as_str)
+            )
+        })
     }
 
     /// Ends the recording.
@@ -88,7 +121,7 @@ mod tests {
         let record = |lines: &[&str]| {
             let mut recorder = TraceRecorder::new(TraceMode::Hash);
             for line in lines {
-                recorder.record((*line).to_owned());
+                recorder.record(Duration::ZERO, (*line).to_owned());
             }
             recorder.finish()
         };
@@ -102,5 +135,22 @@ mod tests {
         assert_ne!(record(&["a", "b"]).hash, record(&["b", "a"]).hash);
         // The separator is part of the hash: "ab" is not "a" then "b".
         assert_ne!(record(&["ab"]).hash, record(&["a", "b"]).hash);
+    }
+
+    #[test]
+    fn an_instant_past_the_event_limit_is_a_livelock_and_time_moving_resets_the_count() {
+        let mut recorder = TraceRecorder::new(TraceMode::Hash);
+        let at = Duration::from_millis(1_500);
+        for _ in 0..EVENTS_PER_INSTANT_LIMIT {
+            recorder.record(at, "spin".to_owned());
+        }
+        assert_eq!(recorder.livelock(), None, "exactly the limit is allowed");
+        recorder.record(Duration::from_millis(1_501), "later".to_owned());
+        for _ in 0..EVENTS_PER_INSTANT_LIMIT {
+            recorder.record(Duration::from_millis(1_501), "spin".to_owned());
+        }
+        let livelock = recorder.livelock().expect("one past the limit at one instant");
+        assert!(livelock.starts_with("livelock: 100001 events at sim time 1.501000000 s"), "{livelock}");
+        assert!(livelock.ends_with("the last: spin"), "{livelock}");
     }
 }

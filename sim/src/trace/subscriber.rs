@@ -125,7 +125,15 @@ impl Subscriber for TraceSubscriber {
         let host = self.spans().current_host();
         let mut recorder = self.recorder.lock().unwrap_or_else(PoisonError::into_inner);
         let elapsed = turmoil::sim_elapsed().unwrap_or_else(|| recorder.world_time());
-        recorder.record(line(elapsed, host.as_deref().unwrap_or(WORLD_HOST), event));
+        recorder.record(elapsed, line(elapsed, host.as_deref().unwrap_or(WORLD_HOST), event));
+        // A livelocked loop never yields, so the only way to stop it is from
+        // inside: a panic in the event it logs unwinds the loop, and the world
+        // reads the livelock back from the recorder. Never while already
+        // unwinding: events logged by destructors then would abort the process.
+        if let Some(livelock) = recorder.livelock().filter(|_| !std::thread::panicking()) {
+            drop(recorder);
+            panic!("{livelock}");
+        }
     }
 
     fn enter(&self, span: &Id) {
