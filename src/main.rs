@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use esper_core::planted::Planted;
 use esper_core::tolaria::device::DeviceKind;
+use esper_scenarios::drills::hang;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::rc1::gate::{Scope, Tolerance};
@@ -30,7 +31,7 @@ use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::tamiyo_wal;
 use esper_scenarios::wal_soak::{SoakConfig, SoakError};
-use esper_sim::{SimScenario, TraceMode, check_determinism, run_scenario_planted};
+use esper_sim::{SimScenario, TraceMode, check_determinism, replay_command, run_scenario_planted};
 use exit::{CommandResult, Tag as _, usage};
 
 /// Bounds of the duration flags.
@@ -151,6 +152,8 @@ enum Command {
         drillable: bool,
     },
     /// Run one scenario at one seed in the simulated world and print its trace hash.
+    /// Exit 3, with the command that reruns it, if the run is still going after
+    /// 60 s of wall time (a loop that never awaits and logs nothing).
     Run {
         /// Scenario name (see `esper scenarios`).
         #[arg(long, value_parser = scenario_name)]
@@ -169,6 +172,7 @@ enum Command {
         plant: PlantArg,
     },
     /// Run each seed twice in fresh worlds and compare the traces event by event.
+    /// Exit 3 if a seed is still running after 60 s of wall time (hung).
     CheckDeterminism {
         /// Scenario name (see `esper scenarios`).
         #[arg(long, value_parser = scenario_name)]
@@ -182,7 +186,9 @@ enum Command {
     /// it and judges the invariants. Seeds run in parallel; each failure is written
     /// to `<failures-dir>/<seed>.json` with the command that replays it, and its
     /// timeline to `<failures-dir>/<seed>.html`. Exit 1 if
-    /// any seed fails (or, with `--twice`, hashes differently on its second run).
+    /// any seed fails (or, with `--twice`, hashes differently on its second run);
+    /// exit 3, naming the seed and its rerun command, if a seed is still running
+    /// after 60 s of wall time (a loop that never awaits and logs nothing).
     Sweep {
         /// Scenario name; only scenarios with a fault space can be swept.
         #[arg(long, value_parser = scenario_name)]
@@ -577,7 +583,9 @@ fn execute(command: Command) -> CommandResult {
                 None => cores,
             };
             let planted = Planted::bug(plant.plant);
-            let config = SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted };
+            let hang_after = hang::HANG_AFTER;
+            let config =
+                SweepConfig { seeds, jobs, shard, swarm, twice, failures_dir, max_failures, planted, hang_after };
             drill_cmd::sweep_command(scenario, &config, summary_md.as_deref())
         }
         Command::Replay { file, timeline } => drill_cmd::replay_command(&file, timeline.as_deref()),
@@ -789,7 +797,10 @@ fn run(
     timeline: Option<PathBuf>,
 ) -> CommandResult {
     let mode = if trace.is_some() || timeline.is_some() { TraceMode::Full } else { TraceMode::Hash };
+    let rerun = replay_command(scenario.name(), seed, planted, scenario.cargo_features());
+    let watch = hang::watch(hang::HANG_AFTER, format!("run: {} seed {seed}", scenario.name()), rerun);
     let report = run_scenario_planted(scenario, seed, planted, mode);
+    drop(watch);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');
@@ -808,6 +819,8 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
     let total = seeds.len();
     let step = (total / 10).max(1);
     for (seed, done) in seeds.seeds().zip(1_u128..) {
+        let what = format!("check-determinism: {} seed {seed}", scenario.name());
+        let _watch = hang::watch(hang::HANG_AFTER, what, hang::determinism_rerun(scenario.name(), seed));
         let report = match check_determinism(scenario, seed) {
             Ok(report) => report,
             Err(divergence) => {

@@ -109,6 +109,7 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
+    use esper_scenarios::drills::hang::HANG_AFTER;
     use esper_scenarios::drills::sweep::{SeedResult, Shard};
     use esper_sim::Invariant;
 
@@ -124,6 +125,7 @@ mod tests {
             failures_dir: PathBuf::from("failures/oona-ledger"),
             max_failures: None,
             planted: Planted::default(),
+            hang_after: HANG_AFTER,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Same seed + same commit ⇒ same trace hash; and the checker catches a leak.
 
+use esper_scenarios::drills::hang::{self, HANG_AFTER};
 use esper_scenarios::heartbeat::HeartbeatScenario;
 use esper_scenarios::registry;
 use esper_sim::{TraceMode, check_determinism, run_scenario};
@@ -14,6 +15,9 @@ use support::seeds::dst_seeds;
 fn deterministic_over_200_seeds(name: &str) {
     let scenario = registry::find(name).expect("registered");
     for seed in 0..dst_seeds(200) {
+        // A loop that never awaits and logs nothing is named, not left to nextest's timeout.
+        let _watch =
+            hang::watch(HANG_AFTER, format!("determinism: {name} seed {seed}"), hang::determinism_rerun(name, seed));
         match check_determinism(scenario, seed) {
             Ok(report) => assert!(report.passed(), "{report}"),
             Err(divergence) => panic!("{divergence}"),

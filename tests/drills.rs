@@ -10,6 +10,7 @@ use esper_core::nissa::alerts::ALERT_NAMES;
 use esper_core::planted::Planted;
 use esper_scenarios::drills::failure::FailureRecord;
 use esper_scenarios::drills::generate::{FaultKind, schedule_strategy};
+use esper_scenarios::drills::hang::HANG_AFTER;
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
 use esper_scenarios::registry;
 use esper_sim::{Fault, FaultSchedule, ScheduledFault, TraceMode, run_scenario_with};
@@ -30,6 +31,7 @@ fn drill(name: &str, seeds: &str, failures_dir: &Path) -> SweepSummary {
         failures_dir: failures_dir.to_path_buf(),
         max_failures: None,
         planted: Planted::NONE,
+        hang_after: HANG_AFTER,
     };
     sweep(scenario, &config, |_| {}).expect("sweepable")
 }

@@ -16,6 +16,7 @@ use std::process::Command;
 
 use esper_core::planted::{Planted, PlantedBug};
 use esper_scenarios::drills::failure::FailureRecord;
+use esper_scenarios::drills::hang::HANG_AFTER;
 use esper_scenarios::drills::shrink::{episode_count, shrink_record};
 use esper_scenarios::drills::sweep::{SweepConfig, SweepSummary, sweep};
 use esper_scenarios::registry;
@@ -74,6 +75,7 @@ fn sweep_with(case: &Case, planted: Planted, dir: &Path, max_failures: Option<us
         failures_dir: dir.to_path_buf(),
         max_failures,
         planted,
+        hang_after: HANG_AFTER,
     };
     sweep(scenario, &config, |_| {}).expect("sweepable")
 }

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod complete;
 pub mod failure;
 pub mod generate;
+pub mod hang;
 pub mod lifecycle;
 pub mod shrink;
 pub mod sweep;

@@ -21,6 +21,7 @@ use esper_sim::{FaultSpace, Invariant, SimScenario, TraceMode, run_scenario_with
 
 use super::failure::{FailureFileError, FailureRecord};
 use super::generate::draw;
+use super::hang;
 use crate::seeds::SeedRange;
 use crate::timeline::{self, TimelineError};
 
@@ -112,6 +113,9 @@ pub struct SweepConfig {
     pub max_failures: Option<usize>,
     /// The planted bug every run arms (`--plant`, test builds only).
     pub planted: Planted,
+    /// Wall time after which a running seed is hung (see [`super::hang`]):
+    /// [`super::hang::HANG_AFTER`] unless a test needs it sooner.
+    pub hang_after: Duration,
 }
 
 /// A sweep that could not run.
@@ -273,6 +277,9 @@ fn run_seed(
     seed: u64,
     config: &SweepConfig,
 ) -> (SeedResult, Option<Failure>) {
+    let what = format!("sweep: {} seed {seed}", scenario.name());
+    let _watch =
+        hang::watch(config.hang_after, what, hang::sweep_rerun(scenario.name(), seed, config.swarm, config.planted));
     let drill = draw(space, seed, config.swarm);
     let faults = drill.schedule.faults().len();
     let run = |mode| run_scenario_with(scenario, seed, drill.schedule.clone(), config.planted, mode);
