@@ -14,7 +14,9 @@
 //! as an at-least-once bus would — attach
 //! kernels (Urza's or the fallback, when kernels are not built in; now and then to a
 //! seed not waiting for one) and report a backward pass's gradient overlap, clean or
-//! leaky, for a drawn seed.
+//! leaky, for a drawn seed. `KASMINA_STRICT_ISOLATION` is drawn as an operator
+//! might spell it and read as the real profile reads it; under strict isolation a
+//! leaky report is counted and refused.
 //!
 //! Checked (`seed-lifecycle`): every command, attachment and isolation report is
 //! accepted exactly when the [`model`] says it must be; after every step each seed's
@@ -28,6 +30,7 @@ mod model;
 
 use std::time::Duration;
 
+use esper_core::kasmina::isolation::STRICT_ISOLATION_ENV;
 use esper_core::kasmina::prefetch::{Kernel, KernelSource};
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{
@@ -100,11 +103,23 @@ fn draw_config(rng: &RngTree) -> KasminaConfig {
     config
 }
 
+/// `KASMINA_STRICT_ISOLATION` as an operator might spell it, and whether each
+/// spelling asks for strict isolation (Esper's flag spellings, any case and
+/// blanks; unset is off). The run reads its drawn one through
+/// `KasminaConfig::with_lookup`, as the real profile reads the environment.
+const STRICT_SETTINGS: [(Option<&str>, bool); 5] =
+    [(None, false), (Some("0"), false), (Some(" 1 "), true), (Some("Yes"), true), (Some("off"), false)];
+
 /// Runs the steps; tallies the commands refused and accepted, the culls by gate,
 /// the resets and the fossilized seeds, so a run shows the unhappy paths were walked.
 async fn drive(rng: &RngTree, tally: &Tally, planted: Planted) -> Result<(), Violation> {
-    let config = KasminaConfig { planted, ..draw_config(rng) };
+    let (setting, strict) = STRICT_SETTINGS[rng.stream("isolation").random_range(0..STRICT_SETTINGS.len())];
+    let lookup = |var: &str| setting.filter(|_| var == STRICT_ISOLATION_ENV).map(str::to_owned);
+    let config = KasminaConfig { planted, ..draw_config(rng) }.with_lookup(lookup).map_err(|error| {
+        Invariant::Scenario.violated(format!("{STRICT_ISOLATION_ENV}={setting:?} refused: {error}"))
+    })?;
     let (mut kasmina, mut model) = (SeedManager::new(config), Model::new(config));
+    model.strict = strict;
     let mut watch = LifecycleWatch::default();
     let device = Synthetic::new(ModelSpec::rc1(), &mut rng.stream("device"));
     let mut draws = rng.stream("steps");

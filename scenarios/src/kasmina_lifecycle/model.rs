@@ -93,6 +93,9 @@ pub struct Model {
     pub gate_culls: BTreeMap<Stage, u64>,
     pub resets: u64,
     pub fossilized: u64,
+    /// Whether a leaky report is refused (`KASMINA_STRICT_ISOLATION`), as the
+    /// scenario reads its own drawn setting: never taken from the config under test.
+    pub strict: bool,
 }
 
 impl Model {
@@ -105,6 +108,7 @@ impl Model {
             gate_culls: BTreeMap::new(),
             resets: 0,
             fossilized: 0,
+            strict: false,
         }
     }
 
@@ -179,12 +183,13 @@ impl Model {
     }
 
     /// A measured gradient overlap on `target` (`leaky`: above zero); whether
-    /// Kasmina must take the report (it refuses seeds it does not hold).
+    /// Kasmina must take the report (it refuses seeds it does not hold, and under
+    /// strict isolation a leaky report, after counting the violation).
     pub fn isolation(&mut self, target: &str, leaky: bool) -> bool {
         let Some(seed) = self.seeds.get_mut(target) else { return false };
         seed.violations += u32::from(leaky);
         self.counters.isolation_violations += u64::from(leaky);
-        true
+        !(leaky && self.strict)
     }
 
     /// One optimizer step.

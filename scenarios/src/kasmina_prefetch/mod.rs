@@ -16,6 +16,7 @@ mod outage;
 mod real;
 mod recount;
 mod sim;
+mod unreadable;
 
 use std::time::Duration;
 

@@ -15,6 +15,9 @@
 //! every other errs; late answers are counted as unmatched, at least one and at
 //! most one per timed-out request; the cache hits are the requests served from
 //! the cache (`scenario`). The outage must bite: a first batch without a timeout fails.
+//! A third batch, of the four lacked blueprints, follows a drawn number of
+//! unreadable answers put on the reply stream (`unreadable.rs`): Kasmina must
+//! count exactly those.
 
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ use esper_sim::{Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimSce
 use rand::Rng;
 
 use super::sim::{KASMINA, REDIS, URZA, WARM_UP, burst_world, client, serve_urza};
-use super::{BurstConfig, recount};
+use super::{BurstConfig, recount, unreadable};
 use crate::control_loop::hosts::sim_clock;
 
 /// Kernels Urza holds: `bench-0000` to `bench-0011`.
@@ -63,7 +66,8 @@ impl SimScenario for KasminaPrefetchOutageScenario {
 
     fn summary(&self) -> &'static str {
         "Kasmina prefetches 48 then 16 kernels while Urza is cut off from Redis for a drawn window: \
-         timeouts and errors get the fallback, late answers are counted, every held kernel is served after"
+         timeouts and errors get the fallback, late answers are counted, every held kernel is served after; \
+         then 4 behind unreadable answers, each counted"
     }
 
     fn world_config(&self) -> WorldConfig {
@@ -103,10 +107,14 @@ impl SimScenario for KasminaPrefetchOutageScenario {
             let during = coordinator.prefetch(&first).await;
             tokio::time::sleep_until(origin + SECOND_BATCH_AT).await;
             let after = coordinator.prefetch(&pool).await;
+            let before_third = coordinator.counters();
+            check(&during, &after, &before_third)?;
+            let sent = unreadable::publish(&mut rng.stream("unreadable")).await?;
+            let third = coordinator.prefetch(&pool[HELD..]).await;
             let counters = coordinator.counters();
-            let both: Vec<PrefetchOutcome> = during.iter().chain(&after).cloned().collect();
-            recount::check(&both, &counters)?;
-            check(&during, &after, &counters)?;
+            unreadable::check(&third, sent, before_third.unmatched_answers, counters.unmatched_answers)?;
+            let all: Vec<PrefetchOutcome> = during.iter().chain(&after).chain(&third).cloned().collect();
+            recount::check(&all, &counters)?;
             tracing::info!(
                 ok = counters.ok,
                 timeout = counters.timeout,

@@ -13,7 +13,10 @@ use esper_core::clock::UnixClock;
 use esper_core::leyline::signing::{sign, unsigned};
 use esper_core::leyline::{BusEnvelope, BusMessageType, MessagePriority, SigningKey, VerifyPolicy};
 use esper_core::net::Connector;
-use esper_core::oona::{ClientParts, Delivery, FRAME_FIELD, OonaClient, PublishOutcome, StreamConfig, StreamKind};
+use esper_core::oona::{
+    ClientParts, Delivery, EMERGENCY_THRESHOLD_ENV, FRAME_FIELD, NORMAL_STREAM_ENV, OonaClient, PublishOutcome,
+    StreamConfig, StreamConfigError, StreamKind,
+};
 use esper_sim::redis::FaultHandle;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -266,17 +269,44 @@ async fn fill(admin: &mut MultiplexedConnection, stream: &str, count: u64) -> Ch
     Ok(())
 }
 
+/// The settings an operator gives Oona through its `OONA_*` variables, here
+/// from a map (the sim never reads the process environment): the backpressure
+/// check runs on a renamed normal stream with the reroute threshold at 3000.
+const OPERATOR_SETTINGS: [(&str, &str); 2] =
+    [(NORMAL_STREAM_ENV, "oona.normal.configured"), (EMERGENCY_THRESHOLD_ENV, " 3000 ")];
+
+fn settings<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |var| pairs.iter().find(|(name, _)| *name == var).map(|(_, value)| (*value).to_owned())
+}
+
+/// Backpressure on the normal stream as configured through [`OPERATOR_SETTINGS`]:
+/// below the reroute threshold a message lands there, from it on it is rerouted
+/// to the emergency stream, from the drop threshold (8000) on a normal message is
+/// dropped and a critical one never. First, the settings Oona must refuse: a
+/// reroute threshold not below the drop threshold, and one that is not a number.
 async fn backpressure<C: Connector>(fixture: &BusFixture<C>, admin: &mut MultiplexedConnection) -> CheckResult {
-    let mut client = fixture.client(quick_config())?;
+    let refused = |value| StreamConfig::from_lookup(settings(&[(EMERGENCY_THRESHOLD_ENV, value)])).err();
+    let order = StreamConfigError::ThresholdOrder { emergency: 8_000, drop: 8_000 };
+    expect("a reroute threshold equal to the drop threshold", refused("8000"), Some(order))?;
+    let garbled = StreamConfigError::NotANumber {
+        var: EMERGENCY_THRESHOLD_ENV,
+        value: "3k".to_owned(),
+        expected: "a queue depth",
+    };
+    expect("a reroute threshold that is not a number", refused("3k"), Some(garbled))?;
+    let configured = StreamConfig::from_lookup(settings(&OPERATOR_SETTINGS)).map_err(|error| error.to_string())?;
+    let quick = quick_config();
+    let mut client = fixture.client(StreamConfig { block: quick.block, read_count: quick.read_count, ..configured })?;
     let normal = client.config().normal_stream.clone();
+    expect("the configured normal stream", normal.as_str(), "oona.normal.configured")?;
     let plain = |seq| envelope(seq, BusMessageType::SystemState, MessagePriority::Normal);
-    fill(admin, &normal, 3_999).await?;
+    fill(admin, &normal, 2_999).await?;
     let below = client.publish(&plain(0)).await.map_err(|error| error.to_string())?;
-    expect("depth 3999 publishes to normal", matches!(below, PublishOutcome::Published { rerouted: false, .. }), true)?;
+    expect("depth 2999 publishes to normal", matches!(below, PublishOutcome::Published { rerouted: false, .. }), true)?;
     let at = client.publish(&plain(1)).await.map_err(|error| error.to_string())?;
     let rerouted = PublishOutcome::Published { stream: StreamKind::Emergency, id: String::new(), rerouted: true };
-    expect("depth 4000 reroutes", same_route(&at, &rerouted), true)?;
-    fill(admin, &normal, 3_999).await?;
+    expect("depth 3000 reroutes", same_route(&at, &rerouted), true)?;
+    fill(admin, &normal, 4_999).await?;
     let still = client.publish(&plain(2)).await.map_err(|error| error.to_string())?;
     expect("depth 7999 reroutes, not drops", same_route(&still, &rerouted), true)?;
     fill(admin, &normal, 1).await?;
@@ -336,7 +366,11 @@ async fn retry_then_dead_letter<C: Connector>(
     fixture: &BusFixture<C>,
     admin: &mut MultiplexedConnection,
 ) -> CheckResult {
-    let config = StreamConfig { retry_idle: Duration::ZERO, retry_max_attempts: 3, ..quick_config() };
+    // A cache of verified entries holding exactly the one entry redelivered: a
+    // redelivery must come from it (verifying the frame again would find its
+    // nonce already seen and reject it as a replay).
+    let config =
+        StreamConfig { retry_idle: Duration::ZERO, retry_max_attempts: 3, verified_cache: 1, ..quick_config() };
     let mut client = fixture.client(config)?;
     let normal = client.config().normal_stream.clone();
     client.ensure_consumer_group(&normal).await.map_err(|error| error.to_string())?;

@@ -63,8 +63,10 @@ pub(super) async fn routes<C: Connector>(fixture: &BusFixture<C>, admin: &mut Mu
 /// window no check outlasts, so none becomes durable while it runs.
 const OUTBOX_CAPACITY: usize = 2;
 
-/// With room for two critical messages not yet known durable, a third is refused
-/// with `OutboxFull` (an error the publisher sees, never a silent drop) and is not
+/// Only critical messages wait in the outbox for durability: a normal and a high
+/// one (the high one on the emergency stream too) leave it empty. With room for
+/// two critical messages not yet known durable, a third is refused with
+/// `OutboxFull` (an error the publisher sees, never a silent drop) and is not
 /// added to Redis; the two stay held.
 pub(super) async fn outbox_full<C: Connector>(
     fixture: &BusFixture<C>,
@@ -76,6 +78,11 @@ pub(super) async fn outbox_full<C: Connector>(
         ..quick_config()
     };
     let mut client = fixture.client(config)?;
+    for (seq, priority) in [(100, MessagePriority::Normal), (101, MessagePriority::High)] {
+        let outcome = client.publish(&envelope(seq, BusMessageType::SystemState, priority)).await;
+        expect("a publish below critical", matches!(outcome, Ok(PublishOutcome::Published { .. })), true)?;
+    }
+    expect("held after a normal and a high publish", client.outbox_len(), 0)?;
     let mut outcomes = Vec::new();
     for seq in 0..=OUTBOX_CAPACITY as u64 {
         let critical = envelope(seq, BusMessageType::SystemState, MessagePriority::Critical);
@@ -91,7 +98,11 @@ pub(super) async fn outbox_full<C: Connector>(
     let still_held = client.sync_outbox().await.map_err(|error| format!("sync_outbox: {error}"))?;
     expect("held after a sync inside the durability window", still_held, OUTBOX_CAPACITY)?;
     let emergency = client.config().emergency_stream.clone();
-    expect("entries on the emergency stream", int(admin, redis::cmd("XLEN").arg(&emergency)).await?, 2)
+    expect(
+        "entries on the emergency stream (one high, two critical)",
+        int(admin, redis::cmd("XLEN").arg(&emergency)).await?,
+        3,
+    )
 }
 
 /// Entries published in [`stream_cap`], well past the cap.
