@@ -92,19 +92,19 @@ async fn loss_spike_pauses_with_loss_spike() {
 
 #[tokio::test(start_paused = true)]
 async fn conservative_mode_pauses_everything_skips_urza_and_says_so() {
-    let mut service = service();
-    service.set_conservative_mode(true);
-    let commands = run(&mut service, &flat(0..40)).await;
+    let config = TamiyoConfig { conservative_mode: true, ..TamiyoConfig::default() };
+    let mut careful = service_with(config, BlueprintCatalog::karn());
+    let commands = run(&mut careful, &flat(0..40)).await;
     assert!(commands.iter().all(|c| reason(c) == "conservative_mode"));
-    assert_eq!(service.metadata_counters().lookups, 0, "no lookup for a command that will be paused anyway");
-    let telemetry = service.drain_telemetry();
+    assert_eq!(careful.metadata_counters().lookups, 0, "no lookup for a command that will be paused anyway");
+    let telemetry = careful.drain_telemetry();
     assert!(metric(&telemetry, "tamiyo.conservative_mode").iter().all(|&on| on == 1.0));
-    let report = service.sink().reports().last().expect("reports");
+    let report = careful.sink().reports().last().expect("reports");
     assert_eq!(report.follow_up_actions[0].action_type, "CONSERVATIVE_MODE");
-    service.set_conservative_mode(false);
-    let command = service.evaluate(&packet(40, 0.7)).await;
-    assert_eq!(command.command_type, i32::from(CommandType::Seed), "the plateau germinates once released");
-    assert_eq!(metric(&service.drain_telemetry(), "tamiyo.conservative_mode"), [0.0]);
+    let mut released = service();
+    let commands = run(&mut released, &flat(0..40)).await;
+    let germination = commands[PLATEAU].command_type;
+    assert_eq!(germination, i32::from(CommandType::Seed), "the same packets germinate without it");
 }
 
 #[tokio::test(start_paused = true)]

@@ -145,8 +145,12 @@ impl SimScenario for WeatherlightScenario {
                 Ok(())
             }
         });
+        let restarts = restart_delays(&world.rng().child(WEATHERLIGHT));
         let rng = world.rng().child(TOLARIA);
-        world.client(TOLARIA, async move { train(rng, tolaria_disk, &journal, &stop).await.map_err(Into::into) });
+        world.client(
+            TOLARIA,
+            async move { train(rng, tolaria_disk, &journal, &stop, &restarts).await.map_err(Into::into) },
+        );
     }
 }
 
@@ -158,7 +162,7 @@ async fn supervise(
     journal: &Rc<RefCell<Journal>>,
     stop: &Notify,
 ) -> Result<(), String> {
-    let mut weatherlight = Weatherlight::new(supervisor_config(), sim_clock(), rng.stream("restarts"));
+    let mut weatherlight = Weatherlight::new(supervisor_config(), sim_clock(), rng.stream(RESTARTS_STREAM));
     let tamiyo_rng = rng.child("tamiyo");
     let (log, crash_after_ms, hang_after_ms) = (Rc::clone(journal), plan.crash_after_ms, plan.hang_after_ms);
     weatherlight.add(ServiceSpec::daemon("tamiyo").beating_within(HUNG_AFTER), move |context: ServiceContext| {
@@ -292,7 +296,13 @@ fn drill_life(
 
 /// The `tolaria` client: train until the third Tamiyo life has answered, stop
 /// Weatherlight, check.
-async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &Notify) -> Result<(), String> {
+async fn train(
+    rng: RngTree,
+    disk: SimDisk,
+    journal: &RefCell<Journal>,
+    stop: &Notify,
+    restarts: &[Duration],
+) -> Result<(), String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
@@ -326,7 +336,7 @@ async fn train(rng: RngTree, disk: SimDisk, journal: &RefCell<Journal>, stop: &N
     let report = wait_for_report(journal).await?;
     check_training(&reports, &evaluations, trainer.counters())?;
     check_supervision(&report)?;
-    check_restart_pacing(&journal.borrow())?;
+    check_restart_pacing(&journal.borrow(), restarts)?;
     check_emergency(&report.emergency, journal)?;
     check_emergency_stream(&rng, report.emergency.telemetry_total).await
 }
@@ -376,34 +386,52 @@ fn check_supervision(report: &WeatherlightReport) -> Result<(), String> {
 /// milliseconds over the simulated network.
 const SUPERVISOR_LATE: Duration = Duration::from_millis(50);
 
-/// Weatherlight waited out its backoff before each restart: Esper-Lite's
-/// supervisor waits `d + U(0, d/4)` with `d` doubling per crash (the counter
-/// resets only after a life of `stable_after`, 60 s, which neither crashed life
-/// reaches), so restart `n` comes within `[dₙ, 1.25·dₙ]` of the crash, plus
-/// [`SUPERVISOR_LATE`]. (Whether the wait is jittered at all is not judged: an
-/// unjittered wait is a legal draw, told apart only over many runs.)
-fn check_restart_pacing(journal: &Journal) -> Result<(), String> {
+/// The random stream, under the `weatherlight` host's, that the scenario hands
+/// the supervisor: only restart delays are drawn from it.
+const RESTARTS_STREAM: &str = "restarts";
+
+/// The wait before each of Tamiyo's two restarts, as the supervisor must draw
+/// it: Esper-Lite's `d + U(0, d/4)`, `d` doubling per crash from
+/// [`RESTART_BASE`] (the counter resets only after a life of `stable_after`,
+/// 60 s, which neither crashed life reaches), the jitter in whole microseconds
+/// from the stream the scenario gave it ([`RESTARTS_STREAM`]; the drill service
+/// never crashes in a passing run, so Tamiyo's restarts are its only draws).
+/// Knowing the draws, the check can tell a supervisor that never jitters from
+/// one that drew a short wait.
+fn restart_delays(weatherlight: &RngTree) -> Vec<Duration> {
+    let mut draws = weatherlight.stream(RESTARTS_STREAM);
+    (0..2)
+        .map(|attempt| {
+            let ceiling = backoff_ceiling(RESTART_BASE, RESTART_CAP, attempt);
+            let ceiling_us = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+            ceiling + Duration::from_micros(draws.random_range(0..=ceiling_us / 4))
+        })
+        .collect()
+}
+
+/// Weatherlight waited out exactly its drawn backoff before each restart
+/// ([`restart_delays`]): restart `n` comes `delays[n]` after the life before
+/// ended, plus at most [`SUPERVISOR_LATE`].
+fn check_restart_pacing(journal: &Journal, delays: &[Duration]) -> Result<(), String> {
     let gaps: Vec<Duration> = journal
         .tamiyo_ended
         .iter()
         .zip(journal.tamiyo_started.iter().skip(1))
         .map(|(ended, started)| started.saturating_duration_since(*ended))
         .collect();
-    if gaps.len() < 2 {
+    if gaps.len() != delays.len() {
         return Err(format!(
             "Tamiyo's restarts are not all in the journal: {} lives started, {} ended",
             journal.tamiyo_started.len(),
             journal.tamiyo_ended.len()
         ));
     }
-    for (attempt, gap) in (0_u32..).zip(&gaps) {
-        let ceiling = backoff_ceiling(RESTART_BASE, RESTART_CAP, attempt);
-        let latest = ceiling + ceiling / 4 + SUPERVISOR_LATE;
-        if *gap < ceiling || *gap > latest {
+    for (restart, (gap, delay)) in (1_u32..).zip(gaps.iter().zip(delays)) {
+        let latest = *delay + SUPERVISOR_LATE;
+        if *gap < *delay || *gap > latest {
             return Err(format!(
-                "restart {} of Tamiyo came {gap:?} after the life before ended; the backoff waits within \
-                 [{ceiling:?}, {latest:?}]",
-                attempt + 1
+                "restart {restart} of Tamiyo came {gap:?} after the life before ended; the supervisor drew a \
+                 backoff of {delay:?}, so it must come within [{delay:?}, {latest:?}]"
             ));
         }
     }

@@ -8,8 +8,9 @@
 //! that only warn add an event and let the command through. Every PAUSE adds a
 //! `pause_triggered` event.
 //!
-//! Conservative mode is state: an operator sets it (`set_conservative_mode`, or
-//! `TAMIYO_CONSERVATIVE_MODE`), or an evaluation over the step budget
+//! Conservative mode is state: an operator starts Tamiyo in it
+//! (`TAMIYO_CONSERVATIVE_MODE`; held for the process's life: nothing in Esper
+//! switches a running Tamiyo), or an evaluation over the step budget
 //! (`timeout_inference`) enters it; entered that way, it ends after a run of
 //! evaluations within budget (Esper-Lite's `conservative_recovery`).
 
@@ -134,11 +135,6 @@ impl RiskEngine {
     pub fn new(config: RiskConfig, conservative: bool) -> Self {
         assert!(config.recovery_evaluations > 0, "conservative recovery needs at least one evaluation");
         Self { config, conservative: conservative.then_some(ConservativeCause::Operator) }
-    }
-
-    /// Turns conservative mode on (held until turned off) or off.
-    pub fn set_conservative_mode(&mut self, on: bool) {
-        self.conservative = on.then_some(ConservativeCause::Operator);
     }
 
     /// Whether conservative mode is on.

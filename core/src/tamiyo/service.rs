@@ -281,12 +281,6 @@ impl<M, S> TamiyoService<M, S> {
         self.head.as_ref().map_or(POLICY_VERSION, |head| head.version.as_str())
     }
 
-    /// Turns conservative mode on (every command becomes a PAUSE until turned off) or off.
-    pub fn set_conservative_mode(&mut self, on: bool) {
-        tracing::info!(on, "tamiyo.set_conservative_mode");
-        self.risk.set_conservative_mode(on);
-    }
-
     /// Whether conservative mode is on (`tamiyo.conservative_mode`).
     pub fn conservative_mode(&self) -> bool {
         self.risk.conservative_mode()
