@@ -17,11 +17,16 @@
 //! the cache (`scenario`). The outage must bite: a first batch without a timeout fails.
 //! A third batch, of the four lacked blueprints, follows a drawn number of
 //! unreadable answers put on the reply stream (`unreadable.rs`): Kasmina must
-//! count exactly those.
+//! count exactly those. Last, with Kasmina itself cut off from Redis, a new
+//! coordinator must refuse to start: preparing its reply stream is its first
+//! contact with Redis, and the real profile's `esper kasmina-prefetch` exits 1
+//! on that refusal rather than serve every request the fallback. Once the link
+//! is back, the same coordinator starts.
 
 use std::time::Duration;
 
 use esper_core::kasmina::{KernelSource, PrefetchCoordinator, PrefetchCounters, PrefetchOutcome, PrefetchStatus};
+use esper_core::oona::OonaError;
 use esper_sim::{Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimScenario, Violation, World, WorldConfig};
 use rand::Rng;
 
@@ -39,6 +44,11 @@ const FIRST_BATCH: usize = 48;
 /// repair the schedule can draw (2.6 s) with time for Urza to reconnect and
 /// answer its backlog.
 const SECOND_BATCH_AT: Duration = Duration::from_secs(6);
+/// Kasmina is cut off from Redis from here (long after the third batch)...
+const KASMINA_CUT_AT: Duration = Duration::from_secs(20);
+/// ...to here: the refusal (three connect attempts, about 130 ms) comes well
+/// inside the cut.
+const KASMINA_REPAIR_AT: Duration = Duration::from_secs(21);
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,7 +97,13 @@ impl SimScenario for KasminaPrefetchOutageScenario {
         let (a, b) = link();
         let cut = ScheduledFault { at_ms: start_ms, fault: Fault::Partition { a, b } };
         let (a, b) = link();
-        FaultSchedule::new(vec![cut, ScheduledFault { at_ms: end_ms, fault: Fault::Repair { a, b } }])
+        let repair = ScheduledFault { at_ms: end_ms, fault: Fault::Repair { a, b } };
+        let kasmina = || (KASMINA.to_owned(), REDIS.to_owned());
+        let ((a, b), (c, d)) = (kasmina(), kasmina());
+        let at_ms = |at: Duration| at.as_millis() as u64;
+        let kasmina_cut = ScheduledFault { at_ms: at_ms(KASMINA_CUT_AT), fault: Fault::Partition { a, b } };
+        let kasmina_repair = ScheduledFault { at_ms: at_ms(KASMINA_REPAIR_AT), fault: Fault::Repair { a: c, b: d } };
+        FaultSchedule::new(vec![cut, repair, kasmina_cut, kasmina_repair])
     }
 
     fn populate(&self, world: &mut World) {
@@ -115,6 +131,17 @@ impl SimScenario for KasminaPrefetchOutageScenario {
             unreadable::check(&third, sent, before_third.unmatched_answers, counters.unmatched_answers)?;
             let all: Vec<PrefetchOutcome> = during.iter().chain(&after).chain(&third).cloned().collect();
             recount::check(&all, &counters)?;
+            tokio::time::sleep_until(origin + KASMINA_CUT_AT).await;
+            let (requests, replies) =
+                (client(KASMINA, rng.stream("bus.cut.requests"))?, client(KASMINA, rng.stream("bus.cut.replies"))?);
+            let mut cut_off = PrefetchCoordinator::new(requests, replies, config.prefetch(KASMINA), sim_clock());
+            check_refused_start(cut_off.prepare().await)?;
+            tokio::time::sleep_until(origin + KASMINA_REPAIR_AT).await;
+            cut_off.prepare().await.map_err(|error| {
+                Invariant::Scenario.violated(format!(
+                    "with Kasmina's link to Redis back, the coordinator still could not start: {error}"
+                ))
+            })?;
             tracing::info!(
                 ok = counters.ok,
                 timeout = counters.timeout,
@@ -170,6 +197,20 @@ fn check(during: &[PrefetchOutcome], after: &[PrefetchOutcome], counters: &Prefe
         ));
     }
     Ok(())
+}
+
+/// A coordinator started while Kasmina is cut off from Redis says so.
+fn check_refused_start(prepared: Result<(), OonaError>) -> Result<(), Violation> {
+    match prepared {
+        Err(error) => {
+            tracing::info!(%error, "kasmina-prefetch-outage: a coordinator cut off from Redis refused to start");
+            Ok(())
+        }
+        Ok(()) => Err(Invariant::Scenario.violated(
+            "a coordinator started while Kasmina was cut off from Redis prepared its reply stream without error"
+                .to_owned(),
+        )),
+    }
 }
 
 /// What is wrong with the kernel `outcome` carries, if anything: an ok request
