@@ -16,6 +16,10 @@
 //!   acknowledged within the durability window before a Redis crash (the one
 //!   loss Redis's everysec persistence allows);
 //! * nothing was delivered that was not published;
+//! * the publisher counted at least as many republishes as there are critical
+//!   messages whose acknowledged entry Redis no longer holds at the end (asked
+//!   with `XRANGE` once the consumer is done): each was lost after its
+//!   acknowledgement, while the outbox held it;
 //! * at the end nothing is pending in the group (the consumer saw a quiet round
 //!   on both streams before its deadline) and the publisher's outbox is empty —
 //!   otherwise the invariant fails naming the entries still pending.
@@ -45,12 +49,13 @@ use esper_sim::{
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use redis::Value;
 use tokio::time::{Instant, sleep, sleep_until};
 
 mod telemetry;
 
 use crate::oona_bus::REDIS_PORT;
-use crate::oona_checks::{envelope, seq_of};
+use crate::oona_checks::{envelope, plain_connection, seq_of};
 
 const REDIS: &str = "redis";
 const PUBLISHER: &str = "publisher";
@@ -100,6 +105,10 @@ struct Ledger {
     /// Publishes Redis acknowledged: seq → (critical, sim times the successful
     /// publish call started and returned; Redis wrote the entry in between).
     acked: BTreeMap<u64, (bool, Duration, Duration)>,
+    /// Where each acknowledged publish landed: seq → (stream, id) from XADD's reply.
+    acked_entries: BTreeMap<u64, (String, String)>,
+    /// Critical messages whose acknowledged entry Redis no longer holds at the end.
+    vanished: BTreeSet<u64>,
     /// Publishes Oona dropped (backpressure or the emergency bucket): seq → critical.
     dropped: BTreeMap<u64, bool>,
     /// Non-critical publishes that failed (Redis unreachable); they may or may not have landed.
@@ -195,6 +204,7 @@ impl SimScenario for OonaLedgerScenario {
         world.client(CONSUMER, async move {
             let bus = client(StreamConfig { planted, ..config(CONSUMER) }, consumer_bus)?;
             consume_all(&ledger, bus, consumer_rng).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
+            find_vanished(&ledger).await.map_err(|detail| Invariant::OonaLedger.violated(detail))?;
             audit(&ledger.borrow(), &crashes, REDIS_LOSS_WINDOW)
                 .and_then(|()| audit_restarts(&ledger.borrow(), &restarts))
                 .map_err(|detail| Invariant::OonaLedger.violated(detail).into())
@@ -253,8 +263,10 @@ async fn publish_all(
         for attempt in 1..=CRITICAL_ATTEMPTS {
             let started = sim_now();
             match bus.publish(&message).await {
-                Ok(PublishOutcome::Published { .. }) => {
-                    ledger.borrow_mut().acked.insert(seq, (critical, started, sim_now()));
+                Ok(PublishOutcome::Published { stream, id, .. }) => {
+                    let mut ledger = ledger.borrow_mut();
+                    ledger.acked.insert(seq, (critical, started, sim_now()));
+                    ledger.acked_entries.insert(seq, (stream.name(bus.config()).to_owned(), id));
                     break;
                 }
                 Ok(PublishOutcome::Dropped { .. } | PublishOutcome::RateLimited) => {
@@ -402,6 +414,50 @@ fn audit_restarts(ledger: &Ledger, restarts: &[Duration]) -> Result<(), String> 
     Ok(())
 }
 
+/// Every critical entry Redis acknowledged and no longer holds was lost after
+/// the acknowledgement (nothing here trims or deletes an entry), while the outbox
+/// still held the message (a crash loses only entries younger than the window it
+/// holds them for): the outbox found each gone and published it again, so the
+/// publisher counts at least that many republishes. At least: a republished
+/// entry lost in a later crash is republished once more.
+fn check_republished(ledger: &Ledger, republished: u64) -> Result<(), String> {
+    let vanished = ledger.vanished.len() as u64;
+    if vanished <= republished {
+        return Ok(());
+    }
+    Err(format!(
+        "Redis no longer holds the acknowledged entries of critical messages {:?}, but the publisher counted \
+         {republished} republishes",
+        ledger.vanished
+    ))
+}
+
+/// Asks Redis, once the consumer is done, which critical messages' acknowledged
+/// entries it still holds, and notes those it does not.
+async fn find_vanished(ledger: &Shared) -> Result<(), String> {
+    let mut redis = plain_connection(&TurmoilConnector, REDIS, REDIS_PORT).await?;
+    let critical: Vec<(u64, (String, String))> = {
+        let ledger = ledger.borrow();
+        let entries = ledger.acked_entries.iter().filter(|(seq, _)| ledger.acked.get(seq).is_some_and(|acked| acked.0));
+        entries.map(|(seq, entry)| (*seq, entry.clone())).collect()
+    };
+    for (seq, (stream, id)) in critical {
+        let found: Value = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg(&id)
+            .arg(&id)
+            .query_async(&mut redis)
+            .await
+            .map_err(|error| format!("XRANGE {stream} {id}: {error}"))?;
+        match found {
+            Value::Array(items) if items.is_empty() => _ = ledger.borrow_mut().vanished.insert(seq),
+            Value::Array(_) => {}
+            other => return Err(format!("XRANGE {stream} {id} answered {other:?}")),
+        }
+    }
+    Ok(())
+}
+
 /// The ledger's balance; `crashes` are the sim times Redis crashed at.
 fn audit(ledger: &Ledger, crashes: &[Duration], window: Duration) -> Result<(), String> {
     let publisher = ledger.publisher.ok_or("the publisher did not finish")?;
@@ -423,6 +479,7 @@ fn audit(ledger: &Ledger, crashes: &[Duration], window: Duration) -> Result<(), 
         }
         lost += 1;
     }
+    check_republished(ledger, publisher.republished)?;
     let phantom = ledger.handled.keys().find(|seq| !ledger.acked.contains_key(seq) && !ledger.failed.contains(seq));
     if let Some(seq) = phantom {
         return Err(format!("message {seq} was handled but never published"));
