@@ -12,12 +12,24 @@
 //! go through the real Oona client into the simulated Redis). A read within it —
 //! exactly at the deadline included — must restore the checkpoint, with no deadline
 //! miss and no halt.
+//!
+//! Half the seeds (drawn) instead keep the fast tier at its default cap (Esper-Lite's
+//! `TOLARIA_ROLLBACK_FAST_CAP_MB`, 32 MiB), roll a failed epoch back to its start
+//! (`TOLARIA_ROLLBACK_ENABLED`) and train a model whose snapshots are a megabyte
+//! (`Linear(65536 → 2)` with its momentum buffers, [`WIDE_FEATURES`]; real models'
+//! are larger still): by the divergence in epoch 2 the run has filed 17 to 32
+//! of them, which the default tier holds (at most the initial state is evicted),
+//! so the epoch's rollback must hit it — restoring the epoch's starting state from
+//! memory, whatever the disk, with no fast miss and no halt. A tier sized in
+//! kilobytes, or in one or a few of these snapshots, misses and reads the slow
+//! disk instead.
 use std::time::Duration;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
 use esper_core::leyline::{BusMessageType, EmergencyLevel, EmergencySignal, SigningKey, VerifyPolicy};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
 use esper_core::tolaria::device::{Dataset, DeviceKind, ModelSpec};
+use esper_core::tolaria::metrics::TolariaCounters;
 use esper_core::tolaria::{
     CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer, TrainingLoopConfig,
 };
@@ -34,6 +46,18 @@ pub(crate) const REDIS: &str = "redis";
 /// How long a read of Tolaria's disk takes, one drawn per seed: around the
 /// 250 ms rollback deadline, and far past it.
 const READ_LATENCIES_MS: [u64; 4] = [249, 250, 251, 400];
+/// Inputs of the model trained under the default fast tier: a snapshot of
+/// `Linear(65536 → 2)`, weights and momentum, is 1 MiB and 32 bytes.
+const WIDE_FEATURES: usize = 65_536;
+
+/// The fast rollback tier a seed runs with (drawn from the `fast-tier` stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FastTier {
+    /// A cap of 0: the rollback reads the checkpoint from the slow disk.
+    Disabled,
+    /// The default cap, and a model whose snapshots are large.
+    Default,
+}
 pub(crate) const REDIS_PORT: u16 = 6_379;
 /// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
 pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
@@ -67,7 +91,8 @@ impl SimScenario for RollbackDeadlineScenario {
         let read_ms = READ_LATENCIES_MS[rng.stream("disk").random_range(0..READ_LATENCIES_MS.len())];
         let slow = SimDiskConfig { read_latency: Duration::from_millis(read_ms), ..SimDiskConfig::default() };
         let disk = world.disk(TOLARIA, slow);
-        world.client(TOLARIA, async move { drill(rng, disk, read_ms).await.map_err(Into::into) });
+        let tier = if rng.stream("fast-tier").random_bool(0.5) { FastTier::Default } else { FastTier::Disabled };
+        world.client(TOLARIA, async move { drill(rng, disk, read_ms, tier).await.map_err(Into::into) });
     }
 }
 
@@ -88,8 +113,17 @@ fn corrupted_dataset(rng: &RngTree, spec: &ModelSpec) -> Result<Dataset, String>
     Dataset::from_samples(spec.features, inputs, whole.targets).map_err(|e| e.to_string())
 }
 
-async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64) -> Result<(), String> {
-    let spec = ModelSpec::rc1();
+async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64, tier: FastTier) -> Result<(), String> {
+    // The default tier's run also rolls a failed epoch back to its start, past
+    // the step before the divergence that is always the tier's newest state.
+    let (spec, fast_cap, rollback_enabled) = match tier {
+        FastTier::Disabled => (ModelSpec::rc1(), 0, false),
+        FastTier::Default => (
+            ModelSpec { features: WIDE_FEATURES, ..ModelSpec::rc1() },
+            TrainingLoopConfig::default().rollback_fast_cap_bytes,
+            true,
+        ),
+    };
     let clean = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
@@ -99,7 +133,11 @@ async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64) -> Result<(), String> 
         telemetry: bus(&rng, "telemetry")?,
         emergency: bus(&rng, "emergency")?,
     };
-    let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..training_config("sim-rollback-deadline") };
+    let config = TrainingLoopConfig {
+        rollback_fast_cap_bytes: fast_cap,
+        rollback_enabled,
+        ..training_config("sim-rollback-deadline")
+    };
     let config_deadline_ms = config.rollback_deadline.as_secs_f64() * 1_000.0;
     let store = StorageCheckpoints::new(disk, CHECKPOINT_PATH);
     let mut trainer = Trainer::new(config, model, clean, peers, store, clock).map_err(|e| e.to_string())?;
@@ -107,9 +145,14 @@ async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64) -> Result<(), String> 
     if first.failure.is_some() || first.halted {
         return Err(format!("the clean first epoch failed: {:?}", first.failure));
     }
+    let start = trainer.snapshot().map_err(|e| e.to_string())?;
     trainer.replace_dataset(corrupted_dataset(&rng, &spec)?).map_err(|e| e.to_string())?;
     let second = trainer.run_epoch().await.map_err(|e| e.to_string())?;
     let counters = trainer.counters();
+    if tier == FastTier::Default {
+        let restored = trainer.snapshot().map_err(|e| e.to_string())?;
+        return check_fast_restore(&second, counters, (&start, &restored), trainer.fast_tier_bytes());
+    }
     let in_time = read_ms as f64 <= config_deadline_ms;
     let (misses, restored) = (counters.rollback_deadline_exceeded_total, !second.halted);
     if counters.rollback_fast_misses_total != 1 || (misses, restored) != (u64::from(!in_time), in_time) {
@@ -129,6 +172,31 @@ async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64) -> Result<(), String> 
         Some(signal) if signal.reason == "rollback_deadline" && signal.origin == "tolaria" => Ok(()),
         _ => Err(format!("no rollback_deadline halt on the emergency stream: {signals:?}")),
     }
+}
+
+/// Under the default tier, epoch 2's divergence was rolled back from memory to
+/// the state it started from (`start`; `restored` after the epoch): no fast miss,
+/// no checkpoint read, so no deadline miss and no halt, however slow the disk.
+fn check_fast_restore(
+    report: &EpochReport,
+    counters: TolariaCounters,
+    (start, restored): (&[u8], &[u8]),
+    held: usize,
+) -> Result<(), String> {
+    let (fast_misses, misses) = (counters.rollback_fast_misses_total, counters.rollback_deadline_exceeded_total);
+    if report.failure.is_none() || report.halted || fast_misses != 0 || misses != 0 {
+        return Err(format!(
+            "epoch 2 diverged with the default fast tier holding {held} bytes of {}-byte snapshots: expected a \
+             restore from memory, got failure={:?} halted={} {counters:?}",
+            start.len(),
+            report.failure,
+            report.halted
+        ));
+    }
+    if restored != start {
+        return Err("epoch 2 was rolled back from the fast tier, but the model differs from its start".to_owned());
+    }
+    Ok(())
 }
 
 /// The latency the epoch's `tolaria.rollback.restore_failed` event reports is the
