@@ -101,6 +101,18 @@ pub struct World {
     planted: Planted,
     /// Skip idle ticks between steps ([`WorldConfig::fast_forward`]).
     fast_forward: bool,
+    /// Judgements of what the run logged, made once it has passed ([`Self::check_log`]).
+    log_checks: Vec<LogCheck>,
+}
+
+/// A log check's verdict on its target's lines: `Err` with what is wrong.
+type LogVerdict = Box<dyn FnOnce(&[String]) -> Result<(), String>>;
+
+/// One [`World::check_log`]: the target it reads and the verdict it gives.
+struct LogCheck {
+    target: &'static str,
+    invariant: Invariant,
+    check: LogVerdict,
 }
 
 impl std::fmt::Debug for World {
@@ -161,7 +173,22 @@ impl World {
             duration: config.duration,
             planted: Planted::NONE,
             fast_forward: config.fast_forward,
+            log_checks: Vec::new(),
         }
+    }
+
+    /// Judges, once the run has otherwise passed, every trace line of the events
+    /// logged with `target` (exactly that target, as canonical lines, in order):
+    /// `check`'s error fails the run as a violation of `invariant`. For what a
+    /// system must tell its operator — a warning with the right fields when it
+    /// drops data — which no host can see from inside the run.
+    pub fn check_log(
+        &mut self,
+        target: &'static str,
+        invariant: Invariant,
+        check: impl FnOnce(&[String]) -> Result<(), String> + 'static,
+    ) {
+        self.log_checks.push(LogCheck { target, invariant, check: Box::new(check) });
     }
 
     /// The run's seed.
@@ -277,6 +304,9 @@ impl World {
     /// and turns host errors and panics into a failed [`Outcome`].
     pub fn run(mut self, scenario: &str, mode: TraceMode) -> RunReport {
         let recorder = Arc::new(Mutex::new(TraceRecorder::new(mode)));
+        for check in &self.log_checks {
+            lock(&recorder).watch(check.target);
+        }
         let result = match self.invalid_schedule() {
             Some(error) => Err(error),
             None => {
@@ -286,6 +316,8 @@ impl World {
         };
         let finished = std::mem::replace(&mut *lock(&recorder), TraceRecorder::new(mode));
         let summary = finished.finish();
+        let checks = std::mem::take(&mut self.log_checks);
+        let result = result.and_then(|()| judge_logs(checks, &summary.watched));
         RunReport {
             scenario: scenario.to_owned(),
             seed: self.seed,
@@ -565,6 +597,16 @@ fn next_run_id(rng: &Mutex<rand_chacha::ChaCha8Rng>) -> String {
 /// there is still the best evidence we have, so keep using it.
 fn lock(recorder: &Mutex<TraceRecorder>) -> std::sync::MutexGuard<'_, TraceRecorder> {
     recorder.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The first log check that fails, as its violation; every check sees the lines of
+/// its target (none if the run logged none).
+fn judge_logs(checks: Vec<LogCheck>, watched: &BTreeMap<String, Vec<String>>) -> Result<(), Violation> {
+    for LogCheck { target, invariant, check } in checks {
+        let lines = watched.get(target).map_or(&[][..], Vec::as_slice);
+        check(lines).map_err(|detail| invariant.violated(detail))?;
+    }
+    Ok(())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -108,3 +108,27 @@ fn an_unusable_schedule_is_named_as_such() {
     let violation = failed(world.run("violations", TraceMode::Hash).outcome);
     assert_eq!(violation.invariant, Invariant::InvalidSchedule, "{violation}");
 }
+
+/// A world whose client logs two warnings with target `wal.test`, and a log
+/// check on that target that wants `reason` spelled `torn_payload`.
+fn logged(reason: &'static str) -> Outcome {
+    let mut world = World::with_config(1, FaultSchedule::default(), &WorldConfig::default());
+    world.client("store", async move {
+        tracing::warn!(target: "wal.test", reason, "damaged log truncated");
+        tracing::warn!(target: "wal.other", reason = "anything", "not watched");
+        Ok(())
+    });
+    world.check_log("wal.test", Invariant::WalAcknowledged, |lines| match lines {
+        [line] if line.ends_with("wal.test: message=damaged log truncated reason=\"torn_payload\"") => Ok(()),
+        _ => Err(format!("expected one cut naming torn_payload, logged {lines:?}")),
+    });
+    world.run("log-check", TraceMode::Hash).outcome
+}
+
+#[test]
+fn a_log_check_reads_its_targets_lines_after_the_run_and_fails_it_as_its_invariant() {
+    assert_eq!(logged("torn_payload"), Outcome::Passed);
+    let violation = failed(logged("xyzzy"));
+    assert_eq!(violation.invariant, Invariant::WalAcknowledged);
+    assert!(violation.detail.contains("reason=\\\"xyzzy\\\""), "{}", violation.detail);
+}

@@ -79,7 +79,7 @@ impl<S: Storage> GroupCommitter<S> {
     async fn commit(&mut self, batch: &mut Vec<Pending>) {
         let payloads: Vec<&[u8]> = batch.iter().map(|pending| pending.payload.as_slice()).collect();
         let result = self.wal.append_batch(&payloads).await;
-        tracing::debug!(target: "esper_core::wal", records = batch.len(), ok = result.is_ok(), "group commit");
+        tracing::debug!(target: super::LOG_TARGET, records = batch.len(), ok = result.is_ok(), "group commit");
         for (index, pending) in batch.drain(..).enumerate() {
             let answer = result.clone().map(|range| range.start + index as u64);
             // An appender that stopped waiting (its task was dropped) needs no answer.

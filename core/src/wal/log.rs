@@ -67,7 +67,7 @@ impl<S: Storage> Wal<S> {
             wal.write_header().await?;
         }
         wal.make_durable(storage).await?;
-        tracing::info!(target: "esper_core::wal", path = %path.display(), records = wal.records, len = wal.len, "log recovered");
+        tracing::info!(target: super::LOG_TARGET, path = %path.display(), records = wal.records, len = wal.len, "log recovered");
         let mut recovery = Recovery::new(bytes, frames, damage);
         recovery.set_aside = set_aside;
         Ok((wal, recovery))
@@ -233,7 +233,7 @@ async fn set_aside_tail<S: Storage>(
     let aside = free_damaged_path(storage, path, damage.offset).await?;
     write_atomic(storage, &aside, tail).await.map_err(PersistenceError::storage(&aside))?;
     tracing::warn!(
-        target: "esper_core::wal",
+        target: super::LOG_TARGET,
         path = %path.display(),
         set_aside = %aside.display(),
         bytes = tail.len(),
@@ -265,7 +265,7 @@ async fn free_damaged_path<S: Storage>(storage: &S, path: &Path, offset: u64) ->
 /// Non-strict recovery: truncate the damage away, durably, and say so.
 async fn cut_damage<F: StorageFile>(file: &mut F, path: &Path, damage: Damage) -> Result<(), PersistenceError> {
     tracing::warn!(
-        target: "esper_core::wal",
+        target: super::LOG_TARGET,
         path = %path.display(),
         offset = damage.offset,
         reason = damage.reason.name(),

@@ -29,3 +29,7 @@ pub use error::PersistenceError;
 pub use log::{Wal, inspect};
 pub use recovery::{Recovery, SetAside};
 pub use scan::{Damage, DamageReason};
+
+/// The `tracing` target of every event the WAL logs: recoveries, cuts, set-aside
+/// tails and group commits — what an operator (or a drill's log check) filters on.
+pub const LOG_TARGET: &str = "esper_core::wal";

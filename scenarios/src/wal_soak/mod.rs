@@ -10,6 +10,7 @@
 //! and fsync errors on top.
 
 mod batches;
+mod cut_warnings;
 pub mod drill;
 mod refusal;
 mod rot;

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use esper_core::tamiyo::field_reports::{FieldReportConfig, FieldReportStore, TamiyoPersistenceError};
-use esper_core::wal::{PersistenceError, WalConfig};
+use esper_core::wal::{LOG_TARGET, PersistenceError, WalConfig};
 use esper_sim::{
     DiskOp, Fault, FaultSchedule, Invariant, RngTree, ScheduledFault, SimDisk, SimDiskConfig, SimScenario, Violation,
     World,
@@ -29,6 +29,7 @@ use esper_sim::{
 use rand::Rng;
 
 use super::batches::{self, SharedBatches};
+use super::cut_warnings;
 use super::drill::{TORN_RECORD, check_recovered, inject_torn_record, publish_outcome, report_id, soak_report};
 use super::refusal;
 use super::rot::{self, Rot};
@@ -131,6 +132,7 @@ impl SimScenario for WalSoakScenario {
             tamiyo(host_disk.clone(), Arc::clone(&host_ledger), Arc::clone(&batch_ledger), rng.clone())
         });
         world.client(OPERATOR, async move { operator(ledger, disk, last_fault).await.map_err(Into::into) });
+        world.check_log(LOG_TARGET, Invariant::WalAcknowledged, cut_warnings::check);
     }
 }
 

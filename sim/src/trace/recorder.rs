@@ -1,6 +1,6 @@
 //! Folds canonical lines into the run's hash.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -26,6 +26,8 @@ pub struct TraceRecorder {
     events: u64,
     lines: Vec<String>,
     tail: VecDeque<String>,
+    /// Lines of the targets a log check watches, by target, in any mode.
+    watched: BTreeMap<String, Vec<String>>,
     world_time: Duration,
     instant: Duration,
     at_instant: u64,
@@ -42,6 +44,8 @@ pub struct TraceSummary {
     pub lines: Vec<String>,
     /// The last lines, for failure reports.
     pub tail: Vec<String>,
+    /// Every line of each watched target ([`TraceRecorder::watch`]).
+    pub watched: BTreeMap<String, Vec<String>>,
 }
 
 impl TraceRecorder {
@@ -53,6 +57,7 @@ impl TraceRecorder {
             events: 0,
             lines: Vec::new(),
             tail: VecDeque::with_capacity(TAIL_LINES),
+            watched: BTreeMap::new(),
             world_time: Duration::ZERO,
             instant: Duration::ZERO,
             at_instant: 0,
@@ -70,9 +75,15 @@ impl TraceRecorder {
         self.world_time
     }
 
-    /// Folds one line, an event at sim time `at`, into the hash and keeps it as
-    /// the mode says.
-    pub fn record(&mut self, at: Duration, line: String) {
+    /// Keeps every line of events with `target`, whatever the mode: what a log
+    /// check ([`crate::World::check_log`]) reads once the run is over.
+    pub fn watch(&mut self, target: &str) {
+        self.watched.entry(target.to_owned()).or_default();
+    }
+
+    /// Folds one line, an event of `target` at sim time `at`, into the hash and
+    /// keeps it as the mode and the watched targets say.
+    pub fn record(&mut self, at: Duration, target: &str, line: String) {
         if at == self.instant {
             self.at_instant += 1;
         } else {
@@ -87,6 +98,9 @@ impl TraceRecorder {
         }
         if self.mode == TraceMode::Full {
             self.lines.push(line.clone());
+        }
+        if let Some(watched) = self.watched.get_mut(target) {
+            watched.push(line.clone());
         }
         self.tail.push_back(line);
     }
@@ -108,7 +122,7 @@ impl TraceRecorder {
     pub fn finish(self) -> TraceSummary {
         let digest = self.hasher.finalize();
         let hash = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        TraceSummary { hash, events: self.events, lines: self.lines, tail: self.tail.into() }
+        TraceSummary { hash, events: self.events, lines: self.lines, tail: self.tail.into(), watched: self.watched }
     }
 }
 
@@ -121,7 +135,7 @@ mod tests {
         let record = |lines: &[&str]| {
             let mut recorder = TraceRecorder::new(TraceMode::Hash);
             for line in lines {
-                recorder.record(Duration::ZERO, (*line).to_owned());
+                recorder.record(Duration::ZERO, "test", (*line).to_owned());
             }
             recorder.finish()
         };
@@ -138,16 +152,29 @@ mod tests {
     }
 
     #[test]
+    fn a_watched_target_keeps_its_lines_in_hash_mode_and_no_other_target_does() {
+        let mut recorder = TraceRecorder::new(TraceMode::Hash);
+        recorder.watch("esper_core::wal");
+        recorder.record(Duration::ZERO, "esper_core::wal", "cut".to_owned());
+        recorder.record(Duration::ZERO, "esper_core::wal::frame", "nested".to_owned());
+        recorder.record(Duration::ZERO, "esper_sim::net", "send".to_owned());
+        let summary = recorder.finish();
+        assert_eq!(summary.watched.get("esper_core::wal"), Some(&vec!["cut".to_owned()]));
+        assert_eq!(summary.watched.len(), 1);
+        assert!(summary.lines.is_empty());
+    }
+
+    #[test]
     fn an_instant_past_the_event_limit_is_a_livelock_and_time_moving_resets_the_count() {
         let mut recorder = TraceRecorder::new(TraceMode::Hash);
         let at = Duration::from_millis(1_500);
         for _ in 0..EVENTS_PER_INSTANT_LIMIT {
-            recorder.record(at, "spin".to_owned());
+            recorder.record(at, "test", "spin".to_owned());
         }
         assert_eq!(recorder.livelock(), None, "exactly the limit is allowed");
-        recorder.record(Duration::from_millis(1_501), "later".to_owned());
+        recorder.record(Duration::from_millis(1_501), "test", "later".to_owned());
         for _ in 0..EVENTS_PER_INSTANT_LIMIT {
-            recorder.record(Duration::from_millis(1_501), "spin".to_owned());
+            recorder.record(Duration::from_millis(1_501), "test", "spin".to_owned());
         }
         let livelock = recorder.livelock().expect("one past the limit at one instant");
         assert!(livelock.starts_with("livelock: 100001 events at sim time 1.501000000 s"), "{livelock}");

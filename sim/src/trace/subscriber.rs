@@ -125,7 +125,8 @@ impl Subscriber for TraceSubscriber {
         let host = self.spans().current_host();
         let mut recorder = self.recorder.lock().unwrap_or_else(PoisonError::into_inner);
         let elapsed = turmoil::sim_elapsed().unwrap_or_else(|| recorder.world_time());
-        recorder.record(elapsed, line(elapsed, host.as_deref().unwrap_or(WORLD_HOST), event));
+        let target = event.metadata().target();
+        recorder.record(elapsed, target, line(elapsed, host.as_deref().unwrap_or(WORLD_HOST), event));
         // A livelocked loop never yields, so the only way to stop it is from
         // inside: a panic in the event it logs unwinds the loop, and the world
         // reads the livelock back from the recorder. Never while already
