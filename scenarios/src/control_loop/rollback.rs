@@ -15,14 +15,13 @@
 //!
 //! Half the seeds (drawn) instead keep the fast tier at its default cap (Esper-Lite's
 //! `TOLARIA_ROLLBACK_FAST_CAP_MB`, 32 MiB), roll a failed epoch back to its start
-//! (`TOLARIA_ROLLBACK_ENABLED`) and train a model whose snapshots are a megabyte
-//! (`Linear(65536 → 2)` with its momentum buffers, [`WIDE_FEATURES`]; real models'
-//! are larger still): by the divergence in epoch 2 the run has filed 17 to 32
-//! of them, which the default tier holds (at most the initial state is evicted),
-//! so the epoch's rollback must hit it — restoring the epoch's starting state from
-//! memory, whatever the disk, with no fast miss and no halt. A tier sized in
-//! kilobytes, or in one or a few of these snapshots, misses and reads the slow
-//! disk instead.
+//! (`TOLARIA_ROLLBACK_ENABLED`) and train a model whose snapshots are half a
+//! megabyte (`Linear(32768 → 2)` with its momentum buffers, [`WIDE_FEATURES`]; real
+//! models' are larger still): by the divergence in epoch 2 the run has filed 17 to
+//! 32 of them, at most 16 MiB, which the default tier holds whole, so the epoch's
+//! rollback must hit it — restoring the epoch's starting state from memory,
+//! whatever the disk, with no fast miss and no halt. A tier sized in kilobytes, or
+//! in one or a few of these snapshots, misses and reads the slow disk instead.
 use std::time::Duration;
 
 use esper_core::kasmina::{KasminaConfig, SeedManager};
@@ -47,8 +46,8 @@ pub(crate) const REDIS: &str = "redis";
 /// 250 ms rollback deadline, and far past it.
 const READ_LATENCIES_MS: [u64; 4] = [249, 250, 251, 400];
 /// Inputs of the model trained under the default fast tier: a snapshot of
-/// `Linear(65536 → 2)`, weights and momentum, is 1 MiB and 32 bytes.
-const WIDE_FEATURES: usize = 65_536;
+/// `Linear(32768 → 2)`, weights and momentum, is 524,320 bytes.
+const WIDE_FEATURES: usize = 32_768;
 
 /// The fast rollback tier a seed runs with (drawn from the `fast-tier` stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
