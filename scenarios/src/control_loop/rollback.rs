@@ -103,9 +103,9 @@ pub(crate) fn bus(rng: &RngTree, name: &str) -> Result<OonaClient<TurmoilConnect
     Ok(OonaClient::new(TurmoilConnector, REDIS, REDIS_PORT, config, parts))
 }
 
-/// The RC1 data with one sample of epoch 2 corrupted to NaN.
-fn corrupted_dataset(rng: &RngTree, spec: &ModelSpec) -> Result<Dataset, String> {
-    let whole = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset")).whole();
+/// `clean` with one sample, for epoch 2, corrupted to NaN.
+fn corrupted_dataset(clean: &Dataset, rng: &RngTree, spec: &ModelSpec) -> Result<Dataset, String> {
+    let whole = clean.whole();
     let sample = rng.stream("corruption").random_range(0..64_usize);
     let mut inputs = whole.inputs;
     inputs[sample * spec.features..(sample + 1) * spec.features].fill(f32::NAN);
@@ -124,6 +124,7 @@ async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64, tier: FastTier) -> Res
         ),
     };
     let clean = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
+    let corrupted = corrupted_dataset(&clean, &rng, &spec)?;
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let clock = sim_clock();
     let peers = Collaborators {
@@ -145,7 +146,7 @@ async fn drill(rng: RngTree, disk: SimDisk, read_ms: u64, tier: FastTier) -> Res
         return Err(format!("the clean first epoch failed: {:?}", first.failure));
     }
     let start = trainer.snapshot().map_err(|e| e.to_string())?;
-    trainer.replace_dataset(corrupted_dataset(&rng, &spec)?).map_err(|e| e.to_string())?;
+    trainer.replace_dataset(corrupted).map_err(|e| e.to_string())?;
     let second = trainer.run_epoch().await.map_err(|e| e.to_string())?;
     let counters = trainer.counters();
     if tier == FastTier::Default {
