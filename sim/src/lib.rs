@@ -44,8 +44,8 @@ pub use net::{NET_TARGET, TracedStream, TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};
 pub use rng::{Incarnations, RngTree};
 pub use scenario::{
-    PLANTED_BUGS_FEATURE, SimScenario, TCH_FEATURE, cargo_run, replay_command, run_scenario, run_scenario_planted,
-    run_scenario_with,
+    PLANTED_BUGS_FEATURE, SimScenario, TCH_FEATURE, cargo_run, plant_flag, replay_command, run_scenario,
+    run_scenario_planted, run_scenario_with,
 };
 pub use space::{DiskTarget, FaultSpace};
 pub use tally::Tally;

@@ -81,8 +81,13 @@ pub fn run_scenario_with(
 /// checkout of the same commit, in a build with the scenario's `features` (and
 /// the planted bugs, when one is armed).
 pub fn replay_command(scenario: &str, seed: u64, planted: Planted, features: &[&str]) -> String {
-    let plant = planted.asked().map(|bug| format!(" --plant {bug}")).unwrap_or_default();
-    format!("{} run --scenario {scenario} --seed {seed}{plant}", cargo_run(features, planted))
+    format!("{} run --scenario {scenario} --seed {seed}{}", cargo_run(features, planted), plant_flag(planted))
+}
+
+/// ` --plant <bug>` when `planted` arms one, else nothing: the end of every
+/// command Esper prints to rerun a run or a sweep with its planted bug.
+pub fn plant_flag(planted: Planted) -> String {
+    planted.asked().map(|bug| format!(" --plant {bug}")).unwrap_or_default()
 }
 
 /// `cargo run --release --` in a build with a scenario's `features`, plus the

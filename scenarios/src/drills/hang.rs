@@ -20,6 +20,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use esper_core::planted::Planted;
+use esper_sim::plant_flag;
 
 use super::failure::cargo_run_for;
 
@@ -76,7 +77,7 @@ pub fn determinism_rerun(scenario: &str, seed: u64) -> String {
 /// The command that reruns seed `seed` of a sweep of `scenario`: the same drawn drill.
 pub fn sweep_rerun(scenario: &str, seed: u64, swarm: bool, planted: Planted) -> String {
     let swarm = if swarm { " --swarm" } else { "" };
-    let plant = planted.asked().map_or_else(String::new, |bug| format!(" --plant {bug}"));
+    let plant = plant_flag(planted);
     format!("{} sweep --scenario {scenario} --seeds {seed}..={seed}{swarm}{plant}", cargo_run_for(scenario, planted))
 }
 
