@@ -48,6 +48,9 @@ const READ_LATENCIES_MS: [u64; 4] = [249, 250, 251, 400];
 /// Inputs of the model trained under the default fast tier: a snapshot of
 /// `Linear(32768 → 2)`, weights and momentum, is 524,320 bytes.
 const WIDE_FEATURES: usize = 32_768;
+pub(crate) const REDIS_PORT: u16 = 6_379;
+/// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
+pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
 
 /// The fast rollback tier a seed runs with (drawn from the `fast-tier` stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +60,6 @@ enum FastTier {
     /// The default cap, and a model whose snapshots are large.
     Default,
 }
-pub(crate) const REDIS_PORT: u16 = 6_379;
-/// The bus secret in the sim (the real profile reads `ESPER_LEYLINE_SECRET`).
-pub(crate) const SIM_BUS_SECRET: &[u8] = b"esper-sim-oona-secret";
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

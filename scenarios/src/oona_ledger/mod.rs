@@ -105,8 +105,9 @@ struct Ledger {
     /// Publishes Redis acknowledged: seq → (critical, sim times the successful
     /// publish call started and returned; Redis wrote the entry in between).
     acked: BTreeMap<u64, (bool, Duration, Duration)>,
-    /// Where each acknowledged publish landed: seq → (stream, id) from XADD's reply.
-    acked_entries: BTreeMap<u64, (String, String)>,
+    /// Where each acknowledged critical publish landed: seq → (stream, id) from
+    /// XADD's reply (what the republish audit asks Redis for).
+    critical_entries: BTreeMap<u64, (String, String)>,
     /// Critical messages whose acknowledged entry Redis no longer holds at the end.
     vanished: BTreeSet<u64>,
     /// Publishes Oona dropped (backpressure or the emergency bucket): seq → critical.
@@ -266,7 +267,9 @@ async fn publish_all(
                 Ok(PublishOutcome::Published { stream, id, .. }) => {
                     let mut ledger = ledger.borrow_mut();
                     ledger.acked.insert(seq, (critical, started, sim_now()));
-                    ledger.acked_entries.insert(seq, (stream.name(bus.config()).to_owned(), id));
+                    if critical {
+                        ledger.critical_entries.insert(seq, (stream.name(bus.config()).to_owned(), id));
+                    }
                     break;
                 }
                 Ok(PublishOutcome::Dropped { .. } | PublishOutcome::RateLimited) => {
@@ -436,11 +439,7 @@ fn check_republished(ledger: &Ledger, republished: u64) -> Result<(), String> {
 /// entries it still holds, and notes those it does not.
 async fn find_vanished(ledger: &Shared) -> Result<(), String> {
     let mut redis = plain_connection(&TurmoilConnector, REDIS, REDIS_PORT).await?;
-    let critical: Vec<(u64, (String, String))> = {
-        let ledger = ledger.borrow();
-        let entries = ledger.acked_entries.iter().filter(|(seq, _)| ledger.acked.get(seq).is_some_and(|acked| acked.0));
-        entries.map(|(seq, entry)| (*seq, entry.clone())).collect()
-    };
+    let critical = ledger.borrow().critical_entries.clone();
     for (seq, (stream, id)) in critical {
         let found: Value = redis::cmd("XRANGE")
             .arg(&stream)
