@@ -8,7 +8,15 @@
 //! Faults with a duration are written as a pair — a start ([`Fault::Partition`],
 //! [`Fault::Stall`]…) and the fault that ends it ([`Fault::Repair`],
 //! [`Fault::Resume`]…) — so that every entry is an instant and a schedule stays a
-//! flat, sortable list; [`Fault::ends`] pairs them up again for the shrinker.
+//! flat, sortable list. [`Fault::end`] declares each pair once: the drill generator
+//! builds ends from it and the shrinker pairs them up again with [`Fault::ends`].
+//! [`Fault::target`] says what each fault acts on, which is what the world checks a
+//! schedule against and dispatches on.
+//!
+//! Adding a fault: its variant here, with its `target`, `end`, `kind` and
+//! `Display` arms; its arm in the world's `apply` for its target
+//! (`crate::world`); and what it does, in the target's module (the disk, the
+//! Redis handle, the link state).
 //! A torn write is not a fault of its own: it is what a [`Fault::Crash`] of a host
 //! with a disk does to the write it interrupts (see `esper_sim::disk::crash_image`).
 
@@ -87,10 +95,57 @@ pub enum Fault {
     DeviceHeal { host: String },
 }
 
+/// What a fault acts on: the part of the world it changes, and so the world table
+/// that must hold its host before the run starts.
+#[derive(Debug, Clone, Copy, Eq)]
+pub enum FaultTarget<'a> {
+    /// Both directions of the link between two hosts, named in either order.
+    Link(&'a str, &'a str),
+    /// One direction of a link: messages from `from` to `to`.
+    Route { from: &'a str, to: &'a str },
+    /// A host's software (it stalls, crashes, restarts).
+    Host(&'a str),
+    /// A host's simulated disk.
+    Disk(&'a str),
+    /// The simulated Redis a host runs.
+    Redis(&'a str),
+    /// A host's wall clock.
+    Clock(&'a str),
+    /// The device a host trains on.
+    Device(&'a str),
+}
+
+impl PartialEq for FaultTarget<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (*self, *other) {
+            (Self::Link(a, b), Self::Link(c, d)) => (a == c && b == d) || (a == d && b == c),
+            (Self::Route { from, to }, Self::Route { from: f, to: t }) => from == f && to == t,
+            (Self::Host(a), Self::Host(b))
+            | (Self::Disk(a), Self::Disk(b))
+            | (Self::Redis(a), Self::Redis(b))
+            | (Self::Clock(a), Self::Clock(b))
+            | (Self::Device(a), Self::Device(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<'a> FaultTarget<'a> {
+    /// The host names the target refers to.
+    pub fn hosts(self) -> Vec<&'a str> {
+        match self {
+            Self::Link(a, b) | Self::Route { from: a, to: b } => vec![a, b],
+            Self::Host(host) | Self::Disk(host) | Self::Redis(host) | Self::Clock(host) | Self::Device(host) => {
+                vec![host]
+            }
+        }
+    }
+}
+
 impl Fault {
-    /// The host names this fault refers to, so the world can reject a schedule that
-    /// names a host it does not have before the run starts.
-    pub fn hosts(&self) -> Vec<&str> {
+    /// What this fault acts on. A crash acts on the disk of a host that has one
+    /// too, but is as valid for a host without: its target is the host.
+    pub fn target(&self) -> FaultTarget<'_> {
         match self {
             Self::Partition { a, b }
             | Self::Repair { a, b }
@@ -98,85 +153,74 @@ impl Fault {
             | Self::Release { a, b }
             | Self::PacketLoss { a, b, .. }
             | Self::Latency { a, b, .. }
-            | Self::LinkHeal { a, b } => vec![a, b],
-            Self::PartitionOneWay { from, to } | Self::RepairOneWay { from, to } => vec![from, to],
-            Self::Crash { host }
-            | Self::Restart { host }
-            | Self::Stall { host }
-            | Self::Resume { host }
-            | Self::ClockJump { host, .. }
-            | Self::DiskError { host, .. }
-            | Self::DiskFull { host, .. }
-            | Self::DiskFreed { host }
-            | Self::DiskBitFlip { host, .. }
-            | Self::DiskTruncate { host, .. } => vec![host],
-            Self::RedisSlow { host, .. }
-            | Self::RedisOom { host }
-            | Self::RedisLoading { host }
-            | Self::RedisClear { host }
-            | Self::RedisReset { host } => vec![host],
-            Self::DeviceSlow { host, .. } | Self::DeviceHeal { host } => vec![host],
-        }
-    }
-
-    /// The host whose device this fault paces, if it paces one.
-    pub fn device_host(&self) -> Option<&str> {
-        match self {
-            Self::DeviceSlow { host, .. } | Self::DeviceHeal { host } => Some(host),
-            _ => None,
-        }
-    }
-
-    /// The host whose simulated Redis this fault acts on, if it acts on one.
-    pub fn redis_host(&self) -> Option<&str> {
-        match self {
-            Self::RedisSlow { host, .. }
-            | Self::RedisOom { host }
-            | Self::RedisLoading { host }
-            | Self::RedisClear { host }
-            | Self::RedisReset { host } => Some(host),
-            _ => None,
-        }
-    }
-
-    /// The host whose disk this fault acts on, if it must have one. A crash acts
-    /// on the disk of a host that has one, and is as valid for one that has none.
-    pub fn disk_host(&self) -> Option<&str> {
-        match self {
+            | Self::LinkHeal { a, b } => FaultTarget::Link(a, b),
+            Self::PartitionOneWay { from, to } | Self::RepairOneWay { from, to } => FaultTarget::Route { from, to },
+            Self::Stall { host } | Self::Resume { host } | Self::Crash { host } | Self::Restart { host } => {
+                FaultTarget::Host(host)
+            }
+            Self::ClockJump { host, .. } => FaultTarget::Clock(host),
             Self::DiskError { host, .. }
             | Self::DiskFull { host, .. }
             | Self::DiskFreed { host }
             | Self::DiskBitFlip { host, .. }
-            | Self::DiskTruncate { host, .. } => Some(host),
-            _ => None,
+            | Self::DiskTruncate { host, .. } => FaultTarget::Disk(host),
+            Self::RedisSlow { host, .. }
+            | Self::RedisOom { host }
+            | Self::RedisLoading { host }
+            | Self::RedisClear { host }
+            | Self::RedisReset { host } => FaultTarget::Redis(host),
+            Self::DeviceSlow { host, .. } | Self::DeviceHeal { host } => FaultTarget::Device(host),
         }
     }
 
-    /// Whether `later` ends this fault: a repair of this partition, a restart of
-    /// this crash, a release of this hold and so on. Faults that are instants
-    /// (disk and Redis faults, clock jumps) end nothing and are ended by nothing.
+    /// The fault that closes this one: a partition's repair, a crash's restart, a
+    /// clock jump's jump back. `None` for instants (an EIO, a bit flip, a reset)
+    /// and for the ends themselves.
+    pub fn end(&self) -> Option<Fault> {
+        Some(match self {
+            Self::Partition { a, b } => Self::Repair { a: a.clone(), b: b.clone() },
+            Self::PartitionOneWay { from, to } => Self::RepairOneWay { from: from.clone(), to: to.clone() },
+            Self::Hold { a, b } => Self::Release { a: a.clone(), b: b.clone() },
+            Self::PacketLoss { a, b, .. } | Self::Latency { a, b, .. } => Self::LinkHeal { a: a.clone(), b: b.clone() },
+            Self::Stall { host } => Self::Resume { host: host.clone() },
+            Self::Crash { host } => Self::Restart { host: host.clone() },
+            Self::ClockJump { host, by_ms } => Self::ClockJump { host: host.clone(), by_ms: -*by_ms },
+            Self::DiskFull { host, .. } => Self::DiskFreed { host: host.clone() },
+            Self::RedisSlow { host, .. } | Self::RedisOom { host } | Self::RedisLoading { host } => {
+                Self::RedisClear { host: host.clone() }
+            }
+            Self::DeviceSlow { host, .. } => Self::DeviceHeal { host: host.clone() },
+            Self::Repair { .. }
+            | Self::RepairOneWay { .. }
+            | Self::Release { .. }
+            | Self::LinkHeal { .. }
+            | Self::Resume { .. }
+            | Self::Restart { .. }
+            | Self::DiskError { .. }
+            | Self::DiskFreed { .. }
+            | Self::DiskBitFlip { .. }
+            | Self::DiskTruncate { .. }
+            | Self::RedisClear { .. }
+            | Self::RedisReset { .. }
+            | Self::DeviceHeal { .. } => return None,
+        })
+    }
+
+    /// The host names this fault refers to, so the world can reject a schedule that
+    /// names a host it does not have before the run starts.
+    pub fn hosts(&self) -> Vec<&str> {
+        self.target().hosts()
+    }
+
+    /// Whether `later` is this fault's [`Fault::end`]. An end on a two-way link
+    /// names nothing but the link, so it may name the link's hosts in either order.
     pub fn ends(&self, later: &Fault) -> bool {
-        let same_link = |a: &String, b: &String, c: &String, d: &String| (a == c && b == d) || (a == d && b == c);
-        match (self, later) {
-            (Self::Partition { a, b }, Self::Repair { a: c, b: d })
-            | (Self::Hold { a, b }, Self::Release { a: c, b: d })
-            | (Self::PacketLoss { a, b, .. } | Self::Latency { a, b, .. }, Self::LinkHeal { a: c, b: d }) => {
-                same_link(a, b, c, d)
-            }
-            (Self::PartitionOneWay { from, to }, Self::RepairOneWay { from: f, to: t }) => from == f && to == t,
-            (Self::Crash { host }, Self::Restart { host: h })
-            | (Self::DiskFull { host, .. }, Self::DiskFreed { host: h })
-            | (Self::Stall { host }, Self::Resume { host: h })
-            | (Self::DeviceSlow { host, .. }, Self::DeviceHeal { host: h }) => host == h,
-            (
-                Self::RedisSlow { host, .. } | Self::RedisOom { host } | Self::RedisLoading { host },
-                Self::RedisClear { host: h },
-            ) => host == h,
-            (Self::ClockJump { host, by_ms }, Self::ClockJump { host: h, by_ms: back }) => {
-                host == h && *by_ms == -*back
-            }
-            _ => false,
-        }
+        self.end().is_some_and(|end| {
+            end == *later
+                || (matches!(end.target(), FaultTarget::Link(..))
+                    && end.kind() == later.kind()
+                    && end.target() == later.target())
+        })
     }
 
     /// Stable snake_case name of the fault kind.
@@ -364,7 +408,7 @@ mod tests {
             Fault::RedisClear { host: host() },
             Fault::RedisReset { host: host() },
         ];
-        assert!(faults.iter().all(|fault| fault.redis_host() == Some("redis") && fault.disk_host().is_none()));
+        assert!(faults.iter().all(|fault| fault.target() == FaultTarget::Redis("redis")));
         let schedule = FaultSchedule::new(faults.into_iter().map(|fault| ScheduledFault { at_ms: 3, fault }).collect());
         let json = schedule.to_json();
         assert!(json.contains(r#""kind":"redis_slow","host":"redis","delay_ms":250"#), "{json}");
@@ -387,6 +431,10 @@ mod tests {
         ];
         for (start, end) in &pairs {
             assert!(start.ends(end), "{start} should be ended by {end}");
+            assert_eq!(start.end().map(|own| own.target() == end.target()), Some(true), "{start}");
+            if !matches!(end, Fault::ClockJump { .. }) {
+                assert_eq!(end.end(), None, "{end} is ended by nothing");
+            }
             assert!(!end.ends(start) || matches!(start, Fault::ClockJump { .. }), "{end} must not end {start}");
         }
         assert!(!Fault::PartitionOneWay { from: a(), to: b() }.ends(&Fault::RepairOneWay { from: b(), to: a() }));
@@ -406,8 +454,8 @@ mod tests {
         let text = schedule.to_string();
         assert!(text.contains("t=9ms partition tolaria -> tamiyo; t=9ms repair tolaria -> tamiyo"), "{text}");
         assert!(text.contains("device of tolaria takes 450% of its step time"), "{text}");
-        let device_hosts: Vec<_> = schedule.faults().iter().filter_map(|f| f.fault.device_host()).collect();
-        assert_eq!(device_hosts, ["tolaria", "tolaria"]);
+        let devices = schedule.faults().iter().filter(|f| f.fault.target() == FaultTarget::Device("tolaria"));
+        assert_eq!(devices.count(), 2);
     }
 
     #[test]

@@ -38,7 +38,7 @@ mod world;
 pub use clock::ClockSkew;
 pub use determinism::{Divergence, check_determinism};
 pub use disk::{DiskOp, SimDisk, SimDiskConfig};
-pub use fault::{Fault, FaultSchedule, FaultScheduleError, ScheduledFault};
+pub use fault::{Fault, FaultSchedule, FaultScheduleError, FaultTarget, ScheduledFault};
 pub use invariant::{Invariant, Violation};
 pub use net::{NET_TARGET, TracedStream, TurmoilConnector, TurmoilListener};
 pub use report::{Outcome, RunReport};

@@ -13,7 +13,7 @@ use rand::RngCore;
 
 use crate::clock::ClockSkew;
 use crate::disk::{SimDisk, SimDiskConfig};
-use crate::fault::{Fault, FaultSchedule};
+use crate::fault::{Fault, FaultSchedule, FaultTarget};
 use crate::invariant::{Invariant, Violation};
 use crate::net::TurmoilConnector;
 use crate::redis::{DurableStore, FaultHandle, RedisServer, ServerConfig};
@@ -342,37 +342,35 @@ impl World {
     }
 
     fn schedule_problem(&self) -> Option<String> {
-        let faults = self.schedule.faults().iter().map(|scheduled| &scheduled.fault);
-        if let Some(host) = faults.clone().flat_map(Fault::hosts).find(|host| !self.hosts.contains(*host)) {
+        self.schedule.faults().iter().find_map(|scheduled| self.fault_problem(&scheduled.fault))
+    }
+
+    /// Why this world cannot apply `fault`, if it cannot: a host it lacks, or a
+    /// target the host does not have.
+    fn fault_problem(&self, fault: &Fault) -> Option<String> {
+        if let Some(host) = fault.hosts().into_iter().find(|host| !self.hosts.contains(*host)) {
             return Some(format!("fault schedule names host {host:?}, which this world does not have"));
         }
-        let client = faults.clone().find_map(|fault| match fault {
-            Fault::Crash { host } | Fault::Restart { host } if self.clients.contains(host) => Some(host),
+        match fault.target() {
+            FaultTarget::Host(host)
+                if matches!(fault, Fault::Crash { .. } | Fault::Restart { .. }) && self.clients.contains(host) =>
+            {
+                Some(format!("fault schedule crashes or restarts {host:?}, a client host that cannot restart"))
+            }
+            FaultTarget::Disk(host) if !self.disks.contains_key(host) => {
+                Some(format!("fault schedule names the disk of host {host:?}, which has no disk"))
+            }
+            FaultTarget::Redis(host) if !self.redis.contains_key(host) => {
+                Some(format!("fault schedule names the Redis of host {host:?}, which runs none"))
+            }
+            FaultTarget::Device(host) if !self.paces.contains_key(host) => {
+                Some(format!("fault schedule paces the device of host {host:?}, which trains on none"))
+            }
+            FaultTarget::Clock(host) if !self.clocks.contains_key(host) => {
+                Some(format!("fault schedule jumps the clock of host {host:?}, which reads none"))
+            }
             _ => None,
-        });
-        if let Some(host) = client {
-            return Some(format!("fault schedule crashes or restarts {host:?}, a client host that cannot restart"));
         }
-        let diskless = faults.clone().filter_map(Fault::disk_host).find(|host| !self.disks.contains_key(*host));
-        if let Some(host) = diskless {
-            return Some(format!("fault schedule names the disk of host {host:?}, which has no disk"));
-        }
-        let no_redis = faults.clone().filter_map(Fault::redis_host).find(|host| !self.redis.contains_key(*host));
-        if let Some(host) = no_redis {
-            return Some(format!("fault schedule names the Redis of host {host:?}, which runs none"));
-        }
-        let unpaced = faults.clone().filter_map(Fault::device_host).find(|host| !self.paces.contains_key(*host));
-        if let Some(host) = unpaced {
-            return Some(format!("fault schedule paces the device of host {host:?}, which trains on none"));
-        }
-        let unclocked = faults.filter_map(|fault| match fault {
-            Fault::ClockJump { host, .. } if !self.clocks.contains_key(host) => Some(host),
-            _ => None,
-        });
-        unclocked
-            .into_iter()
-            .next()
-            .map(|host| format!("fault schedule jumps the clock of host {host:?}, which reads none"))
     }
 
     /// The step loop. Faults due at or before the current sim time are applied
@@ -434,6 +432,25 @@ impl World {
             }
             _ => tracing::info!(target: "esper_sim::fault", kind = fault.kind(), detail = %fault, "fault injected"),
         }
+        match fault.target() {
+            FaultTarget::Link(..) | FaultTarget::Route { .. } => self.apply_link_fault(fault),
+            FaultTarget::Host(host) => self.apply_host_fault(host, fault),
+            FaultTarget::Clock(host) => {
+                if let (Some(clock), Fault::ClockJump { by_ms, .. }) = (self.clocks.get(host), fault) {
+                    clock.jump(*by_ms);
+                }
+            }
+            FaultTarget::Device(host) => match fault {
+                Fault::DeviceSlow { factor_percent, .. } => self.pace_device(host, *factor_percent),
+                _ => self.pace_device(host, NOMINAL_PERCENT),
+            },
+            FaultTarget::Redis(host) => self.apply_redis_fault(host, fault),
+            FaultTarget::Disk(host) => self.apply_disk_fault(host, fault),
+        }
+    }
+
+    /// Cuts, holds, slows or heals a link, then makes turmoil's view match.
+    fn apply_link_fault(&mut self, fault: &Fault) {
         match fault {
             Fault::Partition { a, b } => self.update_link(a, b, |world, key| world.cut.insert(key)),
             Fault::Repair { a, b } => self.update_link(a, b, |world, key| world.cut.remove(&key)),
@@ -459,19 +476,18 @@ impl World {
                 self.sim.set_link_latency(a.as_str(), b.as_str(), self.latency.0);
                 self.sim.set_link_max_message_latency(a.as_str(), b.as_str(), self.latency.1);
             }
-            Fault::Stall { host } => self.update_host(host, |world| world.stalled.insert(host.clone())),
-            Fault::Resume { host } => self.update_host(host, |world| world.stalled.remove(host)),
-            Fault::ClockJump { host, by_ms } => {
-                if let Some(clock) = self.clocks.get(host) {
-                    clock.jump(*by_ms);
-                }
-            }
-            Fault::Crash { host } => self.crash(host),
-            Fault::Restart { host } => self.restart(host),
-            Fault::DeviceSlow { host, factor_percent } => self.pace_device(host, *factor_percent),
-            Fault::DeviceHeal { host } => self.pace_device(host, NOMINAL_PERCENT),
-            _ if fault.redis_host().is_some() => self.apply_redis_fault(fault),
-            _ => self.apply_disk_fault(fault),
+            _ => {}
+        }
+    }
+
+    /// Stalls, resumes, crashes or restarts a host's software.
+    fn apply_host_fault(&mut self, host: &str, fault: &Fault) {
+        match fault {
+            Fault::Stall { .. } => self.update_host(host, |world| world.stalled.insert(host.to_owned())),
+            Fault::Resume { .. } => self.update_host(host, |world| world.stalled.remove(host)),
+            Fault::Crash { .. } => self.crash(host),
+            Fault::Restart { .. } => self.restart(host),
+            _ => {}
         }
     }
 
@@ -549,8 +565,8 @@ impl World {
     }
 
     /// Switches a fault on (or off) in a host's simulated Redis.
-    fn apply_redis_fault(&self, fault: &Fault) {
-        let Some(handle) = fault.redis_host().and_then(|host| self.redis.get(host)) else { return };
+    fn apply_redis_fault(&self, host: &str, fault: &Fault) {
+        let Some(handle) = self.redis.get(host) else { return };
         match fault {
             Fault::RedisSlow { delay_ms, .. } => handle.set_reply_delay(Duration::from_millis(*delay_ms)),
             Fault::RedisOom { .. } => handle.reply_oom(),
@@ -562,8 +578,8 @@ impl World {
     }
 
     /// Arms or applies a fault on a host's disk (checked to exist before the run).
-    fn apply_disk_fault(&self, fault: &Fault) {
-        let Some(disk) = fault.disk_host().and_then(|host| self.disks.get(host)) else { return };
+    fn apply_disk_fault(&self, host: &str, fault: &Fault) {
+        let Some(disk) = self.disks.get(host) else { return };
         match fault {
             Fault::DiskError { op, count, .. } => disk.fail_next(*op, *count),
             Fault::DiskFull { capacity_bytes, .. } => disk.set_capacity(Some(*capacity_bytes)),

@@ -23,66 +23,68 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rand::{Rng, RngCore};
 use serde::{Deserialize, Serialize};
 
-/// The kinds of fault a drill can draw; a swarm seed picks a subset of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
+/// Declares [`FaultKind`] with its names, and [`FaultKind::ALL`] from the same
+/// list, so a new kind is written once.
+macro_rules! fault_kinds {
+    ($($(#[doc = $doc:literal])+ $kind:ident = $name:literal,)+) => {
+        /// The kinds of fault a drill can draw; a swarm seed picks a subset of them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum FaultKind {
+            $($(#[doc = $doc])+ #[serde(rename = $name)] $kind,)+
+        }
+
+        impl FaultKind {
+            /// Every kind, in declaration order. New kinds go last, so a swarm seed's
+            /// coins for the older kinds keep their order.
+            pub const ALL: &[Self] = &[$(Self::$kind,)+];
+
+            /// The snake_case name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+fault_kinds! {
     /// A two-way partition and its repair.
-    Partition,
+    Partition = "partition",
     /// A one-way partition and its repair.
-    OneWayPartition,
+    OneWayPartition = "one_way_partition",
     /// Messages held on a link, then released.
-    Hold,
+    Hold = "hold",
     /// A window of packet loss on a link.
-    PacketLoss,
+    PacketLoss = "packet_loss",
     /// A window of high latency on a link.
-    Latency,
+    Latency = "latency",
     /// A host crash (power loss: unsynced writes lost or torn) and restart.
-    Crash,
+    Crash = "crash",
     /// A host that stops answering for a while (Tamiyo or Urza stuck).
-    Stall,
+    Stall = "stall",
     /// EIO on the next few disk operations.
-    DiskError,
+    DiskError = "disk_error",
     /// A full disk, freed later.
-    DiskFull,
+    DiskFull = "disk_full",
     /// A bit flip or a truncation at rest.
-    DiskCorruption,
+    DiskCorruption = "disk_corruption",
     /// Redis answering late for a while.
-    RedisSlow,
+    RedisSlow = "redis_slow",
     /// Redis refusing commands (`-OOM`, `-LOADING`) for a while.
-    RedisRefusal,
+    RedisRefusal = "redis_refusal",
     /// Redis dropping every client connection.
-    RedisReset,
+    RedisReset = "redis_reset",
     /// A host's wall clock stepping away and back.
-    ClockJump,
+    ClockJump = "clock_jump",
     /// A host's training device running slower for a while (a throttled GPU).
-    DeviceSlow,
+    DeviceSlow = "device_slow",
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order. New kinds go last, so a swarm seed's coins
-    /// for the older kinds keep their order.
-    pub const ALL: [Self; 15] = [
-        Self::Partition,
-        Self::OneWayPartition,
-        Self::Hold,
-        Self::PacketLoss,
-        Self::Latency,
-        Self::Crash,
-        Self::Stall,
-        Self::DiskError,
-        Self::DiskFull,
-        Self::DiskCorruption,
-        Self::RedisSlow,
-        Self::RedisRefusal,
-        Self::RedisReset,
-        Self::ClockJump,
-        Self::DeviceSlow,
-    ];
-
     /// The kinds `space` has targets for.
     pub fn available(space: &FaultSpace) -> Vec<Self> {
-        Self::ALL.into_iter().filter(|kind| kind.fits(space)).collect()
+        Self::ALL.iter().copied().filter(|kind| kind.fits(space)).collect()
     }
 
     fn fits(self, space: &FaultSpace) -> bool {
@@ -97,27 +99,6 @@ impl FaultKind {
             Self::RedisSlow | Self::RedisRefusal | Self::RedisReset => !space.redis.is_empty(),
             Self::ClockJump => !space.clocks.is_empty() && space.max_skew_ms > 0,
             Self::DeviceSlow => !space.devices.is_empty() && *space.slowdown_percent.end() > NOMINAL_PERCENT,
-        }
-    }
-
-    /// The snake_case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Partition => "partition",
-            Self::OneWayPartition => "one_way_partition",
-            Self::Hold => "hold",
-            Self::PacketLoss => "packet_loss",
-            Self::Latency => "latency",
-            Self::Crash => "crash",
-            Self::Stall => "stall",
-            Self::DiskError => "disk_error",
-            Self::DiskFull => "disk_full",
-            Self::DiskCorruption => "disk_corruption",
-            Self::RedisSlow => "redis_slow",
-            Self::RedisRefusal => "redis_refusal",
-            Self::RedisReset => "redis_reset",
-            Self::ClockJump => "clock_jump",
-            Self::DeviceSlow => "device_slow",
         }
     }
 }
@@ -143,12 +124,12 @@ pub struct Episode {
 }
 
 impl Episode {
-    fn instant(start_ms: u64, start: Fault) -> Self {
-        Self { start_ms, length_ms: 0, start, end: None }
-    }
-
-    fn window(start_ms: u64, length_ms: u64, start: Fault, end: Fault) -> Self {
-        Self { start_ms, length_ms, start, end: Some(end) }
+    /// `start` at `start_ms`, closed by its [`Fault::end`] `length_ms` later if
+    /// it has one (an instant's length is zero).
+    fn new(start_ms: u64, length_ms: u64, start: Fault) -> Self {
+        let end = start.end();
+        let length_ms = if end.is_some() { length_ms } else { 0 };
+        Self { start_ms, length_ms, start, end }
     }
 }
 
@@ -180,60 +161,45 @@ fn timing(space: &FaultSpace) -> impl Strategy<Value = (u64, u64)> + use<> {
 }
 
 fn episode_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<Episode> {
+    start_strategy(space, kind).prop_map(|((at, length), start)| Episode::new(at, length, start)).boxed()
+}
+
+/// The fault that opens an episode of `kind`, with the episode's timing.
+fn start_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<((u64, u64), Fault)> {
     let timing = timing(space);
     let links = space.links.clone();
     let link = move || prop::sample::select(links.clone());
     match kind {
-        FaultKind::Partition => (timing, link())
-            .prop_map(|((at, length), (a, b))| {
-                Episode::window(at, length, Fault::Partition { a: a.clone(), b: b.clone() }, Fault::Repair { a, b })
-            })
-            .boxed(),
+        FaultKind::Partition => {
+            (timing, link()).prop_map(|(timing, (a, b))| (timing, Fault::Partition { a, b })).boxed()
+        }
         FaultKind::OneWayPartition => (timing, link(), any::<bool>())
-            .prop_map(|((at, length), (a, b), flip)| {
+            .prop_map(|(timing, (a, b), flip)| {
                 let (from, to) = if flip { (b, a) } else { (a, b) };
-                let start = Fault::PartitionOneWay { from: from.clone(), to: to.clone() };
-                Episode::window(at, length, start, Fault::RepairOneWay { from, to })
+                (timing, Fault::PartitionOneWay { from, to })
             })
             .boxed(),
-        FaultKind::Hold => (timing, link())
-            .prop_map(|((at, length), (a, b))| {
-                Episode::window(at, length, Fault::Hold { a: a.clone(), b: b.clone() }, Fault::Release { a, b })
-            })
-            .boxed(),
+        FaultKind::Hold => (timing, link()).prop_map(|(timing, (a, b))| (timing, Fault::Hold { a, b })).boxed(),
         FaultKind::PacketLoss => (timing, link(), 1..=50_u16)
-            .prop_map(|((at, length), (a, b), per_mille)| {
-                let start = Fault::PacketLoss { a: a.clone(), b: b.clone(), per_mille };
-                Episode::window(at, length, start, Fault::LinkHeal { a, b })
-            })
+            .prop_map(|(timing, (a, b), per_mille)| (timing, Fault::PacketLoss { a, b, per_mille }))
             .boxed(),
         FaultKind::Latency => (timing, link(), 5..=300_u64)
-            .prop_map(|((at, length), (a, b), latency_ms)| {
-                let start = Fault::Latency { a: a.clone(), b: b.clone(), latency_ms };
-                Episode::window(at, length, start, Fault::LinkHeal { a, b })
-            })
+            .prop_map(|(timing, (a, b), latency_ms)| (timing, Fault::Latency { a, b, latency_ms }))
             .boxed(),
         FaultKind::Crash => (timing, prop::sample::select(space.crashable.clone()))
-            .prop_map(|((at, length), host)| {
-                Episode::window(at, length, Fault::Crash { host: host.clone() }, Fault::Restart { host })
-            })
+            .prop_map(|(timing, host)| (timing, Fault::Crash { host }))
             .boxed(),
         FaultKind::Stall => (timing, prop::sample::select(space.stallable.clone()))
-            .prop_map(|((at, length), host)| {
-                Episode::window(at, length, Fault::Stall { host: host.clone() }, Fault::Resume { host })
-            })
+            .prop_map(|(timing, host)| (timing, Fault::Stall { host }))
             .boxed(),
         FaultKind::DiskError => {
             let ops = prop::sample::select(vec![DiskOp::Read, DiskOp::Write, DiskOp::Fsync]);
             (timing, disk_host(space), ops, 1..=3_u32)
-                .prop_map(|((at, _), host, op, count)| Episode::instant(at, Fault::DiskError { host, op, count }))
+                .prop_map(|(timing, host, op, count)| (timing, Fault::DiskError { host, op, count }))
                 .boxed()
         }
         FaultKind::DiskFull => (timing, disk_host(space), 0..=65_536_u64)
-            .prop_map(|((at, length), host, capacity_bytes)| {
-                let start = Fault::DiskFull { host: host.clone(), capacity_bytes };
-                Episode::window(at, length, start, Fault::DiskFreed { host })
-            })
+            .prop_map(|(timing, host, capacity_bytes)| (timing, Fault::DiskFull { host, capacity_bytes }))
             .boxed(),
         FaultKind::DiskCorruption => {
             let files: Vec<(String, String)> = space
@@ -242,42 +208,32 @@ fn episode_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<Episod
                 .flat_map(|disk| disk.corruptible.iter().map(|path| (disk.host.clone(), path.clone())))
                 .collect();
             (timing, prop::sample::select(files), 0..4_096_u64, 0..8_u8, any::<bool>())
-                .prop_map(|((at, _), (host, path), offset, bit, flip)| {
+                .prop_map(|(timing, (host, path), offset, bit, flip)| {
                     let fault = if flip {
                         Fault::DiskBitFlip { host, path, offset, bit }
                     } else {
                         Fault::DiskTruncate { host, path, offset }
                     };
-                    Episode::instant(at, fault)
+                    (timing, fault)
                 })
                 .boxed()
         }
         FaultKind::RedisSlow => (timing, redis_host(space), 5..=500_u64)
-            .prop_map(|((at, length), host, delay_ms)| {
-                let start = Fault::RedisSlow { host: host.clone(), delay_ms };
-                Episode::window(at, length, start, Fault::RedisClear { host })
-            })
+            .prop_map(|(timing, host, delay_ms)| (timing, Fault::RedisSlow { host, delay_ms }))
             .boxed(),
         FaultKind::RedisRefusal => (timing, redis_host(space), any::<bool>())
-            .prop_map(|((at, length), host, oom)| {
-                let start = if oom {
-                    Fault::RedisOom { host: host.clone() }
-                } else {
-                    Fault::RedisLoading { host: host.clone() }
-                };
-                Episode::window(at, length, start, Fault::RedisClear { host })
+            .prop_map(|(timing, host, oom)| {
+                (timing, if oom { Fault::RedisOom { host } } else { Fault::RedisLoading { host } })
             })
             .boxed(),
-        FaultKind::RedisReset => (timing, redis_host(space))
-            .prop_map(|((at, _), host)| Episode::instant(at, Fault::RedisReset { host }))
-            .boxed(),
+        FaultKind::RedisReset => {
+            (timing, redis_host(space)).prop_map(|(timing, host)| (timing, Fault::RedisReset { host })).boxed()
+        }
         FaultKind::ClockJump => {
             let skew = i64::try_from(space.max_skew_ms).unwrap_or(i64::MAX);
             (timing, prop::sample::select(space.clocks.clone()), 1..=skew, any::<bool>())
-                .prop_map(|((at, length), host, size, back)| {
-                    let by_ms = if back { -size } else { size };
-                    let start = Fault::ClockJump { host: host.clone(), by_ms };
-                    Episode::window(at, length, start, Fault::ClockJump { host, by_ms: -by_ms })
+                .prop_map(|(timing, host, size, back)| {
+                    (timing, Fault::ClockJump { host, by_ms: if back { -size } else { size } })
                 })
                 .boxed()
         }
@@ -287,10 +243,7 @@ fn episode_strategy(space: &FaultSpace, kind: FaultKind) -> BoxedStrategy<Episod
             let slowest = *space.slowdown_percent.end();
             let factors = (*space.slowdown_percent.start()).clamp(NOMINAL_PERCENT + 1, slowest)..=slowest;
             (timing, prop::sample::select(space.devices.clone()), factors)
-                .prop_map(|((at, length), host, factor_percent)| {
-                    let start = Fault::DeviceSlow { host: host.clone(), factor_percent };
-                    Episode::window(at, length, start, Fault::DeviceHeal { host })
-                })
+                .prop_map(|(timing, host, factor_percent)| (timing, Fault::DeviceSlow { host, factor_percent }))
                 .boxed()
         }
     }
@@ -363,9 +316,8 @@ mod tests {
                 if let Fault::DeviceSlow { factor_percent, .. } = scheduled.fault {
                     assert!(space.slowdown_percent.contains(&factor_percent), "{scheduled:?}");
                 }
-                let opens_window = !matches!(scheduled.fault, Fault::DiskError { .. } | Fault::RedisReset { .. });
                 let is_end = faults[..index].iter().any(|earlier| earlier.fault.ends(&scheduled.fault));
-                if opens_window && !is_end {
+                if scheduled.fault.end().is_some() && !is_end {
                     let closed = faults[index + 1..].iter().any(|later| scheduled.fault.ends(&later.fault));
                     assert!(closed, "seed {seed}: {} is never ended in {}", scheduled.fault, drill.schedule);
                 }
