@@ -2,7 +2,7 @@
 //!
 //! `ESPER_DST_SEEDS=N` lowers every per-scenario and per-drill-family seed count
 //! to at most N, so that `ci/mutants` can afford one run of the verdicts per
-//! mutant (README, "Bug-finding power"). Only these test binaries read it; core
+//! mutant (`docs/mutants.md`). Only these test binaries read it; core
 //! and the simulator never see it, and a run is still named by its seed. Unset,
 //! each test runs its full count.
 

@@ -22,7 +22,7 @@ impl Connector for TokioConnector {
         Ok(stream)
     }
 
-    /// Binds `127.0.0.1:port`: safe by default (see the README's Security section).
+    /// Binds `127.0.0.1:port`: safe by default (see `docs/security.md`).
     async fn bind(&self, port: u16) -> io::Result<TokioListener> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         Ok(TokioListener(listener))

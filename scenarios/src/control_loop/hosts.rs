@@ -59,7 +59,7 @@ pub const FIELD_REPORT_DIR: &str = "var/tamiyo";
 /// power loss in the middle of an append — a torn last record, which the
 /// control-loop drill produces within a few dozen seeds — into a Tamiyo that
 /// cannot restart until an operator intervenes; the drill's liveness invariant
-/// would (rightly) fail on it. See ARCHITECTURE.md, "Drills".
+/// would (rightly) fail on it. See `docs/drills.md`.
 fn field_report_config(planted: Planted) -> FieldReportConfig {
     let mut config = FieldReportConfig::new(FIELD_REPORT_DIR);
     config.wal.strict = false;

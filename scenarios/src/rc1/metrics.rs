@@ -1,6 +1,6 @@
 //! `<scenario>_metrics.json`: what one RC1 scenario run measured.
 //!
-//! The schema is documented in README.md ("RC1 harness"); `SCHEMA` names its
+//! The schema is documented in `docs/rc1.md`; `SCHEMA` names its
 //! version so the gate can refuse files it does not understand.
 
 use std::collections::BTreeMap;

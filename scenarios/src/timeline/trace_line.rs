@@ -1,5 +1,5 @@
 //! Reads canonical trace lines back (the format `esper_sim::trace` writes and the
-//! README documents): `<seconds>.<nanoseconds> <host> <LEVEL> <target>: <fields>`.
+//! `docs/timeline.md` documents): `<seconds>.<nanoseconds> <host> <LEVEL> <target>: <fields>`.
 
 use std::time::Duration;
 

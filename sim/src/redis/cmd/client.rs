@@ -109,7 +109,7 @@ fn help_text(_ctx: &mut Ctx<'_>, _args: &[Vec<u8>]) -> Exec {
 }
 
 /// Redis 7.0's text, the subcommands this server lacks included (they answer
-/// `ERR unknown subcommand`; see README).
+/// `ERR unknown subcommand`; see `docs/oona.md`).
 const HELP: &[&str] = &[
     "CACHING (YES|NO)",
     "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
