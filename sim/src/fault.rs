@@ -77,6 +77,9 @@ pub enum Fault {
     DiskBitFlip { host: String, path: String, offset: u64, bit: u8 },
     /// Cut `path` on `host`'s disk to `offset` bytes (a lost tail).
     DiskTruncate { host: String, path: String, offset: u64 },
+    /// Every read from `host`'s disk takes `extra_ms` more (a failing or contended
+    /// disk); the same fault with `extra_ms: 0` ends it.
+    DiskSlowReads { host: String, extra_ms: u64 },
     /// The simulated Redis on `host` sends every reply `delay_ms` late.
     RedisSlow { host: String, delay_ms: u64 },
     /// The simulated Redis on `host` refuses memory-growing commands with `-OOM`.
@@ -163,7 +166,8 @@ impl Fault {
             | Self::DiskFull { host, .. }
             | Self::DiskFreed { host }
             | Self::DiskBitFlip { host, .. }
-            | Self::DiskTruncate { host, .. } => FaultTarget::Disk(host),
+            | Self::DiskTruncate { host, .. }
+            | Self::DiskSlowReads { host, .. } => FaultTarget::Disk(host),
             Self::RedisSlow { host, .. }
             | Self::RedisOom { host }
             | Self::RedisLoading { host }
@@ -190,6 +194,9 @@ impl Fault {
                 Self::RedisClear { host: host.clone() }
             }
             Self::DeviceSlow { host, .. } => Self::DeviceHeal { host: host.clone() },
+            Self::DiskSlowReads { host, extra_ms } if *extra_ms > 0 => {
+                Self::DiskSlowReads { host: host.clone(), extra_ms: 0 }
+            }
             Self::Repair { .. }
             | Self::RepairOneWay { .. }
             | Self::Release { .. }
@@ -200,6 +207,7 @@ impl Fault {
             | Self::DiskFreed { .. }
             | Self::DiskBitFlip { .. }
             | Self::DiskTruncate { .. }
+            | Self::DiskSlowReads { .. }
             | Self::RedisClear { .. }
             | Self::RedisReset { .. }
             | Self::DeviceHeal { .. } => return None,
@@ -245,6 +253,7 @@ impl Fault {
             Self::DiskFreed { .. } => "disk_freed",
             Self::DiskBitFlip { .. } => "disk_bit_flip",
             Self::DiskTruncate { .. } => "disk_truncate",
+            Self::DiskSlowReads { .. } => "disk_slow_reads",
             Self::RedisSlow { .. } => "redis_slow",
             Self::RedisOom { .. } => "redis_oom",
             Self::RedisLoading { .. } => "redis_loading",
@@ -282,6 +291,12 @@ impl fmt::Display for Fault {
                 write!(formatter, "flip bit {bit} at {host}:{path}@{offset}")
             }
             Self::DiskTruncate { host, path, offset } => write!(formatter, "truncate {host}:{path} to {offset} bytes"),
+            Self::DiskSlowReads { host, extra_ms: 0 } => {
+                write!(formatter, "reads from the disk of {host} at speed again")
+            }
+            Self::DiskSlowReads { host, extra_ms } => {
+                write!(formatter, "reads from the disk of {host} take {extra_ms} ms more")
+            }
             Self::RedisSlow { host, delay_ms } => write!(formatter, "redis on {host} replies {delay_ms} ms late"),
             Self::RedisOom { host } => write!(formatter, "redis on {host} answers -OOM"),
             Self::RedisLoading { host } => write!(formatter, "redis on {host} answers -LOADING"),
@@ -428,6 +443,7 @@ mod tests {
             (Fault::DiskFull { host: b(), capacity_bytes: 0 }, Fault::DiskFreed { host: b() }),
             (Fault::Crash { host: b() }, Fault::Restart { host: b() }),
             (Fault::DeviceSlow { host: a(), factor_percent: 450 }, Fault::DeviceHeal { host: a() }),
+            (Fault::DiskSlowReads { host: b(), extra_ms: 40 }, Fault::DiskSlowReads { host: b(), extra_ms: 0 }),
         ];
         for (start, end) in &pairs {
             assert!(start.ends(end), "{start} should be ended by {end}");
@@ -450,10 +466,12 @@ mod tests {
         let json = schedule.to_json();
         assert!(json.contains(r#""kind":"clock_jump","host":"tolaria","by_ms":-5000"#), "{json}");
         assert!(json.contains(r#""kind":"device_slow","host":"tolaria","factor_percent":450"#), "{json}");
+        assert!(json.contains(r#""kind":"disk_slow_reads","host":"tamiyo","extra_ms":40"#), "{json}");
         assert_eq!(FaultSchedule::from_json(&json).expect("round trip"), schedule);
         let text = schedule.to_string();
         assert!(text.contains("t=9ms partition tolaria -> tamiyo; t=9ms repair tolaria -> tamiyo"), "{text}");
         assert!(text.contains("device of tolaria takes 450% of its step time"), "{text}");
+        assert!(text.contains("reads from the disk of tamiyo take 40 ms more; "), "{text}");
         let devices = schedule.faults().iter().filter(|f| f.fault.target() == FaultTarget::Device("tolaria"));
         assert_eq!(devices.count(), 2);
     }

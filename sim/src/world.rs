@@ -584,6 +584,7 @@ impl World {
             Fault::DiskError { op, count, .. } => disk.fail_next(*op, *count),
             Fault::DiskFull { capacity_bytes, .. } => disk.set_capacity(Some(*capacity_bytes)),
             Fault::DiskFreed { .. } => disk.set_capacity(None),
+            Fault::DiskSlowReads { extra_ms, .. } => disk.slow_reads(Duration::from_millis(*extra_ms)),
             Fault::DiskBitFlip { path, offset, bit, .. } => {
                 let applied = disk.flip_bit(std::path::Path::new(path), *offset, *bit);
                 tracing::info!(target: "esper_sim::disk", path, offset, bit, applied, "bit flip");
@@ -631,4 +632,38 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|message| (*message).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(non-string panic payload)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use esper_core::storage::{OpenMode, Storage, StorageFile};
+
+    use super::*;
+    use crate::fault::ScheduledFault;
+
+    /// A schedule's slow-reads window reaches the host's disk: a read inside it
+    /// takes the extra time, a read after its end does not.
+    #[test]
+    fn a_slow_reads_window_slows_the_hosts_reads_until_it_ends() {
+        let (host, slow) = ("tamiyo".to_owned(), Fault::DiskSlowReads { host: "tamiyo".into(), extra_ms: 40 });
+        let end = ScheduledFault { at_ms: 100, fault: slow.end().unwrap_or(Fault::DiskFreed { host: host.clone() }) };
+        let mut world = World::new(3, FaultSchedule::new(vec![ScheduledFault { at_ms: 10, fault: slow }, end]));
+        let disk = world.disk(&host, SimDiskConfig::default());
+        world.client(&host, async move {
+            let mut file = disk.open(Path::new("log"), OpenMode::Create).await?;
+            file.append(b"x").await?;
+            let mut read_ms = Vec::new();
+            for wake_ms in [20, 200] {
+                tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(wake_ms)).await;
+                let start = tokio::time::Instant::now();
+                file.read(0, 1).await?;
+                read_ms.push(start.elapsed().as_millis());
+            }
+            if read_ms == [40, 0] { Ok(()) } else { Err(format!("reads took {read_ms:?} ms, not [40, 0]").into()) }
+        });
+        let report = world.run("slow-reads", TraceMode::Hash);
+        assert!(report.passed(), "{report}");
+    }
 }

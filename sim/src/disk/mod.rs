@@ -5,7 +5,7 @@
 //! away what was pending and may tear the last partially written block
 //! ([`crash::crash_image`]). The world arms faults from the fault schedule: EIO on
 //! reads, writes or fsyncs, ENOSPC at a capacity, a bit flip at an offset, a
-//! truncation at an offset. fsync costs virtual time, so a crash can land between a
+//! truncation at an offset, slower reads. fsync costs virtual time, so a crash can land between a
 //! write and its fsync. Every random choice comes from the disk's own seeded stream.
 
 mod crash;
@@ -18,6 +18,7 @@ pub use file::SimFile;
 pub use state::{CrashEffect, DiskOp};
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +59,9 @@ pub struct SimDisk {
     state: Arc<Mutex<DiskState>>,
     fsync_latency: Duration,
     read_latency: Duration,
+    /// What a slow-reads fault adds to every read, in nanoseconds (shared by the
+    /// clones, as the platter is).
+    extra_read_nanos: Arc<AtomicU64>,
 }
 
 /// The directory holding `path`, as the disk's namespace understands it.
@@ -74,6 +78,7 @@ impl SimDisk {
             state: Arc::new(Mutex::new(state)),
             fsync_latency: config.fsync_latency,
             read_latency: config.read_latency,
+            extra_read_nanos: Arc::default(),
         }
     }
 
@@ -106,6 +111,12 @@ impl SimDisk {
     /// Sets (or lifts, with `None`) the capacity past which appends fail with ENOSPC.
     pub fn set_capacity(&self, capacity_bytes: Option<u64>) {
         self.lock().capacity_bytes = capacity_bytes;
+    }
+
+    /// Every read takes `extra` more from now on (zero: reads at speed again).
+    pub fn slow_reads(&self, extra: Duration) {
+        let nanos = u64::try_from(extra.as_nanos()).unwrap_or(u64::MAX);
+        self.extra_read_nanos.store(nanos, Ordering::Relaxed);
     }
 
     /// Flips bit `bit` (0–7) of the byte at `offset` of `path`, durably (at-rest
@@ -143,7 +154,12 @@ impl SimDisk {
         let mut state = self.lock().clone();
         state.armed_errors.clear();
         state.capacity_bytes = None;
-        SimDisk { state: Arc::new(Mutex::new(state)), fsync_latency: Duration::ZERO, read_latency: Duration::ZERO }
+        SimDisk {
+            state: Arc::new(Mutex::new(state)),
+            fsync_latency: Duration::ZERO,
+            read_latency: Duration::ZERO,
+            extra_read_nanos: Arc::default(),
+        }
     }
 
     /// fsyncs (of files and directories) completed so far.
@@ -163,8 +179,9 @@ impl SimDisk {
     }
 
     pub(super) async fn read_delay(&self) {
-        if !self.read_latency.is_zero() {
-            tokio::time::sleep(self.read_latency).await;
+        let delay = self.read_latency + Duration::from_nanos(self.extra_read_nanos.load(Ordering::Relaxed));
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
     }
 }
@@ -275,6 +292,27 @@ mod tests {
             assert!(disk.list(Path::new("d")).await.expect("list").is_empty());
             drop(file);
             assert!(disk.lock().files.is_empty(), "the last handle frees the bytes");
+        });
+    }
+
+    #[test]
+    fn slow_reads_cost_virtual_time_until_lifted_and_spare_the_inspection_copy() {
+        block_on(async {
+            let disk = disk();
+            let mut file = disk.open(Path::new("a"), OpenMode::Create).await.expect("create");
+            file.append(b"bytes").await.expect("write");
+            let timed_read = |mut file: SimFile| async move {
+                let start = tokio::time::Instant::now();
+                file.read(0, 5).await.expect("read");
+                (start.elapsed(), file)
+            };
+            disk.slow_reads(Duration::from_millis(40));
+            let (slow, file) = timed_read(file).await;
+            assert_eq!(slow, Duration::from_millis(40));
+            let inspection = disk.inspection_copy().open(Path::new("a"), OpenMode::Existing).await.expect("open");
+            assert_eq!(timed_read(inspection).await.0, Duration::ZERO, "the checker reads at speed");
+            disk.slow_reads(Duration::ZERO);
+            assert_eq!(timed_read(file).await.0, Duration::ZERO);
         });
     }
 
