@@ -35,7 +35,7 @@ impl CheckpointStore for CountedCheckpoints {
 }
 
 type Loop =
-    Trainer<TamiyoService<BlueprintCatalog, MemoryFieldReportSink>, SeedManager, Outbox, Outbox, CountedCheckpoints>;
+    Trainer<(TamiyoService<BlueprintCatalog, MemoryFieldReportSink>, SeedManager, Outbox, Outbox, CountedCheckpoints)>;
 
 fn control_loop() -> Loop {
     let clock = UnixClock::anchored_at(NOW_MS);

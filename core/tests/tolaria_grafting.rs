@@ -51,7 +51,7 @@ impl CheckpointStore for Shelf {
     }
 }
 
-type Loop<K = SeedManager> = Trainer<ScriptedTamiyo, K, Outbox, Outbox, Shelf>;
+type Loop<K = SeedManager> = Trainer<(ScriptedTamiyo, K, Outbox, Outbox, Shelf)>;
 
 fn seed_command(operation: SeedOperation, blueprint: &str) -> AdaptationCommand {
     AdaptationCommand {

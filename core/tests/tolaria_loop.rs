@@ -93,7 +93,7 @@ impl CheckpointStore for SharedCheckpoints {
     }
 }
 
-type TestTrainer = Trainer<StallingTamiyo, RecordingKasmina, Outbox, Outbox, SharedCheckpoints>;
+type TestTrainer = Trainer<(StallingTamiyo, RecordingKasmina, Outbox, Outbox, SharedCheckpoints)>;
 
 fn config() -> TrainingLoopConfig {
     TrainingLoopConfig {

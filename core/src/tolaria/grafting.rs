@@ -14,20 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use super::checkpoint::CheckpointStore;
 use super::device::{Batch, DeviceError, GraftStage};
-use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::ports::{KasminaPort, Ports};
 use super::trainer::Trainer;
 use crate::leyline::{TelemetryEvent, TelemetryLevel};
 
-impl<T, K, M, E, C> Trainer<T, K, M, E, C>
-where
-    T: TamiyoPort,
-    K: KasminaPort,
-    M: TelemetryPort,
-    E: EmergencyPort,
-    C: CheckpointStore,
-{
+impl<P: Ports> Trainer<P> {
     /// Makes the device's seeds what Kasmina's are (see the module docs).
     pub(super) fn sync_grafts(&mut self) {
         // Called even with an empty plan: a rollback may have restored a seed

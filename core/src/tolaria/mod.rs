@@ -24,5 +24,6 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 pub use checkpoint_store::{CHECKPOINT_PATH, StorageCheckpoints};
 pub use config::{ConfigError, TrainingLoopConfig};
 pub use pace::StepPace;
+pub use ports::{Collaborators, Peers, Ports};
 pub use rollback::RollbackOutcome;
-pub use trainer::{Collaborators, EpochFailure, EpochReport, TolariaError, Trainer};
+pub use trainer::{EpochFailure, EpochReport, TolariaError, Trainer};

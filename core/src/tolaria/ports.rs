@@ -9,6 +9,7 @@
 //! profile runs the trainer on a current-thread runtime for the same reason.
 #![allow(async_fn_in_trait, reason = "single-threaded runtimes; no Send bound wanted")]
 
+use super::checkpoint::CheckpointStore;
 use super::device::{Device, Gradients, SeedGraft};
 use crate::leyline::{AdaptationCommand, EmergencySignal, MetricPoint, SeedState, SystemStatePacket, TelemetryPacket};
 
@@ -21,6 +22,46 @@ pub enum PortError {
     #[error("{service} refused the request: {reason}")]
     Refused { service: &'static str, reason: String },
 }
+
+/// The five collaborators one trainer is wired to, named once: a trainer is a
+/// `Trainer<P: Ports>`. Implemented for the tuple `(tamiyo, kasmina, telemetry,
+/// emergency, checkpoints)`, so a wiring's type reads
+/// `Trainer<(ScriptedTamiyo, SeedManager, Outbox, Outbox, Shelf)>`.
+pub trait Ports {
+    type Tamiyo: TamiyoPort;
+    type Kasmina: KasminaPort;
+    type Telemetry: TelemetryPort;
+    type Emergency: EmergencyPort;
+    type Checkpoints: CheckpointStore;
+}
+
+impl<T, K, M, E, C> Ports for (T, K, M, E, C)
+where
+    T: TamiyoPort,
+    K: KasminaPort,
+    M: TelemetryPort,
+    E: EmergencyPort,
+    C: CheckpointStore,
+{
+    type Tamiyo = T;
+    type Kasmina = K;
+    type Telemetry = M;
+    type Emergency = E;
+    type Checkpoints = C;
+}
+
+/// Tolaria's collaborators bar its checkpoint store, reached only through their ports.
+#[derive(Debug)]
+pub struct Collaborators<T, K, M, E> {
+    pub tamiyo: T,
+    pub kasmina: K,
+    pub telemetry: M,
+    pub emergency: E,
+}
+
+/// The [`Collaborators`] of a wiring `P`.
+pub type Peers<P> =
+    Collaborators<<P as Ports>::Tamiyo, <P as Ports>::Kasmina, <P as Ports>::Telemetry, <P as Ports>::Emergency>;
 
 /// Tamiyo, the policy: a decision per optimizer step.
 pub trait TamiyoPort {

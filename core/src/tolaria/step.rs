@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, timeout};
 
-use super::checkpoint::CheckpointStore;
 use super::device::{Batch, StepOutcome};
-use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::ports::{EmergencyPort, KasminaPort, Ports, TamiyoPort};
 use super::trainer::{StepTally, Trainer};
 use crate::leyline::{
     AdaptationCommand, CommandType, EmergencySignal, SystemStatePacket, TelemetryEvent, TelemetryLevel, Timestamp,
@@ -16,14 +15,7 @@ use crate::leyline::{
 /// How long an emergency broadcast may take, as the original.
 const BROADCAST_TIMEOUT: Duration = Duration::from_secs(2);
 
-impl<T, K, M, E, C> Trainer<T, K, M, E, C>
-where
-    T: TamiyoPort,
-    K: KasminaPort,
-    M: TelemetryPort,
-    E: EmergencyPort,
-    C: CheckpointStore,
-{
+impl<P: Ports> Trainer<P> {
     /// Trains on `batch`, then consults Tamiyo and applies the command.
     pub(super) async fn step(&mut self, batch: &Batch, tally: &mut StepTally) {
         self.check_isolation(batch);

@@ -14,20 +14,11 @@ use super::device::{Device, DeviceError};
 use super::emergency::EmergencyController;
 use super::metrics::TolariaCounters;
 use super::pace::StepPace;
-use super::ports::{EmergencyPort, KasminaPort, PortError, TamiyoPort, TelemetryPort};
+use super::ports::{Collaborators, KasminaPort, Peers, PortError, Ports};
 use super::rollback::FastCache;
 use crate::breaker::CircuitBreaker;
 use crate::clock::UnixClock;
 use crate::leyline::{TelemetryEvent, TelemetryLevel, TelemetryPacket};
-
-/// Tolaria's collaborators, reached only through their ports.
-#[derive(Debug)]
-pub struct Collaborators<T, K, M, E> {
-    pub tamiyo: T,
-    pub kasmina: K,
-    pub telemetry: M,
-    pub emergency: E,
-}
 
 /// Why an epoch failed, in Esper-Lite's priority order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,12 +83,12 @@ pub enum TolariaError {
 }
 
 /// The trainer. See the module docs.
-pub struct Trainer<T, K, M, E, C> {
+pub struct Trainer<P: Ports> {
     pub(super) config: TrainingLoopConfig,
     pub(super) device: Box<dyn Device>,
     pub(super) dataset: Dataset,
-    pub(super) peers: Collaborators<T, K, M, E>,
-    pub(super) checkpoints: C,
+    pub(super) peers: Peers<P>,
+    pub(super) checkpoints: P::Checkpoints,
     pub(super) clock: UnixClock,
     pub(super) breaker: CircuitBreaker,
     pub(super) emergency: EmergencyController,
@@ -124,13 +115,11 @@ pub struct Trainer<T, K, M, E, C> {
     pub(super) graft_refusals: std::collections::BTreeMap<String, String>,
 }
 
-impl<T, K, M, E, C> Trainer<T, K, M, E, C>
+/// The constructor takes the collaborators' own types, which make the [`Ports`]
+/// tuple, so that `Trainer::new` needs no annotation at the call.
+impl<T, K, M, E, C> Trainer<(T, K, M, E, C)>
 where
-    T: TamiyoPort,
-    K: KasminaPort,
-    M: TelemetryPort,
-    E: EmergencyPort,
-    C: CheckpointStore,
+    (T, K, M, E, C): Ports<Tamiyo = T, Kasmina = K, Telemetry = M, Emergency = E, Checkpoints = C>,
 {
     /// A trainer at epoch 0. Call [`Trainer::resume`] first to continue from a checkpoint.
     pub fn new(
@@ -170,7 +159,9 @@ where
             graft_refusals: std::collections::BTreeMap::new(),
         })
     }
+}
 
+impl<P: Ports> Trainer<P> {
     /// The trainer with its step cost scaled by `pace`, which a driver may change
     /// while training runs (the sim's device throttle).
     #[must_use]
@@ -289,12 +280,12 @@ where
     }
 
     /// The collaborators, e.g. to read a recording port after a run.
-    pub fn collaborators(&self) -> &Collaborators<T, K, M, E> {
+    pub fn collaborators(&self) -> &Peers<P> {
         &self.peers
     }
 
     /// The collaborators, mutably: e.g. to drain Kasmina's telemetry between epochs.
-    pub fn collaborators_mut(&mut self) -> &mut Collaborators<T, K, M, E> {
+    pub fn collaborators_mut(&mut self) -> &mut Peers<P> {
         &mut self.peers
     }
 
@@ -310,7 +301,7 @@ where
     }
 }
 
-impl<T, K, M, E, C> std::fmt::Debug for Trainer<T, K, M, E, C> {
+impl<P: Ports> std::fmt::Debug for Trainer<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trainer")
             .field("run_id", &self.config.run_id)

@@ -3,21 +3,13 @@
 
 use tokio::time::Instant;
 
-use super::checkpoint::CheckpointStore;
 use super::metrics::{EpochFigures, epoch_packets};
-use super::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use super::ports::{KasminaPort, Ports, TelemetryPort};
 use super::trainer::{EpochClose, EpochFailure, EpochReport, StepTally, TolariaError, Trainer};
 use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
 use crate::oona::snapshot_packets;
 
-impl<T, K, M, E, C> Trainer<T, K, M, E, C>
-where
-    T: TamiyoPort,
-    K: KasminaPort,
-    M: TelemetryPort,
-    E: EmergencyPort,
-    C: CheckpointStore,
-{
+impl<P: Ports> Trainer<P> {
     pub(super) async fn close_epoch(&mut self, close: EpochClose) -> Result<EpochReport, TolariaError> {
         let failure = self.failure_of(close.latency_ms, &close.tally);
         let restore_latency_ms = match failure {

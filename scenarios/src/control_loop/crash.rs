@@ -165,7 +165,7 @@ fn trainer<T: TamiyoPort>(
     tamiyo: T,
     disk: esper_sim::SimDisk,
     rng: &RngTree,
-) -> Result<Trainer<T, SeedManager, Outbox, Outbox, StorageCheckpoints<esper_sim::SimDisk>>, String> {
+) -> Result<Trainer<(T, SeedManager, Outbox, Outbox, StorageCheckpoints<esper_sim::SimDisk>)>, String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;

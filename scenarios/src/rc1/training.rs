@@ -88,13 +88,13 @@ pub struct TrainingOutcome {
 }
 
 /// The trainer as the drills assemble it.
-type Drilled<C, S> = Trainer<
+type Drilled<C, S> = Trainer<(
     Stalling<TamiyoService<BlueprintCatalog, MemoryFieldReportSink>>,
     Stalling<SeedManager>,
     OonaClient<C, ChaCha8Rng>,
     OonaClient<C, ChaCha8Rng>,
     SlowCheckpoints<StorageCheckpoints<S>>,
->;
+)>;
 
 /// Runs `drill` to completion (or to an L4 halt) and measures it.
 pub async fn run<C, S>(

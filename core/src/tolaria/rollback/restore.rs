@@ -11,7 +11,7 @@ use crate::leyline::{EmergencyLevel, TelemetryEvent, TelemetryLevel};
 use crate::planted::{Planted, PlantedBug};
 use crate::tolaria::checkpoint::CheckpointStore;
 use crate::tolaria::device::{Device, DeviceError, ModelSpec, ModelState};
-use crate::tolaria::ports::{EmergencyPort, KasminaPort, TamiyoPort, TelemetryPort};
+use crate::tolaria::ports::Ports;
 use crate::tolaria::trainer::Trainer;
 
 /// How a rollback ended.
@@ -27,14 +27,7 @@ pub enum RollbackOutcome {
     Failed { reason: String },
 }
 
-impl<T, K, M, E, C> Trainer<T, K, M, E, C>
-where
-    T: TamiyoPort,
-    K: KasminaPort,
-    M: TelemetryPort,
-    E: EmergencyPort,
-    C: CheckpointStore,
-{
+impl<P: Ports> Trainer<P> {
     /// Puts the model back to its state after `step` (or the nearest earlier state held).
     pub async fn rollback_to(&mut self, step: u64) -> RollbackOutcome {
         let started = Instant::now();
