@@ -185,10 +185,7 @@ fn every_planted_bug_has_a_case() {
 /// store then refuses every report after the failed fsync.
 #[test]
 fn a_store_that_never_reopens_a_poisoned_log_fails_the_poisoned_log_drill() {
-    let run = |planted| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build();
-        runtime.expect("runtime").block_on(support::field_reports::poisoned_log_drill(planted))
-    };
+    let run = |planted| support::runtime::block_on(support::field_reports::poisoned_log_drill(planted));
     run(Planted::NONE).unwrap_or_else(|error| panic!("with no bug armed: {error}"));
     let failed = run(Planted::bug(Some(PlantedBug::PoisonedLogNeverReopens))).expect_err("the drill catches the bug");
     assert!(failed.contains("report 3") && failed.contains("Poisoned"), "{failed}");

@@ -147,7 +147,7 @@ async fn an_unreachable_server_sends_documents_to_memory_until_it_answers_again(
 #[test]
 fn ingested_packets_reach_the_configured_index() {
     let redis_port = support::spawn_simulated(ServerConfig::default());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = support::runtime::real();
     let (es_port, log) = runtime.block_on(stand_in(Box::new(|_| (200, r#"{"errors":false}"#))));
     let config = NissaConfig {
         elasticsearch: Some(IndexUrl { host: "127.0.0.1".into(), port: es_port }),

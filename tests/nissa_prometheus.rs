@@ -31,10 +31,6 @@ const RULES: &str = "ci/prometheus/alert_rules.yml";
 const RULES_TEST: &str = "ci/prometheus/alert_rules_test.yml";
 const DASHBOARD: &str = "ci/grafana/esper.json";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
-}
-
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -115,7 +111,7 @@ async fn populate(redis_port: u16, port: u16) -> String {
 fn scrape(test: &str) -> Option<(RealRedis, u16, String)> {
     let redis = RealRedis::start(test)?;
     let port = nissa::spawn(redis.port, NissaConfig::default());
-    let text = runtime().block_on(populate(redis.port, port));
+    let text = support::runtime::real().block_on(populate(redis.port, port));
     Some((redis, port, text))
 }
 
@@ -233,7 +229,7 @@ fn prometheus_scrapes_nissa_and_reports_the_target_up() {
     let port = nissa::spawn(redis.port, NissaConfig::default());
     let server = PrometheusServer::start(&binary, port);
     let api = nissa::probe(server.port);
-    let runtime = runtime();
+    let runtime = support::runtime::real();
     let mut last = String::new();
     for _ in 0..300 {
         let targets =
@@ -285,7 +281,7 @@ fn real_nissa_refuses_oversized_requests_and_dead_letters_bad_envelopes() {
         return;
     };
     let port = nissa::spawn(redis.port, NissaConfig::default());
-    runtime().block_on(async {
+    support::runtime::real().block_on(async {
         let mut rig = nissa::rig(redis.port, port).await;
         checks::oversized_requests(&rig.probe).await.expect("oversized requests get 4xx");
         let fixture = esper_scenarios::oona_checks::BusFixture {

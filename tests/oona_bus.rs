@@ -10,8 +10,7 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 use support::{RealRedis, spawn_simulated_server};
 
 fn run_checks(fixture: &BusFixture<TokioConnector>) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    if let Err(error) = runtime.block_on(run_all(fixture)) {
+    if let Err(error) = support::runtime::real().block_on(run_all(fixture)) {
         panic!("{error}");
     }
 }

@@ -99,8 +99,7 @@ fn field_reports_dump_round_trips_a_wal_and_reports_damage() {
     let config = FieldReportConfig::new(dir.path());
     let now_ms = unix_ms();
     let reports: Vec<FieldReport> = (1..=3).map(|id| report(id, now_ms)).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("tokio");
-    runtime.block_on(async {
+    support::runtime::real().block_on(async {
         let mut store = FieldReportStore::open(RealStorage, config.clone(), now_ms).await.expect("the store opens");
         for report in &reports {
             store.append(report.clone(), now_ms).await.expect("append");

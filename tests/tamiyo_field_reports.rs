@@ -14,7 +14,8 @@ use esper_core::tamiyo::field_reports::{
 use esper_core::wal::PersistenceError;
 use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
 use support::field_reports::report;
-use support::sim::{block_on, disk};
+use support::runtime::block_on;
+use support::sim::disk;
 
 const HOUR_MS: u64 = 3_600_000;
 /// 2025-01-01T00:00:00Z, the sim's epoch.

@@ -30,7 +30,7 @@ use esper_core::tolaria::device::DeviceKind;
 use esper_core::urza::Library;
 use esper_sim::{RngTree, SimDisk, SimDiskConfig};
 use rand::Rng;
-use support::sim::block_on;
+use support::runtime::block_on;
 
 const ROOT: &str = "var/urza";
 const FORGE_SEED: u64 = 7;

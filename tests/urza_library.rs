@@ -9,7 +9,8 @@ use esper_core::karn::Catalog;
 use esper_core::storage::{RealStorage, Storage};
 use esper_core::tamiyo::BlueprintMetadataSource;
 use esper_core::urza::{KernelArtifact, Library, UrzaError, sha256_hex};
-use support::sim::{block_on, disk};
+use support::runtime::block_on;
+use support::sim::disk;
 
 const ROOT: &str = "var/urza";
 

@@ -7,6 +7,8 @@
 //! recovered record is one that some task handed over (intact, no garbage, no
 //! duplicates, in each task's order), and the recovered log then opens strictly.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ use esper_core::wal::{Wal, WalConfig};
 use esper_sim::disk::CrashEffect;
 use esper_sim::{RngTree, SimDisk, SimDiskConfig};
 use rand::Rng;
+use support::runtime::paused;
 
 const SEEDS: u64 = 1_000;
 const CYCLES: u64 = 3;
@@ -41,10 +44,6 @@ fn decode(record: &[u8]) -> Option<u64> {
 struct Ledger {
     attempted: BTreeSet<u64>,
     acked: BTreeSet<u64>,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime")
 }
 
 /// Recovers the log, starts group commit, and runs the appenders until they finish
@@ -102,10 +101,10 @@ fn run_seed(seed: u64) -> Vec<CrashEffect> {
     for cycle in 0..CYCLES {
         let crash_at = Duration::from_micros(plan.random_range(0..150_000));
         let work = workload(disk.clone(), Arc::clone(&ledger), tree.clone(), cycle);
-        let finished = runtime().block_on(async { tokio::time::timeout(crash_at, work).await.is_ok() });
+        let finished = paused().block_on(async { tokio::time::timeout(crash_at, work).await.is_ok() });
         // The runtime is gone: every task died where it stood. Now the power goes.
         torn.extend(disk.crash().into_iter().filter(|effect| effect.pending_bytes > 0));
-        let recovered = runtime().block_on(async {
+        let recovered = paused().block_on(async {
             let (_, recovery) =
                 Wal::open(&disk, Path::new(LOG), WalConfig::with_strict(false)).await.expect("recovers");
             let strict = Wal::open(&disk, Path::new(LOG), WalConfig::with_strict(true)).await;

@@ -10,7 +10,8 @@ use esper_core::wal::frame::{FILE_HEADER_LEN, MAGIC};
 use esper_core::wal::group_commit::group_commit;
 use esper_core::wal::{PersistenceError, Wal, WalConfig};
 use esper_sim::{DiskOp, RngTree, SimDisk, SimDiskConfig};
-use support::sim::{block_on, disk};
+use support::runtime::block_on;
+use support::sim::disk;
 
 const LOG: &str = "var/wal.log";
 

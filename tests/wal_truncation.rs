@@ -6,6 +6,8 @@
 //! naming the file and the damaged frame's offset; a damaged file header is refused
 //! in both modes and the file left byte-identical.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use esper_core::wal::frame::{FILE_HEADER_LEN, FRAME_HEADER_LEN};
 use esper_core::wal::rewrite::encode_log;
 use esper_core::wal::{PersistenceError, Recovery, Wal, WalConfig};
 use esper_sim::{RngTree, SimDisk, SimDiskConfig};
+use support::runtime::paused;
 
 const RECORDS: usize = 1_000;
 
@@ -170,10 +173,6 @@ fn sim_disk() -> SimDisk {
     SimDisk::new(config, RngTree::new(0).stream("wal_truncation"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime")
-}
-
 /// A tempdir for the real-file runs. On tmpfs (`/dev/shm`) where there is one: these
 /// tests fsync tens of thousands of times and test the recovery path, not the
 /// device; the syscalls RealStorage makes are the same on any file system.
@@ -186,22 +185,22 @@ fn real_log() -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn recovers_prefix_at_every_truncation_offset_on_sim_disk() {
-    runtime().block_on(check_every_truncation(&sim_disk(), Path::new("var/wal.log")));
+    paused().block_on(check_every_truncation(&sim_disk(), Path::new("var/wal.log")));
 }
 
 #[test]
 fn recovers_prefix_at_every_truncation_offset_on_real_files() {
     let (_directory, path) = real_log();
-    runtime().block_on(check_every_truncation(&RealStorage, &path));
+    paused().block_on(check_every_truncation(&RealStorage, &path));
 }
 
 #[test]
 fn detects_every_bit_flip_on_sim_disk() {
-    runtime().block_on(check_every_bit_flip(&sim_disk(), Path::new("var/wal.log")));
+    paused().block_on(check_every_bit_flip(&sim_disk(), Path::new("var/wal.log")));
 }
 
 #[test]
 fn detects_every_bit_flip_on_real_files() {
     let (_directory, path) = real_log();
-    runtime().block_on(check_every_bit_flip(&RealStorage, &path));
+    paused().block_on(check_every_bit_flip(&RealStorage, &path));
 }

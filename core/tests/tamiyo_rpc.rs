@@ -2,6 +2,9 @@
 //! and counted, reconnects, and hostile bytes that never panic the frame reader or
 //! the server.
 
+#[path = "../../tests/support/runtime.rs"]
+mod runtime;
+
 mod tamiyo_support;
 
 use std::future::Future;
@@ -328,10 +331,6 @@ fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -339,7 +338,7 @@ proptest! {
     /// panic — and never claims more bytes than it was given.
     #[test]
     fn frame_reader_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2048), max in 0u32..1024) {
-        let consumed = runtime().block_on(async {
+        let consumed = runtime::real().block_on(async {
             let mut reader = bytes.as_slice();
             let mut consumed = 0;
             for _ in 0..=bytes.len() {
@@ -362,7 +361,7 @@ proptest! {
     #[test]
     fn server_refuses_hostile_bytes_without_panicking(bytes in hostile_bytes()) {
         let stats = RpcStats::default();
-        let answers = runtime().block_on(feed_server(&bytes, &stats));
+        let answers = runtime::real().block_on(feed_server(&bytes, &stats));
         let counters = stats.snapshot();
         prop_assert_eq!(counters.requests_answered, 0);
         prop_assert_eq!(counters.bad_frames(), u64::from(!bytes.is_empty()));

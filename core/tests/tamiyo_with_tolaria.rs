@@ -2,6 +2,9 @@
 //! consulted, every command reported, and a plateau grown into a seed that Kasmina
 //! walks through its lifecycle.
 
+#[path = "../../tests/support/runtime.rs"]
+mod runtime;
+
 mod tamiyo_support;
 
 use std::time::Duration;
@@ -63,14 +66,9 @@ fn control_loop() -> Loop {
     Trainer::new(config, device, data, peers, CountedCheckpoints::default(), clock).expect("valid trainer")
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt");
-    runtime.block_on(future)
-}
-
 #[test]
 fn tamiyo_decides_every_step_and_the_loss_still_falls() {
-    block_on(async {
+    runtime::block_on(async {
         let mut trainer = control_loop();
         let reports = trainer.run(3).await.expect("runs");
         assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
@@ -84,7 +82,7 @@ fn tamiyo_decides_every_step_and_the_loss_still_falls() {
 
 #[test]
 fn a_plateau_grows_a_seed_that_kasmina_takes_through_its_lifecycle() {
-    block_on(async {
+    runtime::block_on(async {
         let mut trainer = control_loop();
         let epochs = trainer.run(40).await.expect("runs");
         for e in &epochs {

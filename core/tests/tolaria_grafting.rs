@@ -3,6 +3,9 @@
 //! a culled one is dropped; a kernel that does not fit the slot is refused once; a
 //! restarted Tolaria resumes its seeds from the checkpoint.
 
+#[path = "../../tests/support/runtime.rs"]
+mod runtime;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -92,17 +95,13 @@ fn control_loop_with<K: KasminaPort>(script: Vec<(u64, AdaptationCommand)>, kasm
 
 /// Runs `epochs` and returns the trainer, the model state and the Tolaria event names.
 fn run(script: Vec<(u64, AdaptationCommand)>, epochs: u32) -> (Loop, ModelState, Vec<String>) {
-    let runtime = paused_runtime();
+    let runtime = runtime::paused();
     let mut trainer = control_loop(script);
     let reports = runtime.block_on(trainer.run(epochs)).expect("runs");
     assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
     let state = ModelState::decode(&trainer.snapshot().expect("snapshot"), &ModelSpec::mlp()).expect("decodes");
     let events = events(&trainer.collaborators().telemetry.telemetry);
     (trainer, state, events)
-}
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt")
 }
 
 fn events(packets: &[TelemetryPacket]) -> Vec<String> {
@@ -176,7 +175,7 @@ impl KasminaPort for Amnesiac {
 /// epoch-2 checkpoint), drops that trainer (a crash), and resumes a fresh one on the
 /// same checkpoints with `kasmina` to the end of epoch 4.
 fn crash_and_resume<K: KasminaPort>(kasmina: K) -> ModelState {
-    let runtime = paused_runtime();
+    let runtime = runtime::paused();
     let script = || vec![(1, seed_command(SeedOperation::Germinate, "BP002"))];
     let shelf = Shelf::default();
     let mut first = control_loop_with(script(), SeedManager::new(KasminaConfig::default()), shelf.clone());
@@ -221,7 +220,7 @@ impl KasminaPort for NoSeeds {
 
 #[test]
 fn a_kasmina_that_keeps_no_plan_refuses_a_checkpoint_with_seeds() {
-    let runtime = paused_runtime();
+    let runtime = runtime::paused();
     let shelf = Shelf::default();
     let script = vec![(1, seed_command(SeedOperation::Germinate, "BP002"))];
     let mut first = control_loop_with(script, SeedManager::new(KasminaConfig::default()), shelf.clone());

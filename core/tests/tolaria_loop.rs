@@ -4,6 +4,9 @@
 //! The collaborators here are small stand-ins that record what they are sent; the
 //! stalling Tamiyo counts its own stalls so the test compares two independent counts.
 
+#[path = "../../tests/support/runtime.rs"]
+mod runtime;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -119,18 +122,13 @@ fn trainer(config: TrainingLoopConfig, data: Dataset, tamiyo: StallingTamiyo, st
     Trainer::new(config, device, data, peers, store, UnixClock::anchored_at(1_767_225_600_000)).expect("valid trainer")
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("rt");
-    runtime.block_on(future)
-}
-
 fn event_names(packets: &[TelemetryPacket]) -> Vec<&str> {
     packets.iter().flat_map(|p| &p.events).map(|e| e.description.as_str()).collect()
 }
 
 #[test]
 fn three_epochs_lower_the_loss_with_tamiyo_at_every_step_and_telemetry_in_budget() {
-    let reports = block_on(async {
+    let reports = runtime::block_on(async {
         let mut trainer = trainer(config(), dataset(), StallingTamiyo::default(), SharedCheckpoints::default());
         let reports = trainer.run(3).await.expect("runs");
         let peers = trainer.collaborators();
@@ -169,7 +167,7 @@ fn three_epochs_lower_the_loss_with_tamiyo_at_every_step_and_telemetry_in_budget
 #[test]
 fn tamiyo_timeouts_are_counted_exactly_as_often_as_tamiyo_stalled() {
     for stall_every in [2, 5, 7, 20] {
-        block_on(async {
+        runtime::block_on(async {
             let tamiyo = StallingTamiyo { stall_every: Some(stall_every), ..StallingTamiyo::default() };
             let mut trainer = trainer(config(), dataset(), tamiyo, SharedCheckpoints::default());
             let reports = trainer.run(6).await.expect("runs");
@@ -212,7 +210,7 @@ fn poisoned_and_skipped(index: usize) -> (Dataset, Dataset) {
 #[test]
 fn divergence_rolls_back_to_the_exact_pre_fault_parameters() {
     let (poisoned, skipped) = poisoned_and_skipped(21);
-    let (rolled_back, clean) = block_on(async {
+    let (rolled_back, clean) = runtime::block_on(async {
         let mut faulty = trainer(config(), poisoned, StallingTamiyo::default(), SharedCheckpoints::default());
         let report = faulty.run_epoch().await.expect("runs");
         assert_eq!(report.failure, Some(EpochFailure::StepFailure), "divergence fails the epoch");
@@ -230,7 +228,7 @@ fn divergence_rolls_back_to_the_exact_pre_fault_parameters() {
 #[test]
 fn rollback_past_its_deadline_counts_once_and_halts_with_an_emergency_signal() {
     let (poisoned, _) = poisoned_and_skipped(5);
-    block_on(async {
+    runtime::block_on(async {
         // No fast tier (0 bytes), and a checkpoint that takes longer than the deadline.
         let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..config() };
         let store = SharedCheckpoints { read_delay: Duration::from_millis(400), ..SharedCheckpoints::default() };
@@ -258,7 +256,7 @@ fn rollback_past_its_deadline_counts_once_and_halts_with_an_emergency_signal() {
 /// comes back as a success 400 ms into a 250 ms deadline. It still ran past it.
 #[test]
 fn a_checkpoint_that_lands_after_the_deadline_in_one_wake_up_is_a_deadline_miss() {
-    block_on(async {
+    runtime::block_on(async {
         let store = SharedCheckpoints { read_stall: Duration::from_millis(400), ..SharedCheckpoints::default() };
         let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..config() };
         let mut trainer = trainer(config, dataset(), StallingTamiyo::default(), store);
@@ -271,7 +269,7 @@ fn a_checkpoint_that_lands_after_the_deadline_in_one_wake_up_is_a_deadline_miss(
 
 #[test]
 fn a_checkpoint_restore_inside_the_deadline_is_not_a_deadline_miss() {
-    block_on(async {
+    runtime::block_on(async {
         let store = SharedCheckpoints { read_delay: Duration::from_millis(12), ..SharedCheckpoints::default() };
         let config = TrainingLoopConfig { rollback_fast_cap_bytes: 0, ..config() };
         let mut trainer = trainer(config, dataset(), StallingTamiyo::default(), store);
@@ -288,7 +286,7 @@ fn a_checkpoint_restore_inside_the_deadline_is_not_a_deadline_miss() {
 
 #[test]
 fn a_crash_mid_epoch_resumes_from_the_checkpoint_and_ends_where_an_unbroken_run_ends() {
-    let (resumed, unbroken) = block_on(async {
+    let (resumed, unbroken) = runtime::block_on(async {
         let store = SharedCheckpoints::default();
         let mut first = trainer(config(), dataset(), StallingTamiyo::default(), store.clone());
         first.run(2).await.expect("two epochs");
@@ -312,7 +310,7 @@ fn a_crash_mid_epoch_resumes_from_the_checkpoint_and_ends_where_an_unbroken_run_
 #[test]
 fn a_failed_epoch_rolls_back_to_its_start_only_when_rollback_is_enabled() {
     for rollback_enabled in [true, false] {
-        block_on(async {
+        runtime::block_on(async {
             // Tamiyo's 20th call (epoch 2, step 4) stalls: epoch 2 blows its budget.
             let tamiyo = StallingTamiyo { stall_every: Some(20), ..StallingTamiyo::default() };
             let config = TrainingLoopConfig { rollback_enabled, ..config() };
@@ -334,7 +332,7 @@ fn a_failed_epoch_rolls_back_to_its_start_only_when_rollback_is_enabled() {
 /// rolled back to, not the state that epoch ended in.
 #[test]
 fn a_throttled_device_fails_epochs_in_a_row_and_each_rolls_back_to_its_own_start() {
-    block_on(async {
+    runtime::block_on(async {
         let pace = StepPace::default();
         let config = TrainingLoopConfig { rollback_enabled: true, ..config() };
         let store = SharedCheckpoints::default();

@@ -12,6 +12,7 @@ use esper_sim::redis::{RedisServer, ServerConfig};
 pub mod external;
 pub mod field_reports;
 pub mod nissa;
+pub mod runtime;
 pub mod seeds;
 pub mod sim;
 

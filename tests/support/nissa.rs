@@ -33,8 +33,7 @@ pub fn bus(consumer: &str, redis_port: u16, seed: u64) -> OonaClient<TokioConnec
 pub fn spawn(redis_port: u16, config: NissaConfig) -> u16 {
     let port = free_port();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-        runtime.block_on(async move {
+        super::runtime::real().block_on(async move {
             let nissa = Nissa::new(NissaConfig { port, ..config }, UnixClock::anchored_at(wall_clock_ms()))
                 .expect("the default rules are valid");
             let served = nissa::run(TokioConnector, nissa, bus("nissa", redis_port, 1), ChaCha8Rng::seed_from_u64(2));
