@@ -159,13 +159,12 @@ async fn incarnation(
     Ok(())
 }
 
+/// The trainer each life of Tolaria runs, with its Tamiyo `T`.
+type Life<T> = Trainer<(T, SeedManager, Outbox, Outbox, StorageCheckpoints<esper_sim::SimDisk>)>;
+
 /// A Tolaria trainer on `disk` with `tamiyo`: the data and the initial model come
 /// from `rng`, so every life and the uninterrupted run start alike.
-fn trainer<T: TamiyoPort>(
-    tamiyo: T,
-    disk: esper_sim::SimDisk,
-    rng: &RngTree,
-) -> Result<Trainer<(T, SeedManager, Outbox, Outbox, StorageCheckpoints<esper_sim::SimDisk>)>, String> {
+fn trainer<T: TamiyoPort>(tamiyo: T, disk: esper_sim::SimDisk, rng: &RngTree) -> Result<Life<T>, String> {
     let spec = ModelSpec::rc1();
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = DeviceKind::Synthetic.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
