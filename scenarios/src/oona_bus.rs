@@ -3,7 +3,7 @@
 //! against a real `redis-server`.
 
 use esper_sim::redis::ServerConfig;
-use esper_sim::{FaultSchedule, RngTree, SimScenario, TurmoilConnector, World};
+use esper_sim::{SimScenario, TurmoilConnector, World};
 use rand::RngCore;
 
 use crate::oona_checks::{BusFixture, Resetter, run_all};
@@ -22,10 +22,6 @@ impl SimScenario for OonaBusScenario {
 
     fn summary(&self) -> &'static str {
         "Oona's integration checks (backpressure, retries, dead letters, reconnect) against the simulated Redis"
-    }
-
-    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-        FaultSchedule::default()
     }
 
     fn populate(&self, world: &mut World) {

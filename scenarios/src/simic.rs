@@ -29,7 +29,7 @@ use esper_core::tamiyo::learned::{GerminationHead, features};
 use esper_core::tamiyo::policy_updates::apply_policy_updates;
 use esper_core::tamiyo::{BlueprintCatalog, MemoryFieldReportSink, TamiyoConfig, TamiyoService};
 use esper_sim::redis::ServerConfig;
-use esper_sim::{FaultSchedule, RngTree, SimScenario, TurmoilConnector, World};
+use esper_sim::{RngTree, SimScenario, TurmoilConnector, World};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -135,10 +135,6 @@ impl SimScenario for SimicScenario {
 
     fn summary(&self) -> &'static str {
         "Simic's PPO improves Tamiyo's germination head from field reports; a head failing validation is never published; Tamiyo hot-swaps"
-    }
-
-    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-        FaultSchedule::default()
     }
 
     fn populate(&self, world: &mut World) {

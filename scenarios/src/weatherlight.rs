@@ -42,7 +42,7 @@ use esper_core::weatherlight::{
     WeatherlightReport,
 };
 use esper_sim::redis::ServerConfig;
-use esper_sim::{FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig};
+use esper_sim::{RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -118,11 +118,6 @@ impl SimScenario for WeatherlightScenario {
 
     fn world_config(&self) -> WorldConfig {
         WorldConfig { max_latency: Duration::from_millis(2), ..WorldConfig::default() }
-    }
-
-    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-        // The faults act inside the weatherlight host (see the module docs).
-        FaultSchedule::new(Vec::new())
     }
 
     fn populate(&self, world: &mut World) {

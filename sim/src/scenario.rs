@@ -26,7 +26,11 @@ pub trait SimScenario: Sync + std::fmt::Debug {
 
     /// The faults for this seed, drawn from the `faults` branch of the RNG tree so
     /// they never shift when the code under test draws more or fewer numbers.
-    fn schedule(&self, rng: &RngTree) -> FaultSchedule;
+    /// None by default: many scenarios inject their faults inside their hosts (a
+    /// stalling collaborator, a corrupted sample, a drawn outage).
+    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
+        FaultSchedule::default()
+    }
 
     /// The faults a drill generator may draw for this scenario (`esper sweep`);
     /// `None` for a scenario that only runs its own schedule.

@@ -33,9 +33,7 @@ use esper_core::tolaria::{
     CHECKPOINT_PATH, Collaborators, EpochReport, StorageCheckpoints, Trainer, TrainingLoopConfig,
 };
 use esper_sim::redis::ServerConfig;
-use esper_sim::{
-    ClockSkew, FaultSchedule, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig,
-};
+use esper_sim::{ClockSkew, RngTree, SimDisk, SimDiskConfig, SimScenario, TurmoilConnector, World, WorldConfig};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -76,11 +74,6 @@ impl SimScenario for RollbackDeadlineScenario {
 
     fn world_config(&self) -> WorldConfig {
         WorldConfig { max_latency: Duration::from_millis(2), ..WorldConfig::default() }
-    }
-
-    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-        // The faults here are in the data (a corrupted sample) and the disk's physics.
-        FaultSchedule::new(Vec::new())
     }
 
     fn populate(&self, world: &mut World) {

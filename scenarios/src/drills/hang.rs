@@ -84,7 +84,7 @@ pub fn sweep_rerun(scenario: &str, seed: u64, swarm: bool, planted: Planted) -> 
 #[cfg(test)]
 mod tests {
     use esper_core::planted::PlantedBug;
-    use esper_sim::{FaultSchedule, FaultSpace, RngTree, SimScenario, World};
+    use esper_sim::{FaultSpace, SimScenario, World};
 
     use super::*;
     use crate::drills::sweep::{SweepConfig, sweep};
@@ -101,10 +101,6 @@ mod tests {
 
         fn summary(&self) -> &'static str {
             "a host that never awaits and logs nothing"
-        }
-
-        fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-            FaultSchedule::default()
         }
 
         fn fault_space(&self) -> Option<FaultSpace> {

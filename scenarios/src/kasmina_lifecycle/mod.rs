@@ -39,7 +39,7 @@ use esper_core::leyline::{
 };
 use esper_core::planted::Planted;
 use esper_core::tolaria::device::{Device, ModelSpec, Synthetic};
-use esper_sim::{FaultSchedule, Invariant, RngTree, SimScenario, Tally, Violation, World, WorldConfig};
+use esper_sim::{Invariant, RngTree, SimScenario, Tally, Violation, World, WorldConfig};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
@@ -72,11 +72,6 @@ impl SimScenario for KasminaLifecycleScenario {
 
     fn world_config(&self) -> WorldConfig {
         WorldConfig { duration: Duration::from_secs(30), ..WorldConfig::default() }
-    }
-
-    fn schedule(&self, _: &RngTree) -> FaultSchedule {
-        // The faults are in the commands and the gradients the driver draws.
-        FaultSchedule::new(Vec::new())
     }
 
     fn populate(&self, world: &mut World) {

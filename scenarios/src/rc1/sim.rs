@@ -9,8 +9,7 @@ use esper_core::tolaria::CHECKPOINT_PATH;
 use esper_core::tolaria::device::DeviceKind;
 use esper_sim::redis::ServerConfig;
 use esper_sim::{
-    FaultSchedule, RngTree, RunReport, SimDiskConfig, SimScenario, TraceMode, TurmoilConnector, World, WorldConfig,
-    run_scenario,
+    RngTree, RunReport, SimDiskConfig, SimScenario, TraceMode, TurmoilConnector, World, WorldConfig, run_scenario,
 };
 use prost::Message;
 
@@ -93,11 +92,6 @@ impl SimScenario for TrainingScenario {
 
     fn world_config(&self) -> WorldConfig {
         WorldConfig { max_latency: Duration::from_millis(2), ..WorldConfig::default() }
-    }
-
-    fn schedule(&self, _rng: &RngTree) -> FaultSchedule {
-        // The drills' faults are in the collaborators (stalls) and the store (latency).
-        FaultSchedule::new(Vec::new())
     }
 
     fn populate(&self, world: &mut World) {

@@ -35,7 +35,7 @@ use esper_core::tamiyo::{
     TamiyoConfig, TamiyoService, serve_tamiyo,
 };
 use esper_core::tolaria::ports::{PortError, TelemetryPort};
-use esper_sim::{FaultSchedule, Incarnations, RngTree, SimScenario, TurmoilConnector, Violation, World, WorldConfig};
+use esper_sim::{Incarnations, SimScenario, TurmoilConnector, Violation, World, WorldConfig};
 
 use crate::control_loop::hosts::{TAMIYO, TAMIYO_PORT, TOLARIA, rpc_config, sim_clock, tamiyo_client_at};
 use oracle::{Decision, RiskOracle};
@@ -88,12 +88,6 @@ impl SimScenario for TamiyoRiskScenario {
             duration: Duration::from_secs(30),
             ..WorldConfig::default()
         }
-    }
-
-    fn schedule(&self, _: &RngTree) -> FaultSchedule {
-        // The outages are the metadata source's drawn delays (see `plan`), set
-        // by the driver step by step; the network is left alone.
-        FaultSchedule::new(Vec::new())
     }
 
     fn populate(&self, world: &mut World) {
