@@ -17,12 +17,12 @@ use std::process::ExitCode;
 use esper_scenarios::drills::failure::FailureFileError;
 use esper_scenarios::drills::shrink::ShrinkError;
 use esper_scenarios::drills::sweep::SweepError;
-use esper_scenarios::kasmina_prefetch::BurstError;
 use esper_scenarios::rc1::gate::GateError;
-use esper_scenarios::real_profile::KeyError;
+use esper_scenarios::real::real_profile::KeyError;
+use esper_scenarios::real::up::UpError;
 use esper_scenarios::registry::UnknownScenario;
+use esper_scenarios::sim::kasmina_prefetch::BurstError;
 use esper_scenarios::timeline::TimelineError;
-use esper_scenarios::up::UpError;
 
 /// Whose problem an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,17 +20,19 @@ use esper_core::planted::Planted;
 use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::drills::hang;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
-use esper_scenarios::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::rc1::gate::{Scope, Tolerance};
-use esper_scenarios::rc1::manifest::{Commit, RunManifest};
+use esper_scenarios::rc1::harness::current_commit;
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
-use esper_scenarios::real_profile::{DevKey, KeySource, RealKey, RedisTarget, process_env, signing_key, wall_clock_ms};
+use esper_scenarios::real::real_profile::{
+    DevKey, KeySource, RealKey, RedisTarget, process_env, signing_key, wall_clock_ms,
+};
+use esper_scenarios::real::tamiyo_wal;
 use esper_scenarios::registry;
 use esper_scenarios::seeds::SeedRange;
-use esper_scenarios::tamiyo_wal;
-use esper_scenarios::wal_soak::{SoakConfig, SoakError};
+use esper_scenarios::sim::kasmina_prefetch::{self, BurstConfig};
+use esper_scenarios::sim::wal_soak::{SoakConfig, SoakError};
 use esper_sim::{SimScenario, TraceMode, check_determinism, replay_command, run_scenario_planted};
 use exit::{CommandResult, Tag as _, usage};
 
@@ -93,7 +95,7 @@ struct RedisArgs {
     port: u16,
     /// The interface to listen on: loopback unless another is given
     /// (`0.0.0.0` opens it to every network this machine is on).
-    #[arg(long, value_name = "IP", default_value_t = esper_scenarios::embedded_redis::DEFAULT_BIND)]
+    #[arg(long, value_name = "IP", default_value_t = esper_scenarios::real::embedded_redis::DEFAULT_BIND)]
     bind: std::net::IpAddr,
     /// `requirepass`: commands other than AUTH/HELLO/QUIT/RESET answer -NOAUTH
     /// until the client authenticates with this password.
@@ -113,8 +115,8 @@ struct RedisArgs {
 }
 
 impl RedisArgs {
-    fn limits(&self) -> esper_scenarios::embedded_redis::RedisLimits {
-        esper_scenarios::embedded_redis::RedisLimits {
+    fn limits(&self) -> esper_scenarios::real::embedded_redis::RedisLimits {
+        esper_scenarios::real::embedded_redis::RedisLimits {
             requirepass: self.requirepass.clone().map(String::into_bytes),
             max_clients: self.maxclients,
             query_buffer_bytes: self.client_query_buffer_limit,
@@ -181,7 +183,7 @@ enum Command {
         #[arg(long, default_value = "0..100")]
         seeds: SeedRange,
     },
-    /// Drill a scenario over many seeds: each seed draws a fault schedule from the
+    /// AlertCheck a scenario over many seeds: each seed draws a fault schedule from the
     /// scenario's fault space (with `--swarm`, first a subset of fault kinds), runs
     /// it and judges the invariants. Seeds run in parallel; each failure is written
     /// to `<failures-dir>/<seed>.json` with the command that replays it, and its
@@ -269,8 +271,10 @@ enum Command {
     },
     /// Feed Nissa synthetic telemetry for each alert in a simulated world: each must
     /// fire in the evaluation its condition is met and clear after normal samples.
-    /// Exit 1 if any drill fails.
-    FaultDrills {
+    /// Exit 1 if any alert check fails. Also answers to `fault-drills`, Esper-Lite's
+    /// name (`run_fault_drills.py`).
+    #[command(alias = "fault-drills")]
+    AlertChecks {
         /// The world's seed.
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -359,8 +363,8 @@ struct HarnessArgs {
     #[arg(default_value = "all", value_parser = harness_target)]
     target: HarnessTarget,
     /// sim (modelled time, deterministic, trace hash) or real (wall time, TCP Redis).
-    #[arg(long, default_value = "sim", value_parser = ["sim", "real"])]
-    profile: String,
+    #[arg(long, default_value = "sim", value_enum)]
+    profile: Profile,
     /// synthetic (pure Rust), cpu or cuda[:N] (libtorch; needs `--features tch`).
     #[arg(long, default_value = "synthetic")]
     device: DeviceKind,
@@ -426,7 +430,7 @@ struct UpArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     epochs: u32,
     /// Where Nissa serves /metrics, /healthz and /metrics/summary (port 0: a free one).
-    #[arg(long, default_value_t = esper_scenarios::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
+    #[arg(long, default_value_t = esper_scenarios::real::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
     nissa_addr: std::net::SocketAddr,
     /// Checkpoints and WALs; a later run in the same directory resumes from them.
     #[arg(long, default_value = "var/esper-up", value_name = "DIR")]
@@ -459,7 +463,7 @@ struct NissaArgs {
     #[arg(long, value_name = "URL")]
     redis_url: String,
     /// Where the HTTP endpoints listen (port 0: a free one).
-    #[arg(long, default_value_t = esper_scenarios::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
+    #[arg(long, default_value_t = esper_scenarios::real::up::DEFAULT_NISSA_ADDR, value_name = "ADDR")]
     addr: std::net::SocketAddr,
     /// Seeds the bus client's nonces and retry jitter.
     #[arg(long, default_value_t = 42)]
@@ -625,9 +629,9 @@ fn execute(command: Command) -> CommandResult {
             wal_soak(SoakConfig { iterations, truncate_every, strict }, workdir)
         }
         Command::TamiyoWal { action } => tamiyo_wal(action),
-        Command::FaultDrills { seed } => {
-            let report = esper_scenarios::nissa::fault_drills(seed);
-            report.drills.iter().for_each(|drill| println!("{drill}"));
+        Command::AlertChecks { seed } => {
+            let report = esper_scenarios::sim::nissa::alert_checks_run(seed);
+            report.checks.iter().for_each(|check| println!("{check}"));
             if !report.passed() {
                 eprintln!("{}", report.run);
             }
@@ -639,7 +643,7 @@ fn execute(command: Command) -> CommandResult {
         Command::Redis(args) => {
             let address = std::net::SocketAddr::new(args.bind, args.port);
             let listening = |at| eprintln!("esper redis: simulated Redis 7.0 listening on {at}");
-            esper_scenarios::embedded_redis::serve_blocking(address, args.limits(), listening)
+            esper_scenarios::real::embedded_redis::serve_blocking(address, args.limits(), listening)
                 .with_context(|| format!("serving Redis on {address}"))
                 .runtime()?;
             Ok(true)
@@ -649,7 +653,7 @@ fn execute(command: Command) -> CommandResult {
 
 fn up(args: UpArgs) -> CommandResult {
     logging::install(&args.log)?;
-    let config = esper_scenarios::up::UpConfig {
+    let config = esper_scenarios::real::up::UpConfig {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         key: args.dev_key.resolve()?,
         device: args.device,
@@ -661,7 +665,7 @@ fn up(args: UpArgs) -> CommandResult {
         fsync_delay: args.fault_fsync_delay,
         step_delay: args.fault_step_delay,
     };
-    let outcome = esper_scenarios::up::run(&config, announce)?;
+    let outcome = esper_scenarios::real::up::run(&config, announce)?;
     Ok(outcome.succeeded())
 }
 
@@ -675,13 +679,13 @@ fn announce(line: String) {
 
 fn nissa(args: NissaArgs) -> CommandResult {
     logging::install(&args.log)?;
-    let config = esper_scenarios::up::NissaAloneConfig {
+    let config = esper_scenarios::real::up::NissaAloneConfig {
         redis: RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?,
         addr: args.addr,
         seed: args.seed,
         key: args.dev_key.resolve()?,
     };
-    esper_scenarios::up::run_nissa(&config, announce)?;
+    esper_scenarios::real::up::run_nissa(&config, announce)?;
     Ok(true)
 }
 
@@ -841,7 +845,7 @@ fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
 }
 
 fn harness(args: HarnessArgs) -> CommandResult {
-    let profile = if args.profile == "real" { Profile::Real } else { Profile::Sim };
+    let profile = args.profile;
     let redis = RedisTarget::parse(&args.redis_url).map_err(anyhow::Error::msg).input()?;
     if profile == Profile::Sim && redis != RedisTarget::Embedded {
         return Err(usage("--redis-url is for the real profile; the sim runs its own simulated Redis"));
@@ -870,72 +874,15 @@ fn harness(args: HarnessArgs) -> CommandResult {
     };
     // The Leyline key comes from the environment: a missing or malformed one is bad input.
     let key = if profile == Profile::Real { Some(args.dev_key.resolve()?) } else { None };
-    let key_source = key.as_ref().map_or("simulated (the sim's fixed key)", |key| key.source.name()).to_owned();
     let config =
-        HarnessConfig { profile, seed: args.seed, training, prefetch, redis, key, output_dir: args.output_dir.clone() };
-    let started_ms = wall_clock_ms();
-    let scenarios = args.target.0;
-    let mut runs = Vec::new();
-    let mut failed = Vec::new();
-    for (index, scenario) in scenarios.iter().enumerate() {
-        #[allow(clippy::disallowed_types, clippy::disallowed_methods, reason = "progress output reports wall time")]
-        let clock = std::time::Instant::now();
-        eprintln!(
-            "[{}/{}] {scenario}: profile {}, device {}, seed {} …",
-            index + 1,
-            scenarios.len(),
-            profile.name(),
-            args.device,
-            args.seed
-        );
-        match rc1::run_scenario(*scenario, &config) {
-            Ok(run) => {
-                eprintln!("[{}/{}] {scenario}: done in {:.2?}", index + 1, scenarios.len(), clock.elapsed());
-                runs.push(run);
-            }
-            Err(error) => {
-                eprintln!("[{}/{}] {scenario} FAILED: {error}", index + 1, scenarios.len());
-                failed.push(*scenario);
-            }
-        }
-    }
-    let redis =
-        if profile == Profile::Sim { "simulated (in the sim world)".to_owned() } else { config.redis.describe() };
-    let env = rc1::env::Environment::capture(profile.name(), &args.device.to_string(), redis, key_source, started_ms);
-    let report = args.markdown_report.unwrap_or_else(|| args.output_dir.join("report.md"));
-    let manifest = RunManifest::new(&config, &runs, &failed, current_commit());
-    if let Some(why) = &manifest.commit_unknown_because {
+        HarnessConfig { profile, seed: args.seed, training, prefetch, redis, key, output_dir: args.output_dir };
+    let report = args.markdown_report.unwrap_or_else(|| config.output_dir.join("report.md"));
+    let outcome = rc1::run_harness(&config, &args.target.0, &report, current_commit()).runtime()?;
+    if let Some(why) = &outcome.commit_unknown_because {
         eprintln!("commit unknown ({why}); run.json records \"unknown\"");
     }
-    let written = rc1::output::write_run(&args.output_dir, &runs, &manifest, &env, &report).runtime()?;
-    let metrics: Vec<_> = runs.iter().map(|run| run.metrics.clone()).collect();
-    println!("{}", rc1::output::latency_table(&metrics));
-    println!("{}", rc1::output::counter_table(&metrics));
-    for run in &metrics {
-        if let Some(hash) = &run.trace_hash {
-            println!("{} seed {}: trace hash {hash}", run.scenario, run.seed);
-        }
-    }
-    println!("wrote {} files to {} (report: {})", written.len(), args.output_dir.display(), report.display());
-    if !failed.is_empty() {
-        let names: Vec<&str> = failed.iter().map(|scenario| scenario.cli_name()).collect();
-        eprintln!("failed: {}", names.join(", "));
-    }
-    Ok(failed.is_empty())
-}
-
-/// The commit being run, from `git rev-parse HEAD` in the working directory.
-fn current_commit() -> Commit {
-    let output = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output();
-    match output {
-        Ok(output) if output.status.success() => {
-            Commit::Known(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        }
-        Ok(output) => Commit::Unknown {
-            because: format!("git rev-parse HEAD: {}", String::from_utf8_lossy(&output.stderr).trim()),
-        },
-        Err(error) => Commit::Unknown { because: format!("git could not be run: {error}") },
-    }
+    println!("{outcome}");
+    Ok(outcome.passed())
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn every_subcommand_has_help() {
         "shrink",
         "wal-soak",
         "tamiyo-wal",
-        "fault-drills",
+        "alert-checks",
         "up",
         "nissa",
         "field-reports",
@@ -175,7 +175,7 @@ fn scenarios_drillable_names_exactly_the_scenarios_sweep_accepts() {
 /// or could not finish (an unreachable server, an I/O error mid-run); 2 bad usage or
 /// unreadable input. `{name}` in a case is a fixture's path (see [`Fixtures`]).
 /// Subcommands missing a code cannot produce it on a correct build: `sweep`,
-/// `check-determinism` and `fault-drills` fail only on a bug (the planted-bug tests
+/// `check-determinism` and `alert-checks` fail only on a bug (the planted-bug tests
 /// show those), `scenarios` cannot fail, and `redis` serves until it is stopped.
 const EXIT_CODES: &[(&str, i32)] = &[
     ("scenarios", 0),
@@ -203,8 +203,9 @@ const EXIT_CODES: &[(&str, i32)] = &[
     ("tamiyo-wal backup --dir {store} --dest {tmp}/backup", 0),
     ("tamiyo-wal backup --dir {tmp}/no-store --dest {tmp}/backup-none", 1),
     ("tamiyo-wal backup --dir {store} --dest {tmp}/backup-bad-env TAMIYO_WAL_STRICT_VALIDATION=banana", 2),
-    ("fault-drills --seed 42", 0),
-    ("fault-drills --seed x", 2),
+    ("alert-checks --seed 42", 0),
+    ("alert-checks --seed x", 2),
+    ("fault-drills --seed 7", 0),
     ("up --epochs 1 --nissa-addr 127.0.0.1:0 --workdir {tmp}/up", 0),
     ("up --redis-url http://x", 2),
     ("up --log-level info,esper=notalevel", 2),

@@ -1,8 +1,8 @@
 //! Same seed + same commit ⇒ same trace hash; and the checker catches a leak.
 
 use esper_scenarios::drills::hang::{self, HANG_AFTER};
-use esper_scenarios::heartbeat::HeartbeatScenario;
 use esper_scenarios::registry;
+use esper_scenarios::sim::heartbeat::HeartbeatScenario;
 use esper_sim::{TraceMode, check_determinism, run_scenario};
 
 mod support;

@@ -7,8 +7,8 @@ mod support;
 
 use esper_core::kasmina::telemetry;
 use esper_core::leyline::encode_within_budget;
-use esper_scenarios::kasmina_prefetch::{BurstConfig, KasminaPrefetchScenario, run_real, run_sim};
-use esper_scenarios::real_profile::RedisTarget;
+use esper_scenarios::real::real_profile::RedisTarget;
+use esper_scenarios::sim::kasmina_prefetch::{BurstConfig, KasminaPrefetchScenario, run_real, run_sim};
 use support::RealRedis;
 
 #[test]

@@ -14,8 +14,8 @@
 //! `cargo nextest run --test morphogenesis`.
 
 use esper_core::tolaria::device::{Batch, BlendMode, Dataset, Device, GraftStage, ModelSpec, SeedGraft, Synthetic};
-use esper_scenarios::control_loop::morphogenesis::{SAMPLES, concentric};
 use esper_scenarios::registry;
+use esper_scenarios::sim::control_loop::morphogenesis::{SAMPLES, concentric};
 use esper_sim::{RngTree, TraceMode, World};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

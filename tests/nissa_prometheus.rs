@@ -23,7 +23,7 @@ use esper_core::nissa::alerts::default_rules;
 use esper_core::nissa::{NissaConfig, prometheus_rules};
 use esper_core::planted::Planted;
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
-use esper_scenarios::nissa::{catalog_drills, checks};
+use esper_scenarios::sim::nissa::{catalog_checks, checks};
 use support::external::{Tool, require};
 use support::{RealRedis, free_port, nissa, wait_until_listening};
 
@@ -35,13 +35,13 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// Feeds a running Nissa traffic of every kind — each alert drill (fired and
+/// Feeds a running Nissa traffic of every kind — each alert check (fired and
 /// cleared), a Tolaria epoch packet, Simic rewards, awkward metric names, a
 /// system state packet and a field report — and returns its `/metrics` text.
 async fn populate(redis_port: u16, port: u16) -> String {
     let mut rig = nissa::rig(redis_port, port).await;
-    for drill in catalog_drills(&NissaConfig::default()) {
-        let result = rig.run(&drill).await.expect("drill runs");
+    for check in catalog_checks(&NissaConfig::default()) {
+        let result = rig.run(&check).await.expect("drill runs");
         assert!(result.passed(), "{result}");
     }
     let figures = EpochFigures {
@@ -284,11 +284,11 @@ fn real_nissa_refuses_oversized_requests_and_dead_letters_bad_envelopes() {
     support::runtime::real().block_on(async {
         let mut rig = nissa::rig(redis.port, port).await;
         checks::oversized_requests(&rig.probe).await.expect("oversized requests get 4xx");
-        let fixture = esper_scenarios::oona_checks::BusFixture {
+        let fixture = esper_scenarios::sim::oona_checks::BusFixture {
             connector: esper_core::net::TokioConnector,
             host: "127.0.0.1".to_owned(),
             port: redis.port,
-            resetter: esper_scenarios::oona_checks::Resetter::ClientKill,
+            resetter: esper_scenarios::sim::oona_checks::Resetter::ClientKill,
             seed: 4,
         };
         let mut admin = fixture.admin().await.expect("admin connection");

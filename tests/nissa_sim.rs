@@ -1,5 +1,5 @@
-//! Nissa in the simulated world: `esper fault-drills` passes every drill, the
-//! drills catch a Nissa whose alerts do not behave as the catalog says, and its
+//! Nissa in the simulated world: `esper alert-checks` passes every check, the
+//! checks catch a Nissa whose alerts do not behave as the catalog says, and its
 //! HTTP answers carry nothing from the wall clock.
 //! (The `nissa` scenario itself runs over 200 seeds in `determinism.rs`.)
 
@@ -10,12 +10,12 @@ use esper_core::clock::UnixClock;
 use esper_core::net::http1::HttpRequest;
 use esper_core::nissa::alerts::{ALERT_NAMES, TrainingLatencyRule};
 use esper_core::nissa::{Nissa, NissaConfig, serve_http};
-use esper_scenarios::nissa::probe::Probe;
-use esper_scenarios::nissa::{catalog_drills, fault_drills_with, sim_config};
+use esper_scenarios::sim::nissa::probe::Probe;
+use esper_scenarios::sim::nissa::{alert_checks_with, catalog_checks, sim_config};
 use esper_sim::{FaultSchedule, TraceMode, TurmoilConnector, World};
 
 #[test]
-fn fault_drills_command_passes_every_alert() {
+fn alert_checks_command_passes_every_alert() {
     let output =
         Command::new(env!("CARGO_BIN_EXE_esper")).args(["fault-drills", "--seed", "5"]).output().expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -27,18 +27,18 @@ fn fault_drills_command_passes_every_alert() {
     }
 }
 
-/// Drills written for RC1's thresholds, run against a Nissa on the runbook's
+/// Checks written for RC1's thresholds, run against a Nissa on the runbook's
 /// 18 ms rule: the "normal" epochs (150 ms) are still slow there, so the latency
-/// alert fires on time but never clears, and the drill — and the command — fail.
+/// alert fires on time but never clears, and the check — and the command — fail.
 #[test]
 fn drills_catch_an_alert_that_never_clears() {
-    let drills = catalog_drills(&sim_config());
+    let checks = catalog_checks(&sim_config());
     let runbook = NissaConfig { training_latency_rule: TrainingLatencyRule::Runbook, ..sim_config() };
-    let report = fault_drills_with(5, runbook, drills);
+    let report = alert_checks_with(5, runbook, checks);
     assert!(!report.passed());
-    let latency = report.drills.iter().find(|drill| drill.alert == "training_latency_high").expect("ran");
+    let latency = report.checks.iter().find(|check| check.alert == "training_latency_high").expect("ran");
     assert_eq!((latency.fired_after, latency.cleared_after), (Some(3), None), "{latency}");
-    assert!(report.drills.iter().filter(|drill| drill.alert != "training_latency_high").all(|drill| drill.passed()));
+    assert!(report.checks.iter().filter(|check| check.alert != "training_latency_high").all(|check| check.passed()));
     assert!(report.run.to_string().contains("fault drills failed"), "{}", report.run);
 }
 

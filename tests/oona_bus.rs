@@ -5,7 +5,7 @@
 mod support;
 
 use esper_core::net::TokioConnector;
-use esper_scenarios::oona_checks::{BusFixture, Resetter, run_all};
+use esper_scenarios::sim::oona_checks::{BusFixture, Resetter, run_all};
 use esper_sim::redis::{RedisServer, ServerConfig};
 use support::{RealRedis, spawn_simulated_server};
 

@@ -2,8 +2,8 @@
 //! crashes (`oona-ledger`), and the audit is not toothless: the same world with
 //! the publisher's critical outbox switched off loses critical messages.
 
-use esper_scenarios::oona_ledger::OonaLedgerScenario;
 use esper_scenarios::registry;
+use esper_scenarios::sim::oona_ledger::OonaLedgerScenario;
 use esper_sim::{Fault, RunReport, TraceMode, run_scenario};
 
 /// A counter from the run's closing `oona ledger balances` event.

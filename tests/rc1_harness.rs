@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use esper_scenarios::rc1::sim::{self, sim_defaults};
-use esper_scenarios::rc1::training::TrainingDrill;
+use esper_scenarios::rc1::training::TrainingWorkload;
 use support::{RealRedis, esper_binary, workspace_file};
 
 const FILES: [&str; 13] = [
@@ -177,7 +177,7 @@ fn assert_real_gate(output: &Output) {
 
 #[test]
 fn the_drills_measure_what_rc1_recorded() {
-    let (rollback, _) = sim::run(TrainingDrill::Rollback, sim_defaults(), 42).expect("rollback runs");
+    let (rollback, _) = sim::run(TrainingWorkload::Rollback, sim_defaults(), 42).expect("rollback runs");
     let counter = |name: &str| rollback.counters[name];
     assert_eq!(counter("tolaria.timeout.kasmina_total"), 16.0, "Kasmina timed out on each of the 16 steps");
     assert_eq!(counter("tolaria.rollback.deadline_exceeded_total"), 1.0);
@@ -185,7 +185,7 @@ fn the_drills_measure_what_rc1_recorded() {
     let restore = &rollback.kpis["tolaria.rollback.restore_latency_ms"];
     assert_eq!(restore.max, 5.0, "the 12 ms checkpoint read is cut at the 5 ms deadline");
 
-    let (timeout, _) = sim::run(TrainingDrill::TamiyoTimeout, sim_defaults(), 42).expect("tamiyo-timeout runs");
+    let (timeout, _) = sim::run(TrainingWorkload::TamiyoTimeout, sim_defaults(), 42).expect("tamiyo-timeout runs");
     assert_eq!(timeout.counters["tolaria.timeout.tamiyo_total"], 1.0);
     assert_eq!(timeout.results["tamiyo_epochs_consulted"], 2.0, "epoch 3 ran conservative, Tamiyo skipped");
     assert_eq!(timeout.counters["tolaria.timeout.kasmina_total"], 0.0);
@@ -195,7 +195,7 @@ fn the_drills_measure_what_rc1_recorded() {
 
 #[test]
 fn a_seed_fixes_the_run_and_another_seed_changes_it() {
-    let run = |seed| sim::run(TrainingDrill::SteadyTrain, sim_defaults(), seed).expect("steady-train runs");
+    let run = |seed| sim::run(TrainingWorkload::SteadyTrain, sim_defaults(), seed).expect("steady-train runs");
     let ((first, first_report), (again, again_report)) = (run(42), run(42));
     assert_eq!(first_report.hash, again_report.hash);
     assert_eq!(first.results, again.results);

@@ -3,7 +3,7 @@
 
 use esper_core::simic::IterationStats;
 use esper_core::tamiyo::learned::GerminationHead;
-use esper_scenarios::simic::{Environment, SimicScenario, candidates, train_on};
+use esper_scenarios::sim::simic::{Environment, SimicScenario, candidates, train_on};
 use esper_sim::{RngTree, TraceMode, run_scenario};
 
 fn reports(environment: Environment, seed: u64) -> Vec<esper_core::leyline::FieldReport> {

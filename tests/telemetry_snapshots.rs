@@ -8,9 +8,9 @@
 
 use esper_core::leyline::TelemetryPacket;
 use esper_scenarios::rc1::sim::{self, sim_defaults};
-use esper_scenarios::rc1::training::TrainingDrill;
+use esper_scenarios::rc1::training::TrainingWorkload;
 use esper_scenarios::rc1::{HarnessConfig, Profile, Rc1Scenario, run_scenario};
-use esper_scenarios::real_profile::{DevKey, RedisTarget, signing_key};
+use esper_scenarios::real::real_profile::{DevKey, RedisTarget, signing_key};
 use serde_json::Value;
 
 const SEED: u64 = 42;
@@ -25,25 +25,25 @@ fn assert_snapshot(name: &str, telemetry: &Value) {
     });
 }
 
-fn sim_telemetry(drill: TrainingDrill) -> Value {
-    let (outcome, report) = sim::run(drill, sim_defaults(), SEED).unwrap_or_else(|error| panic!("{error}"));
+fn sim_telemetry(workload: TrainingWorkload) -> Value {
+    let (outcome, report) = sim::run(workload, sim_defaults(), SEED).unwrap_or_else(|error| panic!("{error}"));
     assert!(report.passed(), "{report}");
     serde_json::to_value(&outcome.telemetry).expect("packets serialise")
 }
 
 #[test]
 fn rc1_steady_train_telemetry() {
-    assert_snapshot("rc1_steady_train_sim_seed42", &sim_telemetry(TrainingDrill::SteadyTrain));
+    assert_snapshot("rc1_steady_train_sim_seed42", &sim_telemetry(TrainingWorkload::SteadyTrain));
 }
 
 #[test]
 fn rc1_rollback_telemetry() {
-    assert_snapshot("rc1_rollback_sim_seed42", &sim_telemetry(TrainingDrill::Rollback));
+    assert_snapshot("rc1_rollback_sim_seed42", &sim_telemetry(TrainingWorkload::Rollback));
 }
 
 #[test]
 fn rc1_tamiyo_timeout_telemetry() {
-    assert_snapshot("rc1_tamiyo_timeout_sim_seed42", &sim_telemetry(TrainingDrill::TamiyoTimeout));
+    assert_snapshot("rc1_tamiyo_timeout_sim_seed42", &sim_telemetry(TrainingWorkload::TamiyoTimeout));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use esper_core::nissa::{self, Nissa, NissaConfig, run_ingest};
 use esper_core::oona::{ClientParts, Handled, OonaClient, PublishOutcome, StreamConfig};
 use esper_core::planted::Planted;
 use esper_core::tolaria::metrics::{EpochFigures, TolariaCounters, epoch_packets};
-use esper_scenarios::real_profile::wall_clock_ms;
+use esper_scenarios::real::real_profile::wall_clock_ms;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -108,7 +108,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let packets: u64 =
         args.windows(2).find(|pair| pair[0] == "--packets").and_then(|pair| pair[1].parse().ok()).unwrap_or(20_000);
-    let port = esper_scenarios::embedded_redis::start_embedded().expect("the embedded Redis starts");
+    let port = esper_scenarios::real::embedded_redis::start_embedded().expect("the embedded Redis starts");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         fill(port, packets).await;

@@ -23,7 +23,7 @@ use esper_core::leyline::signing::sign;
 use esper_core::leyline::{BusMessageType, MessagePriority, SigningKey, VerifyPolicy};
 use esper_core::net::{Connector, TokioConnector};
 use esper_core::oona::{ClientParts, OonaClient, PublishOutcome, StreamConfig};
-use esper_scenarios::oona_checks::envelope;
+use esper_scenarios::sim::oona_checks::envelope;
 use esper_sim::redis::{RedisServer, ServerConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

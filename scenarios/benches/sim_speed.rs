@@ -34,8 +34,8 @@ mod replay;
 use replay::Traffic;
 
 use esper_core::weatherlight::heartbeat::HeartbeatConfig;
-use esper_scenarios::heartbeat::HeartbeatScenario;
 use esper_scenarios::registry;
+use esper_scenarios::sim::heartbeat::HeartbeatScenario;
 use esper_sim::{Fault, RngTree, SimScenario, TraceMode, World, WorldConfig, run_scenario};
 use rand::{Rng, RngCore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -3,20 +3,20 @@
 use esper_core::planted::Planted;
 use esper_sim::SimScenario;
 
-use crate::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
-use crate::heartbeat::HeartbeatScenario;
-use crate::kasmina_lifecycle::KasminaLifecycleScenario;
-use crate::kasmina_prefetch::{KasminaPrefetchOutageScenario, KasminaPrefetchScenario};
-use crate::nissa::NissaScenario;
-use crate::oona_bus::OonaBusScenario;
-use crate::oona_ledger::OonaLedgerScenario;
 use crate::rc1::sim::TrainingScenario;
-use crate::rc1::training::TrainingDrill;
-use crate::simic::SimicScenario;
-use crate::tamiyo_risk::TamiyoRiskScenario;
-use crate::tezzeret_forge::TezzeretForgeScenario;
-use crate::wal_soak::sim::WalSoakScenario;
-use crate::weatherlight::WeatherlightScenario;
+use crate::rc1::training::TrainingWorkload;
+use crate::sim::control_loop::{ControlLoopScenario, RollbackDeadlineScenario, TolariaCrashScenario};
+use crate::sim::heartbeat::HeartbeatScenario;
+use crate::sim::kasmina_lifecycle::KasminaLifecycleScenario;
+use crate::sim::kasmina_prefetch::{KasminaPrefetchOutageScenario, KasminaPrefetchScenario};
+use crate::sim::nissa::NissaScenario;
+use crate::sim::oona_bus::OonaBusScenario;
+use crate::sim::oona_ledger::OonaLedgerScenario;
+use crate::sim::simic::SimicScenario;
+use crate::sim::tamiyo_risk::TamiyoRiskScenario;
+use crate::sim::tezzeret_forge::TezzeretForgeScenario;
+use crate::sim::wal_soak::sim::WalSoakScenario;
+use crate::sim::weatherlight::WeatherlightScenario;
 
 static HEARTBEAT: HeartbeatScenario = HeartbeatScenario::new();
 static WAL_SOAK: WalSoakScenario = WalSoakScenario;
@@ -36,9 +36,9 @@ static MORPHOGENESIS_CUDA: ControlLoopScenario = ControlLoopScenario::morphogene
 static LIBTORCH: [&ControlLoopScenario; 3] = [&CONTROL_LOOP_TCH, &MORPHOGENESIS_TCH, &MORPHOGENESIS_CUDA];
 static TOLARIA_CRASH: TolariaCrashScenario = TolariaCrashScenario;
 static ROLLBACK_DEADLINE: RollbackDeadlineScenario = RollbackDeadlineScenario;
-static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingDrill::SteadyTrain);
-static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingDrill::Rollback);
-static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingDrill::TamiyoTimeout);
+static RC1_STEADY_TRAIN: TrainingScenario = TrainingScenario::rc1(TrainingWorkload::SteadyTrain);
+static RC1_ROLLBACK: TrainingScenario = TrainingScenario::rc1(TrainingWorkload::Rollback);
+static RC1_TAMIYO_TIMEOUT: TrainingScenario = TrainingScenario::rc1(TrainingWorkload::TamiyoTimeout);
 static KASMINA_PREFETCH: KasminaPrefetchScenario = KasminaPrefetchScenario::new();
 static KASMINA_PREFETCH_OUTAGE: KasminaPrefetchOutageScenario = KasminaPrefetchOutageScenario;
 static KASMINA_LIFECYCLE: KasminaLifecycleScenario = KasminaLifecycleScenario;

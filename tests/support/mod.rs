@@ -96,7 +96,7 @@ pub fn spawn_simulated(config: ServerConfig) -> u16 {
 
 /// Serves `server` as [`spawn_simulated`] does.
 pub fn spawn_simulated_server(server: RedisServer) -> u16 {
-    esper_scenarios::embedded_redis::spawn_background(server).expect("simulated server started")
+    esper_scenarios::real::embedded_redis::spawn_background(server).expect("simulated server started")
 }
 
 /// Connects to 127.0.0.1:`port`, sends `input`, half-closes, and returns every
@@ -208,7 +208,7 @@ impl RawClient {
     }
 }
 
-pub use esper_scenarios::real_profile::wall_clock_ms;
+pub use esper_scenarios::real::real_profile::wall_clock_ms;
 
 /// The `esper` binary under test. From a nextest archive run on another machine the
 /// path baked in at compile time does not exist; nextest names the extracted one in

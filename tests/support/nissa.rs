@@ -6,8 +6,8 @@ use esper_core::leyline::{SigningKey, VerifyPolicy};
 use esper_core::net::TokioConnector;
 use esper_core::nissa::{self, Nissa, NissaConfig};
 use esper_core::oona::{ClientParts, OonaClient, StreamConfig};
-use esper_scenarios::nissa::drills::DrillRig;
-use esper_scenarios::nissa::probe::Probe;
+use esper_scenarios::sim::nissa::alert_checks::AlertRig;
+use esper_scenarios::sim::nissa::probe::Probe;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -51,10 +51,10 @@ pub fn probe(port: u16) -> Probe<TokioConnector> {
     Probe { connector: TokioConnector, host: "127.0.0.1".to_owned(), port }
 }
 
-/// A drill rig publishing to Redis on `redis_port` and reading Nissa on `port`,
+/// A check rig publishing to Redis on `redis_port` and reading Nissa on `port`,
 /// once Nissa is ready.
-pub async fn rig(redis_port: u16, port: u16) -> DrillRig<TokioConnector, ChaCha8Rng> {
+pub async fn rig(redis_port: u16, port: u16) -> AlertRig<TokioConnector, ChaCha8Rng> {
     let probe = probe(port);
     probe.wait_ready(1_000).await.expect("Nissa becomes ready within 10 s");
-    DrillRig::new(bus("publisher", redis_port, 3), probe).await.expect("Nissa answers /metrics/summary")
+    AlertRig::new(bus("publisher", redis_port, 3), probe).await.expect("Nissa answers /metrics/summary")
 }

@@ -15,7 +15,7 @@ use esper_core::net::Connector;
 use esper_core::oona::{FRAME_FIELD, entries};
 use esper_sim::{Invariant, Violation};
 
-use crate::oona_checks::plain_connection;
+use crate::sim::oona_checks::plain_connection;
 
 /// One telemetry packet as a stream entry holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,8 +108,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::control_loop::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, sim_clock};
-    use crate::oona_checks::plain_connection;
+    use crate::sim::control_loop::{REDIS, REDIS_PORT, SIM_BUS_SECRET, bus, sim_clock};
+    use crate::sim::oona_checks::plain_connection;
 
     const TELEMETRY_STREAM: &str = "oona.telemetry";
 

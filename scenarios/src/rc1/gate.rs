@@ -42,7 +42,7 @@ pub struct ScenarioBaseline {
     /// Counter or result name → rule.
     #[serde(default)]
     pub expect: BTreeMap<String, Rule>,
-    /// Alert thresholds per latency KPI, applied to its p95. Per scenario: a drill
+    /// Alert thresholds per latency KPI, applied to its p95. Per scenario: a workload
     /// that stalls Kasmina on purpose has slow epochs that alert on nothing.
     #[serde(default)]
     pub thresholds: BTreeMap<String, Threshold>,

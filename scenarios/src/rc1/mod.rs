@@ -2,14 +2,15 @@
 //! real, written as metrics files, summarised, reported and gated against the RC1
 //! baselines.
 //!
-//! [`training`] holds the three training drills and [`drills`] the faults they
-//! inject, [`prefetch`] Kasmina's prefetch burst; [`sim`] and [`real`] run them under each profile; [`metrics`] is the
+//! [`harness`] runs them and writes the run directory. [`training`] holds the three
+//! training workloads and [`stalls`] the faults they inject, [`prefetch`] Kasmina's
+//! prefetch burst; [`sim`] and [`real`] run them under each profile; [`metrics`] is the
 //! metrics-file schema, [`manifest`] a run directory's `run.json`, [`output`] writes a
 //! run directory, [`gate`] judges one.
 
-pub mod drills;
 pub mod env;
 pub mod gate;
+pub mod harness;
 pub mod manifest;
 pub mod metrics;
 pub mod output;
@@ -17,7 +18,10 @@ pub mod plot;
 pub mod prefetch;
 pub mod real;
 pub mod sim;
+pub mod stalls;
 pub mod training;
+
+pub use harness::{HarnessOutcome, run_harness};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,12 +30,12 @@ use std::str::FromStr;
 
 use esper_core::leyline::TelemetryPacket;
 
-use crate::kasmina_prefetch::BurstConfig;
+use crate::sim::kasmina_prefetch::BurstConfig;
 use esper_core::tolaria::device::DeviceKind;
 
-use crate::real_profile::{RealKey, RedisTarget};
+use crate::real::real_profile::{RealKey, RedisTarget};
 use metrics::{SCHEMA, ScenarioMetrics, Timing};
-use training::{TrainingDrill, TrainingOutcome, TrainingParams};
+use training::{TrainingOutcome, TrainingParams, TrainingWorkload};
 
 /// The RC1 scenarios, in the order `all` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,12 +69,12 @@ impl Rc1Scenario {
         }
     }
 
-    /// The training drill this scenario is, if it is one.
-    fn drill(self) -> Option<TrainingDrill> {
+    /// The training workload this scenario is, if it is one.
+    fn workload(self) -> Option<TrainingWorkload> {
         match self {
-            Self::SteadyTrain => Some(TrainingDrill::SteadyTrain),
-            Self::Rollback => Some(TrainingDrill::Rollback),
-            Self::TamiyoTimeout => Some(TrainingDrill::TamiyoTimeout),
+            Self::SteadyTrain => Some(TrainingWorkload::SteadyTrain),
+            Self::Rollback => Some(TrainingWorkload::Rollback),
+            Self::TamiyoTimeout => Some(TrainingWorkload::TamiyoTimeout),
             Self::KasminaPrefetch => None,
         }
     }
@@ -93,8 +97,8 @@ impl fmt::Display for Rc1Scenario {
     }
 }
 
-/// Sim or real.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Sim or real (`esper harness --profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
     Sim,
     Real,
@@ -140,7 +144,7 @@ pub struct ScenarioRun {
 
 /// Runs `scenario` under `config`.
 pub fn run_scenario(scenario: Rc1Scenario, config: &HarnessConfig) -> Result<ScenarioRun, String> {
-    let Some(drill) = scenario.drill() else {
+    let Some(workload) = scenario.workload() else {
         return prefetch::run(config);
     };
     let (outcome, trace_hash) = match config.profile {
@@ -148,13 +152,13 @@ pub fn run_scenario(scenario: Rc1Scenario, config: &HarnessConfig) -> Result<Sce
             if config.training.device != DeviceKind::Synthetic && !cfg!(feature = "tch") {
                 return Err(format!("device {} needs a build with --features tch", config.training.device));
             }
-            let (outcome, report) = sim::run(drill, config.training.clone(), config.seed)?;
+            let (outcome, report) = sim::run(workload, config.training.clone(), config.seed)?;
             (outcome, Some(report.hash))
         }
         Profile::Real => {
             let workdir = config.output_dir.join(".work");
             let outcome =
-                real::run(drill, &config.training, config.seed, (&config.redis, config.real_key()?), &workdir);
+                real::run(workload, &config.training, config.seed, (&config.redis, config.real_key()?), &workdir);
             // The checkpoints are scratch; a failure to tidy them is not the run's failure.
             let _ = std::fs::remove_dir_all(&workdir);
             (outcome?, None)

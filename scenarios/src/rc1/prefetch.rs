@@ -1,5 +1,5 @@
 //! The RC1 kasmina-prefetch scenario: Kasmina's prefetch burst
-//! (`crate::kasmina_prefetch`) at RC1's harness defaults, as a metrics file.
+//! (`crate::sim::kasmina_prefetch`) at RC1's harness defaults, as a metrics file.
 
 use std::collections::BTreeMap;
 
@@ -7,9 +7,9 @@ use esper_core::kasmina::telemetry;
 
 use super::metrics::{LatencySummary, SCHEMA, ScenarioMetrics, Timing};
 use super::{HarnessConfig, Profile, ScenarioRun};
-use crate::control_loop::hosts::SIM_EPOCH_MS;
-use crate::kasmina_prefetch::{self, BurstConfig, BurstReport};
-use crate::real_profile::wall_clock_ms;
+use crate::real::real_profile::wall_clock_ms;
+use crate::sim::control_loop::hosts::SIM_EPOCH_MS;
+use crate::sim::kasmina_prefetch::{self, BurstConfig, BurstReport};
 
 /// RC1's harness defaults: 32 requests, 4 at a time, kernels ready after 40 ms, no
 /// jitter, Esper-Lite's 1 s prefetch timeout.

@@ -1,4 +1,4 @@
-//! The real profile: the same drills on a tokio runtime, wall-clock time, a real
+//! The real profile: the same workloads on a tokio runtime, wall-clock time, a real
 //! device, and Oona on a Redis over TCP (the embedded server, or `--redis-url`).
 
 use std::net::{TcpStream, ToSocketAddrs as _};
@@ -11,12 +11,12 @@ use esper_core::net::TokioConnector;
 use esper_core::storage::RealStorage;
 use esper_sim::RngTree;
 
-use super::training::{self, BusAddress, TrainingDrill, TrainingOutcome, TrainingParams};
-use crate::real_profile::{RedisTarget, wall_clock_ms};
+use super::training::{self, BusAddress, TrainingOutcome, TrainingParams, TrainingWorkload};
+use crate::real::real_profile::{RedisTarget, wall_clock_ms};
 
-/// Runs `drill` for real. `workdir` holds the run's checkpoints.
+/// Runs `workload` for real. `workdir` holds the run's checkpoints.
 pub fn run(
-    drill: TrainingDrill,
+    workload: TrainingWorkload,
     params: &TrainingParams,
     seed: u64,
     (redis, key): (&RedisTarget, &SigningKey),
@@ -29,18 +29,18 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| format!("starting tokio: {e}"))?;
-    let checkpoint = workdir.join(format!("{drill:?}").to_ascii_lowercase()).join("checkpoint.wal");
+    let checkpoint = workdir.join(format!("{workload:?}").to_ascii_lowercase()).join("checkpoint.wal");
     let rng = RngTree::new(seed).child("tolaria");
     runtime.block_on(async {
         let clock = UnixClock::anchored_at(wall_clock_ms());
-        training::run(drill, params, &bus, (RealStorage, &checkpoint), clock, &rng).await
+        training::run(workload, params, &bus, (RealStorage, &checkpoint), clock, &rng).await
     })
 }
 
 /// How long the real profile waits for its Redis to accept a connection.
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Refuses to start a drill whose Redis cannot be reached: a drill does not stop on a
+/// Refuses to start a workload whose Redis cannot be reached: a workload does not stop on a
 /// failed publish, so without this check a wrong `--redis-url` kept the harness
 /// retrying for minutes instead of failing the scenario (exit 1) at once.
 fn ensure_reachable(host: &str, port: u16) -> Result<(), String> {

@@ -1,5 +1,5 @@
-//! The RC1 training drills as sim scenarios: one world with the simulated Redis and
-//! a `tolaria` host running the drill, so a run has a trace hash and replays.
+//! The RC1 training workloads as sim scenarios: one world with the simulated Redis and
+//! a `tolaria` host running the workload, so a run has a trace hash and replays.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,8 +13,8 @@ use esper_sim::{
 };
 use prost::Message;
 
-use super::training::{self, BusAddress, TamiyoStalls, TrainingDrill, TrainingOutcome, TrainingParams};
-use crate::control_loop::{SIM_BUS_SECRET, read_emergency_stream, sim_clock};
+use super::training::{self, BusAddress, TamiyoStalls, TrainingOutcome, TrainingParams, TrainingWorkload};
+use crate::sim::control_loop::{SIM_BUS_SECRET, read_emergency_stream, sim_clock};
 
 const REDIS: &str = "redis";
 const REDIS_PORT: u16 = 6_379;
@@ -25,33 +25,33 @@ const TOLARIA: &str = "tolaria";
 /// Modelled time is reported as such and never judged against a baseline.
 pub const SIM_STEP_COST: Duration = Duration::from_micros(270);
 
-/// A training drill in the sim. Registry instances have no sink; the harness makes
+/// A training workload in the sim. Registry instances have no sink; the harness makes
 /// its own with one, to take the measurements out of the world.
 #[derive(Debug)]
 pub struct TrainingScenario {
     name: &'static str,
     summary: &'static str,
-    drill: TrainingDrill,
+    workload: TrainingWorkload,
     params: TrainingParams,
     sink: Option<Arc<Mutex<Option<TrainingOutcome>>>>,
 }
 
 impl TrainingScenario {
-    /// The drill at RC1's defaults, under its registry name.
-    pub const fn rc1(drill: TrainingDrill) -> Self {
-        let (name, summary) = match drill {
-            TrainingDrill::SteadyTrain => {
+    /// The workload at RC1's defaults, under its registry name.
+    pub const fn rc1(workload: TrainingWorkload) -> Self {
+        let (name, summary) = match workload {
+            TrainingWorkload::SteadyTrain => {
                 ("rc1-steady-train", "RC1 steady-train: 3 epochs of the linear model, telemetry on the Oona bus")
             }
-            TrainingDrill::Rollback => (
+            TrainingWorkload::Rollback => (
                 "rc1-rollback",
                 "RC1 rollback: Kasmina never answers, the failed epoch's checkpoint restore misses its 5 ms deadline, L4 halt",
             ),
-            TrainingDrill::TamiyoTimeout => {
+            TrainingWorkload::TamiyoTimeout => {
                 ("rc1-tamiyo-timeout", "RC1 tamiyo-timeout: Tamiyo stalls in every 2nd epoch; conservative mode")
             }
         };
-        Self { name, summary, drill, params: sim_defaults(), sink: None }
+        Self { name, summary, workload, params: sim_defaults(), sink: None }
     }
 }
 
@@ -69,10 +69,14 @@ pub const fn sim_defaults() -> TrainingParams {
     }
 }
 
-/// Runs `drill` with `params` in the sim at `seed`: the outcome and the run's report.
-pub fn run(drill: TrainingDrill, params: TrainingParams, seed: u64) -> Result<(TrainingOutcome, RunReport), String> {
+/// Runs `workload` with `params` in the sim at `seed`: the outcome and the run's report.
+pub fn run(
+    workload: TrainingWorkload,
+    params: TrainingParams,
+    seed: u64,
+) -> Result<(TrainingOutcome, RunReport), String> {
     let sink = Arc::new(Mutex::new(None));
-    let scenario = TrainingScenario { sink: Some(Arc::clone(&sink)), params, ..TrainingScenario::rc1(drill) };
+    let scenario = TrainingScenario { sink: Some(Arc::clone(&sink)), params, ..TrainingScenario::rc1(workload) };
     let report = run_scenario(&scenario, seed, TraceMode::Hash);
     if !report.passed() {
         return Err(report.to_string());
@@ -98,14 +102,14 @@ impl SimScenario for TrainingScenario {
         world.redis(REDIS, REDIS_PORT, ServerConfig::default());
         let disk = world.disk(TOLARIA, SimDiskConfig::default());
         let rng = world.rng().child(TOLARIA);
-        let (drill, params, sink) = (self.drill, self.params.clone(), self.sink.clone());
+        let (workload, params, sink) = (self.workload, self.params.clone(), self.sink.clone());
         world.client(TOLARIA, async move {
             let key = SigningKey::new(SIM_BUS_SECRET.to_vec()).map_err(|e| e.to_string())?;
             let bus = BusAddress { connector: TurmoilConnector, host: REDIS.to_owned(), port: REDIS_PORT, key };
             let path = std::path::Path::new(CHECKPOINT_PATH);
-            let outcome = training::run(drill, &params, &bus, (disk, path), sim_clock(), &rng).await?;
-            check(drill, &outcome)?;
-            if drill == TrainingDrill::Rollback {
+            let outcome = training::run(workload, &params, &bus, (disk, path), sim_clock(), &rng).await?;
+            check(workload, &outcome)?;
+            if workload == TrainingWorkload::Rollback {
                 check_halt_signal(&rng).await?;
             }
             if let Some(sink) = sink {
@@ -116,15 +120,15 @@ impl SimScenario for TrainingScenario {
     }
 }
 
-/// What each drill must show, whatever the seed.
-fn check(drill: TrainingDrill, outcome: &TrainingOutcome) -> Result<(), String> {
+/// What each workload must show, whatever the seed.
+fn check(workload: TrainingWorkload, outcome: &TrainingOutcome) -> Result<(), String> {
     let counter = |name: &str| outcome.counters.get(name).copied().unwrap_or(0.0);
     let result = |name: &str| outcome.results.get(name).copied().unwrap_or(f64::NAN);
     if let Some(packet) = outcome.telemetry.iter().find(|p| p.encoded_len() > TELEMETRY_BYTE_LIMIT) {
         return Err(format!("telemetry packet {} is {} bytes", packet.packet_id, packet.encoded_len()));
     }
-    match drill {
-        TrainingDrill::SteadyTrain => {
+    match workload {
+        TrainingWorkload::SteadyTrain => {
             let losses: Vec<f32> = outcome.reports.iter().map(|r| r.loss).collect();
             if outcome.reports.iter().any(|r| r.failure.is_some()) || counter("tolaria.timeout.tamiyo_total") > 0.0 {
                 return Err(format!("steady-train must run clean: {:?}", outcome.counters));
@@ -134,7 +138,7 @@ fn check(drill: TrainingDrill, outcome: &TrainingOutcome) -> Result<(), String> 
                 return Err(format!("loss did not fall: {losses:?}"));
             }
         }
-        TrainingDrill::Rollback => {
+        TrainingWorkload::Rollback => {
             let steps = outcome.reports.iter().map(|r| r.steps).sum::<u64>() as f64;
             let expected = [
                 ("tolaria.timeout.kasmina_total", steps),
@@ -145,7 +149,7 @@ fn check(drill: TrainingDrill, outcome: &TrainingOutcome) -> Result<(), String> 
                 return Err(format!("expected {expected:?} and a halt: {:?}", outcome.counters));
             }
         }
-        TrainingDrill::TamiyoTimeout => {
+        TrainingWorkload::TamiyoTimeout => {
             let (timeouts, stalls) = (counter("tolaria.timeout.tamiyo_total"), result("tamiyo_stalls"));
             if timeouts != stalls {
                 return Err(format!("{stalls} Tamiyo stalls but {timeouts} timeouts counted"));

@@ -1,4 +1,4 @@
-//! The three RC1 training drills — steady-train, rollback, tamiyo-timeout — on the
+//! The three RC1 training workloads — steady-train, rollback, tamiyo-timeout — on the
 //! real Tolaria, Tamiyo and Kasmina, with telemetry and emergency signals on the
 //! Oona bus. Written once against the `Connector` and `Storage` seams, so the sim
 //! and the real profile run exactly this code.
@@ -24,12 +24,12 @@ use esper_core::tolaria::{
 use esper_sim::RngTree;
 use rand_chacha::ChaCha8Rng;
 
-use super::drills::{SlowCheckpoints, StallPlan, Stalling};
 use super::metrics::LatencySummary;
+use super::stalls::{SlowCheckpoints, StallPlan, Stalling};
 
-/// Which training drill.
+/// Which training workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrainingDrill {
+pub enum TrainingWorkload {
     /// Undisturbed training.
     SteadyTrain,
     /// Kasmina never answers; the failed epoch rolls back from a checkpoint that
@@ -39,7 +39,7 @@ pub enum TrainingDrill {
     TamiyoTimeout,
 }
 
-/// When Tamiyo stalls in the tamiyo-timeout drill.
+/// When Tamiyo stalls in the tamiyo-timeout workload.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TamiyoStalls {
     /// The first call of every Nth epoch (RC1's `--timeout-every N`; RC1's stub Tamiyo
@@ -49,7 +49,7 @@ pub enum TamiyoStalls {
     Ratio(f64),
 }
 
-/// The knobs of a training drill.
+/// The knobs of a training workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingParams {
     pub device: DeviceKind,
@@ -57,9 +57,9 @@ pub struct TrainingParams {
     pub batch_size: usize,
     /// How long Tolaria waits for Tamiyo and for Kasmina.
     pub step_timeout: Duration,
-    /// The rollback drill's restore deadline (RC1's `--deadline-ms 5`; `esper harness --deadline 5ms`).
+    /// The rollback workload's restore deadline (RC1's `--deadline-ms 5`; `esper harness --deadline 5ms`).
     pub rollback_deadline: Duration,
-    /// How long a checkpoint read takes in the rollback drill (RC1's restore: 12 ms).
+    /// How long a checkpoint read takes in the rollback workload (RC1's restore: 12 ms).
     pub checkpoint_read_latency: Duration,
     pub tamiyo_stalls: TamiyoStalls,
     /// Virtual time per optimizer step in the sim; zero in the real profile.
@@ -75,7 +75,7 @@ pub struct BusAddress<C> {
     pub key: SigningKey,
 }
 
-/// What a training drill measured.
+/// What a training workload measured.
 #[derive(Debug, Clone)]
 pub struct TrainingOutcome {
     pub reports: Vec<EpochReport>,
@@ -87,8 +87,8 @@ pub struct TrainingOutcome {
     pub telemetry: Vec<TelemetryPacket>,
 }
 
-/// The trainer as the drills assemble it.
-type Drilled<C, S> = Trainer<(
+/// The trainer as the workloads assemble it.
+type Rc1Trainer<C, S> = Trainer<(
     Stalling<TamiyoService<BlueprintCatalog, MemoryFieldReportSink>>,
     Stalling<SeedManager>,
     OonaClient<C, ChaCha8Rng>,
@@ -96,9 +96,9 @@ type Drilled<C, S> = Trainer<(
     SlowCheckpoints<StorageCheckpoints<S>>,
 )>;
 
-/// Runs `drill` to completion (or to an L4 halt) and measures it.
+/// Runs `workload` to completion (or to an L4 halt) and measures it.
 pub async fn run<C, S>(
-    drill: TrainingDrill,
+    workload: TrainingWorkload,
     params: &TrainingParams,
     bus: &BusAddress<C>,
     (storage, checkpoint_path): (S, &Path),
@@ -113,14 +113,14 @@ where
     let dataset = Dataset::generate(64, spec.features, spec.classes, &mut rng.stream("dataset"));
     let model = params.device.build(spec, &mut rng.stream("model")).map_err(|e| e.to_string())?;
     let initial = model.snapshot().map_err(|e| e.to_string())?;
-    let tamiyo_plan = match (drill, params.tamiyo_stalls) {
-        (TrainingDrill::TamiyoTimeout, TamiyoStalls::Ratio(ratio)) => {
+    let tamiyo_plan = match (workload, params.tamiyo_stalls) {
+        (TrainingWorkload::TamiyoTimeout, TamiyoStalls::Ratio(ratio)) => {
             StallPlan::Ratio { ratio, rng: Box::new(rng.stream("tamiyo_stalls")) }
         }
-        (TrainingDrill::TamiyoTimeout, TamiyoStalls::EveryNthEpoch(n)) => StallPlan::FirstCallOfEveryNthEpoch(n),
+        (TrainingWorkload::TamiyoTimeout, TamiyoStalls::EveryNthEpoch(n)) => StallPlan::FirstCallOfEveryNthEpoch(n),
         _ => StallPlan::Never,
     };
-    let kasmina_plan = if drill == TrainingDrill::Rollback { StallPlan::Always } else { StallPlan::Never };
+    let kasmina_plan = if workload == TrainingWorkload::Rollback { StallPlan::Always } else { StallPlan::Never };
     let tamiyo = TamiyoService::new(
         TamiyoConfig::default(),
         BlueprintCatalog::karn(),
@@ -135,8 +135,8 @@ where
         emergency: oona(bus, clock, rng, "emergency"),
     };
     let mut checkpoints = StorageCheckpoints::new(storage, checkpoint_path);
-    let read_latency = match drill {
-        TrainingDrill::Rollback => {
+    let read_latency = match workload {
+        TrainingWorkload::Rollback => {
             // The state the failed epoch rolls back to: the run's starting checkpoint.
             let start = Checkpoint { epoch: 0, global_step: 0, model: initial, kasmina: Vec::new() };
             checkpoints.save(&start).await.map_err(|e| e.to_string())?;
@@ -145,23 +145,23 @@ where
         _ => Duration::ZERO,
     };
     let store = SlowCheckpoints { inner: checkpoints, read_latency };
-    let mut trainer: Drilled<C, S> =
-        Trainer::new(config(drill, params), model, dataset, peers, store, clock).map_err(|e| e.to_string())?;
-    let epochs = if drill == TrainingDrill::Rollback { 1 } else { params.epochs };
+    let mut trainer: Rc1Trainer<C, S> =
+        Trainer::new(config(workload, params), model, dataset, peers, store, clock).map_err(|e| e.to_string())?;
+    let epochs = if workload == TrainingWorkload::Rollback { 1 } else { params.epochs };
     let reports = trainer.run(epochs).await.map_err(|e| e.to_string())?;
     Ok(measure(&trainer, reports))
 }
 
-fn config(drill: TrainingDrill, params: &TrainingParams) -> TrainingLoopConfig {
+fn config(workload: TrainingWorkload, params: &TrainingParams) -> TrainingLoopConfig {
     let base = TrainingLoopConfig {
-        run_id: format!("rc1-{drill:?}").to_ascii_lowercase(),
+        run_id: format!("rc1-{workload:?}").to_ascii_lowercase(),
         batch_size: params.batch_size,
         step_timeout: params.step_timeout,
         step_cost: params.step_cost,
         ..TrainingLoopConfig::default()
     };
-    match drill {
-        TrainingDrill::Rollback => TrainingLoopConfig {
+    match workload {
+        TrainingWorkload::Rollback => TrainingLoopConfig {
             emergency_enabled: true,
             l4_on_rollback_deadline: true,
             rollback_enabled: true,
@@ -185,8 +185,8 @@ fn oona<C: Connector + Clone>(
     OonaClient::new(bus.connector.clone(), &bus.host, bus.port, config, parts)
 }
 
-/// Reads the drill's figures off the trainer and its collaborators.
-fn measure<C: Connector, S: Storage>(trainer: &Drilled<C, S>, reports: Vec<EpochReport>) -> TrainingOutcome {
+/// Reads the workload's figures off the trainer and its collaborators.
+fn measure<C: Connector, S: Storage>(trainer: &Rc1Trainer<C, S>, reports: Vec<EpochReport>) -> TrainingOutcome {
     let peers = trainer.collaborators();
     let mut counters: BTreeMap<String, f64> =
         trainer.counters().named().into_iter().map(|(name, value)| (name.to_owned(), value as f64)).collect();
