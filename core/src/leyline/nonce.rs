@@ -10,9 +10,12 @@
 //!
 //! Memory is bounded by `capacity`, which the verifier sizes as the highest frame
 //! rate it is configured for times the window. When the ledger is full it refuses
-//! new frames ([`LedgerFull`], counted by the verifier) instead of forgetting a live
-//! nonce: Esper-Lite's ledger evicted the entry closest to expiry, which at the rates
-//! this code reaches let a frame be replayed a second after it was first seen.
+//! new frames ([`VerifyError::LedgerFull`], counted by the verifier) instead of
+//! forgetting a live nonce: Esper-Lite's ledger evicted the entry closest to
+//! expiry, which at the rates this code reaches let a frame be replayed a second
+//! after it was first seen.
+//!
+//! [`VerifyError::LedgerFull`]: super::verify::VerifyError::LedgerFull
 
 use std::collections::{BTreeSet, VecDeque};
 

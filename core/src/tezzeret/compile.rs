@@ -1,6 +1,6 @@
-//! What compiling a blueprint means here: build its module on a [`Device`],
-//! run a forward pass over a probe batch, and serialise the module with the
-//! probe's result.
+//! What compiling a blueprint means here: build its module on a
+//! [`Device`](crate::tolaria::device::Device), run a forward pass over a probe
+//! batch, and serialise the module with the probe's result.
 //!
 //! The module's initial weights and the probe batch are drawn from a ChaCha8
 //! stream keyed by the forge seed and the blueprint id, so a blueprint compiles
