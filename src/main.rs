@@ -30,10 +30,11 @@ use esper_scenarios::real::real_profile::{
 };
 use esper_scenarios::real::tamiyo_wal;
 use esper_scenarios::registry;
+use esper_scenarios::runs;
 use esper_scenarios::seeds::SeedRange;
 use esper_scenarios::sim::kasmina_prefetch::{self, BurstConfig};
 use esper_scenarios::sim::wal_soak::{SoakConfig, SoakError};
-use esper_sim::{SimScenario, TraceMode, check_determinism, replay_command, run_scenario_planted};
+use esper_sim::{SimScenario, TraceMode};
 use exit::{CommandResult, Tag as _, usage};
 
 /// Bounds of the duration flags.
@@ -801,10 +802,7 @@ fn run(
     timeline: Option<PathBuf>,
 ) -> CommandResult {
     let mode = if trace.is_some() || timeline.is_some() { TraceMode::Full } else { TraceMode::Hash };
-    let rerun = replay_command(scenario.name(), seed, planted, scenario.cargo_features());
-    let watch = hang::watch(hang::HANG_AFTER, format!("run: {} seed {seed}", scenario.name()), rerun);
-    let report = run_scenario_planted(scenario, seed, planted, mode);
-    drop(watch);
+    let report = runs::run_watched(scenario, seed, planted, mode);
     if let Some(path) = trace {
         let mut text = report.lines.join("\n");
         text.push('\n');
@@ -820,25 +818,15 @@ fn run(
 }
 
 fn check(scenario: &dyn SimScenario, seeds: &SeedRange) -> bool {
-    let total = seeds.len();
-    let step = (total / 10).max(1);
-    for (seed, done) in seeds.seeds().zip(1_u128..) {
-        let what = format!("check-determinism: {} seed {seed}", scenario.name());
-        let _watch = hang::watch(hang::HANG_AFTER, what, hang::determinism_rerun(scenario.name(), seed));
-        let report = match check_determinism(scenario, seed) {
-            Ok(report) => report,
-            Err(divergence) => {
-                eprintln!("{divergence}");
-                return false;
-            }
-        };
-        if !report.passed() {
-            eprintln!("{report}");
-            return false;
-        }
+    let step = (seeds.len() / 10).max(1);
+    let progress = |done: u128, total: u128| {
         if done % step == 0 || done == total {
             eprintln!("checked {done}/{total} seeds of {}", scenario.name());
         }
+    };
+    if let Err(failure) = runs::check_seeds(scenario, seeds, progress) {
+        eprintln!("{failure}");
+        return false;
     }
     println!("deterministic: scenario={} seeds={seeds} (each run twice, traces identical)", scenario.name());
     true
