@@ -21,7 +21,6 @@ use esper_core::tolaria::device::DeviceKind;
 use esper_scenarios::drills::hang;
 use esper_scenarios::drills::sweep::{Shard, SweepConfig};
 use esper_scenarios::rc1::gate::{Scope, Tolerance};
-use esper_scenarios::rc1::harness::current_commit;
 use esper_scenarios::rc1::prefetch::RC1_BURST;
 use esper_scenarios::rc1::training::{TamiyoStalls, TrainingParams};
 use esper_scenarios::rc1::{self, HarnessConfig, Profile, Rc1Scenario};
@@ -865,7 +864,7 @@ fn harness(args: HarnessArgs) -> CommandResult {
     let config =
         HarnessConfig { profile, seed: args.seed, training, prefetch, redis, key, output_dir: args.output_dir };
     let report = args.markdown_report.unwrap_or_else(|| config.output_dir.join("report.md"));
-    let outcome = rc1::run_harness(&config, &args.target.0, &report, current_commit()).runtime()?;
+    let outcome = rc1::run_harness(&config, &args.target.0, &report).runtime()?;
     if let Some(why) = &outcome.commit_unknown_because {
         eprintln!("commit unknown ({why}); run.json records \"unknown\"");
     }

@@ -647,16 +647,19 @@ mod tests {
     /// takes the extra time, a read after its end does not.
     #[test]
     fn a_slow_reads_window_slows_the_hosts_reads_until_it_ends() {
-        let (host, slow) = ("tamiyo".to_owned(), Fault::DiskSlowReads { host: "tamiyo".into(), extra_ms: 40 });
-        let end = ScheduledFault { at_ms: 100, fault: slow.end().unwrap_or(Fault::DiskFreed { host: host.clone() }) };
-        let mut world = World::new(3, FaultSchedule::new(vec![ScheduledFault { at_ms: 10, fault: slow }, end]));
-        let disk = world.disk(&host, SimDiskConfig::default());
-        world.client(&host, async move {
+        let slow_reads = |extra_ms| Fault::DiskSlowReads { host: "tamiyo".into(), extra_ms };
+        let window = vec![
+            ScheduledFault { at_ms: 10, fault: slow_reads(40) },
+            ScheduledFault { at_ms: 100, fault: slow_reads(0) },
+        ];
+        let mut world = World::new(3, FaultSchedule::new(window));
+        let disk = world.disk("tamiyo", SimDiskConfig::default());
+        world.client("tamiyo", async move {
             let mut file = disk.open(Path::new("log"), OpenMode::Create).await?;
             file.append(b"x").await?;
             let mut read_ms = Vec::new();
             for wake_ms in [20, 200] {
-                tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(wake_ms)).await;
+                tokio::time::sleep(Duration::from_millis(wake_ms)).await;
                 let start = tokio::time::Instant::now();
                 file.read(0, 1).await?;
                 read_ms.push(start.elapsed().as_millis());

@@ -57,12 +57,11 @@ impl fmt::Display for HarnessOutcome {
 }
 
 /// Runs `scenarios` under `config` and writes the run directory (the report to
-/// `report`), recording `commit` in the manifest.
+/// `report`), recording the checkout's commit in the manifest.
 pub fn run_harness(
     config: &HarnessConfig,
     scenarios: &[Rc1Scenario],
     report: &Path,
-    commit: Commit,
 ) -> Result<HarnessOutcome, RunDirError> {
     let started_ms = wall_clock_ms();
     let (mut runs, mut failed) = (Vec::<ScenarioRun>::new(), Vec::new());
@@ -84,7 +83,7 @@ pub fn run_harness(
         }
     }
     let env = environment(config, started_ms);
-    let manifest = RunManifest::new(config, &runs, &failed, commit);
+    let manifest = RunManifest::new(config, &runs, &failed, current_commit());
     let written = write_run(&config.output_dir, &runs, &manifest, &env, report)?;
     let metrics = runs.into_iter().map(|run| run.metrics).collect();
     let commit_unknown_because = manifest.commit_unknown_because;
@@ -104,7 +103,7 @@ fn environment(config: &HarnessConfig, started_ms: u64) -> Environment {
 }
 
 /// The commit being run, from `git rev-parse HEAD` in the working directory.
-pub fn current_commit() -> Commit {
+fn current_commit() -> Commit {
     let output = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output();
     match output {
         Ok(output) if output.status.success() => {
