@@ -109,6 +109,28 @@ fn an_unusable_schedule_is_named_as_such() {
     assert_eq!(violation.invariant, Invariant::InvalidSchedule, "{violation}");
 }
 
+/// Each fault target the world lacks is named before the run: a missing host, a
+/// client crashed, and a disk, Redis, device or clock the host does not have.
+#[test]
+fn a_fault_on_a_target_the_world_lacks_is_refused_with_its_reason() {
+    let host = || "checker".to_owned();
+    let cases = [
+        (Fault::Stall { host: "nobody".to_owned() }, "which this world does not have"),
+        (Fault::Restart { host: host() }, "a client host that cannot restart"),
+        (Fault::DiskSlowReads { host: host(), extra_ms: 5 }, "which has no disk"),
+        (Fault::RedisOom { host: host() }, "which runs none"),
+        (Fault::DeviceHeal { host: host() }, "which trains on none"),
+        (Fault::ClockJump { host: host(), by_ms: 5 }, "which reads none"),
+    ];
+    for (fault, reason) in cases {
+        let mut world = World::new(1, FaultSchedule::new(vec![ScheduledFault { at_ms: 1, fault: fault.clone() }]));
+        world.client("checker", async { Ok(()) });
+        let violation = failed(world.run("violations", TraceMode::Hash).outcome);
+        assert_eq!(violation.invariant, Invariant::InvalidSchedule, "{fault}: {violation}");
+        assert!(violation.detail.contains(reason), "{fault}: {violation}");
+    }
+}
+
 /// A world whose client logs two warnings with target `wal.test`, and a log
 /// check on that target that wants `reason` spelled `torn_payload`.
 fn logged(reason: &'static str) -> Outcome {
